@@ -1,0 +1,220 @@
+"""Redis adapters for the verify path: the shared record cache, change generations and the
+shared filter of issued codes. Every call is bounded in milliseconds and fails open.
+
+redis-py's defaults are seconds (NOTES.md); a stuck Redis must cost a request tens of
+milliseconds, not a worker. After an error the adapter stays away for `backoff_s` so an
+outage costs one timeout per second per worker, not one per request, and each miss is
+counted in `redis_errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+
+from cache.bloom import BloomFilter, positions
+from domain import metrics
+
+log = logging.getLogger(__name__)
+
+
+def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_ms / 1000,
+        socket_connect_timeout=max(timeout_ms, 100) / 1000,
+        retry_on_timeout=False,
+        retry=None,
+        health_check_interval=0,
+        max_connections=max_connections,
+    )
+
+
+class _Breaker:
+    """Skips Redis for a moment after a failure (a minimal circuit breaker)."""
+
+    def __init__(self, backoff_s: float) -> None:
+        self.backoff_s = backoff_s
+        self.open_until = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def failed(self, exc: Exception) -> None:
+        if self.healthy:
+            log.warning("redis unavailable, failing open for %.1fs: %s", self.backoff_s, type(exc).__name__)
+        self.open_until = time.monotonic() + self.backoff_s
+        metrics.incr("redis_errors")
+
+
+class RedisSharedCache:
+    def __init__(self, client: redis.Redis, *, prefix: str = "v:", backoff_s: float = 1.0) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.breaker = _Breaker(backoff_s)
+
+    @property
+    def healthy(self) -> bool:
+        return self.breaker.healthy
+
+    def _run(self, fn: Any, default: Any) -> Any:
+        if not self.breaker.healthy:
+            metrics.incr("redis_skipped")
+            return default
+        try:
+            return fn()
+        except (redis.RedisError, OSError) as exc:
+            self.breaker.failed(exc)
+            return default
+
+    def get(self, key: str) -> bytes | None:
+        return self._run(lambda: self.client.get(self.prefix + key), None)
+
+    def get_or_lock(self, key: str, lock_ms: int) -> tuple[bytes | None, bool]:
+        """One round trip: the value, and whether this caller won the right to refill it."""
+
+        def call() -> tuple[bytes | None, bool]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.prefix + key)
+            pipe.set(self.prefix + "lk:" + key, b"1", nx=True, px=lock_ms)
+            value, locked = pipe.execute()
+            return value, bool(locked)
+
+        # Redis down: everyone may refill, from the database.
+        return self._run(call, (None, True))
+
+    def set(self, key: str, value: bytes, ttl_s: int, *, unlock: bool = False) -> None:
+        def call() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self.prefix + key, value, ex=ttl_s)
+            if unlock:
+                pipe.delete(self.prefix + "lk:" + key)
+            pipe.execute()
+
+        self._run(call, None)
+
+    def delete(self, keys: list[str]) -> None:
+        def call() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for start in range(0, len(keys), 5000):
+                pipe.unlink(*(self.prefix + k for k in keys[start:start + 5000]))
+            pipe.execute()
+
+        if keys:
+            self._run(call, None)
+
+
+class RedisGenerations:
+    """Change counters in Redis: INCR on change, read by every worker a few times a second."""
+
+    NAMES = ("status", "codes")
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "v:") -> None:
+        self.client = client
+        self.keys = [prefix + "gen:" + n for n in self.NAMES]
+
+    def current(self) -> dict[str, int] | None:
+        try:
+            values = self.client.mget(self.keys)
+        except (redis.RedisError, OSError):
+            metrics.incr("redis_errors")
+            return None
+        return {n: int(v or 0) for n, v in zip(self.NAMES, values, strict=True)}
+
+    def bump(self, *names: str) -> None:
+        # Admin writes must reach every worker: let a failure surface (the write is in the
+        # database already; the caller reports the cache as degraded).
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.incr(self.keys[self.NAMES.index(name)])
+        pipe.execute()
+
+
+class RedisFilterStore:
+    """The Bloom filter's bits in one Redis string, shared by every worker and every import."""
+
+    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = "v:bloom") -> None:
+        self.client = client
+        self.m_bits = m_bits
+        self.k = k
+        self.key = key
+        self.meta_key = key + ":meta"
+
+    def load(self) -> BloomFilter | None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.meta_key)
+            pipe.get(self.key)
+            meta, data = pipe.execute()
+        except (redis.RedisError, OSError):
+            metrics.incr("redis_errors")
+            return None
+        if meta is None or meta.decode() != f"{self.m_bits}:{self.k}":
+            return None  # never built, or built with another size: use the database until rebuilt
+        return BloomFilter(self.m_bits, self.k, data or b"")
+
+    def add(self, codes: list[str]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(codes), 2000):
+            args: list[Any] = []
+            for code in codes[start:start + 2000]:
+                for pos in positions(code, self.m_bits, self.k):
+                    args.extend(("SET", "u1", pos, 1))
+            pipe.execute_command("BITFIELD", self.key, *args)
+        pipe.execute()
+
+    def replace(self, bloom: BloomFilter) -> None:
+        """Install a filter rebuilt from the database (flask rebuild-filter, first start)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.key, bytes(bloom.bits))
+        pipe.set(self.meta_key, f"{self.m_bits}:{self.k}")
+        pipe.execute()
+
+    def exists(self) -> bool:
+        try:
+            meta = self.client.get(self.meta_key)
+        except (redis.RedisError, OSError):
+            return False
+        return meta is not None and meta.decode() == f"{self.m_bits}:{self.k}"
+
+
+class NullSharedCache:
+    """No shared cache (the embedded default): every get misses, every caller may refill."""
+
+    healthy = True
+
+    def get(self, key: str) -> bytes | None:
+        return None
+
+    def get_or_lock(self, key: str, lock_ms: int) -> tuple[bytes | None, bool]:
+        return None, True
+
+    def set(self, key: str, value: bytes, ttl_s: int, *, unlock: bool = False) -> None:
+        return None
+
+    def delete(self, keys: list[str]) -> None:
+        return None
+
+
+class MemoryFilterStore:
+    """The embedded default's filter: built in process from the registry's codes."""
+
+    def __init__(self, m_bits: int, k: int, source: Any) -> None:
+        self.m_bits = m_bits
+        self.k = k
+        self.source = source  # a callable returning an iterator of every issued code
+        self._bloom: BloomFilter | None = None
+
+    def load(self) -> BloomFilter | None:
+        bloom = BloomFilter(self.m_bits, self.k)
+        bloom.update(self.source())
+        self._bloom = bloom
+        return bloom
+
+    def add(self, codes: list[str]) -> None:
+        if self._bloom is not None:
+            self._bloom.update(codes)

@@ -1,0 +1,56 @@
+"""Results of bulk writes: the good rows land, each bad row is reported (CONTRACT.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    key: str
+    code: str
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"row": self.row, "key": self.key, "code": self.code, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class BulkResult:
+    accepted: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+
+    def reject(self, row: int, key: object, code: str, detail: str) -> None:
+        self.rejected.append(RowError(row, str(key)[:80], code, detail[:300]))
+
+    def merge(self, other: BulkResult) -> None:
+        self.accepted += other.accepted
+        self.rejected.extend(other.rejected)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"accepted": self.accepted, "rejected": [e.as_dict() for e in self.rejected]}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who an admin token speaks for: everything, one certification body, or one organization."""
+
+    kind: str  # "all" | "body" | "organization"
+    id: int | None = None
+    token_id: int | None = None
+    name: str = ""
+
+    @property
+    def is_all(self) -> bool:
+        return self.kind == "all"
+
+    def may_write_body(self, body_id: int) -> bool:
+        return self.is_all or (self.kind == "body" and self.id == body_id)
+
+    def may_read(self, body_id: int | None, organization_id: int | None) -> bool:
+        if self.is_all:
+            return True
+        if self.kind == "body":
+            return body_id is not None and body_id == self.id
+        return organization_id is not None and organization_id == self.id

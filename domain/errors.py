@@ -1,0 +1,60 @@
+"""The errors of the domain, in one place.
+
+    DomainError                  anything the domain refuses
+    ├── BadInput                 the caller sent something malformed (4xx)
+    │   └── InputTooLong         an input beyond the 2,048-character contract limit
+    ├── Forbidden                the token may not touch this body's or organization's data
+    ├── NotFound                 a named entity (certificate, order, batch, flag) does not exist
+    ├── Conflict                 a change the current state forbids (restore a revoked certificate)
+    └── Unavailable              a backing store cannot answer now (503 with Retry-After)
+
+Expected shopper outcomes (a code that does not exist, a voided order) are not
+errors: they are verdicts. These exceptions are for the caller's mistakes and
+for outages, and each carries the stable machine `code` of the problem document.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class BadInput(DomainError):
+    code = "bad_input"
+    status = 400
+
+
+class InputTooLong(BadInput):
+    code = "input_too_long"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+class Unavailable(DomainError):
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after_s = retry_after_s

@@ -1,0 +1,72 @@
+"""The ports the services are handed: what they need from the registry, caches and scan store.
+
+Adapters implement these (registry/, cache/, anomaly/); services depend only on the
+Protocols, so unit tests hand them in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from domain.codes import CodeKind
+from domain.records import (
+    BatchGroup,
+    ScanInput,
+    ScanResult,
+    BatchState,
+    CertificateState,
+    CodeRecord,
+    LabelGroup,
+    OrderState,
+)
+
+
+class RegistryReader(Protocol):
+    def find_code(self, code: str, kind: CodeKind) -> CodeRecord | None: ...
+    def label_group(self, group_id: int) -> LabelGroup | None: ...
+    def batch_group(self, batch_id: int) -> BatchGroup | None: ...
+    def certificate(self, number: str) -> CertificateState | None: ...
+    def order(self, number: str) -> OrderState | None: ...
+    def batch_state(self, number: str) -> BatchState | None: ...
+    def body_codes(self) -> frozenset[str]: ...
+    def iter_codes(self, batch: int = ...) -> Iterator[str]: ...
+
+
+class SharedCache(Protocol):
+    """The cache every worker shares (Redis), or a null one in the embedded default.
+
+    Every method fails open: on an outage it answers "miss"/does nothing and counts it.
+    """
+
+    @property
+    def healthy(self) -> bool: ...
+    def get(self, key: str) -> bytes | None: ...
+    def get_or_lock(self, key: str, lock_ms: int) -> tuple[bytes | None, bool]: ...
+    def set(self, key: str, value: bytes, ttl_s: int, *, unlock: bool = False) -> None: ...
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class Generations(Protocol):
+    """Change counters: "status" (certificate/order/batch/group changes) and "codes" (imports)."""
+
+    def current(self) -> dict[str, int] | None: ...
+    def bump(self, *names: str) -> None: ...
+
+
+class MembershipFilter(Protocol):
+    def might_contain(self, code: str) -> bool: ...
+
+
+class FilterStore(Protocol):
+    """Where the shared filter of issued codes lives; None from `load` means "not available"."""
+
+    def load(self) -> MembershipFilter | None: ...
+    def add(self, codes: list[str]) -> None: ...
+
+
+class ScanRecorder(Protocol):
+    """Records one scan and answers the code's history and open flags in the same call."""
+
+    def record(self, scan: ScanInput) -> ScanResult: ...
+    def peek(self, code: str, client: str | None) -> ScanResult: ...

@@ -1,0 +1,28 @@
+"""gunicorn settings (`gunicorn wsgi:app` reads this file from the working directory)."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# The verify path is CPU-bound Python plus one Redis round trip: one sync worker per
+# core measured best (shared/bench/README.md); more workers than cores did not help.
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+max_requests_jitter = 100
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+    """Migrate once in the master before workers start, so they never race on the schema."""
+    from registry.engine import make_engine, upgrade
+    from verify_api.settings import Settings
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()

@@ -1,0 +1,77 @@
+"""Building the SQLAlchemy engine and bringing the schema to head with Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine with bounded timeouts: a stuck database must not hold a worker for minutes."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 5})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            # WAL lets readers in other worker processes proceed while an import writes.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=2,
+        connect_args={
+            "connect_timeout": 2,
+            "read_timeout": 10,
+            "write_timeout": 10,
+            "charset": "utf8mb4",
+            "local_infile": True,
+        },
+    )
+
+
+def alembic_config(engine: sa.Engine) -> Config:
+    cfg = Config(str(_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(_ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Migrate to `revision`; on MySQL under a named lock so workers starting together do not race."""
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        locked = engine.dialect.name in ("mysql", "mariadb")
+        if locked:
+            conn.execute(sa.text("SELECT GET_LOCK('verify_migrate', 60)"))
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+        finally:
+            if locked:
+                conn.execute(sa.text("SELECT RELEASE_LOCK('verify_migrate')"))
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    cfg = alembic_config(engine)
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+        conn.commit()

@@ -1,0 +1,167 @@
+"""The registry's tables (SQLAlchemy Core), one schema for MariaDB/MySQL and SQLite.
+
+Organic codes are BIGINT primary keys (domain.codes.organic_key), not strings: 8 bytes
+instead of 18+, and InnoDB clusters them. What every code of an order line shares
+(certificate, product, package, label spec, order) lives once in `label_groups`.
+BQ tokens use a binary collation on MySQL, whose default collation would make
+`aB3x` equal `AB3X` (SQLite compares bytes already).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# A case-sensitive ASCII token column on MySQL/MariaDB; plain on SQLite.
+Token = sa.String(32).with_variant(mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), "mysql", "mariadb")
+Text = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+Id = sa.Integer
+BigKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+bodies = sa.Table(
+    "bodies",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(4), nullable=False, unique=True),
+    sa.Column("legacy_code", sa.String(3), nullable=True, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("approval_number", sa.String(40), nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+)
+
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("number", sa.String(24), nullable=False, unique=True),
+    sa.Column("body_id", Id, sa.ForeignKey("bodies.id"), nullable=False),
+    sa.Column("organization_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("producer", sa.String(200), nullable=True),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("category", sa.String(40), nullable=True),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_until", sa.Date, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("status_since", sa.Date, nullable=True),
+    sa.Column("status_reason", sa.String(500), nullable=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_certificates_body_id", "body_id"),
+    sa.Index("ix_certificates_organization_id", "organization_id"),
+)
+
+certificate_status_history = sa.Table(
+    "certificate_status_history",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("certificate_id", Id, sa.ForeignKey("certificates.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("effective_on", sa.Date, nullable=True),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+    sa.Column("changed_by", sa.String(80), nullable=True),
+)
+
+certificate_products = sa.Table(
+    "certificate_products",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("certificate_id", Id, sa.ForeignKey("certificates.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=True),
+    sa.Column("certified_tonnes", sa.Numeric(14, 3), nullable=True),
+    sa.UniqueConstraint("certificate_id", "name"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("number", sa.String(32), nullable=False, unique=True),
+    sa.Column("certificate_id", Id, sa.ForeignKey("certificates.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("voided_at", sa.DateTime, nullable=True),
+    sa.Column("void_reason", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+# order_id 0 means "no order": a unique key over a nullable column would let duplicates in.
+label_groups = sa.Table(
+    "label_groups",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("certificate_id", Id, sa.ForeignKey("certificates.id"), nullable=False),
+    sa.Column("product_id", Id, sa.ForeignKey("certificate_products.id"), nullable=False),
+    sa.Column("order_id", Id, nullable=False, server_default="0"),
+    sa.Column("package", sa.String(100), nullable=False, server_default=""),
+    sa.Column("label_spec", sa.String(100), nullable=False, server_default=""),
+    sa.UniqueConstraint("certificate_id", "product_id", "order_id", "package", "label_spec"),
+)
+
+organic_codes = sa.Table(
+    "organic_codes",
+    metadata,
+    sa.Column("code", BigKey, primary_key=True, autoincrement=False),
+    sa.Column("group_id", Id, nullable=False),
+    sa.Column("issued_on", sa.Date, nullable=True),
+    sa.Column("identity_code", sa.String(24), nullable=True),
+    sa.Index("ix_organic_codes_group_id", "group_id"),
+)
+
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("number", sa.String(40), nullable=False, unique=True),
+    sa.Column("organization_id", Id, sa.ForeignKey("organizations.id"), nullable=True, index=True),
+    sa.Column("producer", sa.String(200), nullable=False),
+    sa.Column("product", sa.String(200), nullable=False),
+    sa.Column("net_content_kg", sa.Numeric(10, 3), nullable=True),
+    sa.Column("trace", Text, nullable=True),
+    sa.Column("activated_at", sa.DateTime, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+bq_codes = sa.Table(
+    "bq_codes",
+    metadata,
+    sa.Column("token", Token, primary_key=True),
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id"), nullable=False, index=True),
+    sa.Column("role", sa.String(1), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("scope_kind", sa.String(12), nullable=False),  # all | body | organization
+    sa.Column("scope_id", Id, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime, nullable=True),
+)
+
+# Change counters for the embedded default, where no Redis carries them between processes.
+generations = sa.Table(
+    "generations",
+    metadata,
+    sa.Column("name", sa.String(20), primary_key=True),
+    sa.Column("value", BigKey, nullable=False),
+)

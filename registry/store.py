@@ -1,0 +1,479 @@
+"""The SQL registry: reads for the verify path, idempotent writes for the admin API.
+
+Reads return domain value types; writes take rows already validated by the service
+layer (plain mappings with canonical keys) and are upserts, so the same input twice
+leaves the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+
+from domain.bulk import BulkResult, Scope
+from domain.certificates import CertificateKind, CertificateStatus, check_status_change
+from domain.codes import CodeKind, organic_code_from_key, organic_key
+from domain.errors import NotFound, Unavailable
+from domain.records import (
+    BatchGroup,
+    BatchState,
+    CertificateState,
+    CodeRecord,
+    LabelGroup,
+    OrderState,
+)
+from registry import schema as t
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class SqlRegistry:
+    """Registry over one SQLAlchemy engine (MariaDB/MySQL in production, SQLite embedded)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # -- low level -------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self.dialect in ("mysql", "mariadb"):
+            return mysql.insert(table)
+        return sqlite.insert(table)
+
+    def _upsert(self, table: sa.Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+        stmt = self._insert(table)
+        if self.dialect in ("mysql", "mariadb"):
+            return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update})
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        """A connection for reads; any connection-level failure becomes Unavailable (503)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+            raise Unavailable("the registry database is unreachable", code="database_unavailable") from exc
+
+    # -- verify path reads -----------------------------------------------------------------
+
+    def find_code(self, code: str, kind: CodeKind) -> CodeRecord | None:
+        with self._read() as conn:
+            if kind is CodeKind.BQ:
+                row = conn.execute(
+                    sa.select(t.bq_codes.c.batch_id, t.bq_codes.c.role).where(t.bq_codes.c.token == code)
+                ).first()
+                if row is None:
+                    return None
+                return CodeRecord(code, kind, row.batch_id, None, None, row.role)
+            row = conn.execute(
+                sa.select(t.organic_codes.c.group_id, t.organic_codes.c.issued_on,
+                          t.organic_codes.c.identity_code)
+                .where(t.organic_codes.c.code == organic_key(code))
+            ).first()
+        if row is None:
+            return None
+        return CodeRecord(code, kind, row.group_id, row.issued_on, row.identity_code)
+
+    def label_group(self, group_id: int) -> LabelGroup | None:
+        g, p, c, o = t.label_groups, t.certificate_products, t.certificates, t.orders
+        query = (
+            sa.select(g.c.id, c.c.number, p.c.name, p.c.description, g.c.package, g.c.label_spec,
+                      o.c.number.label("order_number"))
+            .select_from(g.join(p, p.c.id == g.c.product_id).join(c, c.c.id == g.c.certificate_id)
+                         .outerjoin(o, o.c.id == g.c.order_id))
+            .where(g.c.id == group_id)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return LabelGroup(row.id, row.number, row.name, row.description, row.package or None,
+                          row.label_spec or None, row.order_number)
+
+    def batch_group(self, batch_id: int) -> BatchGroup | None:
+        b = t.batches
+        with self._read() as conn:
+            row = conn.execute(sa.select(b).where(b.c.id == batch_id)).first()
+        if row is None:
+            return None
+        return BatchGroup(row.id, row.number, row.producer, row.product,
+                          float(row.net_content_kg) if row.net_content_kg is not None else None,
+                          json.loads(row.trace) if row.trace else {})
+
+    def certificate(self, number: str) -> CertificateState | None:
+        c, b = t.certificates, t.bodies
+        query = (
+            sa.select(c, b.c.code.label("body_code"), b.c.name.label("body_name"))
+            .select_from(c.join(b, b.c.id == c.c.body_id))
+            .where(c.c.number == number)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return CertificateState(
+            number=row.number, holder=row.holder, producer=row.producer, kind=CertificateKind(row.kind),
+            category=row.category, valid_from=row.valid_from, valid_until=row.valid_until,
+            status=CertificateStatus(row.status), status_since=row.status_since,
+            body_code=row.body_code, body_name=row.body_name,
+        )
+
+    def order(self, number: str) -> OrderState | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.orders.c.number, t.orders.c.voided_at)
+                               .where(t.orders.c.number == number)).first()
+        return None if row is None else OrderState(row.number, _aware(row.voided_at))
+
+    def batch_state(self, number: str) -> BatchState | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(t.batches.c.number, t.batches.c.activated_at)
+                               .where(t.batches.c.number == number)).first()
+        return None if row is None else BatchState(row.number, _aware(row.activated_at))
+
+    def body_codes(self) -> frozenset[str]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t.bodies.c.code, t.bodies.c.legacy_code)).all()
+        codes: set[str] = set()
+        for row in rows:
+            codes.add(row.code)
+            if row.legacy_code:
+                codes.add(row.legacy_code)
+        return frozenset(codes)
+
+    def iter_codes(self, batch: int = 50_000) -> Iterator[str]:
+        """Every issued code (organic and BQ), streamed in key order for filter rebuilds."""
+        last: int | None = None
+        oc = t.organic_codes.c.code
+        with self._read() as conn:
+            while True:
+                query = sa.select(oc).order_by(oc).limit(batch)
+                if last is not None:
+                    query = query.where(oc > last)
+                keys = conn.execute(query).scalars().all()
+                if not keys:
+                    break
+                for key in keys:
+                    yield organic_code_from_key(key)
+                last = keys[-1]
+            for token in conn.execute(sa.select(t.bq_codes.c.token)).scalars():
+                yield token
+
+    # -- admin: bodies, certificates -------------------------------------------------------
+
+    def upsert_bodies(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> BulkResult:
+        result = BulkResult()
+        stmt = self._upsert(t.bodies, ["code"], ["legacy_code", "name", "approval_number", "updated_at"])
+        with self.engine.begin() as conn:
+            for i, row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(stmt, {**row, "updated_at": _now()})
+                    result.accepted += 1
+                except sa.exc.IntegrityError:
+                    result.reject(i, row["code"], "conflict", "legacy_code already belongs to another body")
+        return result
+
+    def body_ids(self) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t.bodies.c.code, t.bodies.c.legacy_code, t.bodies.c.id)).all()
+        ids: dict[str, int] = {}
+        for row in rows:
+            ids[row.code] = row.id
+            if row.legacy_code:
+                ids[row.legacy_code] = row.id
+        return ids
+
+    def _organization_id(self, conn: sa.Connection, name: str) -> int:
+        found = conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar()
+        if found is not None:
+            return int(found)
+        conn.execute(self._upsert(t.organizations, ["name"], ["name"]), {"name": name})
+        return int(conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar_one())
+
+    def upsert_certificates(self, rows: Sequence[tuple[int, Mapping[str, Any]]], scope: Scope) -> BulkResult:
+        result = BulkResult()
+        bodies = self.body_ids()
+        c = t.certificates
+        with self.engine.begin() as conn:
+            for i, row in rows:
+                body_id = bodies.get(row["body_code"])
+                if body_id is None:
+                    result.reject(i, row["number"], "unknown_body", f"no body with code {row['body_code']}")
+                    continue
+                if not scope.may_write_body(body_id):
+                    result.reject(i, row["number"], "forbidden", "the certificate belongs to another body")
+                    continue
+                with conn.begin_nested():
+                    existing = conn.execute(sa.select(c.c.id, c.c.body_id, c.c.status)
+                                            .where(c.c.number == row["number"])).first()
+                    if existing is not None and not scope.may_write_body(existing.body_id):
+                        result.reject(i, row["number"], "forbidden", "the certificate belongs to another body")
+                        continue
+                    org_id = self._organization_id(conn, row["holder"])
+                    values = {
+                        "number": row["number"], "body_id": body_id, "organization_id": org_id,
+                        "holder": row["holder"], "producer": row.get("producer"), "kind": row["kind"],
+                        "category": row.get("category"), "valid_from": row["valid_from"],
+                        "valid_until": row["valid_until"], "status": row["status"],
+                        "updated_at": _now(),
+                    }
+                    if existing is None:
+                        values["status_since"] = None if row["status"] == "valid" else row["valid_from"]
+                        cert_id = conn.execute(c.insert().values(**values)).inserted_primary_key[0]
+                        self._history(conn, cert_id, row["status"], "created", None, scope)
+                    else:
+                        cert_id = existing.id
+                        if existing.status != row["status"]:
+                            try:
+                                check_status_change(CertificateStatus(existing.status),
+                                                    CertificateStatus(row["status"]))
+                            except Exception as exc:
+                                result.reject(i, row["number"], "status_final", str(exc))
+                                continue
+                            values["status_since"] = date.today()
+                            self._history(conn, cert_id, row["status"], "import", None, scope)
+                        conn.execute(c.update().where(c.c.id == cert_id).values(**values))
+                    for product in row.get("products") or []:
+                        conn.execute(
+                            self._upsert(t.certificate_products, ["certificate_id", "name"],
+                                         ["description", "certified_tonnes"]),
+                            {"certificate_id": cert_id, "name": product["name"],
+                             "description": product.get("description"),
+                             "certified_tonnes": product.get("certified_tonnes")},
+                        )
+                result.accepted += 1
+        return result
+
+    def _history(self, conn: sa.Connection, cert_id: int, status: str, reason: str | None,
+                 effective_on: date | None, scope: Scope) -> None:
+        conn.execute(t.certificate_status_history.insert().values(
+            certificate_id=cert_id, status=status, reason=reason, effective_on=effective_on,
+            changed_at=_now(), changed_by=scope.name or scope.kind,
+        ))
+
+    def change_certificate_status(self, number: str, status: CertificateStatus, reason: str | None,
+                                  effective_on: date | None, scope: Scope) -> CertificateState:
+        c = t.certificates
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(c.c.id, c.c.body_id, c.c.status).where(c.c.number == number)
+                               .with_for_update()).first()
+            if row is None or not scope.may_write_body(row.body_id):
+                raise NotFound(f"no certificate {number}", code="certificate_not_found")
+            current = CertificateStatus(row.status)
+            check_status_change(current, status)
+            since = effective_on or date.today()
+            conn.execute(c.update().where(c.c.id == row.id).values(
+                status=status.value, status_since=None if status is CertificateStatus.VALID else since,
+                status_reason=reason, updated_at=_now()))
+            self._history(conn, row.id, status.value, reason, since, scope)
+        state = self.certificate(number)
+        assert state is not None
+        return state
+
+    def certificate_history(self, number: str) -> list[dict[str, Any]]:
+        h, c = t.certificate_status_history, t.certificates
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(h.c.status, h.c.reason, h.c.effective_on, h.c.changed_at, h.c.changed_by)
+                .select_from(h.join(c, c.c.id == h.c.certificate_id))
+                .where(c.c.number == number).order_by(h.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- admin: codes ----------------------------------------------------------------------
+
+    def certificate_refs(self) -> dict[str, tuple[int, int, int]]:
+        """number -> (certificate id, body id, organization id), for resolving import rows."""
+        c = t.certificates
+        with self._read() as conn:
+            rows = conn.execute(sa.select(c.c.number, c.c.id, c.c.body_id, c.c.organization_id)).all()
+        return {r.number: (r.id, r.body_id, r.organization_id) for r in rows}
+
+    def product_ids(self) -> dict[tuple[int, str], int]:
+        p = t.certificate_products
+        with self._read() as conn:
+            rows = conn.execute(sa.select(p.c.certificate_id, p.c.name, p.c.id)).all()
+        return {(r.certificate_id, r.name): r.id for r in rows}
+
+    def ensure_order(self, conn: sa.Connection, number: str, certificate_id: int) -> tuple[int, int]:
+        """(order id, its certificate id), creating the order on first sight."""
+        o = t.orders
+        row = conn.execute(sa.select(o.c.id, o.c.certificate_id).where(o.c.number == number)).first()
+        if row is not None:
+            return row.id, row.certificate_id
+        conn.execute(self._upsert(o, ["number"], ["number"]), {
+            "number": number, "certificate_id": certificate_id, "status": "allocated", "created_at": _now()})
+        row = conn.execute(sa.select(o.c.id, o.c.certificate_id).where(o.c.number == number)).one()
+        return row.id, row.certificate_id
+
+    def ensure_group(self, conn: sa.Connection, certificate_id: int, product_id: int, order_id: int,
+                     package: str, label_spec: str) -> int:
+        g = t.label_groups
+        key = {"certificate_id": certificate_id, "product_id": product_id, "order_id": order_id,
+               "package": package, "label_spec": label_spec}
+        where = sa.and_(*(g.c[k] == v for k, v in key.items()))
+        found = conn.execute(sa.select(g.c.id).where(where)).scalar()
+        if found is not None:
+            return int(found)
+        conn.execute(self._upsert(g, list(key), ["package"]), key)
+        return int(conn.execute(sa.select(g.c.id).where(where)).scalar_one())
+
+    def write_codes(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Upsert organic code rows {code (int key), group_id, issued_on, identity_code}."""
+        if not rows:
+            return
+        stmt = self._upsert(t.organic_codes, ["code"], ["group_id", "issued_on", "identity_code"])
+        conn.execute(stmt, list(rows))
+
+    def load_codes_file(self, conn: sa.Connection, path: str) -> int:
+        """MySQL only: LOAD DATA LOCAL INFILE of a tab-separated file (code, group, issued, identity).
+
+        REPLACE keeps the load an idempotent upsert; NOTES.md measured 173-279 k rows/s
+        this way against 73-79 k/s for executemany.
+        """
+        sql = (
+            "LOAD DATA LOCAL INFILE :path REPLACE INTO TABLE organic_codes "
+            "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "
+            "(code, group_id, @issued, @identity) "
+            "SET issued_on = NULLIF(@issued, ''), identity_code = NULLIF(@identity, '')"
+        )
+        return int(conn.execute(sa.text(sql), {"path": path}).rowcount or 0)
+
+    def order_ref(self, number: str) -> tuple[int, int, str] | None:
+        o, c = t.orders, t.certificates
+        with self._read() as conn:
+            row = conn.execute(sa.select(o.c.id, c.c.body_id, o.c.status)
+                               .select_from(o.join(c, c.c.id == o.c.certificate_id))
+                               .where(o.c.number == number)).first()
+        return None if row is None else (row.id, row.body_id, row.status)
+
+    def void_order(self, number: str, reason: str | None, scope: Scope) -> OrderState:
+        ref = self.order_ref(number)
+        if ref is None or not scope.may_write_body(ref[1]):
+            raise NotFound(f"no order {number}", code="order_not_found")
+        o = t.orders
+        with self.engine.begin() as conn:
+            # Voiding twice keeps the first time: the call is idempotent.
+            conn.execute(o.update().where(o.c.id == ref[0], o.c.voided_at.is_(None))
+                         .values(status="voided", voided_at=_now(), void_reason=reason))
+        state = self.order(number)
+        assert state is not None
+        return state
+
+    # -- admin: BQ batches -----------------------------------------------------------------
+
+    def upsert_batch(self, batch: Mapping[str, Any], codes: Sequence[tuple[int, str, str]],
+                     organization_id: int | None) -> tuple[int, BulkResult]:
+        """Create or update a batch and link its A/B codes; a token already in another batch is rejected."""
+        b, q = t.batches, t.bq_codes
+        result = BulkResult()
+        with self.engine.begin() as conn:
+            existing = conn.execute(sa.select(b.c.id).where(b.c.number == batch["number"])).scalar()
+            values = {
+                "number": batch["number"], "producer": batch["producer"], "product": batch["product"],
+                "net_content_kg": batch.get("net_content_kg"),
+                "trace": json.dumps(batch.get("trace") or {}, ensure_ascii=False),
+                "organization_id": organization_id,
+            }
+            if existing is None:
+                batch_id = conn.execute(b.insert().values(**values, created_at=_now())).inserted_primary_key[0]
+            else:
+                batch_id = int(existing)
+                conn.execute(b.update().where(b.c.id == batch_id).values(**values))
+            tokens = [tok for _, tok, _ in codes]
+            owners = {}
+            for start in range(0, len(tokens), 1000):
+                chunk = tokens[start:start + 1000]
+                owners.update(dict(conn.execute(sa.select(q.c.token, q.c.batch_id).where(q.c.token.in_(chunk))).all()))
+            fresh = []
+            for i, token, role in codes:
+                owner = owners.get(token)
+                if owner is not None and owner != batch_id:
+                    result.reject(i, token, "code_in_other_batch", "this code is already linked to another batch")
+                    continue
+                if owner is None:
+                    fresh.append({"token": token, "batch_id": batch_id, "role": role})
+                    owners[token] = batch_id
+                result.accepted += 1
+            if fresh:
+                conn.execute(q.insert(), fresh)
+        return int(batch_id), result
+
+    def batch_ref(self, number: str) -> tuple[int, int | None] | None:
+        b = t.batches
+        with self._read() as conn:
+            row = conn.execute(sa.select(b.c.id, b.c.organization_id).where(b.c.number == number)).first()
+        return None if row is None else (row.id, row.organization_id)
+
+    def activate_batch(self, number: str) -> BatchState:
+        b = t.batches
+        with self.engine.begin() as conn:
+            updated = conn.execute(b.update().where(b.c.number == number, b.c.activated_at.is_(None))
+                                   .values(activated_at=_now())).rowcount
+            if not updated and conn.execute(sa.select(b.c.id).where(b.c.number == number)).first() is None:
+                raise NotFound(f"no batch {number}", code="batch_not_found")
+        state = self.batch_state(number)
+        assert state is not None
+        return state
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def create_token(self, token_hash: str, name: str, scope_kind: str, scope_id: int | None) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(t.api_tokens.insert().values(
+                token_hash=token_hash, name=name, scope_kind=scope_kind, scope_id=scope_id,
+                created_at=_now())).inserted_primary_key[0])
+
+    def find_token(self, token_hash: str) -> Scope | None:
+        a = t.api_tokens
+        with self._read() as conn:
+            row = conn.execute(sa.select(a).where(a.c.token_hash == token_hash, a.c.revoked_at.is_(None))).first()
+        return None if row is None else Scope(row.scope_kind, row.scope_id, row.id, row.name)
+
+    def scope_target_id(self, scope_kind: str, name: str) -> int:
+        """The id a new token is scoped to: a body by its 4-digit code, an organization by name."""
+        with self._read() as conn:
+            if scope_kind == "body":
+                found = conn.execute(sa.select(t.bodies.c.id).where(t.bodies.c.code == name)).scalar()
+            else:
+                found = conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar()
+        if found is None:
+            raise NotFound(f"no {scope_kind} {name!r}", code=f"{scope_kind}_not_found")
+        return int(found)
+
+    # -- generations (embedded default) ---------------------------------------------------
+
+    def generations(self) -> dict[str, int]:
+        with self._read() as conn:
+            return {r.name: int(r.value) for r in conn.execute(sa.select(t.generations)).all()}
+
+    def bump_generation(self, name: str) -> None:
+        g = t.generations
+        with self.engine.begin() as conn:
+            if not conn.execute(g.update().where(g.c.name == name).values(value=g.c.value + 1)).rowcount:
+                conn.execute(self._upsert(g, ["name"], ["value"]), {"name": name, "value": 1})
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+
+__all__ = ["SqlRegistry"]

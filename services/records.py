@@ -1,0 +1,291 @@
+"""Read-through resolution of a code to its record, label group and current status.
+
+Three tiers: this worker's memory, the shared cache (Redis), the registry (SQL).
+Immutable records (code → group) are cached for long; mutable status (certificate,
+order void, batch activation, group details) is cached under the "status" generation,
+and imports bump the "codes" generation. Each worker reads both generations at most
+every `refresh_s`; a changed generation drops the matching local tier, and shared
+status keys carry the generation in their name, so one admin change reaches every
+answer within a second without deleting millions of keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+import msgpack
+
+from domain import metrics
+from domain.certificates import CertificateKind, CertificateStatus
+from domain.codes import CodeKind, ParsedCode
+from domain.errors import Unavailable
+from domain.ports import FilterStore, Generations, MembershipFilter, RegistryReader, SharedCache
+from domain.records import (
+    BatchGroup,
+    BatchState,
+    CertificateState,
+    CodeRecord,
+    LabelGroup,
+    OrderState,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_MISSING = object()
+_ABSENT = b""  # a cached "does not exist"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Everything the verdict needs about one code; `record` None means "never issued"."""
+
+    record: CodeRecord | None
+    group: LabelGroup | None = None
+    batch: BatchGroup | None = None
+    certificate: CertificateState | None = None
+    order: OrderState | None = None
+    batch_state: BatchState | None = None
+
+
+class _Tier:
+    """A bounded dict; past `limit` the oldest half goes (insertion order is age)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data: dict[Any, Any] = {}
+        self.loaded_at: dict[Any, float] = {}
+
+    def get(self, key: Any, max_age: float | None) -> Any:
+        value = self.data.get(key, _MISSING)
+        if value is not _MISSING and max_age is not None and time.monotonic() - self.loaded_at[key] > max_age:
+            return _MISSING
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self.data) >= self.limit:
+            for old in list(self.data)[: self.limit // 2]:
+                del self.data[old]
+                del self.loaded_at[old]
+        self.data[key] = value
+        self.loaded_at[key] = time.monotonic()
+
+    def clear(self) -> None:
+        self.data.clear()
+        self.loaded_at.clear()
+
+
+# -- serialization of cached values (msgpack: ~4x smaller than JSON for these tuples) ----
+
+def _pack_record(rec: CodeRecord | None) -> bytes:
+    if rec is None:
+        return _ABSENT
+    issued = rec.issued_on.toordinal() if rec.issued_on else 0
+    return msgpack.packb([rec.group_id, issued, rec.identity_code, rec.bq_role])
+
+
+def _unpack_record(code: str, kind: CodeKind, raw: bytes) -> CodeRecord | None:
+    if raw == _ABSENT:
+        return None
+    group_id, issued, identity, role = msgpack.unpackb(raw)
+    return CodeRecord(code, kind, group_id, date.fromordinal(issued) if issued else None, identity, role)
+
+
+def _pack_dataclass(obj: Any) -> bytes:
+    if obj is None:
+        return _ABSENT
+    fields = []
+    for name in obj.__slots__:
+        value = getattr(obj, name)
+        if isinstance(value, date):
+            value = ["d" if type(value) is date else "t", value.isoformat()]
+        fields.append(value)
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+def _unpack_dataclass(cls: type[T], raw: bytes) -> T | None:
+    from datetime import datetime
+
+    if raw == _ABSENT:
+        return None
+    values = []
+    for value in msgpack.unpackb(raw, raw=False):
+        if isinstance(value, list) and len(value) == 2 and value[0] in ("d", "t"):
+            value = date.fromisoformat(value[1]) if value[0] == "d" else datetime.fromisoformat(value[1])
+        values.append(value)
+    obj = cls(*values)
+    if isinstance(obj, CertificateState):
+        object.__setattr__(obj, "kind", CertificateKind(obj.kind))
+        object.__setattr__(obj, "status", CertificateStatus(obj.status))
+    return obj
+
+
+class RecordResolver:
+    def __init__(
+        self,
+        registry: RegistryReader,
+        shared: SharedCache,
+        generations: Generations,
+        filters: FilterStore | None,
+        *,
+        refresh_s: float = 0.2,
+        record_ttl_s: int = 86_400,
+        absent_ttl_s: int = 60,
+        status_ttl_s: int = 3_600,
+        local_limit: int = 200_000,
+        lock_ms: int = 200,
+        wait_for_refill_s: float = 0.1,
+    ) -> None:
+        self.registry = registry
+        self.shared = shared
+        self.generations = generations
+        self.filters = filters
+        self.refresh_s = refresh_s
+        self.record_ttl_s = record_ttl_s
+        self.absent_ttl_s = absent_ttl_s
+        self.status_ttl_s = status_ttl_s
+        self.lock_ms = lock_ms
+        self.wait_for_refill_s = wait_for_refill_s
+        self.records = _Tier(local_limit)
+        self.status = _Tier(50_000)
+        self._gens: dict[str, int] | None = None
+        self._gens_ok = False
+        self._checked_at = 0.0
+        self._filter: MembershipFilter | None = None
+        self._bodies: frozenset[str] | None = None
+        self._lock = threading.Lock()
+
+    # -- generations ------------------------------------------------------------------------
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Read the generations at most every `refresh_s`; drop what they say changed."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.refresh_s:
+            return
+        with self._lock:
+            if not force and now - self._checked_at < self.refresh_s:
+                return
+            self._checked_at = now
+            gens = self.generations.current()
+            if gens is None:
+                # Cannot see other workers' changes: fall back to short local lifetimes.
+                self._gens_ok = False
+                return
+            old = self._gens
+            self._gens, self._gens_ok = gens, True
+            if old is None or old.get("status") != gens.get("status"):
+                self.status.clear()
+                self._bodies = None
+            if old is None or old.get("codes") != gens.get("codes"):
+                self.records.clear()
+                self._load_filter()
+
+    def _load_filter(self) -> None:
+        if self.filters is None:
+            return
+        try:
+            self._filter = self.filters.load()
+        except Exception:  # a filter is an optimization; without it the database answers
+            log.exception("could not load the code filter")
+            self._filter = None
+
+    @property
+    def _max_age(self) -> float | None:
+        # Healthy generations: entries live until a change. Otherwise one second (CONTRACT: 1 s).
+        return None if self._gens_ok else 1.0
+
+    def known_bodies(self) -> frozenset[str] | None:
+        self.refresh()
+        if self._bodies is None:
+            try:
+                self._bodies = self.registry.body_codes()
+            except Unavailable:
+                return None
+        return self._bodies
+
+    # -- tiers ------------------------------------------------------------------------------
+
+    def _status_key(self, kind: str, key: Any) -> str:
+        gen = self._gens["status"] if self._gens else 0
+        return f"s{gen}:{kind}:{key}"
+
+    def _through(self, tier: _Tier, local_key: Any, shared_key: str, ttl_s: int,
+                 load: Callable[[], Any], pack: Callable[[Any], bytes], unpack: Callable[[bytes], Any],
+                 *, lock: bool) -> Any:
+        value = tier.get(local_key, self._max_age)
+        if value is not _MISSING:
+            return value
+        if lock:
+            raw, may_refill = self.shared.get_or_lock(shared_key, self.lock_ms)
+        else:
+            raw, may_refill = self.shared.get(shared_key), True
+        if raw is None and not may_refill:
+            # Someone else is refilling this key: wait briefly for it rather than stampede the database.
+            deadline = time.monotonic() + self.wait_for_refill_s
+            while raw is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+                raw = self.shared.get(shared_key)
+        if raw is not None:
+            value = unpack(raw)
+        else:
+            metrics.incr("db_reads")
+            value = load()
+            self.shared.set(shared_key, pack(value), self.absent_ttl_s if value is None else ttl_s, unlock=lock)
+        tier.put(local_key, value)
+        return value
+
+    def find_record(self, parsed: ParsedCode) -> CodeRecord | None:
+        assert parsed.kind is not None
+        kind, code = parsed.kind, parsed.code
+        cached = self.records.get(code, self._max_age if not self._gens_ok else None)
+        if cached is not _MISSING:
+            return cached  # type: ignore[no-any-return]
+        if self._filter is not None and not self._filter.might_contain(code):
+            metrics.incr("filter_negatives")
+            self.records.put(code, None)
+            return None
+        return self._through(
+            self.records, code, f"c:{code}", self.record_ttl_s,
+            lambda: self.registry.find_code(code, kind), _pack_record,
+            lambda raw: _unpack_record(code, kind, raw), lock=True,
+        )
+
+    def _status_item(self, kind: str, key: Any, load: Callable[[], Any], cls: type) -> Any:
+        return self._through(
+            self.status, (kind, key), self._status_key(kind, key), self.status_ttl_s,
+            load, _pack_dataclass, lambda raw: _unpack_dataclass(cls, raw), lock=False,
+        )
+
+    def resolve(self, parsed: ParsedCode) -> Resolution:
+        self.refresh()
+        record = self.find_record(parsed)
+        if record is None:
+            return Resolution(None)
+        if record.kind is CodeKind.BQ:
+            batch = self._status_item("batch", record.group_id,
+                                      lambda: self.registry.batch_group(record.group_id), BatchGroup)
+            state = None
+            if batch is not None:
+                state = self._status_item("bstate", batch.number,
+                                          lambda: self.registry.batch_state(batch.number), BatchState)
+            return Resolution(record, batch=batch, batch_state=state)
+        group = self._status_item("group", record.group_id,
+                                  lambda: self.registry.label_group(record.group_id), LabelGroup)
+        if group is None:
+            return Resolution(record)
+        cert = self._status_item("cert", group.certificate_number,
+                                 lambda: self.registry.certificate(group.certificate_number), CertificateState)
+        order = None
+        if group.order_number:
+            order = self._status_item("order", group.order_number,
+                                      lambda: self.registry.order(group.order_number or ""), OrderState)
+        return Resolution(record, group=group, certificate=cert, order=order)
+
+    def forget_codes(self, codes: list[str]) -> None:
+        """After an import: drop shared entries (including cached "absent") of these codes."""
+        self.shared.delete([f"c:{c}" for c in codes])

@@ -1,0 +1,107 @@
+"""The admin API for certification bodies, brands and regulators (CONTRACT.md)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from domain.bulk import Scope
+from domain.errors import BadInput, Forbidden
+from services.admin import rows_from_csv, rows_from_xlsx
+from verify_api.app import container
+from verify_api.problems import problem
+from verify_api.public import json_body
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
+
+MAX_ROWS_JSON = 100_000
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    scope = container(current_app).admin.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    if scope is None:
+        return problem(401, "unauthorized", "a valid bearer token is required",
+                       headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+    g.scope = scope
+    return None
+
+
+def _scope() -> Scope:
+    return g.scope  # type: ignore[no-any-return]
+
+
+def _rows() -> list[Any]:
+    body = json_body()
+    if isinstance(body, dict):
+        body = [body]
+    if not isinstance(body, list):
+        raise BadInput("send a JSON array of rows", code="invalid_body")
+    if len(body) > MAX_ROWS_JSON:
+        raise BadInput(f"at most {MAX_ROWS_JSON} rows per call; use the CSV upload or the CLI for more",
+                       code="too_many_rows")
+    return body
+
+
+@bp.post("/bodies")
+def bodies() -> Response:
+    return jsonify(container(current_app).admin.upsert_bodies(_rows(), _scope()).as_dict())
+
+
+@bp.post("/certificates")
+def certificates() -> Response:
+    return jsonify(container(current_app).admin.upsert_certificates(_rows(), _scope()).as_dict())
+
+
+@bp.patch("/certificates/<number>")
+def certificate_status(number: str) -> Response:
+    return jsonify(container(current_app).admin.change_certificate_status(number, json_body(), _scope()))
+
+
+@bp.post("/codes")
+def codes() -> Response:
+    admin = container(current_app).admin
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadInput("send the CSV or XLSX file in the multipart field 'file'", code="file_required")
+        data = upload.read()
+        if data[:4] == b"PK\x03\x04":
+            rows: Any = rows_from_xlsx(data)
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
+            rows = rows_from_csv(io.StringIO(text))
+        return jsonify(admin.import_codes(rows, _scope()).as_dict())
+    return jsonify(admin.import_codes(_rows(), _scope()).as_dict())
+
+
+@bp.post("/orders/<number>/void")
+def void_order(number: str) -> Response:
+    reason = None
+    if request.content_length:
+        body = json_body()
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if reason is not None and not isinstance(reason, str):
+            raise BadInput("reason must be a string", code="invalid_body")
+    return jsonify(container(current_app).admin.void_order(number, reason, _scope()))
+
+
+@bp.post("/batches")
+def batches() -> Response:
+    return jsonify(container(current_app).admin.upsert_batch(json_body(), _scope()))
+
+
+@bp.post("/batches/<number>/activate")
+def activate(number: str) -> Response:
+    scope = _scope()
+    if not scope.is_all:
+        # Activation follows the inspection; the regulator does it (DOMAIN.md), never the producer.
+        raise Forbidden("BQ batches are activated by the regulator")
+    return jsonify(container(current_app).admin.activate_batch(number, scope))

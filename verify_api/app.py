@@ -1,0 +1,161 @@
+"""The composition root: `create_app(settings)` builds every adapter once and registers
+the blueprints. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from cache.bloom import BloomFilter
+from cache.redis_cache import (
+    MemoryFilterStore,
+    NullSharedCache,
+    RedisFilterStore,
+    RedisGenerations,
+    RedisSharedCache,
+    make_redis,
+)
+from domain import metrics
+from domain.ports import FilterStore, Generations, ScanRecorder, SharedCache
+from registry.engine import make_engine, upgrade
+from registry.generations import SqlGenerations
+from registry.store import SqlRegistry
+from services.admin import AdminService
+from services.records import RecordResolver
+from services.verify import VerifyService
+from verify_api import problems
+from verify_api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Everything the blueprints use, built once per app (app.extensions["verify"])."""
+
+    settings: Settings
+    registry: SqlRegistry
+    redis: Any
+    shared: SharedCache
+    generations: Generations
+    filters: FilterStore | None
+    resolver: RecordResolver
+    scans: ScanRecorder | None
+    verify: VerifyService
+    admin: AdminService
+
+
+def container(app: Flask) -> Container:
+    return app.extensions["verify"]  # type: ignore[no-any-return]
+
+
+def _ensure_filter(store: RedisFilterStore, registry: SqlRegistry, redis_client: Any) -> None:
+    """Build the shared filter from the registry once, by one process, if Redis has none."""
+    if store.exists():
+        return
+    if not redis_client.set("v:bloom:building", b"1", nx=True, ex=600):
+        return  # another process is building it; until then lookups go to the database
+    try:
+        bloom = BloomFilter(store.m_bits, store.k)
+        bloom.update(registry.iter_codes())
+        store.replace(bloom)
+        redis_client.incr("v:gen:codes")
+    finally:
+        redis_client.delete("v:bloom:building")
+
+
+def build(settings: Settings) -> Container:
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        upgrade(engine)
+    registry = SqlRegistry(engine)
+    m_bits, k = BloomFilter.sized_for(settings.expected_codes)
+    redis_client = None
+    filters: FilterStore | None
+    shared: SharedCache
+    generations: Generations
+    if settings.redis_url:
+        redis_client = make_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+        shared = RedisSharedCache(redis_client)
+        generations = RedisGenerations(redis_client)
+        filters = RedisFilterStore(redis_client, m_bits, k)
+        try:
+            # Start-up may take longer than a request: a slow first build is fine here.
+            _ensure_filter(filters, registry, make_redis(settings.redis_url, timeout_ms=30_000))
+        except Exception:  # Redis down at start: serve from the database, build later
+            log.exception("could not build the code filter at start")
+    else:
+        shared = NullSharedCache()
+        generations = SqlGenerations(registry)
+        filters = MemoryFilterStore(m_bits, k, registry.iter_codes)
+    resolver = RecordResolver(registry, shared, generations, filters, refresh_s=settings.generation_refresh_s)
+    scans = _build_scans(settings, redis_client)
+    return Container(
+        settings=settings, registry=registry, redis=redis_client, shared=shared, generations=generations,
+        filters=filters, resolver=resolver, scans=scans, verify=VerifyService(resolver, scans),
+        admin=AdminService(registry, resolver, generations, filters, settings.admin_bootstrap_token),
+    )
+
+
+def _build_scans(settings: Settings, redis_client: Any) -> ScanRecorder | None:
+    try:
+        from anomaly.adapter import build_recorder
+    except ModuleNotFoundError as exc:
+        if exc.name != "anomaly.adapter":
+            raise
+        return None
+    return build_recorder(settings.secret_key.encode(), redis_client, dict(settings.rules))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_admin_upload_bytes,
+                      JSON_AS_ASCII=False)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if settings.proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
+    app.extensions["verify"] = build(settings)
+    problems.register(app)
+
+    from verify_api import admin, cli, docs, health, public, web
+
+    for module in (public, admin, health, docs, web):
+        app.register_blueprint(module.bp)
+    cli.register(app)
+    _optional_blueprints(app)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _stamp(resp: Response) -> Response:
+        resp.headers["X-Request-Id"] = g.get("request_id", "")
+        if resp.status_code >= 500:
+            metrics.incr("responses_5xx")
+        return resp
+
+    return app
+
+
+def _optional_blueprints(app: Flask) -> None:
+    """Blueprints of the other entrypoints, registered when their package provides one."""
+    import importlib
+
+    for name in ("miniprogram_backend.blueprint", "dashboard.blueprint"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.init_app(app)

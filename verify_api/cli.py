@@ -1,0 +1,115 @@
+"""Operator commands: `flask --app wsgi <command>`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from cache.bloom import BloomFilter
+from domain.bulk import Scope
+from registry.engine import downgrade, upgrade
+from services.admin import Progress, rows_from_csv, rows_from_xlsx
+from services.demo import seed
+from verify_api.app import container
+
+db = AppGroup("db", help="Schema migrations (Alembic).")
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    from flask import current_app
+
+    upgrade(container(current_app).registry.engine, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. base)."""
+    from flask import current_app
+
+    downgrade(container(current_app).registry.engine, revision)
+    click.echo(f"database at {revision}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(db)
+
+    @app.cli.command("create-token")
+    @click.argument("name")
+    @click.option("--scope", "scope_kind", type=click.Choice(["all", "body", "organization"]), required=True)
+    @click.option("--target", help="the body's 4-digit code, or the organization's name")
+    def create_token(name: str, scope_kind: str, target: str | None) -> None:
+        """Create an admin bearer token; it is shown once and stored only as a hash."""
+        raw = container(app).admin.create_token(name, scope_kind, target)
+        click.echo(raw)
+
+    @app.cli.command("import-codes")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+                  help="write rejected rows here as CSV (row,key,code,detail)")
+    @click.option("--chunk", default=100_000, show_default=True, help="rows per transaction")
+    def import_codes(path: Path, rejects: Path | None, chunk: int) -> None:
+        """Import organic codes from a CSV or XLSX file of any size, with progress."""
+        admin = container(app).admin
+        scope = Scope("all", None, None, "cli")
+        progress = Progress(sys.stderr)
+        if path.suffix.lower() == ".xlsx":
+            rows = rows_from_xlsx(path.read_bytes())
+            result = admin.import_codes(rows, scope, chunk=chunk, progress=progress, bulk_file=True)
+        else:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                result = admin.import_codes(rows_from_csv(fh), scope, chunk=chunk, progress=progress,
+                                            bulk_file=True)
+        elapsed = max(1e-9, __import__("time").monotonic() - progress.start)
+        click.echo(f"\n{result.accepted:,} codes accepted, {len(result.rejected):,} rejected "
+                   f"in {elapsed:.1f}s ({result.accepted / elapsed:,.0f} codes/s)", err=True)
+        if rejects is not None:
+            import csv
+
+            with rejects.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["row", "key", "code", "detail"])
+                for err in result.rejected:
+                    writer.writerow([err.row, err.key, err.code, err.detail])
+        elif result.rejected:
+            for err in result.rejected[:20]:
+                click.echo(f"row {err.row}: {err.key}: {err.code}: {err.detail}", err=True)
+
+    @app.cli.command("seed-demo")
+    def seed_demo() -> None:
+        """Load demo data covering every verdict and print codes and URLs to try."""
+        samples = seed(container(app).admin, date.today())
+        port = container(app).settings.port
+        click.echo("Demo codes (open in a browser, or POST to /api/v1/verify):")
+        for verdict, code in samples.items():
+            click.echo(f"  {verdict:32s} http://127.0.0.1:{port}/c/{code}")
+        click.echo(f"API docs: http://127.0.0.1:{port}/docs")
+
+    @app.cli.command("rebuild-filter")
+    def rebuild_filter() -> None:
+        """Rebuild the shared filter of issued codes from the database (after a resize)."""
+        c = container(app)
+        if c.redis is None:
+            click.echo("embedded mode: the filter is built in process at start")
+            return
+        from cache.redis_cache import RedisFilterStore
+
+        store = c.filters
+        assert isinstance(store, RedisFilterStore)
+        bloom = BloomFilter(store.m_bits, store.k)
+        n = 0
+        for code in c.registry.iter_codes():
+            bloom.add(code)
+            n += 1
+        store.replace(bloom)
+        c.generations.bump("codes")
+        click.echo(f"filter rebuilt from {n:,} codes ({store.m_bits // 8:,} bytes, k={store.k})")

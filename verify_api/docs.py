@@ -1,0 +1,41 @@
+"""The OpenAPI document (verify_api/openapi.yaml, kept by hand beside the code it
+describes) served as JSON, and Swagger UI from the swagger-ui-bundle wheel: no CDN."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from flask import Blueprint, Response, jsonify, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+
+bp = Blueprint("docs", __name__)
+_SPEC = Path(__file__).with_name("openapi.yaml")
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Organic code verify API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"""
+
+
+@functools.cache
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(_SPEC.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(spec())
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    return Response(_PAGE, mimetype="text/html")
+
+
+@bp.get("/docs/assets/<path:name>")
+def assets(name: str) -> Response:
+    return send_from_directory(swagger_ui_path, name, max_age=86400)

@@ -1,0 +1,55 @@
+"""RFC 9457 problem details: every error this service answers, in one shape, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from domain.errors import DomainError, Unavailable
+
+log = logging.getLogger(__name__)
+
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+           503: "Service Unavailable"}
+
+
+def problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None,
+            **extra: Any) -> Response:
+    body = {"type": f"https://organic-verify.example/problems/{code}", "title": _TITLES.get(status, "Error"),
+            "status": status, "code": code, "detail": detail, "instance": request.path, **extra}
+    resp = Response(orjson.dumps(body), status=status, mimetype="application/problem+json")
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Response:
+        headers = {}
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        return problem(exc.status, exc.code, exc.detail, headers=headers)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = (exc.name or "error").lower().replace(" ", "_")
+        headers = {}
+        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        if status == 429:
+            headers["Retry-After"] = "60"
+            code = "rate_limited"
+        return problem(status, code, exc.description or exc.name, headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem(500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,90 @@
+"""All configuration, read from the environment once, into one frozen object."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DATABASE_URL = f"sqlite:///{_ROOT / 'instance' / 'verify.sqlite3'}"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = EMBEDDED_DATABASE_URL
+    redis_url: str | None = None
+    port: int = 8000
+    secret_key: str = ""
+    admin_bootstrap_token: str | None = None
+    wechat_appid: str | None = None
+    wechat_secret: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    rate_limits: bool = True
+    demo: bool = False
+    migrate_on_start: bool = True
+    redis_timeout_ms: int = 50
+    generation_refresh_s: float = 0.2
+    expected_codes: int = 2_000_000
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_admin_upload_bytes: int = 64 * 1024 * 1024
+    proxy_count: int = 0
+    rules: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        database_url = env.get("DATABASE_URL") or EMBEDDED_DATABASE_URL
+        embedded = database_url.startswith("sqlite")
+        secret = env.get("SECRET_KEY", "")
+        if not secret:
+            if not embedded:
+                raise SettingsError("SECRET_KEY is required outside the embedded default")
+            # The embedded demo gets a key per process start; hashes of scanners then
+            # differ across restarts, which a demo can live with.
+            secret = secrets.token_hex(32)
+        try:
+            port = int(env.get("PORT", "8000"))
+            timeout = int(env.get("REDIS_TIMEOUT_MS", "50"))
+            expected = int(env.get("EXPECTED_CODES", "2000000"))
+            proxies = int(env.get("PROXY_COUNT", "0"))
+        except ValueError as exc:
+            raise SettingsError(f"a numeric setting is not a number: {exc}") from exc
+        rules = {k[len("RULE_"):].lower(): v for k, v in env.items() if k.startswith("RULE_")}
+        return cls(
+            database_url=database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            port=port,
+            secret_key=secret,
+            admin_bootstrap_token=env.get("ADMIN_BOOTSTRAP_TOKEN") or None,
+            wechat_appid=env.get("WECHAT_APPID") or None,
+            wechat_secret=env.get("WECHAT_SECRET") or None,
+            wechat_api_base=(env.get("WECHAT_API_BASE") or "https://api.weixin.qq.com").rstrip("/"),
+            rate_limits=env.get("RATE_LIMITS", "on").strip().lower() not in ("off", "0", "false", "no"),
+            demo=_bool(env.get("DEMO"), False),
+            migrate_on_start=_bool(env.get("MIGRATE_ON_START"), True),
+            redis_timeout_ms=timeout,
+            expected_codes=expected,
+            proxy_count=proxies,
+            rules=rules,
+        )
