@@ -72,7 +72,7 @@ _PREFIX = re.compile(r"^\s*(?:有机码|有機碼|organic\s*code)\s*[:：]?\s*",
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―_.·/]+")
 _DIGITS = re.compile(r"^\d+$")
 _TOKEN = re.compile(r"^[0-9A-Za-z]{8,32}$")
-_URLISH = re.compile(r"^(?:[a-z][a-z0-9+.\-]*://|www\.)|[?&=]", re.IGNORECASE)
+_URLISH = re.compile(r"^(?:[a-z][a-z0-9+.\-]*://|www\.|[a-z0-9\-]+(?:\.[a-z0-9\-]+)+/)|[?&=]", re.IGNORECASE)
 
 
 def _fold(text: str) -> str:

@@ -1,0 +1,52 @@
+# Organic code verification service. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt $(wildcard requirements-ocr.txt) | sha1sum | cut -c1-12)
+PORT ?= 8000
+export PYTHONPATH := $(CURDIR)
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@if [ -f requirements-ocr.txt ]; then $(PY) -m pip install -q --no-deps -r requirements-ocr.txt; fi
+	@bash scripts/system-packages.sh
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install pinned dependencies (and the few Debian packages needed)
+
+run: $(STAMP) ## Serve the product on http://127.0.0.1:8000 (embedded SQLite + in-process cache, demo data)
+	$(VENV)/bin/flask --app wsgi seed-demo
+	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: $(STAMP) ## Run every test (MariaDB/Redis tests fail, not skip, with REQUIRE_SERVICES=1)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, mypy and the import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP) ## Benchmark the verify path against the reference floors (needs MariaDB, Redis, wrk)
+	@bash scripts/system-packages.sh bench
+	$(PY) bench/verify_bench.py $(BENCH_ARGS)
+
+bench-import: $(STAMP) ## Benchmark importing 1 M codes into MariaDB and Redis bytes per cached code
+	$(PY) bench/import_bench.py $(BENCH_ARGS)
+
+docker: ## Build the container image (needs a Docker engine)
+	docker build -t organic-verify .
+
+clean: ## Remove the virtualenv, caches and the embedded database
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
+
+.PHONY: help install run test lint bench bench-import docker clean
