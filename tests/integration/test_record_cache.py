@@ -1,0 +1,124 @@
+"""The tiered record cache against real MariaDB and Redis: stampedes, the filter of issued
+codes, and outages of either store."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import date
+
+import pytest
+from flask import Flask
+
+from cache.bloom import BloomFilter
+from cache.redis_cache import RedisFilterStore, RedisGenerations, RedisSharedCache, make_redis
+from domain import metrics
+from domain.codes import normalize
+from registry.engine import make_engine
+from registry.store import SqlRegistry
+from services.demo import seed
+from services.records import RecordResolver
+from tests.conftest import settings_for
+from verify_api.app import container, create_app
+
+
+class CountingRegistry:
+    """The real registry, counting the code lookups that reach the database."""
+
+    def __init__(self, inner: SqlRegistry) -> None:
+        self.inner = inner
+        self.code_reads = 0
+        self._lock = threading.Lock()
+
+    def find_code(self, code, kind):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.code_reads += 1
+        return self.inner.find_code(code, kind)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def verify(app: Flask, code: str) -> tuple[int, dict]:
+    resp = app.test_client().post("/api/v1/verify", json={"input": code})
+    return resp.status_code, resp.get_json()
+
+
+@pytest.fixture
+def seeded(service_app: Flask) -> tuple[Flask, dict[str, str]]:
+    return service_app, seed(container(service_app).admin, date.today())
+
+
+def _resolver(app: Flask, redis_url: str) -> tuple[RecordResolver, CountingRegistry]:
+    c = container(app)
+    registry = CountingRegistry(c.registry)
+    client = make_redis(redis_url, timeout_ms=500)
+    m_bits, k = BloomFilter.sized_for(100_000)
+    return RecordResolver(registry, RedisSharedCache(client), RedisGenerations(client),  # type: ignore[arg-type]
+                          RedisFilterStore(client, m_bits, k)), registry
+
+
+def test_many_workers_missing_one_key_at_once_refill_it_once(seeded: tuple[Flask, dict], redis_url: str) -> None:
+    app, demo = seeded
+    resolvers = [_resolver(app, redis_url) for _ in range(8)]
+    parsed = normalize(demo["genuine"])
+    barrier = threading.Barrier(len(resolvers))
+    results = []
+
+    def work(resolver: RecordResolver) -> None:
+        barrier.wait()
+        results.append(resolver.resolve(parsed).record)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r, _ in resolvers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r is not None and r.code == demo["genuine"] for r in results)
+    assert sum(reg.code_reads for _, reg in resolvers) == 1
+
+
+def test_never_issued_codes_are_answered_by_the_filter_not_the_database(seeded: tuple[Flask, dict],
+                                                                        redis_url: str) -> None:
+    app, _ = seeded
+    resolver, registry = _resolver(app, redis_url)
+    rng = random.Random(7)
+    n = 2000
+    for _ in range(n):
+        resolver.resolve(normalize(f"0123{date.today().year % 100:02d}{rng.randrange(10**12):012d}"))
+    assert registry.code_reads <= n * 0.05
+
+
+def test_redis_down_answers_from_the_database_and_counts_it(mysql_db: str) -> None:
+    app = create_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
+    before = metrics.value("redis_errors")
+    # Seeding bumps generations in Redis, which is down: the admin call says so (503) ...
+    resp = app.test_client().post("/api/v1/admin/bodies", headers={"Authorization": "Bearer test-bootstrap-token"},
+                                  json=[{"code": "0123", "name": "b"}])
+    assert resp.status_code == 503 and resp.headers["Retry-After"]
+    # ... but the write landed, and verify answers from the database without a 5xx.
+    status, body = verify(app, "012326000000000001")
+    assert status == 200 and body["verdict"] == "not_found"
+    status, body = verify(app, "777726000000000001")
+    assert status == 200 and body["verdict"] == "invalid_format"
+    assert metrics.value("redis_errors") > before
+    ready = app.test_client().get("/readyz").get_json()
+    assert ready["cache"] == "down" and ready["status"] == "degraded"
+
+
+def test_database_down_still_answers_cached_codes_and_503s_the_rest(seeded: tuple[Flask, dict]) -> None:
+    app, demo = seeded
+    c = container(app)
+    assert verify(app, demo["genuine"])[1]["verdict"] == "genuine"  # now in the caches
+    c.registry.engine = make_engine("mysql+pymysql://root@127.0.0.1:1/none")
+    c.resolver.records.clear()  # a fresh worker: only Redis has it
+    c.resolver.status.clear()
+    status, body = verify(app, demo["genuine"])
+    assert status == 200 and body["verdict"] == "genuine"
+    status, body = verify(app, demo["certificate_revoked"])  # issued, never looked up: needs the database
+    assert status == 503
+    assert body["code"] == "database_unavailable"
+    assert app.test_client().post("/api/v1/verify", json={"input": demo["certificate_revoked"]}
+                                  ).headers["Retry-After"]
+    ready = app.test_client().get("/readyz").get_json()
+    assert ready["database"] == "down"
