@@ -1,0 +1,238 @@
+"""Verify-path benchmark, reported as ratios to the reference floors of the same run.
+
+Starts, under one gunicorn config (gunicorn.conf.py, 2 sync workers), the reference
+floor app (../shared/bench/floor_app.py) and this service on MariaDB + Redis, loads
+codes, then drives each endpoint with wrk (32 connections) and prints req/s, p50, p99
+and the ratios the verify-core issue sets as goals:
+
+  (a) floor: constant 1 KB JSON            (b) floor: one pipelined Redis round trip
+  (c) POST /api/v1/verify, cached codes    (d) GET /api/v1/codes/{code}, cached codes
+  (e) POST verify, cold cache              (f) POST verify, random never-issued codes
+
+    python bench/verify_bench.py [--duration 10] [--codes 300000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import pymysql
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR = ROOT.parent / "shared" / "bench" / "floor_app.py"
+sys.path.insert(0, str(ROOT))
+
+WRK_SCRIPT = r"""
+local codes = {}
+local counter = 0
+local mode = os.getenv("BENCH_MODE")
+local path = os.getenv("BENCH_CODES")
+local yy = os.getenv("BENCH_YY")
+if path ~= nil and path ~= "" then
+  for line in io.lines(path) do codes[#codes + 1] = line end
+end
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  math.randomseed(os.time() + (tid or 0) * 7919)
+  counter = (tid or 0) * 1000003
+end
+function request()
+  counter = counter + 1
+  local code
+  if mode == "random" then
+    code = string.format("0123%s%06d%06d", yy, math.random(0, 999999), math.random(0, 999999))
+  elseif mode == "cold" then
+    code = codes[(counter % #codes) + 1]
+  else
+    code = codes[math.random(#codes)]
+  end
+  if mode == "get" then
+    return wrk.format("GET", "/api/v1/codes/" .. code)
+  elseif mode == "floor_hello" then
+    return wrk.format("GET", "/floor/hello/" .. code)
+  elseif mode == "floor_redis" then
+    return wrk.format("GET", "/floor/redis/" .. code)
+  end
+  return wrk.format("POST", "/api/v1/verify", {["Content-Type"] = "application/json"},
+                    '{"input":"' .. code .. '","channel":"qr","client":"c' .. math.random(1, 50000) .. '"}')
+end
+function done(summary, latency, requests)
+  io.write(string.format('JSON{"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"p50":%d,"p99":%d}\n',
+    summary.requests, summary.duration, summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(app: str, env: dict[str, str], cwd: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
+                            cwd=cwd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(base + "/healthz" if "wsgi" in app else base + "/floor/hello/x", timeout=1).ok:
+                return proc, base
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise SystemExit(f"{app} did not start; see {log}")
+
+
+def wrk(base: str, mode: str, codes_file: str, duration: int, env: dict[str, str]) -> dict[str, float]:
+    script = Path(tempfile.gettempdir()) / "verify_bench.lua"
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "-s", str(script), base],
+        env={**env, "BENCH_MODE": mode, "BENCH_CODES": codes_file, "BENCH_YY": f"{date.today().year % 100:02d}"},
+        capture_output=True, text=True, check=True,
+    ).stdout
+    data = json.loads(out.split("JSON", 1)[1].splitlines()[0])
+    rps = data["requests"] / (data["duration_us"] / 1e6)
+    return {"rps": rps, "p50_ms": data["p50"] / 1000, "p99_ms": data["p99"] / 1000,
+            "errors": data["errors"], "non2xx": data["non2xx"]}
+
+
+def metrics_sum(base: str, name: str) -> int:
+    """Sum a counter over both workers (each answers /metrics with its own pid)."""
+    seen: dict[int, int] = {}
+    for _ in range(200):
+        m = requests.get(base + "/metrics", headers={"Connection": "close"}, timeout=2).json()
+        seen[m["pid"]] = m["counters"].get(name, 0)
+        if len(seen) >= 2:
+            break
+    return sum(seen.values())
+
+
+def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
+    """Register a body/certificate and n codes straight through the admin service's bulk path."""
+    from domain.bulk import Scope
+    from verify_api.app import build
+    from verify_api.settings import Settings
+
+    settings = Settings(database_url=db_url, redis_url=os.environ["BENCH_REDIS_URL"], secret_key="bench",
+                        expected_codes=max(n * 2, 100_000), rate_limits=False)
+    c = build(settings)
+    scope = Scope("all", None, None, "bench")
+    c.admin.upsert_bodies([{"code": "0123", "legacy_code": "123", "name": "Bench body"}], scope)
+    c.admin.upsert_certificates([{
+        "number": f"0123OP{yy:02d}00017", "body_code": "0123", "holder": "示范农场", "kind": "organic",
+        "valid_from": f"20{yy:02d}-01-01", "valid_until": f"20{yy:02d}-12-31",
+        "products": [{"name": "有机大米", "description": "五常稻花香有机大米 " + "x" * 300}]}], scope)
+    rng = random.Random(42)
+    codes = sorted({f"0123{yy:02d}{rng.randrange(10**12):012d}" for _ in range(n)})
+    rows = ({"code": code, "certificate": f"0123OP{yy:02d}00017", "product": "有机大米",
+             "issued_on": f"20{yy:02d}-02-01", "order": f"20{yy:02d}0201-001", "package": "5kg",
+             "label_spec": "25*16mm oval"} for code in codes)
+    result = c.admin.import_codes(rows, scope, chunk=50_000, bulk_file=True)
+    assert result.accepted == len(codes), result.rejected[:3]
+    rng.shuffle(codes)
+    hot, cold = codes[:1000], codes[1000:]
+    return hot, cold
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--codes", type=int, default=200_000, help="codes to load")
+    parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
+    args = parser.parse_args()
+    if not FLOOR.exists():
+        raise SystemExit(f"reference floor app not found at {FLOOR}")
+
+    db = "ov_bench"
+    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
+    db_url = f"{args.mysql.rstrip('/')}/{db}"
+    rds = redis.Redis.from_url(args.redis)
+    rds.flushdb()
+    os.environ["BENCH_REDIS_URL"] = args.redis
+    yy = date.today().year % 100
+    t0 = time.perf_counter()
+    hot, cold = load_codes(db_url, args.codes, yy)
+    print(f"loaded {args.codes:,} codes in {time.perf_counter() - t0:.1f}s", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
+    (work / "hot.txt").write_text("\n".join(hot) + "\n")
+    (work / "cold.txt").write_text("\n".join(cold) + "\n")
+    env = {**os.environ, "REDIS_URL": args.redis, "DATABASE_URL": db_url, "SECRET_KEY": "bench",
+           "RATE_LIMITS": "off", "EXPECTED_CODES": str(max(args.codes * 2, 100_000)), "PYTHONPATH": str(ROOT)}
+    # The floor app keeps its own keys (floor:*) in the same Redis database.
+    subprocess.run([sys.executable, str(FLOOR), "load", "1000"], cwd=FLOOR.parent, env=env, check=True,
+                   stdout=(work / "floor_codes.txt").open("w"))
+    floor, floor_base = start("floor_app:app", env, FLOOR.parent, work / "floor.log")
+    app, base = start("wsgi:app", env, ROOT, work / "app.log")
+    results: dict[str, dict[str, float]] = {}
+    try:
+        floor_codes = str(work / "floor_codes.txt")
+        hot_file, cold_file = str(work / "hot.txt"), str(work / "cold.txt")
+        # Warm both workers' local tiers and Redis with the hot codes.
+        wrk(base, "verify", hot_file, 3, env)
+        wrk(base, "get", hot_file, 2, env)
+        wrk(floor_base, "floor_hello", floor_codes, 2, env)
+        plan = [
+            ("a", "floor: constant 1 KB JSON", floor_base, "floor_hello", floor_codes),
+            ("b", "floor: one pipelined Redis round trip", floor_base, "floor_redis", floor_codes),
+            ("c", "POST /api/v1/verify, cached codes", base, "verify", hot_file),
+            ("d", "GET /api/v1/codes/{code}, cached", base, "get", hot_file),
+            ("e", "POST /api/v1/verify, cold cache", base, "cold", cold_file),
+            ("f", "POST /api/v1/verify, never-issued codes", base, "random", hot_file),
+        ]
+        db_reads_f = 0
+        for key, label, url, mode, codes_file in plan:
+            before = metrics_sum(url, "db_reads") if mode == "random" else 0
+            results[key] = wrk(url, mode, codes_file, args.duration, env)
+            if mode == "random":
+                db_reads_f = metrics_sum(url, "db_reads") - before
+            r = results[key]
+            print(f"({key}) {label:42s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                  f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:.0f}  non-2xx {r['non2xx']:.0f}", flush=True)
+    finally:
+        for proc in (floor, app):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    a, b = results["a"]["rps"], results["b"]["rps"]
+    f_requests = results["f"]["rps"] * args.duration
+    goals = [
+        ("(c)/(b)", results["c"]["rps"] / b, 0.9),
+        ("(d)/(a)", results["d"]["rps"] / a, 0.8),
+        ("(e)/(a)", results["e"]["rps"] / a, 0.4),
+        ("(f)/(b)", results["f"]["rps"] / b, 0.8),
+    ]
+    print("\nratio      value  goal")
+    for name, value, goal in goals:
+        print(f"{name:8s} {value:7.2f}  >= {goal:.1f}  {'met' if value >= goal else 'MISSED'}")
+    share = db_reads_f / max(f_requests, 1)
+    print(f"(f) requests reaching the database: {db_reads_f:,} of ~{f_requests:,.0f} ({share:.1%}; goal <= 5%)")
+    print(f"logs and code lists: {work}")
+
+
+if __name__ == "__main__":
+    main()
