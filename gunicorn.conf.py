@@ -17,7 +17,7 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 
 
-def on_starting(server):  # noqa: ARG001 - gunicorn hook signature
+def on_starting(server):
     """Migrate once in the master before workers start, so they never race on the schema."""
     from registry.engine import make_engine, upgrade
     from verify_api.settings import Settings

@@ -90,9 +90,14 @@ def free_port() -> int:
 def start(app: str, env: dict[str, str], cwd: Path, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**env, "PORT": str(port), "WEB_CONCURRENCY": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
-                            cwd=cwd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), app],
+        cwd=cwd,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -108,13 +113,25 @@ def wrk(base: str, mode: str, codes_file: str, duration: int, env: dict[str, str
     script.write_text(WRK_SCRIPT)
     out = subprocess.run(
         ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", "-s", str(script), base],
-        env={**env, "BENCH_MODE": mode, "BENCH_CODES": codes_file, "BENCH_YY": f"{date.today().year % 100:02d}"},
-        capture_output=True, text=True, check=True,
+        env={
+            **env,
+            "BENCH_MODE": mode,
+            "BENCH_CODES": codes_file,
+            "BENCH_YY": f"{date.today().year % 100:02d}",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     data = json.loads(out.split("JSON", 1)[1].splitlines()[0])
     rps = data["requests"] / (data["duration_us"] / 1e6)
-    return {"rps": rps, "p50_ms": data["p50"] / 1000, "p99_ms": data["p99"] / 1000,
-            "errors": data["errors"], "non2xx": data["non2xx"]}
+    return {
+        "rps": rps,
+        "p50_ms": data["p50"] / 1000,
+        "p99_ms": data["p99"] / 1000,
+        "errors": data["errors"],
+        "non2xx": data["non2xx"],
+    }
 
 
 def metrics_sum(base: str, name: str) -> int:
@@ -134,20 +151,44 @@ def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
     from verify_api.app import build
     from verify_api.settings import Settings
 
-    settings = Settings(database_url=db_url, redis_url=os.environ["BENCH_REDIS_URL"], secret_key="bench",
-                        expected_codes=max(n * 2, 100_000), rate_limits=False)
+    settings = Settings(
+        database_url=db_url,
+        redis_url=os.environ["BENCH_REDIS_URL"],
+        secret_key="bench",
+        expected_codes=max(n * 2, 100_000),
+        rate_limits=False,
+    )
     c = build(settings)
     scope = Scope("all", None, None, "bench")
     c.admin.upsert_bodies([{"code": "0123", "legacy_code": "123", "name": "Bench body"}], scope)
-    c.admin.upsert_certificates([{
-        "number": f"0123OP{yy:02d}00017", "body_code": "0123", "holder": "示范农场", "kind": "organic",
-        "valid_from": f"20{yy:02d}-01-01", "valid_until": f"20{yy:02d}-12-31",
-        "products": [{"name": "有机大米", "description": "五常稻花香有机大米 " + "x" * 300}]}], scope)
+    c.admin.upsert_certificates(
+        [
+            {
+                "number": f"0123OP{yy:02d}00017",
+                "body_code": "0123",
+                "holder": "示范农场",
+                "kind": "organic",
+                "valid_from": f"20{yy:02d}-01-01",
+                "valid_until": f"20{yy:02d}-12-31",
+                "products": [{"name": "有机大米", "description": "五常稻花香有机大米 " + "x" * 300}],
+            }
+        ],
+        scope,
+    )
     rng = random.Random(42)
     codes = sorted({f"0123{yy:02d}{rng.randrange(10**12):012d}" for _ in range(n)})
-    rows = ({"code": code, "certificate": f"0123OP{yy:02d}00017", "product": "有机大米",
-             "issued_on": f"20{yy:02d}-02-01", "order": f"20{yy:02d}0201-001", "package": "5kg",
-             "label_spec": "25*16mm oval"} for code in codes)
+    rows = (
+        {
+            "code": code,
+            "certificate": f"0123OP{yy:02d}00017",
+            "product": "有机大米",
+            "issued_on": f"20{yy:02d}-02-01",
+            "order": f"20{yy:02d}0201-001",
+            "package": "5kg",
+            "label_spec": "25*16mm oval",
+        }
+        for code in codes
+    )
     result = c.admin.import_codes(rows, scope, chunk=50_000, bulk_file=True)
     assert result.accepted == len(codes), result.rejected[:3]
     rng.shuffle(codes)
@@ -156,7 +197,9 @@ def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--codes", type=int, default=200_000, help="codes to load")
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
@@ -182,11 +225,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     (work / "hot.txt").write_text("\n".join(hot) + "\n")
     (work / "cold.txt").write_text("\n".join(cold) + "\n")
-    env = {**os.environ, "REDIS_URL": args.redis, "DATABASE_URL": db_url, "SECRET_KEY": "bench",
-           "RATE_LIMITS": "off", "EXPECTED_CODES": str(max(args.codes * 2, 100_000)), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "REDIS_URL": args.redis,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "bench",
+        "RATE_LIMITS": "off",
+        "EXPECTED_CODES": str(max(args.codes * 2, 100_000)),
+        "PYTHONPATH": str(ROOT),
+    }
     # The floor app keeps its own keys (floor:*) in the same Redis database.
-    subprocess.run([sys.executable, str(FLOOR), "load", "1000"], cwd=FLOOR.parent, env=env, check=True,
-                   stdout=(work / "floor_codes.txt").open("w"))
+    subprocess.run(
+        [sys.executable, str(FLOOR), "load", "1000"],
+        cwd=FLOOR.parent,
+        env=env,
+        check=True,
+        stdout=(work / "floor_codes.txt").open("w"),
+    )
     floor, floor_base = start("floor_app:app", env, FLOOR.parent, work / "floor.log")
     app, base = start("wsgi:app", env, ROOT, work / "app.log")
     results: dict[str, dict[str, float]] = {}
@@ -212,8 +267,11 @@ def main() -> None:
             if mode == "random":
                 db_reads_f = metrics_sum(url, "db_reads") - before
             r = results[key]
-            print(f"({key}) {label:42s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-                  f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:.0f}  non-2xx {r['non2xx']:.0f}", flush=True)
+            print(
+                f"({key}) {label:42s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:.0f}  non-2xx {r['non2xx']:.0f}",
+                flush=True,
+            )
     finally:
         for proc in (floor, app):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -230,7 +288,9 @@ def main() -> None:
     for name, value, goal in goals:
         print(f"{name:8s} {value:7.2f}  >= {goal:.1f}  {'met' if value >= goal else 'MISSED'}")
     share = db_reads_f / max(f_requests, 1)
-    print(f"(f) requests reaching the database: {db_reads_f:,} of ~{f_requests:,.0f} ({share:.1%}; goal <= 5%)")
+    print(
+        f"(f) requests reaching the database: {db_reads_f:,} of ~{f_requests:,.0f} ({share:.1%}; goal <= 5%)"
+    )
     print(f"logs and code lists: {work}")
 
 

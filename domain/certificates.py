@@ -30,6 +30,7 @@ class CertificateKind(enum.StrEnum):
 
 FINAL_STATUSES = frozenset({CertificateStatus.CANCELLED, CertificateStatus.REVOKED})
 
+CERTIFICATE_PATTERN = r"^(?:\d{4}|\d{3}|F\d{2})OP\d{7}(?:-[1-9]\d{0,3})?$"
 _CERT_NUMBER = re.compile(
     r"^(?P<body>\d{4}|\d{3}|F\d{2})OP(?P<year>\d{2})(?P<serial>\d{5})(?:-(?P<sub>[1-9]\d{0,3}))?$"
 )
@@ -92,7 +93,9 @@ def body_codes_from_approval(approval_number: str) -> tuple[str, str]:
     serial = int(match.group("serial"))
     if match.group("kind").upper() == "RF":
         if serial > 99:
-            raise BadInput("a foreign body's approval serial has at most 2 digits", code="invalid_approval_number")
+            raise BadInput(
+                "a foreign body's approval serial has at most 2 digits", code="invalid_approval_number"
+            )
         return f"9{serial:03d}", f"9{serial:02d}"
     return f"{serial:04d}", f"{serial:03d}"
 

@@ -135,7 +135,9 @@ def normalize(raw: str) -> ParsedCode:
     return ParsedCode(raw, compact[:64], None, InvalidReason.CHARACTERS)
 
 
-def check_without_lookup(parsed: ParsedCode, *, today: date, known_bodies: frozenset[str] | None) -> ParsedCode:
+def check_without_lookup(
+    parsed: ParsedCode, *, today: date, known_bodies: frozenset[str] | None
+) -> ParsedCode:
     """Apply the checks that need no record: a future year part, an unknown body code.
 
     `known_bodies` holds every current (4-digit) and legacy (3-digit) body code; None means
@@ -174,5 +176,7 @@ def parse_stored_code(text: str) -> ParsedCode:
         return _classify_digits(text, text)
     if _TOKEN.match(text):
         return ParsedCode(text, text, CodeKind.BQ)
-    raise BadInput(f"not an organic code (17/18 digits) or a BQ token (8-32 of 0-9A-Za-z): {text[:40]!r}",
-                   code="invalid_code")
+    raise BadInput(
+        f"not an organic code (17/18 digits) or a BQ token (8-32 of 0-9A-Za-z): {text[:40]!r}",
+        code="invalid_code",
+    )

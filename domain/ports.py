@@ -12,13 +12,13 @@ from typing import Protocol
 from domain.codes import CodeKind
 from domain.records import (
     BatchGroup,
-    ScanInput,
-    ScanResult,
     BatchState,
     CertificateState,
     CodeRecord,
     LabelGroup,
     OrderState,
+    ScanInput,
+    ScanResult,
 )
 
 

@@ -33,7 +33,9 @@ _STATUS_VERDICT = {
 }
 
 
-def issued_while_valid(issued_on: date | None, certificate: CertificateState | None, today: date) -> bool | None:
+def issued_while_valid(
+    issued_on: date | None, certificate: CertificateState | None, today: date
+) -> bool | None:
     """Was the label issued inside the certificate's term and before any suspension/withdrawal?
 
     None when it cannot be known (no certificate, or no issue date recorded).
@@ -87,7 +89,8 @@ _MESSAGES: dict[Verdict, tuple[str, str]] = {
     ),
     Verdict.NOT_FOUND: (
         "查无此码：该码从未发放，可能是假冒标志，也可能输入有误，请核对后重试。",
-        "No such code was ever issued: the label may be counterfeit, or the code was mistyped. Check and try again.",
+        "No such code was ever issued: the label may be counterfeit, or the code was mistyped. "
+        "Check and try again.",
     ),
     Verdict.VOIDED: (
         "该码所属标志订单已退订作废，标志不应再使用，请谨慎购买。",
@@ -120,9 +123,15 @@ _MESSAGES: dict[Verdict, tuple[str, str]] = {
     ),
     Verdict.SUSPICIOUS: (
         "该码真实存在，但已被多人在多地查询，疑似被复制盗用，请谨慎购买。",
-        "The code exists, but it was checked by many people in many places: it is probably copied. Be careful.",
+        "The code exists, but it was checked by many people in many places: it is probably copied. "
+        "Be careful.",
     ),
 }
+
+_BQ_GENUINE = (
+    "该溯源码真实有效：所属批次已通过检验并激活，可查看下方溯源信息。",
+    "This traceability code is genuine: its batch passed inspection and was activated; see the trace below.",
+)
 
 _INVALID_MESSAGES: dict[InvalidReason, tuple[str, str]] = {
     InvalidReason.EMPTY: ("请输入标志上的有机码或溯源码。", "Enter the code printed on the label."),
@@ -152,6 +161,7 @@ def message(
     invalid: InvalidReason | None = None,
     issued_while_valid: bool | None = None,
     already_verified: bool = False,
+    bq: bool = False,
 ) -> str:
     """One sentence for the shopper; `lang` is "zh" (default) or "en"."""
     idx = 1 if lang == "en" else 0
@@ -166,14 +176,25 @@ def message(
     }
     if verdict in withdrawn and issued_while_valid is not None:
         if issued_while_valid:
-            text += (" The label was issued while the certificate was still valid." if idx
-                     else "该标志发放时证书仍有效。")
+            text += (
+                " The label was issued while the certificate was still valid."
+                if idx
+                else "该标志发放时证书仍有效。"
+            )
         else:
-            text += (" The label was issued when the certificate was no longer valid." if idx
-                     else "该标志发放时证书已不在有效状态。")
+            text += (
+                " The label was issued when the certificate was no longer valid."
+                if idx
+                else "该标志发放时证书已不在有效状态。"
+            )
+    if bq and verdict is Verdict.GENUINE:
+        text = _BQ_GENUINE[idx]
     if already_verified and verdict is Verdict.GENUINE:
-        text += (" This anti-counterfeit code was already verified before: see when and where below." if idx
-                 else "注意：该防伪码此前已被查询过，请查看首次查询时间和地点。")
+        text += (
+            " This anti-counterfeit code was already verified before: see when and where below."
+            if idx
+            else "注意：该防伪码此前已被查询过，请查看首次查询时间和地点。"
+        )
     return text
 
 

@@ -22,7 +22,9 @@ metadata = sa.MetaData(
 )
 
 # A case-sensitive ASCII token column on MySQL/MariaDB; plain on SQLite.
-Token = sa.String(32).with_variant(mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), "mysql", "mariadb")
+Token = sa.String(32).with_variant(
+    mysql.VARCHAR(32, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
 Text = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 Id = sa.Integer
 BigKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -121,7 +123,6 @@ organic_codes = sa.Table(
     sa.Column("group_id", Id, nullable=False),
     sa.Column("issued_on", sa.Date, nullable=True),
     sa.Column("identity_code", sa.String(24), nullable=True),
-    sa.Index("ix_organic_codes_group_id", "group_id"),
 )
 
 batches = sa.Table(

@@ -57,7 +57,9 @@ class SqlRegistry:
         stmt = self._insert(table)
         if self.dialect in ("mysql", "mariadb"):
             return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in update})
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
+        )
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -80,9 +82,9 @@ class SqlRegistry:
                     return None
                 return CodeRecord(code, kind, row.batch_id, None, None, row.role)
             row = conn.execute(
-                sa.select(t.organic_codes.c.group_id, t.organic_codes.c.issued_on,
-                          t.organic_codes.c.identity_code)
-                .where(t.organic_codes.c.code == organic_key(code))
+                sa.select(
+                    t.organic_codes.c.group_id, t.organic_codes.c.issued_on, t.organic_codes.c.identity_code
+                ).where(t.organic_codes.c.code == organic_key(code))
             ).first()
         if row is None:
             return None
@@ -91,18 +93,35 @@ class SqlRegistry:
     def label_group(self, group_id: int) -> LabelGroup | None:
         g, p, c, o = t.label_groups, t.certificate_products, t.certificates, t.orders
         query = (
-            sa.select(g.c.id, c.c.number, p.c.name, p.c.description, g.c.package, g.c.label_spec,
-                      o.c.number.label("order_number"))
-            .select_from(g.join(p, p.c.id == g.c.product_id).join(c, c.c.id == g.c.certificate_id)
-                         .outerjoin(o, o.c.id == g.c.order_id))
+            sa.select(
+                g.c.id,
+                c.c.number,
+                p.c.name,
+                p.c.description,
+                g.c.package,
+                g.c.label_spec,
+                o.c.number.label("order_number"),
+            )
+            .select_from(
+                g.join(p, p.c.id == g.c.product_id)
+                .join(c, c.c.id == g.c.certificate_id)
+                .outerjoin(o, o.c.id == g.c.order_id)
+            )
             .where(g.c.id == group_id)
         )
         with self._read() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return LabelGroup(row.id, row.number, row.name, row.description, row.package or None,
-                          row.label_spec or None, row.order_number)
+        return LabelGroup(
+            row.id,
+            row.number,
+            row.name,
+            row.description,
+            row.package or None,
+            row.label_spec or None,
+            row.order_number,
+        )
 
     def batch_group(self, batch_id: int) -> BatchGroup | None:
         b = t.batches
@@ -110,9 +129,14 @@ class SqlRegistry:
             row = conn.execute(sa.select(b).where(b.c.id == batch_id)).first()
         if row is None:
             return None
-        return BatchGroup(row.id, row.number, row.producer, row.product,
-                          float(row.net_content_kg) if row.net_content_kg is not None else None,
-                          json.loads(row.trace) if row.trace else {})
+        return BatchGroup(
+            row.id,
+            row.number,
+            row.producer,
+            row.product,
+            float(row.net_content_kg) if row.net_content_kg is not None else None,
+            json.loads(row.trace) if row.trace else {},
+        )
 
     def certificate(self, number: str) -> CertificateState | None:
         c, b = t.certificates, t.bodies
@@ -126,22 +150,31 @@ class SqlRegistry:
         if row is None:
             return None
         return CertificateState(
-            number=row.number, holder=row.holder, producer=row.producer, kind=CertificateKind(row.kind),
-            category=row.category, valid_from=row.valid_from, valid_until=row.valid_until,
-            status=CertificateStatus(row.status), status_since=row.status_since,
-            body_code=row.body_code, body_name=row.body_name,
+            number=row.number,
+            holder=row.holder,
+            producer=row.producer,
+            kind=CertificateKind(row.kind),
+            category=row.category,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            status=CertificateStatus(row.status),
+            status_since=row.status_since,
+            body_code=row.body_code,
+            body_name=row.body_name,
         )
 
     def order(self, number: str) -> OrderState | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.orders.c.number, t.orders.c.voided_at)
-                               .where(t.orders.c.number == number)).first()
+            row = conn.execute(
+                sa.select(t.orders.c.number, t.orders.c.voided_at).where(t.orders.c.number == number)
+            ).first()
         return None if row is None else OrderState(row.number, _aware(row.voided_at))
 
     def batch_state(self, number: str) -> BatchState | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(t.batches.c.number, t.batches.c.activated_at)
-                               .where(t.batches.c.number == number)).first()
+            row = conn.execute(
+                sa.select(t.batches.c.number, t.batches.c.activated_at).where(t.batches.c.number == number)
+            ).first()
         return None if row is None else BatchState(row.number, _aware(row.activated_at))
 
     def body_codes(self) -> frozenset[str]:
@@ -169,8 +202,7 @@ class SqlRegistry:
                 for key in keys:
                     yield organic_code_from_key(key)
                 last = keys[-1]
-            for token in conn.execute(sa.select(t.bq_codes.c.token)).scalars():
-                yield token
+            yield from conn.execute(sa.select(t.bq_codes.c.token)).scalars()
 
     # -- admin: bodies, certificates -------------------------------------------------------
 
@@ -202,7 +234,9 @@ class SqlRegistry:
         if found is not None:
             return int(found)
         conn.execute(self._upsert(t.organizations, ["name"], ["name"]), {"name": name})
-        return int(conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar_one())
+        return int(
+            conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar_one()
+        )
 
     def upsert_certificates(self, rows: Sequence[tuple[int, Mapping[str, Any]]], scope: Scope) -> BulkResult:
         result = BulkResult()
@@ -218,17 +252,26 @@ class SqlRegistry:
                     result.reject(i, row["number"], "forbidden", "the certificate belongs to another body")
                     continue
                 with conn.begin_nested():
-                    existing = conn.execute(sa.select(c.c.id, c.c.body_id, c.c.status)
-                                            .where(c.c.number == row["number"])).first()
+                    existing = conn.execute(
+                        sa.select(c.c.id, c.c.body_id, c.c.status).where(c.c.number == row["number"])
+                    ).first()
                     if existing is not None and not scope.may_write_body(existing.body_id):
-                        result.reject(i, row["number"], "forbidden", "the certificate belongs to another body")
+                        result.reject(
+                            i, row["number"], "forbidden", "the certificate belongs to another body"
+                        )
                         continue
                     org_id = self._organization_id(conn, row["holder"])
                     values = {
-                        "number": row["number"], "body_id": body_id, "organization_id": org_id,
-                        "holder": row["holder"], "producer": row.get("producer"), "kind": row["kind"],
-                        "category": row.get("category"), "valid_from": row["valid_from"],
-                        "valid_until": row["valid_until"], "status": row["status"],
+                        "number": row["number"],
+                        "body_id": body_id,
+                        "organization_id": org_id,
+                        "holder": row["holder"],
+                        "producer": row.get("producer"),
+                        "kind": row["kind"],
+                        "category": row.get("category"),
+                        "valid_from": row["valid_from"],
+                        "valid_until": row["valid_until"],
+                        "status": row["status"],
                         "updated_at": _now(),
                     }
                     if existing is None:
@@ -239,8 +282,9 @@ class SqlRegistry:
                         cert_id = existing.id
                         if existing.status != row["status"]:
                             try:
-                                check_status_change(CertificateStatus(existing.status),
-                                                    CertificateStatus(row["status"]))
+                                check_status_change(
+                                    CertificateStatus(existing.status), CertificateStatus(row["status"])
+                                )
                             except Exception as exc:
                                 result.reject(i, row["number"], "status_final", str(exc))
                                 continue
@@ -249,36 +293,69 @@ class SqlRegistry:
                         conn.execute(c.update().where(c.c.id == cert_id).values(**values))
                     for product in row.get("products") or []:
                         conn.execute(
-                            self._upsert(t.certificate_products, ["certificate_id", "name"],
-                                         ["description", "certified_tonnes"]),
-                            {"certificate_id": cert_id, "name": product["name"],
-                             "description": product.get("description"),
-                             "certified_tonnes": product.get("certified_tonnes")},
+                            self._upsert(
+                                t.certificate_products,
+                                ["certificate_id", "name"],
+                                ["description", "certified_tonnes"],
+                            ),
+                            {
+                                "certificate_id": cert_id,
+                                "name": product["name"],
+                                "description": product.get("description"),
+                                "certified_tonnes": product.get("certified_tonnes"),
+                            },
                         )
                 result.accepted += 1
         return result
 
-    def _history(self, conn: sa.Connection, cert_id: int, status: str, reason: str | None,
-                 effective_on: date | None, scope: Scope) -> None:
-        conn.execute(t.certificate_status_history.insert().values(
-            certificate_id=cert_id, status=status, reason=reason, effective_on=effective_on,
-            changed_at=_now(), changed_by=scope.name or scope.kind,
-        ))
+    def _history(
+        self,
+        conn: sa.Connection,
+        cert_id: int,
+        status: str,
+        reason: str | None,
+        effective_on: date | None,
+        scope: Scope,
+    ) -> None:
+        conn.execute(
+            t.certificate_status_history.insert().values(
+                certificate_id=cert_id,
+                status=status,
+                reason=reason,
+                effective_on=effective_on,
+                changed_at=_now(),
+                changed_by=scope.name or scope.kind,
+            )
+        )
 
-    def change_certificate_status(self, number: str, status: CertificateStatus, reason: str | None,
-                                  effective_on: date | None, scope: Scope) -> CertificateState:
+    def change_certificate_status(
+        self,
+        number: str,
+        status: CertificateStatus,
+        reason: str | None,
+        effective_on: date | None,
+        scope: Scope,
+    ) -> CertificateState:
         c = t.certificates
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(c.c.id, c.c.body_id, c.c.status).where(c.c.number == number)
-                               .with_for_update()).first()
+            row = conn.execute(
+                sa.select(c.c.id, c.c.body_id, c.c.status).where(c.c.number == number).with_for_update()
+            ).first()
             if row is None or not scope.may_write_body(row.body_id):
                 raise NotFound(f"no certificate {number}", code="certificate_not_found")
             current = CertificateStatus(row.status)
             check_status_change(current, status)
             since = effective_on or date.today()
-            conn.execute(c.update().where(c.c.id == row.id).values(
-                status=status.value, status_since=None if status is CertificateStatus.VALID else since,
-                status_reason=reason, updated_at=_now()))
+            conn.execute(
+                c.update()
+                .where(c.c.id == row.id)
+                .values(
+                    status=status.value,
+                    status_since=None if status is CertificateStatus.VALID else since,
+                    status_reason=reason,
+                    updated_at=_now(),
+                )
+            )
             self._history(conn, row.id, status.value, reason, since, scope)
         state = self.certificate(number)
         assert state is not None
@@ -290,7 +367,8 @@ class SqlRegistry:
             rows = conn.execute(
                 sa.select(h.c.status, h.c.reason, h.c.effective_on, h.c.changed_at, h.c.changed_by)
                 .select_from(h.join(c, c.c.id == h.c.certificate_id))
-                .where(c.c.number == number).order_by(h.c.id)
+                .where(c.c.number == number)
+                .order_by(h.c.id)
             ).all()
         return [dict(r._mapping) for r in rows]
 
@@ -315,16 +393,30 @@ class SqlRegistry:
         row = conn.execute(sa.select(o.c.id, o.c.certificate_id).where(o.c.number == number)).first()
         if row is not None:
             return row.id, row.certificate_id
-        conn.execute(self._upsert(o, ["number"], ["number"]), {
-            "number": number, "certificate_id": certificate_id, "status": "allocated", "created_at": _now()})
+        conn.execute(
+            self._upsert(o, ["number"], ["number"]),
+            {"number": number, "certificate_id": certificate_id, "status": "allocated", "created_at": _now()},
+        )
         row = conn.execute(sa.select(o.c.id, o.c.certificate_id).where(o.c.number == number)).one()
         return row.id, row.certificate_id
 
-    def ensure_group(self, conn: sa.Connection, certificate_id: int, product_id: int, order_id: int,
-                     package: str, label_spec: str) -> int:
+    def ensure_group(
+        self,
+        conn: sa.Connection,
+        certificate_id: int,
+        product_id: int,
+        order_id: int,
+        package: str,
+        label_spec: str,
+    ) -> int:
         g = t.label_groups
-        key = {"certificate_id": certificate_id, "product_id": product_id, "order_id": order_id,
-               "package": package, "label_spec": label_spec}
+        key = {
+            "certificate_id": certificate_id,
+            "product_id": product_id,
+            "order_id": order_id,
+            "package": package,
+            "label_spec": label_spec,
+        }
         where = sa.and_(*(g.c[k] == v for k, v in key.items()))
         found = conn.execute(sa.select(g.c.id).where(where)).scalar()
         if found is not None:
@@ -356,9 +448,11 @@ class SqlRegistry:
     def order_ref(self, number: str) -> tuple[int, int, str] | None:
         o, c = t.orders, t.certificates
         with self._read() as conn:
-            row = conn.execute(sa.select(o.c.id, c.c.body_id, o.c.status)
-                               .select_from(o.join(c, c.c.id == o.c.certificate_id))
-                               .where(o.c.number == number)).first()
+            row = conn.execute(
+                sa.select(o.c.id, c.c.body_id, o.c.status)
+                .select_from(o.join(c, c.c.id == o.c.certificate_id))
+                .where(o.c.number == number)
+            ).first()
         return None if row is None else (row.id, row.body_id, row.status)
 
     def void_order(self, number: str, reason: str | None, scope: Scope) -> OrderState:
@@ -368,42 +462,54 @@ class SqlRegistry:
         o = t.orders
         with self.engine.begin() as conn:
             # Voiding twice keeps the first time: the call is idempotent.
-            conn.execute(o.update().where(o.c.id == ref[0], o.c.voided_at.is_(None))
-                         .values(status="voided", voided_at=_now(), void_reason=reason))
+            conn.execute(
+                o.update()
+                .where(o.c.id == ref[0], o.c.voided_at.is_(None))
+                .values(status="voided", voided_at=_now(), void_reason=reason)
+            )
         state = self.order(number)
         assert state is not None
         return state
 
     # -- admin: BQ batches -----------------------------------------------------------------
 
-    def upsert_batch(self, batch: Mapping[str, Any], codes: Sequence[tuple[int, str, str]],
-                     organization_id: int | None) -> tuple[int, BulkResult]:
+    def upsert_batch(
+        self, batch: Mapping[str, Any], codes: Sequence[tuple[int, str, str]], organization_id: int | None
+    ) -> tuple[int, BulkResult]:
         """Create or update a batch and link its A/B codes; a token already in another batch is rejected."""
         b, q = t.batches, t.bq_codes
         result = BulkResult()
         with self.engine.begin() as conn:
             existing = conn.execute(sa.select(b.c.id).where(b.c.number == batch["number"])).scalar()
             values = {
-                "number": batch["number"], "producer": batch["producer"], "product": batch["product"],
+                "number": batch["number"],
+                "producer": batch["producer"],
+                "product": batch["product"],
                 "net_content_kg": batch.get("net_content_kg"),
                 "trace": json.dumps(batch.get("trace") or {}, ensure_ascii=False),
                 "organization_id": organization_id,
             }
             if existing is None:
-                batch_id = conn.execute(b.insert().values(**values, created_at=_now())).inserted_primary_key[0]
+                batch_id = conn.execute(b.insert().values(**values, created_at=_now())).inserted_primary_key[
+                    0
+                ]
             else:
                 batch_id = int(existing)
                 conn.execute(b.update().where(b.c.id == batch_id).values(**values))
             tokens = [tok for _, tok, _ in codes]
             owners = {}
             for start in range(0, len(tokens), 1000):
-                chunk = tokens[start:start + 1000]
-                owners.update(dict(conn.execute(sa.select(q.c.token, q.c.batch_id).where(q.c.token.in_(chunk))).all()))
+                chunk = tokens[start : start + 1000]
+                owners.update(
+                    dict(conn.execute(sa.select(q.c.token, q.c.batch_id).where(q.c.token.in_(chunk))).all())
+                )
             fresh = []
             for i, token, role in codes:
                 owner = owners.get(token)
                 if owner is not None and owner != batch_id:
-                    result.reject(i, token, "code_in_other_batch", "this code is already linked to another batch")
+                    result.reject(
+                        i, token, "code_in_other_batch", "this code is already linked to another batch"
+                    )
                     continue
                 if owner is None:
                     fresh.append({"token": token, "batch_id": batch_id, "role": role})
@@ -422,8 +528,9 @@ class SqlRegistry:
     def activate_batch(self, number: str) -> BatchState:
         b = t.batches
         with self.engine.begin() as conn:
-            updated = conn.execute(b.update().where(b.c.number == number, b.c.activated_at.is_(None))
-                                   .values(activated_at=_now())).rowcount
+            updated = conn.execute(
+                b.update().where(b.c.number == number, b.c.activated_at.is_(None)).values(activated_at=_now())
+            ).rowcount
             if not updated and conn.execute(sa.select(b.c.id).where(b.c.number == number)).first() is None:
                 raise NotFound(f"no batch {number}", code="batch_not_found")
         state = self.batch_state(number)
@@ -434,14 +541,24 @@ class SqlRegistry:
 
     def create_token(self, token_hash: str, name: str, scope_kind: str, scope_id: int | None) -> int:
         with self.engine.begin() as conn:
-            return int(conn.execute(t.api_tokens.insert().values(
-                token_hash=token_hash, name=name, scope_kind=scope_kind, scope_id=scope_id,
-                created_at=_now())).inserted_primary_key[0])
+            return int(
+                conn.execute(
+                    t.api_tokens.insert().values(
+                        token_hash=token_hash,
+                        name=name,
+                        scope_kind=scope_kind,
+                        scope_id=scope_id,
+                        created_at=_now(),
+                    )
+                ).inserted_primary_key[0]
+            )
 
     def find_token(self, token_hash: str) -> Scope | None:
         a = t.api_tokens
         with self._read() as conn:
-            row = conn.execute(sa.select(a).where(a.c.token_hash == token_hash, a.c.revoked_at.is_(None))).first()
+            row = conn.execute(
+                sa.select(a).where(a.c.token_hash == token_hash, a.c.revoked_at.is_(None))
+            ).first()
         return None if row is None else Scope(row.scope_kind, row.scope_id, row.id, row.name)
 
     def scope_target_id(self, scope_kind: str, name: str) -> int:
@@ -450,7 +567,9 @@ class SqlRegistry:
             if scope_kind == "body":
                 found = conn.execute(sa.select(t.bodies.c.id).where(t.bodies.c.code == name)).scalar()
             else:
-                found = conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar()
+                found = conn.execute(
+                    sa.select(t.organizations.c.id).where(t.organizations.c.name == name)
+                ).scalar()
         if found is None:
             raise NotFound(f"no {scope_kind} {name!r}", code=f"{scope_kind}_not_found")
         return int(found)

@@ -17,30 +17,64 @@ def demo_rows(today: date) -> dict[str, Any]:
     until = year_ago + timedelta(days=364)
     old_from, old_until = date(today.year - 2, 3, 1), date(today.year - 1, 2, 28)
 
-    def cert(number: str, holder: str, status: str = "valid", kind: str = "organic", *,
-             valid_from: date = year_ago, valid_until: date = until, body: str = "0123") -> dict[str, Any]:
-        return {"number": number, "body_code": body, "holder": holder, "producer": holder, "kind": kind,
-                "category": "processing", "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat(),
-                "status": status, "products": [{"name": "有机大米", "description": "五常稻花香有机大米 5kg",
-                                                 "certified_tonnes": "120.000"}]}
+    def cert(
+        number: str,
+        holder: str,
+        status: str = "valid",
+        kind: str = "organic",
+        *,
+        valid_from: date = year_ago,
+        valid_until: date = until,
+        body: str = "0123",
+    ) -> dict[str, Any]:
+        return {
+            "number": number,
+            "body_code": body,
+            "holder": holder,
+            "producer": holder,
+            "kind": kind,
+            "category": "processing",
+            "valid_from": valid_from.isoformat(),
+            "valid_until": valid_until.isoformat(),
+            "status": status,
+            "products": [
+                {"name": "有机大米", "description": "五常稻花香有机大米 5kg", "certified_tonnes": "120.000"}
+            ],
+        }
 
     certs = [
         cert(f"0123OP{yy:02d}00017", "黑龙江示范有机农场有限公司"),
         cert(f"0123OP{yy:02d}00018", "吉林示范米业有限公司（证书已暂停）"),
         cert(f"0123OP{yy:02d}00019", "辽宁示范食品有限公司（证书已撤销）"),
         cert(f"0123OP{yy:02d}00020", "内蒙古示范杂粮合作社（证书已注销）"),
-        cert(f"0123OP{(yy - 2):02d}00021", "山东示范茶业有限公司（证书已过期）",
-             valid_from=old_from, valid_until=old_until),
+        cert(
+            f"0123OP{(yy - 2):02d}00021",
+            "山东示范茶业有限公司（证书已过期）",
+            valid_from=old_from,
+            valid_until=old_until,
+        ),
         cert(f"0123OP{yy:02d}00022", "江西示范农业有限公司（转换期）", kind="conversion"),
         cert("123OP1100023", "贵州示范酒业有限公司（17位旧码）", valid_from=year_ago, valid_until=until),
     ]
 
-    def code(i: int, cert_no: str, order: str | None = None, issued: date = year_ago + timedelta(days=10),
-             prefix: str = "0123") -> dict[str, Any]:
+    def code(
+        i: int,
+        cert_no: str,
+        order: str | None = None,
+        issued: date = year_ago + timedelta(days=10),
+        prefix: str = "0123",
+    ) -> dict[str, Any]:
         year = issued.year % 100
-        return {"code": f"{prefix}{year:02d}{i:012d}", "identity_code": f"{issued.year}{i:05d}",
-                "certificate": cert_no, "product": "有机大米", "issued_on": issued.isoformat(),
-                "order": order, "package": "5kg 真空袋", "label_spec": "25*16mm oval"}
+        return {
+            "code": f"{prefix}{year:02d}{i:012d}",
+            "identity_code": f"{issued.year}{i:05d}",
+            "certificate": cert_no,
+            "product": "有机大米",
+            "issued_on": issued.isoformat(),
+            "order": order,
+            "package": "5kg 真空袋",
+            "label_spec": "25*16mm oval",
+        }
 
     codes = [
         code(100000000001, certs[0]["number"], f"{today:%Y%m%d}-001"),
@@ -54,13 +88,27 @@ def demo_rows(today: date) -> dict[str, Any]:
         code(100000000009, certs[6]["number"], prefix="123"),
     ]
     batches = [
-        {"number": f"WCMY{today:%Y%m%d}A", "producer": "五常示范米业有限公司", "product": "五常大米（稻花香2号）",
-         "net_content_kg": "5", "codes": [{"a_code": "WCA7Kp2Qx9Lm", "b_code": "WCB3Zt8Rv1Nq"}],
-         "trace": {"plot": "五常市民乐乡 3 号地块", "seed": "五优稻4号", "inputs": "有机肥 2 次",
-                   "inspection": "抽检合格（报告 WC-2026-0917）"}},
-        {"number": f"WCMY{today:%Y%m%d}B", "producer": "五常示范米业有限公司", "product": "五常大米（稻花香2号）",
-         "net_content_kg": "5", "codes": [{"a_code": "WCA0Unactive1", "b_code": "WCB0Unactive1"}],
-         "trace": {"plot": "五常市民乐乡 4 号地块", "seed": "五优稻4号"}},
+        {
+            "number": f"WCMY{today:%Y%m%d}A",
+            "producer": "五常示范米业有限公司",
+            "product": "五常大米（稻花香2号）",
+            "net_content_kg": "5",
+            "codes": [{"a_code": "WCA7Kp2Qx9Lm", "b_code": "WCB3Zt8Rv1Nq"}],
+            "trace": {
+                "plot": "五常市民乐乡 3 号地块",
+                "seed": "五优稻4号",
+                "inputs": "有机肥 2 次",
+                "inspection": "抽检合格（报告 WC-2026-0917）",
+            },
+        },
+        {
+            "number": f"WCMY{today:%Y%m%d}B",
+            "producer": "五常示范米业有限公司",
+            "product": "五常大米（稻花香2号）",
+            "net_content_kg": "5",
+            "codes": [{"a_code": "WCA0Unactive1", "b_code": "WCB0Unactive1"}],
+            "trace": {"plot": "五常市民乐乡 4 号地块", "seed": "五优稻4号"},
+        },
     ]
     return {"certs": certs, "codes": codes, "batches": batches}
 
@@ -68,8 +116,17 @@ def demo_rows(today: date) -> dict[str, Any]:
 def seed(admin: AdminService, today: date) -> dict[str, str]:
     """Load the demo; returns verdict → a code to try."""
     rows = demo_rows(today)
-    admin.upsert_bodies([{"code": "0123", "legacy_code": "123", "name": "示范有机产品认证中心（演示）",
-                          "approval_number": "CNCA-R-2002-123"}], ALL)
+    admin.upsert_bodies(
+        [
+            {
+                "code": "0123",
+                "legacy_code": "123",
+                "name": "示范有机产品认证中心（演示）",
+                "approval_number": "CNCA-R-2002-123",
+            }
+        ],
+        ALL,
+    )
     admin.upsert_certificates(rows["certs"], ALL)
     admin.import_codes(rows["codes"], ALL)
     for batch in rows["batches"]:
@@ -85,11 +142,18 @@ def seed(admin: AdminService, today: date) -> dict[str, str]:
     c = rows["codes"]
     yy = today.year % 100
     return {
-        "genuine": c[0]["code"], "voided": c[2]["code"], "certificate_suspended": c[3]["code"],
-        "certificate_revoked": c[4]["code"], "certificate_cancelled": c[5]["code"],
-        "certificate_expired": c[6]["code"], "conversion_certificate": c[7]["code"],
-        "genuine (legacy 17-digit)": c[8]["code"], "genuine (BQ A code)": "WCA7Kp2Qx9Lm",
-        "genuine (BQ B code)": "WCB3Zt8Rv1Nq", "not_activated (BQ)": "WCB0Unactive1",
-        "not_found": f"0123{yy:02d}999999999999", "invalid_format (future year)": f"0123{(yy + 1) % 100:02d}000000000001",
+        "genuine": c[0]["code"],
+        "voided": c[2]["code"],
+        "certificate_suspended": c[3]["code"],
+        "certificate_revoked": c[4]["code"],
+        "certificate_cancelled": c[5]["code"],
+        "certificate_expired": c[6]["code"],
+        "conversion_certificate": c[7]["code"],
+        "genuine (legacy 17-digit)": c[8]["code"],
+        "genuine (BQ A code)": "WCA7Kp2Qx9Lm",
+        "genuine (BQ B code)": "WCB3Zt8Rv1Nq",
+        "not_activated (BQ)": "WCB0Unactive1",
+        "not_found": f"0123{yy:02d}999999999999",
+        "invalid_format (future year)": f"0123{(yy + 1) % 100:02d}000000000001",
         "invalid_format (unknown body)": f"7777{yy:02d}000000000001",
     }

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import msgpack
@@ -82,6 +82,7 @@ class _Tier:
 
 # -- serialization of cached values (msgpack: ~4x smaller than JSON for these tuples) ----
 
+
 def _pack_record(rec: CodeRecord | None) -> bytes:
     if rec is None:
         return _ABSENT
@@ -108,16 +109,16 @@ def _pack_dataclass(obj: Any) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 
 
-def _unpack_dataclass(cls: type[T], raw: bytes) -> T | None:
-    from datetime import datetime
+def _unpack_value(value: Any) -> Any:
+    if isinstance(value, list) and len(value) == 2 and value[0] in ("d", "t"):
+        return date.fromisoformat(value[1]) if value[0] == "d" else datetime.fromisoformat(value[1])
+    return value
 
+
+def _unpack_dataclass(cls: type[T], raw: bytes) -> T | None:
     if raw == _ABSENT:
         return None
-    values = []
-    for value in msgpack.unpackb(raw, raw=False):
-        if isinstance(value, list) and len(value) == 2 and value[0] in ("d", "t"):
-            value = date.fromisoformat(value[1]) if value[0] == "d" else datetime.fromisoformat(value[1])
-        values.append(value)
+    values = [_unpack_value(v) for v in msgpack.unpackb(raw, raw=False)]
     obj = cls(*values)
     if isinstance(obj, CertificateState):
         object.__setattr__(obj, "kind", CertificateKind(obj.kind))
@@ -214,9 +215,18 @@ class RecordResolver:
         gen = self._gens["status"] if self._gens else 0
         return f"s{gen}:{kind}:{key}"
 
-    def _through(self, tier: _Tier, local_key: Any, shared_key: str, ttl_s: int,
-                 load: Callable[[], Any], pack: Callable[[Any], bytes], unpack: Callable[[bytes], Any],
-                 *, lock: bool) -> Any:
+    def _through(
+        self,
+        tier: _Tier,
+        local_key: Any,
+        shared_key: str,
+        ttl_s: int,
+        load: Callable[[], Any],
+        pack: Callable[[Any], bytes],
+        unpack: Callable[[bytes], Any],
+        *,
+        lock: bool,
+    ) -> Any:
         value = tier.get(local_key, self._max_age)
         if value is not _MISSING:
             return value
@@ -235,7 +245,9 @@ class RecordResolver:
         else:
             metrics.incr("db_reads")
             value = load()
-            self.shared.set(shared_key, pack(value), self.absent_ttl_s if value is None else ttl_s, unlock=lock)
+            self.shared.set(
+                shared_key, pack(value), self.absent_ttl_s if value is None else ttl_s, unlock=lock
+            )
         tier.put(local_key, value)
         return value
 
@@ -250,15 +262,26 @@ class RecordResolver:
             self.records.put(code, None)
             return None
         return self._through(
-            self.records, code, f"c:{code}", self.record_ttl_s,
-            lambda: self.registry.find_code(code, kind), _pack_record,
-            lambda raw: _unpack_record(code, kind, raw), lock=True,
+            self.records,
+            code,
+            f"c:{code}",
+            self.record_ttl_s,
+            lambda: self.registry.find_code(code, kind),
+            _pack_record,
+            lambda raw: _unpack_record(code, kind, raw),
+            lock=True,
         )
 
     def _status_item(self, kind: str, key: Any, load: Callable[[], Any], cls: type) -> Any:
         return self._through(
-            self.status, (kind, key), self._status_key(kind, key), self.status_ttl_s,
-            load, _pack_dataclass, lambda raw: _unpack_dataclass(cls, raw), lock=False,
+            self.status,
+            (kind, key),
+            self._status_key(kind, key),
+            self.status_ttl_s,
+            load,
+            _pack_dataclass,
+            lambda raw: _unpack_dataclass(cls, raw),
+            lock=False,
         )
 
     def resolve(self, parsed: ParsedCode) -> Resolution:
@@ -267,23 +290,31 @@ class RecordResolver:
         if record is None:
             return Resolution(None)
         if record.kind is CodeKind.BQ:
-            batch = self._status_item("batch", record.group_id,
-                                      lambda: self.registry.batch_group(record.group_id), BatchGroup)
+            batch = self._status_item(
+                "batch", record.group_id, lambda: self.registry.batch_group(record.group_id), BatchGroup
+            )
             state = None
             if batch is not None:
-                state = self._status_item("bstate", batch.number,
-                                          lambda: self.registry.batch_state(batch.number), BatchState)
+                state = self._status_item(
+                    "bstate", batch.number, lambda: self.registry.batch_state(batch.number), BatchState
+                )
             return Resolution(record, batch=batch, batch_state=state)
-        group = self._status_item("group", record.group_id,
-                                  lambda: self.registry.label_group(record.group_id), LabelGroup)
+        group = self._status_item(
+            "group", record.group_id, lambda: self.registry.label_group(record.group_id), LabelGroup
+        )
         if group is None:
             return Resolution(record)
-        cert = self._status_item("cert", group.certificate_number,
-                                 lambda: self.registry.certificate(group.certificate_number), CertificateState)
+        cert = self._status_item(
+            "cert",
+            group.certificate_number,
+            lambda: self.registry.certificate(group.certificate_number),
+            CertificateState,
+        )
         order = None
         if group.order_number:
-            order = self._status_item("order", group.order_number,
-                                      lambda: self.registry.order(group.order_number or ""), OrderState)
+            order = self._status_item(
+                "order", group.order_number, lambda: self.registry.order(group.order_number or ""), OrderState
+            )
         return Resolution(record, group=group, certificate=cert, order=order)
 
     def forget_codes(self, codes: list[str]) -> None:

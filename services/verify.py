@@ -46,8 +46,12 @@ def _day(value: date | None) -> str | None:
 
 
 class VerifyService:
-    def __init__(self, resolver: RecordResolver, scans: ScanRecorder | None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        resolver: RecordResolver,
+        scans: ScanRecorder | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.resolver = resolver
         self.scans = scans
         self.clock = clock
@@ -77,56 +81,104 @@ class VerifyService:
         activated = None
         if res.record.kind is CodeKind.BQ:
             activated = res.batch_state is not None and res.batch_state.activated_at is not None
-        return decide(found=True, voided=voided, bq_activated=activated, certificate=res.certificate,
-                      flags=flags, today=today)
+        return decide(
+            found=True,
+            voided=voided,
+            bq_activated=activated,
+            certificate=res.certificate,
+            flags=flags,
+            today=today,
+        )
 
-    def _scan(self, code: str, kind: str | None, verdict: Verdict, req: VerifyRequest, now: datetime,
-              record: bool) -> ScanResult | None:
+    def _scan(
+        self, code: str, kind: str | None, verdict: Verdict, req: VerifyRequest, now: datetime, record: bool
+    ) -> ScanResult | None:
         if self.scans is None:
             return None
         try:
             if not record:
                 return self.scans.peek(code, req.client)
-            return self.scans.record(ScanInput(
-                code=code, kind=kind, at=now, channel=req.channel, verdict=verdict.value, client=req.client,
-                ip=req.ip, lat=req.lat, lng=req.lng))
+            return self.scans.record(
+                ScanInput(
+                    code=code,
+                    kind=kind,
+                    at=now,
+                    channel=req.channel,
+                    verdict=verdict.value,
+                    client=req.client,
+                    ip=req.ip,
+                    lat=req.lat,
+                    lng=req.lng,
+                )
+            )
         except Unavailable:
             # The scan store is an addition to the answer, never a reason to refuse one.
             metrics.incr("scan_store_errors")
             return None
 
-    def _answer_invalid(self, code: str, kind: CodeKind | None, reason: InvalidReason, lang: str) -> dict[str, Any]:
+    def _answer_invalid(
+        self, code: str, kind: CodeKind | None, reason: InvalidReason, lang: str
+    ) -> dict[str, Any]:
         return {
             "code": code or None,
             "kind": kind.value if kind else None,
             "verdict": Verdict.INVALID_FORMAT.value,
             "reason": reason.value,
             "message": message(Verdict.INVALID_FORMAT, lang, invalid=reason),
-            "product": None, "certificate": None, "certification_body": None, "issued_on": None,
-            "issued_while_valid": None, "scans": None, "flags": [], "trace": None,
+            "product": None,
+            "certificate": None,
+            "certification_body": None,
+            "issued_on": None,
+            "issued_while_valid": None,
+            "scans": None,
+            "flags": [],
+            "trace": None,
         }
 
-    def _answer(self, code: str, kind: CodeKind | None, verdict: Verdict, res: Resolution,
-                scan: ScanResult | None, lang: str, today: date) -> dict[str, Any]:
+    def _answer(
+        self,
+        code: str,
+        kind: CodeKind | None,
+        verdict: Verdict,
+        res: Resolution,
+        scan: ScanResult | None,
+        lang: str,
+        today: date,
+    ) -> dict[str, Any]:
         rec, cert = res.record, res.certificate
         product = certificate = body = trace = None
         if res.group is not None:
-            product = {"name": res.group.product_name, "description": res.group.product_description,
-                       "package": res.group.package, "label_spec": res.group.label_spec}
+            product = {
+                "name": res.group.product_name,
+                "description": res.group.product_description,
+                "package": res.group.package,
+                "label_spec": res.group.label_spec,
+            }
         if res.batch is not None:
-            product = {"name": res.batch.product, "description": None,
-                       "package": f"{res.batch.net_content_kg:g} kg" if res.batch.net_content_kg else None,
-                       "label_spec": "50*50mm BQ"}
+            product = {
+                "name": res.batch.product,
+                "description": None,
+                "package": f"{res.batch.net_content_kg:g} kg" if res.batch.net_content_kg else None,
+                "label_spec": "50*50mm BQ",
+            }
             activated = res.batch_state.activated_at if res.batch_state else None
             tr = res.batch.trace
-            trace = {"batch": res.batch.number, "producer": res.batch.producer, "activated_at": _iso(activated),
-                     "role": rec.bq_role if rec else None,
-                     **{k: tr.get(k) for k in ("plot", "seed", "inputs", "inspection")}}
+            trace = {
+                "batch": res.batch.number,
+                "producer": res.batch.producer,
+                "activated_at": _iso(activated),
+                "role": rec.bq_role if rec else None,
+                **{k: tr.get(k) for k in ("plot", "seed", "inputs", "inspection")},
+            }
         if cert is not None:
             certificate = {
-                "number": cert.number, "holder": cert.holder, "kind": cert.kind.value,
-                "status": cert.effective_status(today).value, "valid_from": _day(cert.valid_from),
-                "valid_until": _day(cert.valid_until), "status_since": _day(cert.effective_status_since(today)),
+                "number": cert.number,
+                "holder": cert.holder,
+                "kind": cert.kind.value,
+                "status": cert.effective_status(today).value,
+                "valid_from": _day(cert.valid_from),
+                "valid_until": _day(cert.valid_until),
+                "status_since": _day(cert.effective_status_since(today)),
             }
             body = {"code": cert.body_code, "name": cert.body_name}
         while_valid = issued_while_valid(rec.issued_on if rec else None, cert, today)
@@ -137,15 +189,23 @@ class VerifyService:
             "kind": kind.value if kind else None,
             "verdict": verdict.value,
             "reason": None,
-            "message": message(verdict, lang, issued_while_valid=while_valid, already_verified=already),
+            "message": message(
+                verdict,
+                lang,
+                issued_while_valid=while_valid,
+                already_verified=already,
+                bq=kind is CodeKind.BQ,
+            ),
             "product": product,
             "certificate": certificate,
             "certification_body": body,
             "issued_on": _day(rec.issued_on) if rec else None,
             "issued_while_valid": while_valid,
             "scans": _scans(summary),
-            "flags": [{"rule": f.rule, "severity": f.severity, "raised_at": _iso(f.raised_at)}
-                      for f in (scan.flags if scan else ())],
+            "flags": [
+                {"rule": f.rule, "severity": f.severity, "raised_at": _iso(f.raised_at)}
+                for f in (scan.flags if scan else ())
+            ],
             "trace": trace,
         }
 
@@ -156,5 +216,10 @@ def _scans(summary: ScanSummary | None) -> dict[str, Any] | None:
     you = None
     if summary.you_count is not None:
         you = {"count": summary.you_count, "first_at": _iso(summary.you_first_at)}
-    return {"count": summary.count, "first_at": _iso(summary.first_at), "first_city": summary.first_city,
-            "distinct_scanners": summary.distinct_scanners, "you": you}
+    return {
+        "count": summary.count,
+        "first_at": _iso(summary.first_at),
+        "first_city": summary.first_city,
+        "distinct_scanners": summary.distinct_scanners,
+        "you": you,
+    }

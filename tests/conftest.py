@@ -33,8 +33,12 @@ def _mysql_parts() -> dict[str, object]:
     from sqlalchemy.engine import make_url
 
     url = make_url(MYSQL_URL)
-    return {"host": url.host or "127.0.0.1", "port": url.port or 3306, "user": url.username or "root",
-            "password": url.password or ""}
+    return {
+        "host": url.host or "127.0.0.1",
+        "port": url.port or 3306,
+        "user": url.username or "root",
+        "password": url.password or "",
+    }
 
 
 @pytest.fixture
@@ -94,9 +98,15 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def settings_for(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:
-    return Settings(database_url=database_url, redis_url=redis_url, secret_key="test-secret",
-                    admin_bootstrap_token=BOOTSTRAP, rate_limits=False, expected_codes=100_000,
-                    **extra)  # type: ignore[arg-type]
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        secret_key="test-secret",
+        admin_bootstrap_token=BOOTSTRAP,
+        rate_limits=False,
+        expected_codes=100_000,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture

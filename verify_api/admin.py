@@ -25,8 +25,12 @@ def _authenticate() -> Response | None:
     scheme, _, token = header.partition(" ")
     scope = container(current_app).admin.authenticate(token.strip() if scheme.lower() == "bearer" else None)
     if scope is None:
-        return problem(401, "unauthorized", "a valid bearer token is required",
-                       headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+        return problem(
+            401,
+            "unauthorized",
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": 'Bearer realm="admin"'},
+        )
     g.scope = scope
     return None
 
@@ -42,8 +46,10 @@ def _rows() -> list[Any]:
     if not isinstance(body, list):
         raise BadInput("send a JSON array of rows", code="invalid_body")
     if len(body) > MAX_ROWS_JSON:
-        raise BadInput(f"at most {MAX_ROWS_JSON} rows per call; use the CSV upload or the CLI for more",
-                       code="too_many_rows")
+        raise BadInput(
+            f"at most {MAX_ROWS_JSON} rows per call; use the CSV upload or the CLI for more",
+            code="too_many_rows",
+        )
     return body
 
 

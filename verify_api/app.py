@@ -97,8 +97,15 @@ def build(settings: Settings) -> Container:
     resolver = RecordResolver(registry, shared, generations, filters, refresh_s=settings.generation_refresh_s)
     scans = _build_scans(settings, redis_client)
     return Container(
-        settings=settings, registry=registry, redis=redis_client, shared=shared, generations=generations,
-        filters=filters, resolver=resolver, scans=scans, verify=VerifyService(resolver, scans),
+        settings=settings,
+        registry=registry,
+        redis=redis_client,
+        shared=shared,
+        generations=generations,
+        filters=filters,
+        resolver=resolver,
+        scans=scans,
+        verify=VerifyService(resolver, scans),
         admin=AdminService(registry, resolver, generations, filters, settings.admin_bootstrap_token),
     )
 
@@ -117,8 +124,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = Flask(__name__, static_folder="static", template_folder="templates")
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_admin_upload_bytes,
-                      JSON_AS_ASCII=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_admin_upload_bytes,
+        JSON_AS_ASCII=False,
+    )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if settings.proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]

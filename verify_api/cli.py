@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from registry.engine import downgrade, upgrade
 from services.admin import Progress, rows_from_csv, rows_from_xlsx
 from services.demo import seed
 from verify_api.app import container
+from verify_api.bulk import write, writer_process
 
 db = AppGroup("db", help="Schema migrations (Alembic).")
 
@@ -54,24 +56,37 @@ def register(app: Flask) -> None:
 
     @app.cli.command("import-codes")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
-                  help="write rejected rows here as CSV (row,key,code,detail)")
+    @click.option(
+        "--rejects",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="write rejected rows here as CSV (row,key,code,detail)",
+    )
     @click.option("--chunk", default=100_000, show_default=True, help="rows per transaction")
     def import_codes(path: Path, rejects: Path | None, chunk: int) -> None:
         """Import organic codes from a CSV or XLSX file of any size, with progress."""
-        admin = container(app).admin
+        c = container(app)
         scope = Scope("all", None, None, "cli")
         progress = Progress(sys.stderr)
-        if path.suffix.lower() == ".xlsx":
-            rows = rows_from_xlsx(path.read_bytes())
-            result = admin.import_codes(rows, scope, chunk=chunk, progress=progress, bulk_file=True)
-        else:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                result = admin.import_codes(rows_from_csv(fh), scope, chunk=chunk, progress=progress,
-                                            bulk_file=True)
-        elapsed = max(1e-9, __import__("time").monotonic() - progress.start)
-        click.echo(f"\n{result.accepted:,} codes accepted, {len(result.rejected):,} rejected "
-                   f"in {elapsed:.1f}s ({result.accepted / elapsed:,.0f} codes/s)", err=True)
+        options: dict = {"chunk": chunk, "progress": progress, "bulk_file": True}
+        pool = None
+        if c.registry.dialect in ("mysql", "mariadb"):
+            pool = writer_process(c.settings)
+            options.update(executor=pool, writer=write)
+        try:
+            if path.suffix.lower() == ".xlsx":
+                result = c.admin.import_codes(rows_from_xlsx(path.read_bytes()), scope, **options)
+            else:
+                with path.open(encoding="utf-8-sig", newline="") as fh:
+                    result = c.admin.import_codes(rows_from_csv(fh), scope, **options)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        elapsed = max(1e-9, time.monotonic() - progress.start)
+        click.echo(
+            f"\n{result.accepted:,} codes accepted, {len(result.rejected):,} rejected "
+            f"in {elapsed:.1f}s ({result.accepted / elapsed:,.0f} codes/s)",
+            err=True,
+        )
         if rejects is not None:
             import csv
 

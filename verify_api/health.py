@@ -31,8 +31,9 @@ def readyz() -> tuple[Response, int]:
     degraded = [name for name, state in (("database", database), ("cache", cache)) if state == "down"]
     # One store down still answers (cached codes, or from the database): stay in rotation.
     status = 503 if len(degraded) == 2 else 200
-    return jsonify(status="degraded" if degraded else "ready", database=database, cache=cache,
-                   degraded=degraded), status
+    return jsonify(
+        status="degraded" if degraded else "ready", database=database, cache=cache, degraded=degraded
+    ), status
 
 
 @bp.get("/metrics")

@@ -13,16 +13,35 @@ from domain.errors import DomainError, Unavailable
 
 log = logging.getLogger(__name__)
 
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-           409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-           503: "Service Unavailable"}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
-def problem(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None,
-            **extra: Any) -> Response:
-    body = {"type": f"https://organic-verify.example/problems/{code}", "title": _TITLES.get(status, "Error"),
-            "status": status, "code": code, "detail": detail, "instance": request.path, **extra}
+def problem(
+    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body = {
+        "type": f"https://organic-verify.example/problems/{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        "instance": request.path,
+        **extra,
+    }
     resp = Response(orjson.dumps(body), status=status, mimetype="application/problem+json")
     for name, value in (headers or {}).items():
         resp.headers[name] = value

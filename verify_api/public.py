@@ -70,11 +70,17 @@ def respond(answer: dict[str, Any], status: int = 200, *, max_age: int = 0) -> R
 def verify() -> Response:
     data = parse_verify(json_body())
     c = container(current_app)
-    answer = c.verify.verify(VerifyRequest(
-        input=data.input, channel=data.channel,
-        lat=data.location.lat if data.location else None, lng=data.location.lng if data.location else None,
-        client=data.client, ip=request.remote_addr, lang=pick_language(request.headers.get("Accept-Language")),
-    ))
+    answer = c.verify.verify(
+        VerifyRequest(
+            input=data.input,
+            channel=data.channel,
+            lat=data.location.lat if data.location else None,
+            lng=data.location.lng if data.location else None,
+            client=data.client,
+            ip=request.remote_addr,
+            lang=pick_language(request.headers.get("Accept-Language")),
+        )
+    )
     return respond(answer)
 
 
@@ -93,8 +99,9 @@ def get_code(code: str) -> Response:
     now = time.monotonic()
     hit = _recent.get(key)
     if hit is None or now - hit[0] > _RECENT_S:
-        answer = container(current_app).verify.verify(VerifyRequest(input=code, channel="web", lang=lang),
-                                                      record=False)
+        answer = container(current_app).verify.verify(
+            VerifyRequest(input=code, channel="web", lang=lang), record=False
+        )
         if len(_recent) > 50_000:
             _recent.clear()
         hit = (now, orjson.dumps(answer))

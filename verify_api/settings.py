@@ -70,7 +70,7 @@ class Settings:
             proxies = int(env.get("PROXY_COUNT", "0"))
         except ValueError as exc:
             raise SettingsError(f"a numeric setting is not a number: {exc}") from exc
-        rules = {k[len("RULE_"):].lower(): v for k, v in env.items() if k.startswith("RULE_")}
+        rules = {k[len("RULE_") :].lower(): v for k, v in env.items() if k.startswith("RULE_")}
         return cls(
             database_url=database_url,
             redis_url=env.get("REDIS_URL") or None,

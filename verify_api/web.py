@@ -42,6 +42,8 @@ def result(code: str) -> str:
         raise BadInput("code too long", code="input_too_long")
     # A QR may carry the code in a query parameter: hand the whole URL to the normalizer.
     raw = request.full_path.rstrip("?") if request.args else code
-    answer = container(current_app).verify.verify(VerifyRequest(input=raw, channel="web", lang="zh"), record=False)
+    answer = container(current_app).verify.verify(
+        VerifyRequest(input=raw, channel="web", lang="zh"), record=False
+    )
     style, badge = VERDICT_STYLE.get(answer["verdict"], ("bad", answer["verdict"]))
     return render_template("result.html", a=answer, style=style, badge=badge, raw=raw)

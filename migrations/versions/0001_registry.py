@@ -50,9 +50,6 @@ def upgrade() -> None:
     sa.Column('identity_code', sa.String(length=24), nullable=True),
     sa.PrimaryKeyConstraint('code', name=op.f('pk_organic_codes'))
     )
-    with op.batch_alter_table('organic_codes', schema=None) as batch_op:
-        batch_op.create_index('ix_organic_codes_group_id', ['group_id'], unique=False)
-
     op.create_table('organizations',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),

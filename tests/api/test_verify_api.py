@@ -10,8 +10,21 @@ from flask import Flask
 from services.demo import seed
 from verify_api.app import container
 
-FIELDS = {"code", "kind", "verdict", "reason", "message", "product", "certificate", "certification_body",
-          "issued_on", "issued_while_valid", "scans", "flags", "trace"}
+FIELDS = {
+    "code",
+    "kind",
+    "verdict",
+    "reason",
+    "message",
+    "product",
+    "certificate",
+    "certification_body",
+    "issued_on",
+    "issued_while_valid",
+    "scans",
+    "flags",
+    "trace",
+}
 
 
 @pytest.fixture
@@ -27,10 +40,19 @@ def verify(app: Flask, text: str, **extra: object) -> dict:
     return body
 
 
-@pytest.mark.parametrize("verdict", [
-    "genuine", "voided", "certificate_suspended", "certificate_revoked", "certificate_cancelled",
-    "certificate_expired", "conversion_certificate", "not_found",
-])
+@pytest.mark.parametrize(
+    "verdict",
+    [
+        "genuine",
+        "voided",
+        "certificate_suspended",
+        "certificate_revoked",
+        "certificate_cancelled",
+        "certificate_expired",
+        "conversion_certificate",
+        "not_found",
+    ],
+)
 def test_every_organic_verdict_over_the_api(any_app: Flask, demo: dict[str, str], verdict: str) -> None:
     body = verify(any_app, demo[verdict])
     assert body["verdict"] == verdict
@@ -58,7 +80,9 @@ def test_legacy_17_digit_codes_verify(any_app: Flask, demo: dict[str, str]) -> N
 
 
 @pytest.mark.parametrize("key", ["invalid_format (future year)", "invalid_format (unknown body)"])
-def test_codes_that_cannot_exist_are_invalid_format_answers(any_app: Flask, demo: dict[str, str], key: str) -> None:
+def test_codes_that_cannot_exist_are_invalid_format_answers(
+    any_app: Flask, demo: dict[str, str], key: str
+) -> None:
     assert verify(any_app, demo[key])["verdict"] == "invalid_format"
 
 
@@ -87,8 +111,9 @@ def test_messages_follow_accept_language(any_app: Flask, demo: dict[str, str]) -
         ({"data": "input=1", "content_type": "application/x-www-form-urlencoded"}, 400, "json_required"),
     ],
 )
-def test_malformed_requests_get_problem_json(any_app: Flask, demo: dict[str, str], kwargs: dict, status: int,
-                                             code: str) -> None:
+def test_malformed_requests_get_problem_json(
+    any_app: Flask, demo: dict[str, str], kwargs: dict, status: int, code: str
+) -> None:
     resp = any_app.test_client().post("/api/v1/verify", **kwargs)
     assert resp.status_code == status
     assert resp.mimetype == "application/problem+json"

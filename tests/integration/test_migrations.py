@@ -40,10 +40,16 @@ def test_bq_tokens_compare_case_sensitively_on_every_backend(engine: sa.Engine) 
 
     with engine.begin() as conn:
         conn.execute(t.organizations.insert().values(name="o"))
-        conn.execute(t.batches.insert().values(number="B1", producer="p", product="r",
-                                               created_at=sa.func.now()))
+        conn.execute(
+            t.batches.insert().values(number="B1", producer="p", product="r", created_at=sa.func.now())
+        )
         batch_id = conn.execute(sa.select(t.batches.c.id)).scalar_one()
-        conn.execute(t.bq_codes.insert(), [{"token": "aB3xYZ12", "batch_id": batch_id, "role": "a"},
-                                           {"token": "AB3XYZ12", "batch_id": batch_id, "role": "b"}])
+        conn.execute(
+            t.bq_codes.insert(),
+            [
+                {"token": "aB3xYZ12", "batch_id": batch_id, "role": "a"},
+                {"token": "AB3XYZ12", "batch_id": batch_id, "role": "b"},
+            ],
+        )
         found = conn.execute(sa.select(t.bq_codes.c.role).where(t.bq_codes.c.token == "AB3XYZ12")).all()
     assert [r.role for r in found] == ["b"]

@@ -54,11 +54,17 @@ def _resolver(app: Flask, redis_url: str) -> tuple[RecordResolver, CountingRegis
     registry = CountingRegistry(c.registry)
     client = make_redis(redis_url, timeout_ms=500)
     m_bits, k = BloomFilter.sized_for(100_000)
-    return RecordResolver(registry, RedisSharedCache(client), RedisGenerations(client),  # type: ignore[arg-type]
-                          RedisFilterStore(client, m_bits, k)), registry
+    return RecordResolver(
+        registry,
+        RedisSharedCache(client),
+        RedisGenerations(client),  # type: ignore[arg-type]
+        RedisFilterStore(client, m_bits, k),
+    ), registry
 
 
-def test_many_workers_missing_one_key_at_once_refill_it_once(seeded: tuple[Flask, dict], redis_url: str) -> None:
+def test_many_workers_missing_one_key_at_once_refill_it_once(
+    seeded: tuple[Flask, dict], redis_url: str
+) -> None:
     app, demo = seeded
     resolvers = [_resolver(app, redis_url) for _ in range(8)]
     parsed = normalize(demo["genuine"])
@@ -78,8 +84,9 @@ def test_many_workers_missing_one_key_at_once_refill_it_once(seeded: tuple[Flask
     assert sum(reg.code_reads for _, reg in resolvers) == 1
 
 
-def test_never_issued_codes_are_answered_by_the_filter_not_the_database(seeded: tuple[Flask, dict],
-                                                                        redis_url: str) -> None:
+def test_never_issued_codes_are_answered_by_the_filter_not_the_database(
+    seeded: tuple[Flask, dict], redis_url: str
+) -> None:
     app, _ = seeded
     resolver, registry = _resolver(app, redis_url)
     rng = random.Random(7)
@@ -93,8 +100,11 @@ def test_redis_down_answers_from_the_database_and_counts_it(mysql_db: str) -> No
     app = create_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
     before = metrics.value("redis_errors")
     # Seeding bumps generations in Redis, which is down: the admin call says so (503) ...
-    resp = app.test_client().post("/api/v1/admin/bodies", headers={"Authorization": "Bearer test-bootstrap-token"},
-                                  json=[{"code": "0123", "name": "b"}])
+    resp = app.test_client().post(
+        "/api/v1/admin/bodies",
+        headers={"Authorization": "Bearer test-bootstrap-token"},
+        json=[{"code": "0123", "name": "b"}],
+    )
     assert resp.status_code == 503 and resp.headers["Retry-After"]
     # ... but the write landed, and verify answers from the database without a 5xx.
     status, body = verify(app, "012326000000000001")
@@ -118,7 +128,10 @@ def test_database_down_still_answers_cached_codes_and_503s_the_rest(seeded: tupl
     status, body = verify(app, demo["certificate_revoked"])  # issued, never looked up: needs the database
     assert status == 503
     assert body["code"] == "database_unavailable"
-    assert app.test_client().post("/api/v1/verify", json={"input": demo["certificate_revoked"]}
-                                  ).headers["Retry-After"]
+    assert (
+        app.test_client()
+        .post("/api/v1/verify", json={"input": demo["certificate_revoked"]})
+        .headers["Retry-After"]
+    )
     ready = app.test_client().get("/readyz").get_json()
     assert ready["database"] == "down"

@@ -28,8 +28,16 @@ def _free_port() -> int:
 @pytest.fixture(params=["services", "embedded"])
 def server(request: pytest.FixtureRequest) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "PORT": str(port), "SECRET_KEY": "s", "ADMIN_BOOTSTRAP_TOKEN": BOOTSTRAP,
-           "RATE_LIMITS": "off", "WEB_CONCURRENCY": "2", "EXPECTED_CODES": "100000", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "SECRET_KEY": "s",
+        "ADMIN_BOOTSTRAP_TOKEN": BOOTSTRAP,
+        "RATE_LIMITS": "off",
+        "WEB_CONCURRENCY": "2",
+        "EXPECTED_CODES": "100000",
+        "PYTHONPATH": str(ROOT),
+    }
     if request.param == "services":
         env["DATABASE_URL"] = request.getfixturevalue("mysql_db")
         env["REDIS_URL"] = request.getfixturevalue("redis_url")
@@ -38,8 +46,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
         env.pop("REDIS_URL", None)
     log = request.getfixturevalue("tmp_path") / "gunicorn.log"
     log_fh = log.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
-                            env=env, stdout=log_fh, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_fh,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -61,8 +74,12 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _answers(base: str, code: str, n: int) -> list[str]:
     # A new connection per request so both workers get requests.
-    return [requests.post(base + "/api/v1/verify", json={"input": code}, timeout=5,
-                          headers={"Connection": "close"}).json()["verdict"] for _ in range(n)]
+    return [
+        requests.post(
+            base + "/api/v1/verify", json={"input": code}, timeout=5, headers={"Connection": "close"}
+        ).json()["verdict"]
+        for _ in range(n)
+    ]
 
 
 def test_a_status_change_reaches_every_worker_within_one_second(server: str) -> None:
@@ -72,11 +89,25 @@ def test_a_status_change_reaches_every_worker_within_one_second(server: str) -> 
     s = requests.Session()
     s.headers.update(ADMIN)
     assert s.post(server + "/api/v1/admin/bodies", json=[{"code": "0123", "name": "b"}]).ok
-    assert s.post(server + "/api/v1/admin/certificates", json=[{
-        "number": number, "body_code": "0123", "holder": "h", "valid_from": f"{date.today().year}-01-01",
-        "valid_until": f"{date.today().year}-12-31", "products": [{"name": "p"}]}]).ok
-    assert s.post(server + "/api/v1/admin/codes", json=[{"code": code, "certificate": number,
-                                                          "product": "p"}]).json()["accepted"] == 1
+    assert s.post(
+        server + "/api/v1/admin/certificates",
+        json=[
+            {
+                "number": number,
+                "body_code": "0123",
+                "holder": "h",
+                "valid_from": f"{date.today().year}-01-01",
+                "valid_until": f"{date.today().year}-12-31",
+                "products": [{"name": "p"}],
+            }
+        ],
+    ).ok
+    assert (
+        s.post(
+            server + "/api/v1/admin/codes", json=[{"code": code, "certificate": number, "product": "p"}]
+        ).json()["accepted"]
+        == 1
+    )
     time.sleep(1.0)
     assert set(_answers(server, code, 20)) == {"genuine"}  # both workers have it cached now
     assert s.patch(server + f"/api/v1/admin/certificates/{number}", json={"status": "suspended"}).ok

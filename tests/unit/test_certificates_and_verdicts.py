@@ -20,19 +20,41 @@ from domain.verdicts import Verdict, decide, issued_while_valid, message, pick_l
 TODAY = date(2026, 11, 23)
 
 
-def cert(status: str = "valid", kind: str = "organic", *, since: date | None = None,
-         valid_from: date = date(2026, 3, 1), valid_until: date = date(2027, 2, 28)) -> CertificateState:
-    return CertificateState("0123OP2600017", "Holder", None, CertificateKind(kind), None, valid_from, valid_until,
-                            CertificateStatus(status), since, "0123", "Body")
+def cert(
+    status: str = "valid",
+    kind: str = "organic",
+    *,
+    since: date | None = None,
+    valid_from: date = date(2026, 3, 1),
+    valid_until: date = date(2027, 2, 28),
+) -> CertificateState:
+    return CertificateState(
+        "0123OP2600017",
+        "Holder",
+        None,
+        CertificateKind(kind),
+        None,
+        valid_from,
+        valid_until,
+        CertificateStatus(status),
+        since,
+        "0123",
+        "Body",
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "body", "year", "serial", "sub"),
-    [("0123OP2400017", "0123", 2024, 17, None), ("123OP1100017", "123", 2011, 17, None),
-     ("F12OP1100017-2", "F12", 2011, 17, 2), ("0123op2400017-1", "0123", 2024, 17, 1)],
+    [
+        ("0123OP2400017", "0123", 2024, 17, None),
+        ("123OP1100017", "123", 2011, 17, None),
+        ("F12OP1100017-2", "F12", 2011, 17, 2),
+        ("0123op2400017-1", "0123", 2024, 17, 1),
+    ],
 )
-def test_certificate_numbers_current_legacy_foreign_and_sub(text: str, body: str, year: int, serial: int,
-                                                           sub: int | None) -> None:
+def test_certificate_numbers_current_legacy_foreign_and_sub(
+    text: str, body: str, year: int, serial: int, sub: int | None
+) -> None:
     number = parse_certificate_number(text)
     assert (number.body_part, number.year, number.serial, number.sub) == (body, year, serial, sub)
 
@@ -61,13 +83,23 @@ def test_verdict_precedence() -> None:
     assert decide(found=True, voided=True, certificate=cert("revoked"), today=TODAY) is Verdict.VOIDED
     assert decide(found=True, bq_activated=False, today=TODAY) is Verdict.NOT_ACTIVATED
     assert decide(found=True, bq_activated=True, today=TODAY) is Verdict.GENUINE
-    assert decide(found=True, certificate=cert(kind="conversion"), today=TODAY) is Verdict.CONVERSION_CERTIFICATE
-    assert decide(found=True, certificate=cert("suspended"), flags=[flag], today=TODAY) \
+    assert (
+        decide(found=True, certificate=cert(kind="conversion"), today=TODAY) is Verdict.CONVERSION_CERTIFICATE
+    )
+    assert (
+        decide(found=True, certificate=cert("suspended"), flags=[flag], today=TODAY)
         is Verdict.CERTIFICATE_SUSPENDED
+    )
     assert decide(found=True, certificate=cert("revoked"), today=TODAY) is Verdict.CERTIFICATE_REVOKED
     assert decide(found=True, certificate=cert("cancelled"), today=TODAY) is Verdict.CERTIFICATE_CANCELLED
-    assert decide(found=True, certificate=cert(valid_until=date(2026, 1, 1), valid_from=date(2025, 1, 2)),
-                  today=TODAY) is Verdict.CERTIFICATE_EXPIRED
+    assert (
+        decide(
+            found=True,
+            certificate=cert(valid_until=date(2026, 1, 1), valid_from=date(2025, 1, 2)),
+            today=TODAY,
+        )
+        is Verdict.CERTIFICATE_EXPIRED
+    )
     assert decide(found=True, certificate=cert(), flags=[flag], today=TODAY) is Verdict.SUSPICIOUS
     warn = OpenFlag("distinct_scanners", "warn", datetime(2026, 11, 1, tzinfo=UTC))
     assert decide(found=True, certificate=cert(), flags=[warn], today=TODAY) is Verdict.GENUINE

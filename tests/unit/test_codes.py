@@ -50,10 +50,17 @@ def test_every_input_shape_normalizes_to_the_same_18_digit_code(raw: str) -> Non
 
 def test_a_17_digit_code_is_the_legacy_kind_with_a_3_digit_body() -> None:
     parsed = normalize("123-1100-0123-4567-89")
-    assert (parsed.code, parsed.kind, parsed.body_code, parsed.year) == (LEGACY, CodeKind.ORGANIC_LEGACY, "123", 2011)
+    assert (parsed.code, parsed.kind, parsed.body_code, parsed.year) == (
+        LEGACY,
+        CodeKind.ORGANIC_LEGACY,
+        "123",
+        2011,
+    )
 
 
-@pytest.mark.parametrize("raw", ["WCB3Zt8Rv1Nq", "https://wc.example.cn/t/WCB3Zt8Rv1Nq", "https://x.cn/q?c=WCB3Zt8Rv1Nq"])
+@pytest.mark.parametrize(
+    "raw", ["WCB3Zt8Rv1Nq", "https://wc.example.cn/t/WCB3Zt8Rv1Nq", "https://x.cn/q?c=WCB3Zt8Rv1Nq"]
+)
 def test_bq_tokens_keep_their_case(raw: str) -> None:
     parsed = normalize(raw)
     assert parsed.code == "WCB3Zt8Rv1Nq"
@@ -66,9 +73,16 @@ def test_a_numeric_token_in_a_qr_url_that_is_not_17_or_18_digits_is_a_bq_code() 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("", InvalidReason.EMPTY), ("   ", InvalidReason.EMPTY), ("有机码：", InvalidReason.EMPTY),
-     ("012324000123456", InvalidReason.LENGTH), ("0123240001234567890", InvalidReason.LENGTH),
-     ("12345", InvalidReason.LENGTH), ("0123*2400", InvalidReason.CHARACTERS), ("假的码", InvalidReason.CHARACTERS)],
+    [
+        ("", InvalidReason.EMPTY),
+        ("   ", InvalidReason.EMPTY),
+        ("有机码：", InvalidReason.EMPTY),
+        ("012324000123456", InvalidReason.LENGTH),
+        ("0123240001234567890", InvalidReason.LENGTH),
+        ("12345", InvalidReason.LENGTH),
+        ("0123*2400", InvalidReason.CHARACTERS),
+        ("假的码", InvalidReason.CHARACTERS),
+    ],
 )
 def test_inputs_that_cannot_be_a_code_say_why(raw: str, reason: InvalidReason) -> None:
     parsed = normalize(raw)
@@ -86,15 +100,19 @@ def test_an_input_longer_than_2048_characters_is_a_client_error() -> None:
 
 
 def test_a_year_part_later_than_this_year_is_invalid_without_lookup() -> None:
-    parsed = check_without_lookup(normalize("012399000123456789"), today=date(2026, 11, 23), known_bodies=None)
+    parsed = check_without_lookup(
+        normalize("012399000123456789"), today=date(2026, 11, 23), known_bodies=None
+    )
     assert parsed.invalid is InvalidReason.FUTURE_YEAR
 
 
 def test_an_unknown_body_code_is_invalid_but_legacy_bodies_are_known() -> None:
     bodies = frozenset({"0123", "123"})
     today = date(2026, 11, 23)
-    assert check_without_lookup(normalize("777724000123456789"), today=today, known_bodies=bodies).invalid \
+    assert (
+        check_without_lookup(normalize("777724000123456789"), today=today, known_bodies=bodies).invalid
         is InvalidReason.UNKNOWN_BODY
+    )
     assert check_without_lookup(normalize(LEGACY), today=today, known_bodies=bodies).invalid is None
     assert check_without_lookup(normalize(CODE), today=today, known_bodies=None).invalid is None
 
