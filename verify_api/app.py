@@ -3,13 +3,15 @@ the blueprints. Nothing happens at import time."""
 
 from __future__ import annotations
 
+import itertools
 import logging
-import time
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from cache.bloom import BloomFilter
@@ -142,10 +144,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     cli.register(app)
     _optional_blueprints(app)
 
+    # No cookie sessions anywhere: skip Flask building a signing serializer per request.
+    app.session_interface = _NoSessions()
+    ids = itertools.count()
+    prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:6]}-"
+
     @app.before_request
     def _request_id() -> None:
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
-        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-Id") or f"{prefix}{next(ids):x}"
 
     @app.after_request
     def _stamp(resp: Response) -> Response:
@@ -155,6 +161,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         return resp
 
     return app
+
+
+class _NoSessions(SessionInterface):
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None
 
 
 def _optional_blueprints(app: Flask) -> None:
