@@ -11,6 +11,24 @@ from alembic.config import Config
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+def make_lookup_engine(url: str) -> sa.Engine:
+    """The verify path's pool for single-row lookups: autocommit, so nothing to roll back on
+    return, and no ping before use (a dead connection is retried once by the caller)."""
+    if url.startswith("sqlite"):
+        return make_engine(url)
+    return sa.create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=2,
+        connect_args={"connect_timeout": 2, "read_timeout": 5, "write_timeout": 5, "charset": "utf8mb4"},
+    )
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine with bounded timeouts: a stuck database must not hold a worker for minutes."""
     if url.startswith("sqlite"):

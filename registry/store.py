@@ -42,8 +42,11 @@ def _aware(value: datetime | None) -> datetime | None:
 class SqlRegistry:
     """Registry over one SQLAlchemy engine (MariaDB/MySQL in production, SQLite embedded)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, lookup_engine: sa.Engine | None = None) -> None:
         self.engine = engine
+        # Code lookups (the cold verify path) use a lean pool: autocommit, no ping, no
+        # rollback on return: one round trip per lookup instead of three.
+        self.lookup_engine = lookup_engine or engine
         self.dialect = engine.dialect.name
 
     # -- low level -------------------------------------------------------------------------
@@ -72,23 +75,45 @@ class SqlRegistry:
 
     # -- verify path reads -----------------------------------------------------------------
 
+    # The hottest read of a cold cache, written once as plain SQL on a pooled DBAPI
+    # connection: SQLAlchemy's per-execution work would cost more than the query itself.
+    _BQ_LOOKUP = "SELECT batch_id, role FROM bq_codes WHERE token = {p}"
+    _ORGANIC_LOOKUP = "SELECT group_id, issued_on, identity_code FROM organic_codes WHERE code = {p}"
+
+    def _lookup(self, sql: str, value: object) -> tuple[Any, ...] | None:
+        """One row by key on the lean pool; a connection found dead is retried once."""
+        param = "?" if self.dialect == "sqlite" else "%s"
+        for attempt in (1, 2):
+            try:
+                conn = self.lookup_engine.raw_connection()
+            except Exception as exc:  # the pool hands out the driver's own connect errors
+                raise Unavailable("the registry database is unreachable", code="database_unavailable") from exc
+            try:
+                cur = conn.cursor()
+                cur.execute(sql.format(p=param), (value,))
+                row = cur.fetchone()
+                cur.close()
+                return tuple(row) if row is not None else None
+            except Exception as exc:
+                conn.invalidate(exc)  # never hand a broken connection back to the pool
+                if attempt == 1 and self.lookup_engine.dialect.is_disconnect(exc, None, None):
+                    continue
+                raise Unavailable("the registry database is unreachable", code="database_unavailable") from exc
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")
+
     def find_code(self, code: str, kind: CodeKind) -> CodeRecord | None:
-        with self._read() as conn:
-            if kind is CodeKind.BQ:
-                row = conn.execute(
-                    sa.select(t.bq_codes.c.batch_id, t.bq_codes.c.role).where(t.bq_codes.c.token == code)
-                ).first()
-                if row is None:
-                    return None
-                return CodeRecord(code, kind, row.batch_id, None, None, row.role)
-            row = conn.execute(
-                sa.select(
-                    t.organic_codes.c.group_id, t.organic_codes.c.issued_on, t.organic_codes.c.identity_code
-                ).where(t.organic_codes.c.code == organic_key(code))
-            ).first()
+        if kind is CodeKind.BQ:
+            bq = self._lookup(self._BQ_LOOKUP, code)
+            return None if bq is None else CodeRecord(code, kind, bq[0], None, None, bq[1])
+        row = self._lookup(self._ORGANIC_LOOKUP, organic_key(code))
         if row is None:
             return None
-        return CodeRecord(code, kind, row.group_id, row.issued_on, row.identity_code)
+        issued = row[1]
+        if isinstance(issued, str):  # SQLite hands dates back as text on a raw connection
+            issued = date.fromisoformat(issued)
+        return CodeRecord(code, kind, row[0], issued, row[2])
 
     def label_group(self, group_id: int) -> LabelGroup | None:
         g, p, c, o = t.label_groups, t.certificate_products, t.certificates, t.orders

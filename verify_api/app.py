@@ -25,7 +25,7 @@ from cache.redis_cache import (
 )
 from domain import metrics
 from domain.ports import FilterStore, Generations, ScanRecorder, SharedCache
-from registry.engine import make_engine, upgrade
+from registry.engine import make_engine, make_lookup_engine, upgrade
 from registry.generations import SqlGenerations
 from registry.store import SqlRegistry
 from services.admin import AdminService
@@ -76,7 +76,7 @@ def build(settings: Settings) -> Container:
     engine = make_engine(settings.database_url)
     if settings.migrate_on_start:
         upgrade(engine)
-    registry = SqlRegistry(engine)
+    registry = SqlRegistry(engine, make_lookup_engine(settings.database_url))
     m_bits, k = BloomFilter.sized_for(settings.expected_codes)
     redis_client = None
     filters: FilterStore | None

@@ -120,7 +120,7 @@ def test_database_down_still_answers_cached_codes_and_503s_the_rest(seeded: tupl
     app, demo = seeded
     c = container(app)
     assert verify(app, demo["genuine"])[1]["verdict"] == "genuine"  # now in the caches
-    c.registry.engine = make_engine("mysql+pymysql://root@127.0.0.1:1/none")
+    c.registry.engine = c.registry.lookup_engine = make_engine("mysql+pymysql://root@127.0.0.1:1/none")
     c.resolver.records.clear()  # a fresh worker: only Redis has it
     c.resolver.status.clear()
     status, body = verify(app, demo["genuine"])
