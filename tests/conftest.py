@@ -98,15 +98,14 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def settings_for(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:
+    values: dict[str, object] = {"rate_limits": False, "expected_codes": 100_000, **extra}
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
         secret_key="test-secret",
         admin_bootstrap_token=BOOTSTRAP,
-        rate_limits=False,
-        expected_codes=100_000,
-        **extra,
-    )  # type: ignore[arg-type]
+        **values,  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture

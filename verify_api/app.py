@@ -138,7 +138,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     problems.register(app)
 
     from verify_api import admin, cli, docs, health, public, web
+    from verify_api.limits import CLIENT_LIMIT, IP_LIMIT, client_key, init_limiter
 
+    limiter = init_limiter(app, settings)
+    limiter.limit(IP_LIMIT)(public.bp)
+    limiter.limit(CLIENT_LIMIT, key_func=client_key)(public.bp)
     for module in (public, admin, health, docs, web):
         app.register_blueprint(module.bp)
     cli.register(app)

@@ -1,0 +1,50 @@
+"""Public rate limits on Redis storage (redis-py 8 without Flask-Limiter's `redis` extra,
+which pins redis<8), failing open when Redis is down, and off with RATE_LIMITS=off."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from tests.conftest import settings_for
+from verify_api import limits
+from verify_api.app import create_app
+
+
+@pytest.fixture
+def tight(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "3/minute")
+    monkeypatch.setattr(limits, "IP_LIMIT", "5/minute")
+
+
+def _codes(app: Flask, n: int, client: str | None = None) -> list[int]:
+    http = app.test_client()
+    body = {"input": "012326000000000001", **({"client": client} if client else {})}
+    return [http.post("/api/v1/verify", json=body).status_code for _ in range(n)]
+
+
+def test_limits_per_client_and_per_ip_in_redis(
+    tight: None, mysql_db: str, redis_url: str, redis_client
+) -> None:
+    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    assert _codes(app, 4, client="a") == [200, 200, 200, 429]
+    assert _codes(app, 2, client="b") == [200, 429]  # the IP's 5/minute is spent
+    resp = app.test_client().post("/api/v1/verify", json={"input": "x", "client": "c"})
+    assert resp.status_code == 429
+    assert resp.mimetype == "application/problem+json" and resp.get_json()["code"] == "rate_limited"
+    assert resp.headers["Retry-After"]
+    assert any(b"LIMITER/rl" in k for k in redis_client.keys("*"))
+
+
+def test_limits_fail_open_when_redis_is_down(tight: None, sqlite_url: str) -> None:
+    app = create_app(settings_for(sqlite_url, None, rate_limits=True).with_(redis_url=None))
+    # In-process storage still limits; the Redis-down case is below.
+    assert _codes(app, 4, client="a")[-1] == 429
+    down = create_app(settings_for(sqlite_url, "redis://127.0.0.1:1/0", rate_limits=True))
+    statuses = _codes(down, 3, client="a")
+    assert 500 not in statuses and statuses[0] == 200
+
+
+def test_rate_limits_off_disables_them(tight: None, sqlite_url: str) -> None:
+    app = create_app(settings_for(sqlite_url, rate_limits=False))
+    assert set(_codes(app, 8, client="a")) == {200}

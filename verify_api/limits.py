@@ -1,0 +1,50 @@
+"""Rate limits on the public endpoints (Flask-Limiter, Redis-backed, failing open).
+
+Per IP and per client id. Shoppers behind one carrier NAT share an IP, so the IP limit
+is generous; the per-client limit is tighter. A Redis outage must not turn into refused
+verifies: errors are swallowed (fail open) and counted by the limiter's in-memory
+fallback. `RATE_LIMITS=off` disables all of it (black-box test runs, benchmarks).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import Limiter
+
+from verify_api.settings import Settings
+
+IP_LIMIT = "300/minute;5000/hour"
+CLIENT_LIMIT = "60/minute;1000/hour"
+UPLOAD_LIMIT = "20/minute;300/hour"
+
+
+def _ip() -> str:
+    return request.remote_addr or "-"
+
+
+def client_key() -> str:
+    body = request.get_json(silent=True) if request.is_json else None
+    client = body.get("client") if isinstance(body, dict) else None
+    if not isinstance(client, str) or not client:
+        client = request.form.get("client") or ""
+    # Without a client id the request is limited by its IP alone.
+    return f"c:{client[:128]}" if client else f"ip:{_ip()}"
+
+
+def init_limiter(app: Flask, settings: Settings) -> Limiter:
+    storage = settings.redis_url or "memory://"
+    options = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1} if settings.redis_url else {}
+    limiter = Limiter(
+        _ip,
+        app=app,
+        storage_uri=storage,
+        storage_options=options,
+        strategy="fixed-window",
+        swallow_errors=True,
+        in_memory_fallback_enabled=bool(settings.redis_url),
+        headers_enabled=True,
+        key_prefix="rl",
+        enabled=settings.rate_limits,
+    )
+    app.extensions["verify_limiter"] = limiter
+    return limiter
