@@ -38,9 +38,15 @@ class Shopper(FastHttpUser):
 
     @task(8)
     def verify(self) -> None:
-        body = {"input": self._code(), "channel": random.choice(["qr", "manual", "web"]), "client": self.client_id,
-                "location": {"lat": 30.27 + random.uniform(-2, 2), "lng": 120.15 + random.uniform(-2, 2)}}
-        with self.client.post("/api/v1/verify", json=body, catch_response=True, name="/api/v1/verify") as resp:
+        body = {
+            "input": self._code(),
+            "channel": random.choice(["qr", "manual", "web"]),
+            "client": self.client_id,
+            "location": {"lat": 30.27 + random.uniform(-2, 2), "lng": 120.15 + random.uniform(-2, 2)},
+        }
+        with self.client.post(
+            "/api/v1/verify", json=body, catch_response=True, name="/api/v1/verify"
+        ) as resp:
             if resp.status_code != 200 or "verdict" not in resp.json():
                 resp.failure(f"unexpected answer {resp.status_code}")
 
@@ -54,7 +60,9 @@ class Shopper(FastHttpUser):
 
     @task(1)
     def bad_input(self) -> None:
-        with self.client.post("/api/v1/verify", json={"nope": 1}, catch_response=True, name="bad input") as resp:
+        with self.client.post(
+            "/api/v1/verify", json={"nope": 1}, catch_response=True, name="bad input"
+        ) as resp:
             if resp.status_code == 400:
                 resp.success()
             else:

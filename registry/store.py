@@ -87,7 +87,9 @@ class SqlRegistry:
             try:
                 conn = self.lookup_engine.raw_connection()
             except Exception as exc:  # the pool hands out the driver's own connect errors
-                raise Unavailable("the registry database is unreachable", code="database_unavailable") from exc
+                raise Unavailable(
+                    "the registry database is unreachable", code="database_unavailable"
+                ) from exc
             try:
                 cur = conn.cursor()
                 cur.execute(sql.format(p=param), (value,))
@@ -98,7 +100,9 @@ class SqlRegistry:
                 conn.invalidate(exc)  # never hand a broken connection back to the pool
                 if attempt == 1 and self.lookup_engine.dialect.is_disconnect(exc, None, None):
                     continue
-                raise Unavailable("the registry database is unreachable", code="database_unavailable") from exc
+                raise Unavailable(
+                    "the registry database is unreachable", code="database_unavailable"
+                ) from exc
             finally:
                 conn.close()
         raise AssertionError("unreachable")
