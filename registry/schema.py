@@ -166,3 +166,72 @@ generations = sa.Table(
     sa.Column("name", sa.String(20), primary_key=True),
     sa.Column("value", BigKey, nullable=False),
 )
+
+# -- scan intelligence (filled by the stream worker; see anomaly/) --------------------------
+
+scan_events = sa.Table(
+    "scan_events",
+    metadata,
+    sa.Column("event_id", sa.String(40), primary_key=True),
+    sa.Column("code", Token, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("channel", sa.String(12), nullable=False),
+    sa.Column("verdict", sa.String(24), nullable=False),
+    sa.Column("client_hash", sa.String(40), nullable=True),
+    sa.Column("ip_hash", sa.String(40), nullable=True),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lng", sa.Float, nullable=True),
+    sa.Column("city", sa.String(40), nullable=True),
+    sa.Column("province", sa.String(40), nullable=True),
+    sa.Index("ix_scan_events_code_at", "code", "at"),
+    sa.Index("ix_scan_events_at", "at"),
+    sa.Index("ix_scan_events_client_hash", "client_hash"),
+)
+
+# Daily per-code counts kept after raw events (with their hashed personal data) are deleted.
+scan_rollups = sa.Table(
+    "scan_rollups",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("code", Token, primary_key=True),
+    sa.Column("scans", sa.Integer, nullable=False),
+    sa.Column("scanners", sa.Integer, nullable=False),
+    sa.Column("cities", sa.Integer, nullable=False),
+)
+
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    # One row per (code, rule): a rule raised again updates its evidence and severity.
+    sa.Column("code", Token, nullable=False),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(12), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("raised_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("evidence", Text, nullable=True),
+    sa.Column("note", sa.String(1000), nullable=True),
+    sa.Column("certificate_id", Id, nullable=True),
+    sa.Column("body_id", Id, nullable=True),
+    sa.Column("organization_id", Id, nullable=True),
+    sa.UniqueConstraint("code", "rule"),
+    sa.Index("ix_flags_raised_at", "raised_at"),
+    sa.Index("ix_flags_body_id", "body_id"),
+    sa.Index("ix_flags_organization_id", "organization_id"),
+)
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("code", Token, nullable=False, index=True),
+    sa.Column("client_hash", sa.String(40), nullable=True),
+    sa.Column("text", sa.String(2000), nullable=True),
+    sa.Column("shop", sa.String(200), nullable=True),
+    sa.Column("photo", sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"), nullable=True),
+    sa.Column("photo_type", sa.String(40), nullable=True),
+    sa.Column("city", sa.String(40), nullable=True),
+    sa.Column("province", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
