@@ -154,4 +154,6 @@ def test_health_readiness_spec_and_docs(any_app: Flask) -> None:
     assert spec["openapi"].startswith("3.")
     assert "/api/v1/verify" in spec["paths"]
     assert "swagger-ui-bundle.js" in client.get("/docs").get_data(as_text=True)
-    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    asset = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and asset.mimetype == "text/javascript"
+    asset.close()
