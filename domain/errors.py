@@ -6,6 +6,7 @@
     ├── Forbidden                the token may not touch this body's or organization's data
     ├── NotFound                 a named entity (certificate, order, batch, flag) does not exist
     ├── Conflict                 a change the current state forbids (restore a revoked certificate)
+    ├── TooManyRequests          a client guessing codes (enumeration) is slowed down (429)
     └── Unavailable              a backing store cannot answer now (503 with Retry-After)
 
 Expected shopper outcomes (a code that does not exist, a voided order) are not
@@ -49,6 +50,11 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     status = 409
+
+
+class TooManyRequests(DomainError):
+    code = "rate_limited"
+    status = 429
 
 
 class Unavailable(DomainError):

@@ -10,7 +10,7 @@ from typing import Any
 
 from domain import metrics
 from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize
-from domain.errors import BadInput, Unavailable
+from domain.errors import BadInput, TooManyRequests, Unavailable
 from domain.ports import ScanRecorder
 from domain.records import OpenFlag, ScanInput, ScanResult, ScanSummary
 from domain.verdicts import Verdict, decide, issued_while_valid, message
@@ -31,6 +31,7 @@ class VerifyRequest:
     ip: str | None = None
     lang: str = "zh"
     at: datetime | None = None
+    event_id: str | None = None  # imported historical scans keep their own ids (idempotency)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -69,6 +70,11 @@ class VerifyService:
         resolution = self.resolver.resolve(parsed)
         base = self._verdict(resolution, (), today)
         scan = self._scan(parsed.code, parsed.kind.value if parsed.kind else None, base, req, now, record)
+        if scan is not None and scan.throttled:
+            # Many never-issued codes from one client in an hour: a guesser, not a shopper.
+            raise TooManyRequests(
+                "too many unknown codes from this client; try again later", code="enumeration_throttled"
+            )
         verdict = self._verdict(resolution, scan.flags if scan else (), today)
         return self._answer(parsed.code, parsed.kind, verdict, resolution, scan, req.lang, today)
 
@@ -95,6 +101,22 @@ class VerifyService:
     ) -> ScanResult | None:
         if self.scans is None:
             return None
+        if req.event_id is not None:
+            # An imported event must land or be reported: no silent degradation.
+            return self.scans.record(
+                ScanInput(
+                    code=code,
+                    kind=kind,
+                    at=now,
+                    channel=req.channel,
+                    verdict=verdict.value,
+                    client=req.client,
+                    ip=req.ip,
+                    lat=req.lat,
+                    lng=req.lng,
+                    event_id=req.event_id,
+                )
+            )
         try:
             if not record:
                 return self.scans.peek(code, req.client)
@@ -109,6 +131,7 @@ class VerifyService:
                     ip=req.ip,
                     lat=req.lat,
                     lng=req.lng,
+                    event_id=req.event_id,
                 )
             )
         except Unavailable:

@@ -111,3 +111,18 @@ def activate(number: str) -> Response:
         # Activation follows the inspection; the regulator does it (DOMAIN.md), never the producer.
         raise Forbidden("BQ batches are activated by the regulator")
     return jsonify(container(current_app).admin.activate_batch(number, scope))
+
+
+@bp.post("/scans")
+def import_scans() -> Response:
+    return jsonify(container(current_app).scan_admin.import_events(_rows(), _scope()).as_dict())
+
+
+@bp.get("/flags")
+def flags() -> Response:
+    return jsonify(container(current_app).scan_admin.list_flags(_scope(), request.args.to_dict()))
+
+
+@bp.patch("/flags/<int:flag_id>")
+def review_flag(flag_id: int) -> Response:
+    return jsonify(container(current_app).scan_admin.review_flag(flag_id, json_body(), _scope()))

@@ -14,6 +14,7 @@ from flask import Flask, Response, g, request
 from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from anomaly.adapter import ScanStore, build_recorder
 from cache.bloom import BloomFilter
 from cache.redis_cache import (
     MemoryFilterStore,
@@ -24,12 +25,14 @@ from cache.redis_cache import (
     make_redis,
 )
 from domain import metrics
-from domain.ports import FilterStore, Generations, ScanRecorder, SharedCache
+from domain.ports import FilterStore, Generations, SharedCache
 from registry.engine import make_engine, make_lookup_engine, upgrade
 from registry.generations import SqlGenerations
+from registry.scans import SqlScanStore
 from registry.store import SqlRegistry
 from services.admin import AdminService
 from services.records import RecordResolver
+from services.scans import ScanAdminService
 from services.verify import VerifyService
 from verify_api import problems
 from verify_api.settings import Settings
@@ -48,9 +51,11 @@ class Container:
     generations: Generations
     filters: FilterStore | None
     resolver: RecordResolver
-    scans: ScanRecorder | None
+    scans: ScanStore
     verify: VerifyService
     admin: AdminService
+    scan_sql: SqlScanStore
+    scan_admin: ScanAdminService
 
 
 def container(app: Flask) -> Container:
@@ -97,7 +102,15 @@ def build(settings: Settings) -> Container:
         generations = SqlGenerations(registry)
         filters = MemoryFilterStore(m_bits, k, registry.iter_codes)
     resolver = RecordResolver(registry, shared, generations, filters, refresh_s=settings.generation_refresh_s)
-    scans = _build_scans(settings, redis_client)
+    scan_sql = SqlScanStore(engine)
+    scans = build_recorder(
+        settings.secret_key.encode(),
+        redis_client,
+        dict(settings.rules),
+        flag_sink=scan_sql.upsert_flag,
+        event_sink=scan_sql.write_events,
+    )
+    verify = VerifyService(resolver, scans)
     return Container(
         settings=settings,
         registry=registry,
@@ -107,19 +120,11 @@ def build(settings: Settings) -> Container:
         filters=filters,
         resolver=resolver,
         scans=scans,
-        verify=VerifyService(resolver, scans),
+        verify=verify,
         admin=AdminService(registry, resolver, generations, filters, settings.admin_bootstrap_token),
+        scan_sql=scan_sql,
+        scan_admin=ScanAdminService(verify, scans, scan_sql),
     )
-
-
-def _build_scans(settings: Settings, redis_client: Any) -> ScanRecorder | None:
-    try:
-        from anomaly.adapter import build_recorder
-    except ModuleNotFoundError as exc:
-        if exc.name != "anomaly.adapter":
-            raise
-        return None
-    return build_recorder(settings.secret_key.encode(), redis_client, dict(settings.rules))
 
 
 def create_app(settings: Settings | None = None) -> Flask:

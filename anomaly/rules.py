@@ -1,0 +1,271 @@
+"""Anomaly rules: pure functions over a code's scan state, each flag carrying its evidence.
+
+Every rule counts *different scanners*: one shopper checking the same bag again and again,
+at home and on a trip, is never suspicious. Thresholds live in `RuleConfig` (overridable
+from the environment as RULE_<NAME>, e.g. RULE_DISTINCT_SUSPICIOUS=6).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from anomaly.geo import distance_km
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    distinct_warn: int = 3
+    distinct_suspicious: int = 5
+    distinct_window_days: int = 30
+    travel_kmh: float = 250.0
+    travel_min_km: float = 50.0
+    provinces: int = 3
+    provinces_window_days: int = 7
+    velocity_hour: int = 10
+    velocity_day: int = 30
+    enumeration_per_hour: int = 10
+    recent_max: int = 50
+    scanners_max: int = 500
+    retention_days: int = 400
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RuleConfig:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in values:
+                kind = float if isinstance(f.default, float) else int
+                try:
+                    kwargs[f.name] = kind(values[f.name])
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(
+                        f"rule setting {f.name} must be a number, got {values[f.name]!r}"
+                    ) from exc
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentScan:
+    at_ms: int
+    scanner: str | None
+    city: str | None
+    province: str | None
+    lat: float | None
+    lng: float | None
+    event_id: str
+
+    def evidence(self) -> dict[str, Any]:
+        # Scanner hashes are shortened further: enough to tell scans apart in a report.
+        return {
+            "event_id": self.event_id,
+            "at": _iso(self.at_ms),
+            "city": self.city,
+            "province": self.province,
+            "scanner": self.scanner[:8] if self.scanner else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CodeScanState:
+    code: str
+    now_ms: int
+    count: int
+    first_at_ms: int | None
+    first_city: str | None
+    distinct_scanners: int  # within the distinct-scanner window
+    recent: tuple[RecentScan, ...] = ()  # newest first
+    you_count: int | None = None
+    you_first_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    rule: str
+    severity: str  # "warn" | "suspicious"
+    raised_at: datetime
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _first_per_scanner(scans: list[RecentScan]) -> list[RecentScan]:
+    """Each scanner's earliest scan among `scans` (oldest first): repeats folded away."""
+    seen: dict[str, RecentScan] = {}
+    for scan in sorted(scans, key=lambda s: s.at_ms):
+        key = scan.scanner or scan.event_id
+        seen.setdefault(key, scan)
+    return list(seen.values())
+
+
+def distinct_scanners(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
+    n = state.distinct_scanners
+    if n < cfg.distinct_warn:
+        return None
+    severity = "suspicious" if n >= cfg.distinct_suspicious else "warn"
+    window = [s for s in state.recent if s.at_ms >= state.now_ms - cfg.distinct_window_days * DAY_MS]
+    return Flag(
+        "distinct_scanners",
+        severity,
+        _at(state.now_ms),
+        {
+            "distinct_scanners": n,
+            "window_days": cfg.distinct_window_days,
+            "scans": [s.evidence() for s in _first_per_scanner(window)][-20:],
+        },
+    )
+
+
+def impossible_travel(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
+    located = sorted(
+        (s for s in state.recent if s.lat is not None and s.lng is not None), key=lambda s: s.at_ms
+    )
+    worst: tuple[float, float, RecentScan, RecentScan] | None = None
+    for earlier, later in itertools.pairwise(located):
+        if earlier.scanner is not None and earlier.scanner == later.scanner:
+            continue  # one shopper travelling with the bag
+        km = distance_km(earlier.lat or 0.0, earlier.lng or 0.0, later.lat or 0.0, later.lng or 0.0)
+        hours = max((later.at_ms - earlier.at_ms) / HOUR_MS, 1 / 60)
+        kmh = km / hours
+        if km > cfg.travel_min_km and kmh > cfg.travel_kmh and (worst is None or kmh > worst[1]):
+            worst = (km, kmh, earlier, later)
+    if worst is None:
+        return None
+    km, kmh, earlier, later = worst
+    return Flag(
+        "impossible_travel",
+        "suspicious",
+        _at(state.now_ms),
+        {
+            "km": round(km),
+            "km_per_hour": round(kmh),
+            "scans": [earlier.evidence(), later.evidence()],
+        },
+    )
+
+
+def province_spread(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
+    window = [
+        s for s in state.recent if s.at_ms >= state.now_ms - cfg.provinces_window_days * DAY_MS and s.province
+    ]
+    # Each scanner counts once, at its first place: a traveller re-checking is one scanner.
+    firsts = _first_per_scanner(window)
+    provinces: dict[str, RecentScan] = {}
+    for scan in firsts:
+        provinces.setdefault(scan.province or "", scan)
+    if len(provinces) < cfg.provinces:
+        return None
+    return Flag(
+        "province_spread",
+        "suspicious",
+        _at(state.now_ms),
+        {
+            "provinces": sorted(provinces),
+            "window_days": cfg.provinces_window_days,
+            "scans": [s.evidence() for s in provinces.values()],
+        },
+    )
+
+
+def velocity(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
+    hour = _first_per_scanner([s for s in state.recent if s.at_ms >= state.now_ms - HOUR_MS])
+    day = _first_per_scanner([s for s in state.recent if s.at_ms >= state.now_ms - DAY_MS])
+    if len(hour) > cfg.velocity_hour:
+        window, n, limit = "hour", len(hour), cfg.velocity_hour
+        scans = hour
+    elif len(day) > cfg.velocity_day:
+        window, n, limit = "day", len(day), cfg.velocity_day
+        scans = day
+    else:
+        return None
+    return Flag(
+        "velocity",
+        "suspicious",
+        _at(state.now_ms),
+        {
+            "window": window,
+            "scanners": n,
+            "limit": limit,
+            "scans": [s.evidence() for s in scans][-20:],
+        },
+    )
+
+
+CODE_RULES = (distinct_scanners, impossible_travel, province_spread, velocity)
+
+
+def evaluate(state: CodeScanState, cfg: RuleConfig) -> list[Flag]:
+    """Every per-code rule over the state that already includes the scan being made."""
+    return [flag for rule in CODE_RULES if (flag := rule(state, cfg)) is not None]
+
+
+def enumeration(not_found_last_hour: int, cfg: RuleConfig) -> bool:
+    """One client or IP looking up more never-issued codes than a shopper mistypes: a guesser."""
+    return not_found_last_hour > cfg.enumeration_per_hour
+
+
+def over_quantity(
+    distinct_codes: int, package_kg: float, certified_tonnes: float, now: datetime
+) -> Flag | None:
+    """More distinct codes of one certificate product seen on shelves than its certified
+    quantity can fill: labels are on goods that were never certified."""
+    if package_kg <= 0 or certified_tonnes <= 0:
+        return None
+    seen_tonnes = distinct_codes * package_kg / 1000
+    if seen_tonnes <= certified_tonnes:
+        return None
+    return Flag(
+        "over_quantity",
+        "suspicious",
+        now,
+        {
+            "distinct_codes": distinct_codes,
+            "package_kg": package_kg,
+            "seen_tonnes": round(seen_tonnes, 3),
+            "certified_tonnes": certified_tonnes,
+        },
+    )
+
+
+def off_market(
+    province: str | None, declared: frozenset[str], scan: RecentScan, now: datetime
+) -> Flag | None:
+    """A scan outside the sales region declared for the product (only where one is declared)."""
+    if not declared or province is None or province in declared:
+        return None
+    return Flag(
+        "off_market",
+        "warn",
+        now,
+        {"province": province, "declared": sorted(declared), "scans": [scan.evidence()]},
+    )
+
+
+def parse_package_kg(package: str | None) -> float | None:
+    """The net weight in a package text like "5kg 真空袋", "500g", "2.5 公斤"; None if absent."""
+    if not package:
+        return None
+    match = re.search(r"(\d+(?:\.\d+)?)\s*(kg|千克|公斤|g|克|斤)", package, re.IGNORECASE)
+    if match is None:
+        return None
+    value, unit = float(match.group(1)), match.group(2).lower()
+    return {
+        "kg": value,
+        "千克": value,
+        "公斤": value,
+        "g": value / 1000,
+        "克": value / 1000,
+        "斤": value / 2,
+    }[unit]

@@ -1,0 +1,318 @@
+"""Scan events and flags in SQL: idempotent writes (by event id; by code and rule), the
+flag list scoped to a token, and retention (raw events rolled up, then deleted)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+
+from domain.bulk import Scope
+from domain.codes import organic_key
+from domain.errors import BadInput, NotFound
+from registry import schema as t
+
+
+class EventLike(Protocol):
+    event_id: str
+    code: str
+    at: datetime
+    channel: str
+    verdict: str
+    client: str | None
+    ip_hash: str | None
+    lat: float | None
+    lng: float | None
+    city: str | None
+    province: str | None
+
+
+class FlagLike(Protocol):
+    rule: str
+    severity: str
+    raised_at: datetime
+    evidence: dict[str, Any]
+
+
+def _naive(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+class SqlScanStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    def _insert(self, table: sa.Table) -> Any:
+        return mysql.insert(table) if self.dialect in ("mysql", "mariadb") else sqlite.insert(table)
+
+    def write_events(self, events: Sequence[EventLike]) -> int:
+        """Insert events, skipping event ids already stored (at-least-once delivery)."""
+        if not events:
+            return 0
+        rows = [
+            {
+                "event_id": e.event_id,
+                "code": e.code,
+                "at": _naive(e.at),
+                "channel": e.channel,
+                "verdict": e.verdict,
+                "client_hash": e.client,
+                "ip_hash": e.ip_hash,
+                "lat": e.lat,
+                "lng": e.lng,
+                "city": e.city,
+                "province": e.province,
+            }
+            for e in events
+        ]
+        stmt = self._insert(t.scan_events)
+        stmt = (
+            stmt.prefix_with("IGNORE")
+            if self.dialect in ("mysql", "mariadb")
+            else stmt.on_conflict_do_nothing()
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt, rows).rowcount or 0)
+
+    def _owners(self, conn: sa.Connection, code: str) -> tuple[int | None, int | None, int | None]:
+        """(certificate, body, organization) the code belongs to, for scoping its flags."""
+        if code.isdigit() and len(code) in (17, 18):
+            g, c = t.label_groups, t.certificates
+            row = conn.execute(
+                sa.select(c.c.id, c.c.body_id, c.c.organization_id)
+                .select_from(
+                    t.organic_codes.join(g, g.c.id == t.organic_codes.c.group_id).join(
+                        c, c.c.id == g.c.certificate_id
+                    )
+                )
+                .where(t.organic_codes.c.code == organic_key(code))
+            ).first()
+            return (row.id, row.body_id, row.organization_id) if row else (None, None, None)
+        row = conn.execute(
+            sa.select(t.batches.c.organization_id)
+            .select_from(t.bq_codes.join(t.batches, t.batches.c.id == t.bq_codes.c.batch_id))
+            .where(t.bq_codes.c.token == code)
+        ).first()
+        return (None, None, row.organization_id) if row else (None, None, None)
+
+    def upsert_flag(self, code: str, flag: FlagLike) -> None:
+        f = t.flags
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(f.c.id, f.c.status, f.c.severity).where(f.c.code == code, f.c.rule == flag.rule)
+            ).first()
+            values = {
+                "severity": flag.severity,
+                "raised_at": _naive(flag.raised_at),
+                "updated_at": now,
+                "evidence": json.dumps(flag.evidence, ensure_ascii=False),
+            }
+            if existing is None:
+                cert, body, org = self._owners(conn, code)
+                conn.execute(
+                    f.insert().values(
+                        code=code,
+                        rule=flag.rule,
+                        status="open",
+                        certificate_id=cert,
+                        body_id=body,
+                        organization_id=org,
+                        **values,
+                    )
+                )
+            else:
+                # An escalation reopens a dismissed flag; a confirmed one stays confirmed.
+                status = "confirmed" if existing.status == "confirmed" else "open"
+                conn.execute(f.update().where(f.c.id == existing.id).values(status=status, **values))
+
+    def add_evidence(self, code: str, report: dict[str, Any]) -> int:
+        """Attach a shopper's report to the code's flags (a `shopper_report` flag if none)."""
+        f = t.flags
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(f.c.id, f.c.evidence).where(f.c.code == code, f.c.rule == "shopper_report")
+            ).first()
+            if existing is None:
+                cert, body, org = self._owners(conn, code)
+                evidence = {"reports": [report]}
+                return int(
+                    conn.execute(
+                        f.insert().values(
+                            code=code,
+                            rule="shopper_report",
+                            severity="warn",
+                            status="open",
+                            raised_at=now,
+                            updated_at=now,
+                            evidence=json.dumps(evidence, ensure_ascii=False),
+                            certificate_id=cert,
+                            body_id=body,
+                            organization_id=org,
+                        )
+                    ).inserted_primary_key[0]
+                )
+            evidence = json.loads(existing.evidence or "{}")
+            evidence.setdefault("reports", []).append(report)
+            evidence["reports"] = evidence["reports"][-50:]
+            conn.execute(
+                f.update()
+                .where(f.c.id == existing.id)
+                .values(evidence=json.dumps(evidence, ensure_ascii=False), updated_at=now, status="open")
+            )
+            return int(existing.id)
+
+    # -- the brand-protection view --------------------------------------------------------
+
+    def list_flags(
+        self,
+        scope: Scope,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        certificate: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        f = t.flags
+        query = sa.select(f).order_by(f.c.raised_at.desc(), f.c.id.desc()).limit(limit + 1)
+        if scope.kind == "body":
+            query = query.where(f.c.body_id == scope.id)
+        elif scope.kind == "organization":
+            query = query.where(f.c.organization_id == scope.id)
+        if rule:
+            query = query.where(f.c.rule == rule)
+        if severity:
+            query = query.where(f.c.severity == severity)
+        if status:
+            query = query.where(f.c.status == status)
+        if certificate:
+            query = query.where(
+                f.c.certificate_id
+                == sa.select(t.certificates.c.id)
+                .where(t.certificates.c.number == certificate)
+                .scalar_subquery()
+            )
+        if since:
+            query = query.where(f.c.raised_at >= _naive(since))
+        if cursor:
+            raised, last_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(f.c.raised_at < raised, sa.and_(f.c.raised_at == raised, f.c.id < last_id))
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            {
+                "id": r.id,
+                "code": r.code,
+                "rule": r.rule,
+                "severity": r.severity,
+                "status": r.status,
+                "raised_at": _iso(r.raised_at),
+                "updated_at": _iso(r.updated_at),
+                "note": r.note,
+                "evidence": json.loads(r.evidence) if r.evidence else {},
+            }
+            for r in rows
+        ]
+        next_cursor = _encode_cursor(rows[-1].raised_at, rows[-1].id) if more and rows else None
+        return {"items": items, "next": next_cursor}
+
+    def update_flag(self, flag_id: int, status: str, note: str | None, scope: Scope) -> dict[str, Any]:
+        f = t.flags
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(f).where(f.c.id == flag_id)).first()
+            if row is None or not scope.may_read(row.body_id, row.organization_id):
+                raise NotFound(f"no flag {flag_id}", code="flag_not_found")
+            conn.execute(
+                f.update()
+                .where(f.c.id == flag_id)
+                .values(status=status, note=note, updated_at=datetime.now(UTC).replace(tzinfo=None))
+            )
+        return {
+            "id": flag_id,
+            "code": row.code,
+            "rule": row.rule,
+            "severity": row.severity,
+            "status": status,
+            "note": note,
+        }
+
+    # -- retention ------------------------------------------------------------------------
+
+    def roll_up(self, before: date) -> int:
+        """Fold raw events older than `before` into daily per-code counts, then delete them,
+        so hashed personal data is kept only as long as the rules need it."""
+        e, r = t.scan_events, t.scan_rollups
+        cutoff = datetime.combine(before, datetime.min.time())
+        day = sa.func.date(e.c.at)
+        summary = (
+            sa.select(
+                day.label("day"),
+                e.c.code,
+                sa.func.count().label("scans"),
+                sa.func.count(sa.distinct(e.c.client_hash)).label("scanners"),
+                sa.func.count(sa.distinct(e.c.city)).label("cities"),
+            )
+            .where(e.c.at < cutoff)
+            .group_by(day, e.c.code)
+        )
+        with self.engine.begin() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(summary)]
+            for row in rows:
+                if isinstance(row["day"], str):
+                    row["day"] = date.fromisoformat(row["day"])
+            if rows:
+                stmt = self._insert(r)
+                if self.dialect in ("mysql", "mariadb"):
+                    stmt = stmt.on_duplicate_key_update(
+                        scans=r.c.scans + stmt.inserted.scans,
+                        scanners=sa.func.greatest(r.c.scanners, stmt.inserted.scanners),
+                        cities=sa.func.greatest(r.c.cities, stmt.inserted.cities),
+                    )
+                else:
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["day", "code"],
+                        set_={
+                            "scans": r.c.scans + stmt.excluded.scans,
+                            "scanners": sa.func.max(r.c.scanners, stmt.excluded.scanners),
+                            "cities": sa.func.max(r.c.cities, stmt.excluded.cities),
+                        },
+                    )
+                conn.execute(stmt, rows)
+            return int(conn.execute(e.delete().where(e.c.at < cutoff)).rowcount or 0)
+
+    def count_events(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.scan_events)).scalar_one())
+
+
+def _encode_cursor(raised: datetime, flag_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{raised.isoformat()}|{flag_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raised, flag_id = raw.split("|")
+        return datetime.fromisoformat(raised), int(flag_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput("cursor is not one this API returned", code="invalid_cursor") from exc
