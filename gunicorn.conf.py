@@ -5,8 +5,15 @@ import os
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # The verify path is CPU-bound Python plus one Redis round trip: one sync worker per
 # core measured best (shared/bench/README.md); more workers than cores did not help.
-workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = 1
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
+if (os.environ.get("DATABASE_URL") or "sqlite").startswith("sqlite") and not os.environ.get("REDIS_URL"):
+    # The embedded default keeps scan history in process memory: one process, so every
+    # answer sees every scan. Production (MariaDB + Redis) runs one worker per core.
+    workers = 1
+    threads = 4
+    worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

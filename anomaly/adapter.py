@@ -4,7 +4,7 @@ the recorder's outcome into the shopper's scan summary and open flags."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,13 +44,13 @@ class ScanStore:
         )
 
     def record(self, scan: ScanInput) -> ScanResult:
-        return self._result(self._call(self.event(scan), record=True))
+        return self._result(self._call(self.event(scan), record=True), known_client=scan.client is not None)
 
     def peek(self, code: str, client: str | None) -> ScanResult:
         probe = ScanInput(
             code=code, kind=None, at=datetime.now(UTC), channel="api", verdict="", client=client
         )
-        return self._result(self._call(self.event(probe), record=False))
+        return self._result(self._call(self.event(probe), record=False), known_client=client is not None)
 
     def _call(self, event: ScanEvent, *, record: bool) -> ScanOutcome:
         try:
@@ -59,17 +59,25 @@ class ScanStore:
             raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
 
     @staticmethod
-    def _result(outcome: ScanOutcome) -> ScanResult:
+    def _result(outcome: ScanOutcome, *, known_client: bool) -> ScanResult:
+        # Without a client id the scanner is the IP: good enough to count distinct scanners,
+        # not to tell the asker "you checked this before" (CONTRACT: `you` null when unknown).
+        you_count, you_first = (outcome.you_count, outcome.you_first_at) if known_client else (None, None)
         summary = ScanSummary(
             outcome.count,
             outcome.first_at,
             outcome.first_city,
             outcome.distinct_scanners,
-            outcome.you_count,
-            outcome.you_first_at,
+            you_count,
+            you_first,
         )
         flags = tuple(OpenFlag(f.rule, f.severity, f.raised_at) for f in outcome.flags)
         return ScanResult(summary, flags, outcome.throttled)
+
+    def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
+        if isinstance(self.recorder, MemoryScanRecorder):
+            return self.recorder.restore(events, flags)
+        return 0
 
     def set_flag_status(self, code: str, rule: str, status: str) -> None:
         try:

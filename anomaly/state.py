@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -401,6 +401,26 @@ class MemoryScanRecorder:
             if self.flag_sink is not None:
                 self.flag_sink(event.code, flag)
         return outcome
+
+    def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
+        """Rebuild the in-process state after a restart from the stored events (oldest first)
+        and the stored flags' reviews (code, rule, severity, raised ms, status)."""
+        sinks = self.event_sink, self.flag_sink
+        self.event_sink = self.flag_sink = None
+        n = 0
+        try:
+            for event in events:
+                self.record(event)
+                n += 1
+        finally:
+            self.event_sink, self.flag_sink = sinks
+        with self._lock:
+            for code, rule, severity, raised_ms, status in flags:
+                st = self.codes.setdefault(
+                    code, {"n": 0, "f": None, "fc": None, "u": {}, "r": [], "fl": {}, "ev": set()}
+                )
+                st["fl"][rule] = (severity, raised_ms, status)
+        return n
 
     def set_flag_status(self, code: str, rule: str, status: str) -> None:
         with self._lock:

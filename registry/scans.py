@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -299,6 +299,26 @@ class SqlScanStore:
                     )
                 conn.execute(stmt, rows)
             return int(conn.execute(e.delete().where(e.c.at < cutoff)).rowcount or 0)
+
+    def iter_events(self, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """Every stored event as a mapping, oldest first (the embedded default rebuilds its
+        in-process state from these after a restart)."""
+        e = t.scan_events
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(e).order_by(e.c.at, e.c.event_id)).yield_per(batch):
+                event = dict(row._mapping)
+                event["at"] = event["at"].replace(tzinfo=UTC)
+                event["client"] = event.pop("client_hash")
+                yield event
+
+    def flag_states(self) -> list[tuple[str, str, str, int, str]]:
+        f = t.flags
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(f.c.code, f.c.rule, f.c.severity, f.c.raised_at, f.c.status)).all()
+        return [
+            (r.code, r.rule, r.severity, int(r.raised_at.replace(tzinfo=UTC).timestamp() * 1000), r.status)
+            for r in rows
+        ]
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:

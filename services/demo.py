@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from domain.bulk import Scope
 from services.admin import AdminService
+from services.scans import ScanAdminService
 
 ALL = Scope("all", None, None, "demo")
 
@@ -113,8 +114,9 @@ def demo_rows(today: date) -> dict[str, Any]:
     return {"certs": certs, "codes": codes, "batches": batches}
 
 
-def seed(admin: AdminService, today: date) -> dict[str, str]:
-    """Load the demo; returns verdict → a code to try."""
+def seed(admin: AdminService, today: date, scans: ScanAdminService | None = None) -> dict[str, str]:
+    """Load the demo; returns verdict → a code to try. With `scans`, one code also gets the
+    scan history of a copied label (five shoppers in five provinces within hours)."""
     rows = demo_rows(today)
     admin.upsert_bodies(
         [
@@ -141,8 +143,27 @@ def seed(admin: AdminService, today: date) -> dict[str, str]:
     admin.void_order(f"{today:%Y%m%d}-002", "演示：退订", ALL)
     c = rows["codes"]
     yy = today.year % 100
+    copied = c[1]["code"]
+    if scans is not None:
+        start = datetime.now(UTC) - timedelta(hours=6)
+        cities = [(30.27, 120.15), (39.90, 116.40), (23.13, 113.26), (30.57, 104.07), (34.27, 108.95)]
+        scans.import_events(
+            [
+                {
+                    "event_id": f"demo-copy-{i}",
+                    "code": copied,
+                    "at": (start + timedelta(hours=i)).isoformat(),
+                    "channel": "qr",
+                    "client": f"demo-shopper-{i}",
+                    "location": {"lat": lat, "lng": lng},
+                }
+                for i, (lat, lng) in enumerate(cities)
+            ],
+            ALL,
+        )
     return {
         "genuine": c[0]["code"],
+        "suspicious (copied)": copied,
         "voided": c[2]["code"],
         "certificate_suspended": c[3]["code"],
         "certificate_revoked": c[4]["code"],

@@ -15,6 +15,7 @@ from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from anomaly.adapter import ScanStore, build_recorder
+from anomaly.events import ScanEvent
 from cache.bloom import BloomFilter
 from cache.redis_cache import (
     MemoryFilterStore,
@@ -110,6 +111,11 @@ def build(settings: Settings) -> Container:
         flag_sink=scan_sql.upsert_flag,
         event_sink=scan_sql.write_events,
     )
+    if redis_client is None:
+        # Embedded default: scan history lives in this process; rebuild it from the database.
+        restored = scans.restore((ScanEvent(**e) for e in scan_sql.iter_events()), scan_sql.flag_states())
+        if restored:
+            log.info("restored %d scan events into the in-process scan store", restored)
     verify = VerifyService(resolver, scans)
     return Container(
         settings=settings,

@@ -102,12 +102,41 @@ def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Load demo data covering every verdict and print codes and URLs to try."""
-        samples = seed(container(app).admin, date.today())
+        samples = seed(container(app).admin, date.today(), container(app).scan_admin)
         port = container(app).settings.port
         click.echo("Demo codes (open in a browser, or POST to /api/v1/verify):")
         for verdict, code in samples.items():
             click.echo(f"  {verdict:32s} http://127.0.0.1:{port}/c/{code}")
         click.echo(f"API docs: http://127.0.0.1:{port}/docs")
+
+    @app.cli.command("worker")
+    @click.option("--once", is_flag=True, help="drain what is there now, then exit")
+    def worker(once: bool) -> None:
+        """Run every background consumer: scan events and flags from Redis into the database."""
+        from anomaly.worker import StreamWorker
+        from cache.redis_cache import make_redis
+
+        c = container(app)
+        if c.settings.redis_url is None:
+            click.echo("embedded mode: scans are written in process; there is no stream to drain")
+            return
+        # Blocking reads need a timeout above the block time, unlike the verify path's 50 ms.
+        client = make_redis(c.settings.redis_url, timeout_ms=5000)
+        w = StreamWorker(client, c.scan_sql.write_events, c.scan_sql.upsert_flag)
+        if once:
+            w.drain()
+            click.echo(f"drained: {w.stats}")
+        else:
+            w.run()
+
+    @app.cli.command("retention")
+    @click.option("--days", default=400, show_default=True, help="keep raw scan events this many days")
+    def retention(days: int) -> None:
+        """Roll raw scan events older than --days into daily counts and delete them."""
+        from datetime import timedelta
+
+        deleted = container(app).scan_sql.roll_up(date.today() - timedelta(days=days))
+        click.echo(f"rolled up and deleted {deleted:,} events older than {days} days")
 
     @app.cli.command("rebuild-filter")
     def rebuild_filter() -> None:

@@ -1,0 +1,216 @@
+"""Scan intelligence on real Redis and MariaDB (and the in-process twin): one round trip per
+verify, answers that include this scan, flags with evidence, review, idempotent imports,
+the stream worker's at-least-once delivery, enumeration throttling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+from flask.testing import FlaskClient
+
+from anomaly.state import STREAM
+from anomaly.worker import GROUP, StreamWorker
+from services.demo import seed
+from tests.conftest import ADMIN
+from verify_api.app import container
+
+CITIES = [
+    (30.27, 120.15),
+    (39.90, 116.40),
+    (23.13, 113.26),
+    (31.23, 121.47),
+    (30.57, 104.07),
+    (34.27, 108.95),
+]
+
+
+@pytest.fixture
+def demo(any_app: Flask) -> dict[str, str]:
+    return seed(container(any_app).admin, date.today())
+
+
+def verify(
+    client: FlaskClient, code: str, who: str | None = None, where: tuple[float, float] | None = None
+) -> dict:
+    body: dict = {"input": code}
+    if who:
+        body["client"] = who
+    if where:
+        body["location"] = {"lat": where[0], "lng": where[1]}
+    resp = client.post("/api/v1/verify", json=body)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def test_answers_include_the_scan_being_made(any_app: Flask, demo: dict[str, str]) -> None:
+    http = any_app.test_client()
+    first = verify(http, demo["genuine"], "alice", CITIES[0])
+    assert first["scans"]["count"] == 1 and first["scans"]["first_city"] == "杭州市"
+    assert first["scans"]["you"]["count"] == 1
+    again = verify(http, demo["genuine"], "alice", CITIES[1])
+    assert again["scans"]["count"] == 2 and again["scans"]["first_at"] == first["scans"]["first_at"]
+    assert again["scans"]["you"]["count"] == 2 and again["flags"] == [] and again["verdict"] == "genuine"
+    bob = verify(http, demo["genuine"], "bob")
+    assert bob["scans"]["you"] == {"count": 1, "first_at": bob["scans"]["you"]["first_at"]}
+    assert bob["scans"]["distinct_scanners"] == 2
+    peek = http.get(f"/api/v1/codes/{demo['certificate_revoked']}").get_json()
+    assert peek["scans"]["count"] == 0
+
+
+def test_a_copied_code_turns_suspicious_and_the_brand_sees_why(any_app: Flask, demo: dict[str, str]) -> None:
+    http = any_app.test_client()
+    answers = [verify(http, demo["genuine"], f"shopper{i}", CITIES[i]) for i in range(5)]
+    assert answers[0]["verdict"] == "genuine"
+    assert answers[-1]["verdict"] == "suspicious"
+    rules = {f["rule"] for f in answers[-1]["flags"]}
+    assert {"distinct_scanners", "impossible_travel", "province_spread"} <= rules
+    listed = http.get("/api/v1/admin/flags?rule=distinct_scanners", headers=ADMIN).get_json()
+    flag = listed["items"][0]
+    assert flag["code"] == demo["genuine"] and flag["severity"] == "suspicious" and flag["status"] == "open"
+    assert len(flag["evidence"]["scans"]) == 5
+    # The brand reviews: each copy flag dismissed as a false alarm → the next answer is genuine.
+    for item in http.get("/api/v1/admin/flags", headers=ADMIN).get_json()["items"]:
+        resp = http.patch(
+            f"/api/v1/admin/flags/{item['id']}", json={"status": "dismissed", "note": "family"}, headers=ADMIN
+        )
+        assert resp.status_code == 200
+    assert verify(http, demo["genuine"], "shopper0")["verdict"] == "genuine"
+
+
+def test_historical_scans_import_through_the_rules_idempotently(any_app: Flask, demo: dict[str, str]) -> None:
+    http = any_app.test_client()
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    rows = [
+        {
+            "event_id": f"old-{i}",
+            "code": demo["genuine (legacy 17-digit)"],
+            "at": (start + timedelta(hours=i)).isoformat(),
+            "channel": "qr",
+            "client": f"partner-user-{i}",
+            "location": {"lat": CITIES[i][0], "lng": CITIES[i][1]},
+        }
+        for i in range(6)
+    ]
+    rows.append({"event_id": "bad", "code": demo["genuine"]})  # no time
+    first = http.post("/api/v1/admin/scans", json=rows, headers=ADMIN).get_json()
+    assert first["accepted"] == 6 and first["rejected"][0]["row"] == 6
+    flags = http.get("/api/v1/admin/flags?severity=suspicious", headers=ADMIN).get_json()["items"]
+    assert {f["code"] for f in flags} == {demo["genuine (legacy 17-digit)"]}
+    again = http.post("/api/v1/admin/scans", json=rows[:6], headers=ADMIN).get_json()
+    assert again["accepted"] == 6
+    after = verify(http, demo["genuine (legacy 17-digit)"])
+    assert after["scans"]["count"] == 7  # six imported once, plus this one
+    assert after["scans"]["first_at"].startswith("2026-03-01T00:00")
+
+
+def test_flag_list_is_scoped_filtered_and_paged(any_app: Flask, demo: dict[str, str]) -> None:
+    http = any_app.test_client()
+    for i in range(5):
+        verify(http, demo["genuine"], f"s{i}", CITIES[i])
+    c = container(any_app)
+    other = c.admin.create_token("other body", "all", None)
+    page = http.get("/api/v1/admin/flags?limit=1", headers={"Authorization": f"Bearer {other}"}).get_json()
+    assert len(page["items"]) == 1 and page["next"]
+    page2 = http.get(f"/api/v1/admin/flags?limit=1&cursor={page['next']}", headers=ADMIN).get_json()
+    assert page2["items"][0]["id"] != page["items"][0]["id"]
+    c.admin.upsert_bodies(
+        [{"code": "0456", "name": "另一认证中心"}], c.admin.authenticate("test-bootstrap-token")
+    )
+    foreign = c.admin.create_token("foreign", "body", "0456")
+    assert (
+        http.get("/api/v1/admin/flags", headers={"Authorization": f"Bearer {foreign}"}).get_json()["items"]
+        == []
+    )
+    flag_id = page["items"][0]["id"]
+    resp = http.patch(
+        f"/api/v1/admin/flags/{flag_id}",
+        json={"status": "confirmed"},
+        headers={"Authorization": f"Bearer {foreign}"},
+    )
+    assert resp.status_code == 404
+    for query in ("severity=high", "since=yesterday", "cursor=zzz", "limit=x"):
+        bad = http.get(f"/api/v1/admin/flags?{query}", headers=ADMIN)
+        assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
+
+
+def test_a_guesser_is_throttled_and_never_becomes_a_first_scan(any_app: Flask, demo: dict[str, str]) -> None:
+    http = any_app.test_client()
+    yy = date.today().year % 100
+    statuses = [
+        http.post("/api/v1/verify", json={"input": f"0123{yy:02d}9{i:011d}", "client": "guesser"}).status_code
+        for i in range(12)
+    ]
+    assert statuses[:10] == [200] * 10 and statuses[-1] == 429
+    blocked = http.post("/api/v1/verify", json={"input": demo["genuine"], "client": "guesser"})
+    assert blocked.status_code == 429 and blocked.get_json()["code"] == "enumeration_throttled"
+    real = verify(http, demo["genuine"], "shopper")
+    assert real["scans"]["you"]["first_at"] == real["scans"]["first_at"]
+
+
+def test_one_redis_round_trip_per_verify(service_app: Flask, redis_url: str) -> None:
+    """MONITOR shows every command a client sends; commands a script runs are marked "lua"."""
+    http = service_app.test_client()
+    c = container(service_app)
+    code = seed(c.admin, date.today())["genuine"]
+    verify(http, code, "warm")  # fills this worker's record tiers
+    seen: list[str] = []
+    marker = redis_lib.Redis.from_url(redis_url)
+    marker.ping()  # its connection handshake happens before MONITOR starts
+    monitor_client = redis_lib.Redis.from_url(redis_url)
+    with monitor_client.monitor() as monitor:
+
+        def listen() -> None:
+            for message in monitor.listen():
+                if message.get("client_type") != "lua":
+                    seen.append(message["command"])
+                if message["command"].startswith("ECHO"):
+                    return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        time.sleep(0.2)
+        c.resolver._checked_at = time.monotonic()  # keep the 5-per-second generation read out of the count
+        verify(http, code, "warm")
+        marker.execute_command("ECHO", "done")
+        listener.join(timeout=5)
+    sent = [cmd.split()[0].upper() for cmd in seen if not cmd.startswith("ECHO")]
+    marker.close()
+    monitor_client.close()
+    assert sent == ["EVALSHA"]
+
+
+def test_the_worker_drains_events_once_and_reclaims_a_dead_consumers(
+    service_app: Flask, redis_client: redis_lib.Redis
+) -> None:
+    c = container(service_app)
+    code = seed(c.admin, date.today())["genuine"]
+    http = service_app.test_client()
+    for i in range(7):
+        verify(http, code, f"w{i}")
+    worker = StreamWorker(
+        redis_client, c.scan_sql.write_events, c.scan_sql.upsert_flag, consumer="a", claim_idle_ms=0
+    )
+    # Consumer "dead" reads three entries and dies before acknowledging them.
+    redis_client.xreadgroup(GROUP, "dead", {STREAM: ">"}, count=3)
+    worker.drain()
+    assert worker.stats.reclaimed >= 3
+    assert c.scan_sql.count_events() == 7
+    assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+    worker.drain()  # nothing new: still seven, no duplicates
+    redis_client.xadd(STREAM, {k: v for k, v in redis_client.xrange(STREAM, count=1)[0][1].items()})
+    worker.drain()  # a redelivered event (same id) is stored once
+    assert c.scan_sql.count_events() == 7
+
+
+def test_scan_store_outage_answers_without_scans(mysql_db: str) -> None:
+    from tests.conftest import settings_for
+    from verify_api.app import create_app
+
+    app = create_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
+    resp = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001"})
+    assert resp.status_code == 200 and resp.get_json()["scans"] is None
