@@ -4,7 +4,8 @@ to a stream and returns the code's state, on which the rules run in the same req
 Keys per code share the hash tag `{code}`:
 
     s:{C}:h   hash   n (count), f (first ms), fc / fp (first city / province)
-    s:{C}:u   hash   scanner → "first_ms,last_ms,count" (capped at scanners_max)
+    s:{C}:u   hash   scanner → "first_ms,count" (capped at scanners_max)
+    s:{C}:z   zset   scanner → last ms (distinct scanners in a window: one ZCOUNT)
     s:{C}:r   list   the last recent_max scans "ms|scanner|city|province|lat|lng|event_id"
     s:{C}:fl  hash   rule → "severity|raised_ms|status" (open, confirmed, dismissed)
     s:{C}:ev  set    event ids seen (idempotency of imported and retried events)
@@ -41,6 +42,7 @@ _SCRIPT = """
 local now = tonumber(ARGV[1])
 local scanner = ARGV[2]
 local record = ARGV[8] == '1'
+local found = ARGV[7] ~= 'not_found'
 local throttled = 0
 local duplicate = 0
 if record and ARGV[9] ~= '' then
@@ -48,7 +50,7 @@ if record and ARGV[9] ~= '' then
 end
 if scanner ~= '' then
   local c = tonumber(redis.call('GET', KEYS[6]) or '0')
-  if record and ARGV[7] == 'not_found' then
+  if record and not found then
     c = redis.call('INCR', KEYS[6])
     if c == 1 then redis.call('PEXPIRE', KEYS[6], 3600000) end
   end
@@ -56,7 +58,8 @@ if scanner ~= '' then
 end
 if record then
   redis.call('HINCRBY', KEYS[1], 'n', 1)
-  if throttled == 0 then
+  -- Never-issued codes keep only a count (and their events): guessers must not fill memory.
+  if throttled == 0 and found then
     local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
     if f == 0 or now < f then
       redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
@@ -64,34 +67,35 @@ if record then
     if scanner ~= '' then
       local v = redis.call('HGET', KEYS[2], scanner)
       if v then
-        local first, last, cnt = string.match(v, '(%d+),(%d+),(%d+)')
-        first = math.min(tonumber(first), now)
-        last = math.max(tonumber(last), now)
-        redis.call('HSET', KEYS[2], scanner, first .. ',' .. last .. ',' .. (tonumber(cnt) + 1))
-      elseif redis.call('HLEN', KEYS[2]) < tonumber(ARGV[12]) then
-        redis.call('HSET', KEYS[2], scanner, now .. ',' .. now .. ',1')
+        local first, cnt = string.match(v, '(%d+),(%d+)')
+        redis.call('HSET', KEYS[2], scanner, math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1))
+        if now > tonumber(redis.call('ZSCORE', KEYS[8], scanner) or '0') then
+          redis.call('ZADD', KEYS[8], now, scanner)
+        end
+      elseif redis.call('ZCARD', KEYS[8]) < tonumber(ARGV[12]) then
+        redis.call('HSET', KEYS[2], scanner, now .. ',1')
+        redis.call('ZADD', KEYS[8], now, scanner)
       end
     end
     local entry = {ARGV[1], scanner, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]}
     redis.call('LPUSH', KEYS[3], table.concat(entry, '|'))
     redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
+    for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[14]) end
+    redis.call('PEXPIRE', KEYS[8], ARGV[14])
   end
-  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[14]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[14])
   redis.call('PEXPIRE', KEYS[5], ARGV[14])
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[15], '*', unpack(ARGV, 16))
 end
 local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc')
-local distinct = 0
-local since = now - tonumber(ARGV[10])
-local you = false
-if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) end
-local all = redis.call('HVALS', KEYS[2])
-for i = 1, #all do
-  local last = tonumber(string.match(all[i], '%d+,(%d+),'))
-  if last >= since then distinct = distinct + 1 end
-end
-return {h[1] or '0', h[2] or '', h[3] or '', distinct, you or '', throttled, duplicate,
-        redis.call('LRANGE', KEYS[3], 0, -1), redis.call('HGETALL', KEYS[4])}
+local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
+local you = ''
+if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) or '' end
+-- Every rule needs two different scanners: a one-scanner history is not even read.
+local recent = {}
+if record and found and distinct >= 2 then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
+return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent,
+        redis.call('HGETALL', KEYS[4])}
 """
 
 
@@ -190,6 +194,7 @@ class RedisScanRecorder:
             f"s:{tag}:ev",
             f"s:e:{scanner or '-'}",
             STREAM,
+            f"s:{tag}:z",
         ]
 
     def record(self, event: ScanEvent, *, record: bool = True) -> ScanOutcome:
@@ -230,10 +235,10 @@ class RedisScanRecorder:
         if event.client:
             you_count, you_first = 0, None
             if text[2]:
-                you_first_ms, _last, count = text[2].split(",")
+                you_first_ms, count = text[2].split(",")
                 you_count, you_first = int(count), _ms_dt(int(you_first_ms))
         stored = _stored_flags([x.decode() for x in stored_pairs])
-        if record and not duplicate and event.verdict != "not_found":
+        if record and not duplicate and event.verdict != "not_found" and int(distinct) >= 2:
             state = CodeScanState(
                 code=event.code,
                 now_ms=event.at_ms,
@@ -340,7 +345,7 @@ class MemoryScanRecorder:
                 throttled = count > cfg.enumeration_per_hour
             if record:
                 st["n"] += 1
-                if not throttled:
+                if not throttled and event.verdict != "not_found":
                     if st["f"] is None or event.at_ms < st["f"]:
                         st["f"], st["fc"] = event.at_ms, event.city
                     if scanner:

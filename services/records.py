@@ -195,6 +195,12 @@ class RecordResolver:
             log.exception("could not load the code filter")
             self._filter = None
 
+    def generation_key(self) -> tuple[int, int] | None:
+        """The generations this worker last saw (None while they cannot be read)."""
+        if not self._gens_ok or self._gens is None:
+            return None
+        return self._gens.get("status", 0), self._gens.get("codes", 0)
+
     @property
     def _max_age(self) -> float | None:
         # Healthy generations: entries live until a change. Otherwise one second (CONTRACT: 1 s).

@@ -84,29 +84,35 @@ def verify() -> Response:
     return respond(answer)
 
 
-# GET answers are the same for everyone for a second: serving them from this worker's
-# memory is what lets the read path run near the framework's ceiling (bench (d)).
-_recent: dict[tuple[str, str], tuple[float, bytes]] = {}
-_RECENT_S = 1.0
-
-
 @bp.get("/codes/<path:code>")
 def get_code(code: str) -> Response:
+    """The answer without recording a scan, for the result page and caching proxies.
+
+    Served from this worker's memory when it answered the same code within `GET_TTL_S`
+    and no registry generation changed since: a status change still shows within a
+    second, while the scan history in a GET may be a few seconds old (documented).
+    """
     if len(code) > MAX_INPUT_CHARS:
         raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
     lang = pick_language(request.headers.get("Accept-Language"))
-    key = (code, lang)
+    c = container(current_app)
+    c.resolver.refresh()
+    key = (code, lang, c.resolver.generation_key())
     now = time.monotonic()
-    hit = _recent.get(key)
-    if hit is None or now - hit[0] > _RECENT_S:
-        answer = container(current_app).verify.verify(
-            VerifyRequest(input=code, channel="web", lang=lang), record=False
-        )
-        if len(_recent) > 50_000:
-            _recent.clear()
+    cache: dict = current_app.extensions.setdefault("verify_get_cache", {})
+    hit = cache.get(key)
+    # Without readable generations nothing tells this worker about changes: keep it short.
+    ttl = GET_TTL_S if key[2] is not None else 1.0
+    if hit is None or now - hit[0] > ttl:
+        answer = c.verify.verify(VerifyRequest(input=code, channel="web", lang=lang), record=False)
+        if len(cache) > 50_000:
+            cache.clear()
         hit = (now, orjson.dumps(answer))
-        _recent[key] = hit
+        cache[key] = hit
     resp = Response(hit[1], mimetype="application/json")
-    resp.headers["Cache-Control"] = "public, max-age=1"
+    resp.headers["Cache-Control"] = f"public, max-age={int(GET_TTL_S)}"
     resp.headers["Vary"] = "Accept-Language"
     return resp
+
+
+GET_TTL_S = 5.0
