@@ -44,7 +44,9 @@ class ScanStore:
         )
 
     def record(self, scan: ScanInput) -> ScanResult:
-        return self._result(self._call(self.event(scan), record=True), known_client=scan.client is not None)
+        # Imported events carry their own ids; their flags must be listed when the call returns.
+        outcome = self._call(self.event(scan), record=True, sync_flags=scan.event_id is not None)
+        return self._result(outcome, known_client=scan.client is not None)
 
     def peek(self, code: str, client: str | None) -> ScanResult:
         probe = ScanInput(
@@ -52,9 +54,9 @@ class ScanStore:
         )
         return self._result(self._call(self.event(probe), record=False), known_client=client is not None)
 
-    def _call(self, event: ScanEvent, *, record: bool) -> ScanOutcome:
+    def _call(self, event: ScanEvent, *, record: bool, sync_flags: bool = False) -> ScanOutcome:
         try:
-            return self.recorder.record(event, record=record)
+            return self.recorder.record(event, record=record, sync_flags=sync_flags)
         except ScanStoreUnavailable as exc:
             raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
 

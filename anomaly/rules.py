@@ -206,9 +206,18 @@ def velocity(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
 CODE_RULES = (distinct_scanners, impossible_travel, province_spread, velocity)
 
 
-def evaluate(state: CodeScanState, cfg: RuleConfig) -> list[Flag]:
-    """Every per-code rule over the state that already includes the scan being made."""
-    return [flag for rule in CODE_RULES if (flag := rule(state, cfg)) is not None]
+def evaluate(state: CodeScanState, cfg: RuleConfig, settled: frozenset[str] = frozenset()) -> list[Flag]:
+    """Every per-code rule over the state that already includes the scan being made.
+
+    Rules in `settled` already stand at their highest severity on this code and cannot
+    change: they are skipped (on a copied code every scan would otherwise rebuild them).
+    """
+    return [
+        flag for rule in CODE_RULES if rule.__name__ not in settled and (flag := rule(state, cfg)) is not None
+    ]
+
+
+CODE_RULE_NAMES = tuple(rule.__name__ for rule in CODE_RULES)
 
 
 def enumeration(not_found_last_hour: int, cfg: RuleConfig) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from anomaly.events import ScanEvent
-from anomaly.rules import DAY_MS, CodeScanState, Flag, RecentScan, RuleConfig, evaluate
+from anomaly.rules import CODE_RULE_NAMES, DAY_MS, CodeScanState, Flag, RecentScan, RuleConfig, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,19 @@ local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc')
 local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
 local you = ''
 if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) or '' end
--- Every rule needs two different scanners: a one-scanner history is not even read.
+local flags = redis.call('HGETALL', KEYS[4])
+local settled = 0
+for i = 2, #flags, 2 do
+  if string.sub(flags[i], 1, 11) == 'suspicious|' then settled = settled + 1 end
+end
+-- Every rule needs two different scanners, and a rule already at "suspicious" cannot
+-- change: only then is the history read and sent back for the rules.
 local recent = {}
-if record and found and distinct >= 2 then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
-return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent,
-        redis.call('HGETALL', KEYS[4])}
-"""
+if record and found and distinct >= 2 and settled < __CODE_RULES__ then
+  recent = redis.call('LRANGE', KEYS[3], 0, -1)
+end
+return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent, flags}
+""".replace("__CODE_RULES__", str(len(CODE_RULE_NAMES)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +164,12 @@ def _changed_flags(raised: list[Flag], stored: dict[str, tuple[str, int, str]]) 
     return changed
 
 
+def _settled(stored: dict[str, tuple[str, int, str]]) -> frozenset[str]:
+    return frozenset(
+        rule for rule, (severity, _raised, _status) in stored.items() if severity == "suspicious"
+    )
+
+
 def _active(stored: dict[str, tuple[str, int, str]]) -> tuple[Flag, ...]:
     return tuple(
         Flag(rule, sev, _ms_dt(raised) or datetime.now(UTC), {})
@@ -197,7 +210,9 @@ class RedisScanRecorder:
             f"s:{tag}:z",
         ]
 
-    def record(self, event: ScanEvent, *, record: bool = True) -> ScanOutcome:
+    def record(self, event: ScanEvent, *, record: bool = True, sync_flags: bool = False) -> ScanOutcome:
+        """`sync_flags`: write raised flags to the database before returning (imports, whose
+        callers read the flag list next); live scans leave that to the worker."""
         cfg = self.config
         ttl = NOT_FOUND_TTL_MS if event.verdict == "not_found" else cfg.retention_days * DAY_MS
         fields: list[str] = []
@@ -225,9 +240,9 @@ class RedisScanRecorder:
             raw = self.script(keys=self.keys(event.code, event.client), args=args)
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
-        return self._outcome(event, raw, record)
+        return self._outcome(event, raw, record, sync_flags)
 
-    def _outcome(self, event: ScanEvent, raw: list[Any], record: bool) -> ScanOutcome:
+    def _outcome(self, event: ScanEvent, raw: list[Any], record: bool, sync_flags: bool) -> ScanOutcome:
         n, first, first_city, distinct, you, throttled, duplicate, recent, stored_pairs = raw
         text = [x.decode() if isinstance(x, bytes) else x for x in (first, first_city, you)]
         first_ms = int(text[0]) if text[0] else None
@@ -238,7 +253,7 @@ class RedisScanRecorder:
                 you_first_ms, count = text[2].split(",")
                 you_count, you_first = int(count), _ms_dt(int(you_first_ms))
         stored = _stored_flags([x.decode() for x in stored_pairs])
-        if record and not duplicate and event.verdict != "not_found" and int(distinct) >= 2:
+        if record and not duplicate and recent:
             state = CodeScanState(
                 code=event.code,
                 now_ms=event.at_ms,
@@ -248,8 +263,8 @@ class RedisScanRecorder:
                 distinct_scanners=int(distinct),
                 recent=_recent([x.decode() for x in recent]),
             )
-            for flag in _changed_flags(evaluate(state, self.config), stored):
-                self._raise(event.code, flag)
+            for flag in _changed_flags(evaluate(state, self.config, _settled(stored)), stored):
+                self._raise(event.code, flag, sync=sync_flags)
                 stored[flag.rule] = (
                     flag.severity,
                     int(flag.raised_at.timestamp() * 1000),
@@ -269,7 +284,7 @@ class RedisScanRecorder:
             bool(duplicate),
         )
 
-    def _raise(self, code: str, flag: Flag) -> None:
+    def _raise(self, code: str, flag: Flag, *, sync: bool) -> None:
         value = f"{flag.severity}|{int(flag.raised_at.timestamp() * 1000)}|open"
         payload = json.dumps(
             {
@@ -288,7 +303,7 @@ class RedisScanRecorder:
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
-        if self.flag_sink is not None:
+        if sync and self.flag_sink is not None:
             try:
                 self.flag_sink(code, flag)
             except Exception:  # the flags stream still carries it to the worker
@@ -322,7 +337,8 @@ class MemoryScanRecorder:
         self.codes: dict[str, dict[str, Any]] = {}
         self.enum: dict[str, tuple[int, int]] = {}  # scanner -> (hour window start ms, count)
 
-    def record(self, event: ScanEvent, *, record: bool = True) -> ScanOutcome:
+    def record(self, event: ScanEvent, *, record: bool = True, sync_flags: bool = True) -> ScanOutcome:
+        # In process there is no worker: flags always go to the database at once.
         cfg = self.config
         with self._lock:
             st = self.codes.setdefault(
@@ -384,7 +400,7 @@ class MemoryScanRecorder:
                 stored = {
                     rule: (sev, raised_ms, status) for rule, (sev, raised_ms, status) in st["fl"].items()
                 }
-                raised = _changed_flags(evaluate(state, cfg), stored)
+                raised = _changed_flags(evaluate(state, cfg, _settled(stored)), stored)
                 for flag in raised:
                     old = st["fl"].get(flag.rule)
                     status = old[2] if old and old[2] == "confirmed" else "open"

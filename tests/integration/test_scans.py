@@ -34,6 +34,15 @@ def demo(any_app: Flask) -> dict[str, str]:
     return seed(container(any_app).admin, date.today())
 
 
+def persist(app: Flask) -> None:
+    """What `flask worker` does in production: drain the event and flag streams into SQL."""
+    c = container(app)
+    if c.redis is not None:
+        client = redis_lib.Redis.from_url(c.settings.redis_url or "")
+        StreamWorker(client, c.scan_sql.write_events, c.scan_sql.upsert_flag, claim_idle_ms=0).drain()
+        client.close()
+
+
 def verify(
     client: FlaskClient, code: str, who: str | None = None, where: tuple[float, float] | None = None
 ) -> dict:
@@ -69,6 +78,7 @@ def test_a_copied_code_turns_suspicious_and_the_brand_sees_why(any_app: Flask, d
     assert answers[-1]["verdict"] == "suspicious"
     rules = {f["rule"] for f in answers[-1]["flags"]}
     assert {"distinct_scanners", "impossible_travel", "province_spread"} <= rules
+    persist(any_app)
     listed = http.get("/api/v1/admin/flags?rule=distinct_scanners", headers=ADMIN).get_json()
     flag = listed["items"][0]
     assert flag["code"] == demo["genuine"] and flag["severity"] == "suspicious" and flag["status"] == "open"
@@ -112,6 +122,7 @@ def test_flag_list_is_scoped_filtered_and_paged(any_app: Flask, demo: dict[str, 
     http = any_app.test_client()
     for i in range(5):
         verify(http, demo["genuine"], f"s{i}", CITIES[i])
+    persist(any_app)
     c = container(any_app)
     other = c.admin.create_token("other body", "all", None)
     page = http.get("/api/v1/admin/flags?limit=1", headers={"Authorization": f"Bearer {other}"}).get_json()
