@@ -45,7 +45,8 @@ class ScanStore:
 
     def record(self, scan: ScanInput) -> ScanResult:
         # Imported events carry their own ids; their flags must be listed when the call returns.
-        outcome = self._call(self.event(scan), record=True, sync_flags=scan.event_id is not None)
+        imported = scan.event_id is not None
+        outcome = self._call(self.event(scan), record=True, sync_flags=imported, dedupe=imported)
         return self._result(outcome, known_client=scan.client is not None)
 
     def peek(self, code: str, client: str | None) -> ScanResult:
@@ -54,9 +55,11 @@ class ScanStore:
         )
         return self._result(self._call(self.event(probe), record=False), known_client=client is not None)
 
-    def _call(self, event: ScanEvent, *, record: bool, sync_flags: bool = False) -> ScanOutcome:
+    def _call(
+        self, event: ScanEvent, *, record: bool, sync_flags: bool = False, dedupe: bool = False
+    ) -> ScanOutcome:
         try:
-            return self.recorder.record(event, record=record, sync_flags=sync_flags)
+            return self.recorder.record(event, record=record, sync_flags=sync_flags, dedupe=dedupe)
         except ScanStoreUnavailable as exc:
             raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
 

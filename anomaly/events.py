@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+import orjson
 
 
 def hash_client(secret: bytes, raw: str | None, *, kind: str = "c") -> str | None:
@@ -45,38 +46,37 @@ class ScanEvent:
     def at_ms(self) -> int:
         return int(self.at.timestamp() * 1000)
 
-    def as_fields(self) -> dict[str, str]:
-        """Flat string fields for a Redis stream entry."""
-        out: dict[str, str] = {}
-        for key, value in asdict(self).items():
-            if value is None:
-                continue
-            out[key] = value.isoformat() if isinstance(value, datetime) else str(value)
-        return out
+    def to_json(self) -> str:
+        """The event as one compact JSON string (a stream entry's single field)."""
+        return orjson.dumps(
+            {
+                "id": self.event_id,
+                "c": self.code,
+                "t": self.at_ms,
+                "ch": self.channel,
+                "v": self.verdict,
+                "s": self.client,
+                "i": self.ip_hash,
+                "la": self.lat,
+                "ln": self.lng,
+                "ci": self.city,
+                "p": self.province,
+            }
+        ).decode()
 
     @classmethod
-    def from_fields(cls, fields: dict[str, Any]) -> ScanEvent:
-        def get(name: str) -> str | None:
-            value = fields.get(name)
-            if isinstance(value, bytes):
-                value = value.decode()
-            return value
-
-        def num(name: str) -> float | None:
-            value = get(name)
-            return float(value) if value not in (None, "") else None
-
-        at = datetime.fromisoformat(get("at") or "")
+    def from_json(cls, raw: str | bytes) -> ScanEvent:
+        d = orjson.loads(raw)
         return cls(
-            event_id=get("event_id") or "",
-            code=get("code") or "",
-            at=at if at.tzinfo else at.replace(tzinfo=UTC),
-            channel=get("channel") or "",
-            verdict=get("verdict") or "",
-            client=get("client"),
-            ip_hash=get("ip_hash"),
-            lat=num("lat"),
-            lng=num("lng"),
-            city=get("city"),
-            province=get("province"),
+            event_id=d["id"],
+            code=d["c"],
+            at=datetime.fromtimestamp(d["t"] / 1000, UTC),
+            channel=d["ch"],
+            verdict=d["v"],
+            client=d["s"],
+            ip_hash=d["i"],
+            lat=d["la"],
+            lng=d["ln"],
+            city=d["ci"],
+            province=d["p"],
         )

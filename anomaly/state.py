@@ -10,7 +10,7 @@ Keys per code share the hash tag `{code}`:
     s:{C}:fl  hash   rule → "severity|raised_ms|status" (open, confirmed, dismissed)
     s:{C}:ev  set    event ids seen (idempotency of imported and retried events)
     s:e:{S}   string not-found lookups of scanner S in the current hour (enumeration)
-    s:stream  stream every event, drained into MariaDB by the worker
+    s:stream  stream every event (one JSON field "e"), drained into MariaDB by the worker
     s:flags   stream every raised or changed flag, likewise
 
 `MemoryScanRecorder` runs the same logic in process for the embedded default.
@@ -45,8 +45,10 @@ local record = ARGV[8] == '1'
 local found = ARGV[7] ~= 'not_found'
 local throttled = 0
 local duplicate = 0
-if record and ARGV[9] ~= '' then
+-- Only events that come with their own ids (imports, redeliveries) can repeat.
+if record and ARGV[16] == '1' then
   if redis.call('SADD', KEYS[5], ARGV[9]) == 0 then duplicate = 1; record = false end
+  redis.call('PEXPIRE', KEYS[5], ARGV[14])
 end
 if scanner ~= '' then
   local c = tonumber(redis.call('GET', KEYS[6]) or '0')
@@ -57,7 +59,9 @@ if scanner ~= '' then
   if c > tonumber(ARGV[13]) then throttled = 1 end
 end
 if record then
-  redis.call('HINCRBY', KEYS[1], 'n', 1)
+  local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+  -- Sliding retention, refreshed now and then rather than on every scan.
+  local refresh = n == 1 or n % 16 == 0
   -- Never-issued codes keep only a count (and their events): guessers must not fill memory.
   if throttled == 0 and found then
     local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
@@ -80,12 +84,13 @@ if record then
     local entry = {ARGV[1], scanner, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]}
     redis.call('LPUSH', KEYS[3], table.concat(entry, '|'))
     redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
-    for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[14]) end
-    redis.call('PEXPIRE', KEYS[8], ARGV[14])
+    if refresh then
+      for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[14]) end
+      redis.call('PEXPIRE', KEYS[8], ARGV[14])
+    end
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[14])
-  redis.call('PEXPIRE', KEYS[5], ARGV[14])
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[15], '*', unpack(ARGV, 16))
+  if refresh then redis.call('PEXPIRE', KEYS[1], ARGV[14]) end
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[15], '*', 'e', ARGV[17])
 end
 local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc')
 local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
@@ -210,14 +215,14 @@ class RedisScanRecorder:
             f"s:{tag}:z",
         ]
 
-    def record(self, event: ScanEvent, *, record: bool = True, sync_flags: bool = False) -> ScanOutcome:
+    def record(
+        self, event: ScanEvent, *, record: bool = True, sync_flags: bool = False, dedupe: bool = False
+    ) -> ScanOutcome:
         """`sync_flags`: write raised flags to the database before returning (imports, whose
-        callers read the flag list next); live scans leave that to the worker."""
+        callers read the flag list next); live scans leave that to the worker. `dedupe`:
+        the event id came from outside and may be seen again (imports)."""
         cfg = self.config
         ttl = NOT_FOUND_TTL_MS if event.verdict == "not_found" else cfg.retention_days * DAY_MS
-        fields: list[str] = []
-        for key, value in event.as_fields().items():
-            fields.extend((key, value))
         args = [
             event.at_ms,
             event.client or "",
@@ -234,7 +239,8 @@ class RedisScanRecorder:
             cfg.enumeration_per_hour,
             ttl,
             self.stream_maxlen,
-            *fields,
+            "1" if record and dedupe else "0",
+            event.to_json(),
         ]
         try:
             raw = self.script(keys=self.keys(event.code, event.client), args=args)
@@ -337,7 +343,9 @@ class MemoryScanRecorder:
         self.codes: dict[str, dict[str, Any]] = {}
         self.enum: dict[str, tuple[int, int]] = {}  # scanner -> (hour window start ms, count)
 
-    def record(self, event: ScanEvent, *, record: bool = True, sync_flags: bool = True) -> ScanOutcome:
+    def record(
+        self, event: ScanEvent, *, record: bool = True, sync_flags: bool = True, dedupe: bool = True
+    ) -> ScanOutcome:
         # In process there is no worker: flags always go to the database at once.
         cfg = self.config
         with self._lock:

@@ -73,9 +73,7 @@ class StreamWorker:
             return
         ids = [entry_id for entry_id, _ in entries]
         if stream == STREAM:
-            events = [
-                ScanEvent.from_fields({k.decode(): v for k, v in fields.items()}) for _, fields in entries
-            ]
+            events = [ScanEvent.from_json(fields[b"e"]) for _, fields in entries]
             self.write_events(events)
             self.stats.events += len(events)
         else:
