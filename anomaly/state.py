@@ -101,10 +101,12 @@ local settled = 0
 for i = 2, #flags, 2 do
   if string.sub(flags[i], 1, 11) == 'suspicious|' then settled = settled + 1 end
 end
--- Every rule needs two different scanners, and a rule already at "suspicious" cannot
--- change: only then is the history read and sent back for the rules.
+-- A rule can change only when this scan could tip it: two different located scanners
+-- (travel) or ARGV[18] different scanners (the others); a rule already at "suspicious"
+-- cannot change. Only then is the history read and sent back for the rules.
 local recent = {}
-if record and found and distinct >= 2 and settled < __CODE_RULES__ then
+local can_tip = distinct >= tonumber(ARGV[18]) or (ARGV[5] ~= '' and distinct >= 2)
+if record and found and can_tip and settled < __CODE_RULES__ then
   recent = redis.call('LRANGE', KEYS[3], 0, -1)
 end
 return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent, flags}
@@ -241,6 +243,7 @@ class RedisScanRecorder:
             self.stream_maxlen,
             "1" if record and dedupe else "0",
             event.to_json(),
+            min(cfg.distinct_warn, cfg.provinces, cfg.velocity_hour + 1),
         ]
         try:
             raw = self.script(keys=self.keys(event.code, event.client), args=args)
