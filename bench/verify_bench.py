@@ -303,9 +303,7 @@ def main() -> None:
     print(
         f"(f) requests reaching the database: {db_reads_f:,} of ~{f_requests:,.0f} ({share:.1%}; goal <= 5%)"
     )
-    print(
-        f"(g)/(b) {results['g']['rps'] / b:7.2f}  (no goal: each scan a new scanner; rules run each time)"
-    )
+    print(f"(g)/(b) {results['g']['rps'] / b:7.2f}  (no goal: each scan a new scanner; rules run each time)")
     print(f"logs and code lists: {work}")
 
 
