@@ -3,6 +3,7 @@
     DomainError                  anything the domain refuses
     ├── BadInput                 the caller sent something malformed (4xx)
     │   └── InputTooLong         an input beyond the 2,048-character contract limit
+    ├── Unauthorized             no valid credentials (401)
     ├── Forbidden                the token may not touch this body's or organization's data
     ├── NotFound                 a named entity (certificate, order, batch, flag) does not exist
     ├── Conflict                 a change the current state forbids (restore a revoked certificate)
@@ -35,6 +36,11 @@ class BadInput(DomainError):
 
 class InputTooLong(BadInput):
     code = "input_too_long"
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    status = 401
 
 
 class Forbidden(DomainError):

@@ -58,9 +58,15 @@ class SqlScanStore:
         return mysql.insert(table) if self.dialect in ("mysql", "mariadb") else sqlite.insert(table)
 
     def write_events(self, events: Sequence[EventLike]) -> int:
-        """Insert events, skipping event ids already stored (at-least-once delivery)."""
+        """Insert events, skipping event ids already stored (at-least-once delivery) and
+        events of shoppers who erased their history after the event."""
         if not events:
             return 0
+        erased = self._erased({e.client for e in events if e.client})
+        if erased:
+            events = [e for e in events if not (e.client in erased and _naive(e.at) <= erased[e.client])]
+            if not events:
+                return 0
         rows = [
             {
                 "event_id": e.event_id,
@@ -85,6 +91,76 @@ class SqlScanStore:
         )
         with self.engine.begin() as conn:
             return int(conn.execute(stmt, rows).rowcount or 0)
+
+    def _erased(self, clients: set[str]) -> dict[str, datetime]:
+        if not clients:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.erasures).where(t.erasures.c.client_hash.in_(sorted(clients)))
+            ).all()
+        return {r.client_hash: r.erased_at for r in rows}
+
+    # -- a shopper's own history ------------------------------------------------------------
+
+    def history(self, client_hash: str, limit: int = 100) -> list[dict[str, Any]]:
+        e = t.scan_events
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(e.c.code, e.c.at, e.c.channel, e.c.verdict, e.c.city)
+                .where(e.c.client_hash == client_hash)
+                .order_by(e.c.at.desc())
+                .limit(limit)
+            ).all()
+        return [
+            {"code": r.code, "at": _iso(r.at), "channel": r.channel, "verdict": r.verdict, "city": r.city}
+            for r in rows
+        ]
+
+    def erase(self, client_hash: str) -> int:
+        """Delete a shopper's events and remember the erasure (late stream entries are dropped)."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            deleted = conn.execute(
+                t.scan_events.delete().where(t.scan_events.c.client_hash == client_hash)
+            ).rowcount
+            conn.execute(
+                t.reports.update().where(t.reports.c.client_hash == client_hash).values(client_hash=None)
+            )
+            updated = conn.execute(
+                t.erasures.update().where(t.erasures.c.client_hash == client_hash).values(erased_at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(t.erasures.insert().values(client_hash=client_hash, erased_at=now))
+        return int(deleted or 0)
+
+    def add_report(
+        self,
+        code: str,
+        client_hash: str | None,
+        text: str | None,
+        shop: str | None,
+        photo: bytes | None,
+        photo_type: str | None,
+        city: str | None,
+        province: str | None,
+    ) -> int:
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    t.reports.insert().values(
+                        code=code,
+                        client_hash=client_hash,
+                        text=text,
+                        shop=shop,
+                        photo=photo,
+                        photo_type=photo_type,
+                        city=city,
+                        province=province,
+                        created_at=datetime.now(UTC).replace(tzinfo=None),
+                    )
+                ).inserted_primary_key[0]
+            )
 
     def _owners(self, conn: sa.Connection, code: str) -> tuple[int | None, int | None, int | None]:
         """(certificate, body, organization) the code belongs to, for scoping its flags."""

@@ -235,3 +235,12 @@ reports = sa.Table(
     sa.Column("province", sa.String(40), nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+# Right to erasure: a shopper who deleted their history. Events of that scanner older than
+# the erasure that reach the worker late (still in the stream) are dropped, not stored.
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("client_hash", sa.String(40), primary_key=True),
+    sa.Column("erased_at", sa.DateTime, nullable=False),
+)

@@ -3,6 +3,7 @@ the blueprints. Nothing happens at import time."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -15,7 +16,8 @@ from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from anomaly.adapter import ScanStore, build_recorder
-from anomaly.events import ScanEvent
+from anomaly.events import ScanEvent, hash_client
+from anomaly.geo import locate
 from cache.bloom import BloomFilter
 from cache.redis_cache import (
     MemoryFilterStore,
@@ -34,6 +36,7 @@ from registry.store import SqlRegistry
 from services.admin import AdminService
 from services.records import RecordResolver
 from services.scans import ScanAdminService
+from services.shoppers import ShopperService
 from services.verify import VerifyService
 from verify_api import problems
 from verify_api.settings import Settings
@@ -57,6 +60,7 @@ class Container:
     admin: AdminService
     scan_sql: SqlScanStore
     scan_admin: ScanAdminService
+    shoppers: ShopperService
 
 
 def container(app: Flask) -> Container:
@@ -130,6 +134,9 @@ def build(settings: Settings) -> Container:
         admin=AdminService(registry, resolver, generations, filters, settings.admin_bootstrap_token),
         scan_sql=scan_sql,
         scan_admin=ScanAdminService(verify, scans, scan_sql),
+        shoppers=ShopperService(
+            scan_sql, functools.partial(hash_client, settings.secret_key.encode()), locate
+        ),
     )
 
 

@@ -54,6 +54,8 @@ def register(app: Flask) -> None:
         headers = {}
         if isinstance(exc, Unavailable):
             headers["Retry-After"] = str(exc.retry_after_s)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
         if exc.status == 429:
             headers["Retry-After"] = "600"
         return problem(exc.status, exc.code, exc.detail, headers=headers)

@@ -1,0 +1,239 @@
+"""The WeChat mini-program backend: /wx/v1 (login, verify, photo scan, history, reports).
+
+Most shoppers verify here: the label's QR opens the mini-program, which receives the QR's
+URL as `q` and the scan time as `scancode_time`. The shopper's openid becomes the scan's
+client (kept only as a keyed hash), so their own repeat checks are recognized.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from domain.codes import MAX_INPUT_CHARS, normalize
+from domain.errors import BadInput, DomainError, Unauthorized
+from domain.verdicts import pick_language
+from miniprogram_backend.sessions import MemorySessions, RedisSessions, WxUser
+from services.verify import VerifyRequest
+
+log = logging.getLogger(__name__)
+bp = Blueprint("wechat", __name__, url_prefix="/wx/v1")
+
+MAX_PHOTO_BYTES = 8 * 1024 * 1024
+_IMAGE_MAGIC = {
+    b"\xff\xd8\xff": "image/jpeg",
+    b"\x89PNG": "image/png",
+    b"RIFF": "image/webp",
+    b"GIF8": "image/gif",
+    b"BM": "image/bmp",
+}
+
+
+class WxProblem(DomainError):
+    """A WeChat error as our problem document (its own code and status)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail, code=code)
+        self.status = status
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    js_code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class WxVerifyIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    input: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] | None = None
+    q: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] | None = None
+    scancode_time: int | None = None
+    location: dict[str, float] | None = None
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    code: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
+    text: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    shop: Annotated[str, StringConstraints(max_length=200)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lng: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+def _c() -> Any:
+    return current_app.extensions["verify"]
+
+
+def _wx() -> Any:
+    return current_app.extensions["wechat"]
+
+
+def _json(model: type[BaseModel]) -> Any:
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict):
+        raise BadInput("send a JSON object with Content-Type: application/json", code="invalid_body")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise BadInput(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}", code="invalid_body"
+        ) from exc
+
+
+def _respond(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _wechat_call(fn: Any, *args: Any) -> Any:
+    """Call the WeChat client; its typed errors become problem documents in one place."""
+    from miniprogram_backend.wechat import WeChatError
+
+    try:
+        return fn(*args)
+    except WeChatError as exc:
+        status = int(getattr(exc, "http_status", None) or getattr(exc, "status", None) or 502)
+        code = str(getattr(exc, "code", None) or "wechat_error")
+        raise WxProblem(status, code, f"WeChat refused the call ({code})") from exc
+
+
+@bp.before_request
+def _session() -> Response | None:
+    if request.endpoint == "wechat.login":
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    user = _wx()["sessions"].get(token.strip()) if scheme.lower() == "bearer" and token else None
+    if user is None:
+        raise Unauthorized("log in with POST /wx/v1/login and send the token as a bearer token")
+    g.wx_user = user
+    return None
+
+
+def _user() -> WxUser:
+    return g.wx_user  # type: ignore[no-any-return]
+
+
+@bp.post("/login")
+def login() -> Response:
+    data = _json(LoginIn)
+    session = _wechat_call(_wx()["client"].code_to_session, data.js_code)
+    token = _wx()["sessions"].create(WxUser(session.openid, session.session_key))
+    # Only our token goes back: never the openid's session_key (CONTRACT, issue 5).
+    return _respond({"token": token, "token_type": "Bearer", "expires_in": 30 * 86_400})
+
+
+def _scan_time(seconds: int | None) -> datetime | None:
+    """WeChat's scancode_time, when it is plausible (a client's clock is not trusted further)."""
+    if seconds is None:
+        return None
+    at = datetime.fromtimestamp(seconds, UTC)
+    return at if abs((datetime.now(UTC) - at).total_seconds()) <= 600 else None
+
+
+@bp.post("/verify")
+def verify() -> Response:
+    data = _json(WxVerifyIn)
+    if data.q:
+        raw, channel = unquote(data.q), "qr"
+    elif data.input is not None:
+        raw, channel = data.input, "manual"
+    else:
+        raise BadInput("send `input` (typed code) or `q` (the scanned QR's URL)", code="input_required")
+    lat = lng = None
+    if data.location:
+        lat, lng = data.location.get("lat"), data.location.get("lng")
+    answer = _c().verify.verify(
+        VerifyRequest(
+            input=raw,
+            channel=channel,
+            client=_user().openid,
+            ip=request.remote_addr,
+            lat=lat,
+            lng=lng,
+            lang=pick_language(request.headers.get("Accept-Language")),
+            at=_scan_time(data.scancode_time),
+        )
+    )
+    return _respond(answer)
+
+
+@bp.get("/me/history")
+def history() -> Response:
+    return _respond({"items": _c().shoppers.history(_user().openid)})
+
+
+@bp.delete("/me/history")
+def erase_history() -> Response:
+    return _respond({"deleted": _c().shoppers.erase(_user().openid)})
+
+
+def _photo() -> tuple[bytes | None, str | None]:
+    upload = request.files.get("photo") or request.files.get("image")
+    if upload is None:
+        return None, None
+    data = upload.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise WxProblem(413, "too_large", "the photo is larger than 8 MB")
+    kind = next((t for magic, t in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    if kind is None or (kind == "image/webp" and data[8:12] != b"WEBP"):
+        raise WxProblem(415, "unsupported_media_type", "the photo must be JPEG, PNG, WebP, GIF or BMP")
+    return data, kind
+
+
+@bp.post("/reports")
+def report() -> Response:
+    if request.mimetype == "multipart/form-data":
+        try:
+            data = ReportIn.model_validate(request.form.to_dict())
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise BadInput(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body"
+            ) from exc
+        photo, photo_type = _photo()
+    else:
+        data, photo, photo_type = _json(ReportIn), None, None
+    if normalize(data.code).invalid is not None:
+        raise BadInput("the report must name a code from the label", code="invalid_code")
+    user = _user()
+    client = _wx()["client"]
+    # WeChat's content checks run before anyone else sees the text or the photo.
+    if data.text and not _wechat_call(client.check_text, user.openid, data.text):
+        raise WxProblem(422, "content_rejected", "the text did not pass WeChat's content check")
+    if photo is not None and not _wechat_call(client.check_image, photo, photo_type):
+        raise WxProblem(422, "content_rejected", "the photo did not pass WeChat's content check")
+    created = _c().shoppers.report(
+        user.openid, data.code, data.text, data.shop, data.lat, data.lng, photo, photo_type
+    )
+    return _respond(created, 201)
+
+
+def init_app(app: Flask) -> None:
+    """Build the WeChat client and session store from the app's settings and register /wx/v1."""
+    try:
+        from miniprogram_backend.wechat import WeChatClient
+    except ModuleNotFoundError as exc:  # the protocol layer is not installed in this build
+        log.warning("WeChat backend disabled: %s", exc)
+        return
+    c = app.extensions["verify"]
+    settings = c.settings
+    if c.redis is not None:
+        from cache.wechat_tokens import RedisTokenStore
+
+        token_store: Any = RedisTokenStore(c.redis, "wx:token:")
+        sessions: Any = RedisSessions(c.redis)
+    else:
+        from cache.wechat_tokens import MemoryTokenStore
+
+        token_store, sessions = MemoryTokenStore(), MemorySessions()
+    client = WeChatClient(
+        settings.wechat_appid or "", settings.wechat_secret or "", settings.wechat_api_base, token_store
+    )
+    app.extensions["wechat"] = {"client": client, "sessions": sessions}
+    app.register_blueprint(bp)
