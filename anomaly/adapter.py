@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from anomaly.events import ScanEvent, hash_client, new_event_id
-from anomaly.geo import locate
+from anomaly.geo import locate, locate_ip
 from anomaly.rules import Flag, RuleConfig
 from anomaly.state import MemoryScanRecorder, RedisScanRecorder, ScanOutcome, ScanStoreUnavailable
 from domain.errors import Unavailable
@@ -17,14 +17,25 @@ from domain.records import OpenFlag, ScanInput, ScanResult, ScanSummary
 
 
 class ScanStore:
-    def __init__(self, secret: bytes, recorder: RedisScanRecorder | MemoryScanRecorder) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        recorder: RedisScanRecorder | MemoryScanRecorder,
+        *,
+        ip_db: str | None = None,
+    ) -> None:
         self.secret = secret
         self.recorder = recorder
+        self.ip_db = ip_db
 
     def event(self, scan: ScanInput) -> ScanEvent:
         lat = round(scan.lat, 2) if scan.lat is not None else None
         lng = round(scan.lng, 2) if scan.lng is not None else None
         city, province = locate(lat, lng)
+        if province is None and scan.ip:
+            # No usable coordinates: the IP's city, which is good enough for "first checked
+            # in …" and the province spread, but gives no coordinates for impossible travel.
+            city, province = locate_ip(scan.ip, self.ip_db)
         ip_hash = hash_client(self.secret, scan.ip, kind="i")
         at = scan.at if scan.at.tzinfo else scan.at.replace(tzinfo=UTC)
         return ScanEvent(
@@ -46,22 +57,18 @@ class ScanStore:
     def record(self, scan: ScanInput) -> ScanResult:
         # Imported events carry their own ids; their flags must be listed when the call returns.
         imported = scan.event_id is not None
-        outcome = self._call(self.event(scan), record=True, sync_flags=imported, dedupe=imported)
+        try:
+            outcome = self.recorder.record(self.event(scan), sync_flags=imported, dedupe=imported)
+        except ScanStoreUnavailable as exc:
+            raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
         return self._result(outcome, known_client=scan.client is not None)
 
     def peek(self, code: str, client: str | None) -> ScanResult:
-        probe = ScanInput(
-            code=code, kind=None, at=datetime.now(UTC), channel="api", verdict="", client=client
-        )
-        return self._result(self._call(self.event(probe), record=False), known_client=client is not None)
-
-    def _call(
-        self, event: ScanEvent, *, record: bool, sync_flags: bool = False, dedupe: bool = False
-    ) -> ScanOutcome:
         try:
-            return self.recorder.record(event, record=record, sync_flags=sync_flags, dedupe=dedupe)
+            outcome = self.recorder.peek(code, hash_client(self.secret, client), at=datetime.now(UTC))
         except ScanStoreUnavailable as exc:
             raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
+        return self._result(outcome, known_client=client is not None)
 
     @staticmethod
     def _result(outcome: ScanOutcome, *, known_client: bool) -> ScanResult:
@@ -98,8 +105,17 @@ def build_recorder(
     *,
     flag_sink: Callable[[str, Flag], None] | None = None,
     event_sink: Callable[[list[ScanEvent]], None] | None = None,
+    ip_db: str | None = None,
+    key_prefix: str = "s:",
 ) -> ScanStore:
+    """The scan store for a deployment: on Redis when a client is given, else in process.
+    `ip_db`: an ip2region `.xdb` file to use instead of the one the `ip-region` package
+    ships; `key_prefix`: where the Redis keys and streams live."""
     config = RuleConfig.from_mapping(rules)
     if redis_client is not None:
-        return ScanStore(secret, RedisScanRecorder(redis_client, config, flag_sink=flag_sink))
-    return ScanStore(secret, MemoryScanRecorder(config, flag_sink=flag_sink, event_sink=event_sink))
+        recorder: RedisScanRecorder | MemoryScanRecorder = RedisScanRecorder(
+            redis_client, config, key_prefix, flag_sink=flag_sink
+        )
+    else:
+        recorder = MemoryScanRecorder(config, flag_sink=flag_sink, event_sink=event_sink)
+    return ScanStore(secret, recorder, ip_db=ip_db)

@@ -18,6 +18,8 @@ import orjson
 
 
 def hash_client(secret: bytes, raw: str | None, *, kind: str = "c") -> str | None:
+    """`kind` + the first 23 hex digits (92 bits) of HMAC-SHA256(secret, kind:raw); None for
+    no id. `kind` ("c" client, "i" IP) keeps an IP from ever equalling a client id."""
     if not raw:
         return None
     digest = hmac.new(secret, f"{kind}:{raw}".encode(), hashlib.sha256).hexdigest()
@@ -41,6 +43,11 @@ class ScanEvent:
     lng: float | None
     city: str | None
     province: str | None
+
+    def __post_init__(self) -> None:
+        # Naive datetimes would be read as the server's local time: refuse them at the edge.
+        if self.at.tzinfo is None:
+            raise ValueError("ScanEvent.at must be timezone-aware (UTC)")
 
     @property
     def at_ms(self) -> int:

@@ -1,8 +1,13 @@
 """Anomaly rules: pure functions over a code's scan state, each flag carrying its evidence.
 
 Every rule counts *different scanners*: one shopper checking the same bag again and again,
-at home and on a trip, is never suspicious. Thresholds live in `RuleConfig` (overridable
-from the environment as RULE_<NAME>, e.g. RULE_DISTINCT_SUSPICIOUS=6).
+at home and on a trip, is never suspicious. A scan without a scanner (an imported event
+with neither client nor IP) cannot be told apart from a repeat, so it never counts as a
+scanner either. Thresholds live in `RuleConfig` (overridable from the environment as
+RULE_<NAME>, e.g. RULE_DISTINCT_SUSPICIOUS=6).
+
+Evidence names scans by event id, time and city; scanners appear only as the first 8
+characters of their keyed hash, enough to tell scans apart in a report.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anomaly.geo import distance_km
+
+if TYPE_CHECKING:
+    from anomaly.events import ScanEvent
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -32,12 +40,21 @@ class RuleConfig:
     velocity_hour: int = 10
     velocity_day: int = 30
     enumeration_per_hour: int = 10
+    # Per IP, against a guesser rotating client ids. Higher than per client: one address
+    # can be a whole shop or a carrier's NAT, and throttling it answers 429 to everyone there.
+    enumeration_ip_per_hour: int = 50
+    # 50 rather than ~20: the daily velocity limit (30 scanners) must fit in the history.
     recent_max: int = 50
     scanners_max: int = 500
     retention_days: int = 400
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RuleConfig:
+        """Thresholds by field name (RULE_<NAME> in the environment, lower-cased); values may
+        be strings. An unknown name is an error: a misspelt override must not be ignored."""
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(values) - known):
+            raise ValueError(f"unknown rule settings {unknown}; known: {sorted(known)}")
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in values:
@@ -60,6 +77,11 @@ class RecentScan:
     lat: float | None
     lng: float | None
     event_id: str
+
+    @classmethod
+    def of(cls, event: ScanEvent) -> RecentScan:
+        e = event
+        return cls(e.at_ms, e.client, e.city, e.province, e.lat, e.lng, e.event_id)
 
     def evidence(self) -> dict[str, Any]:
         # Scanner hashes are shortened further: enough to tell scans apart in a report.
@@ -102,11 +124,12 @@ def _at(ms: int) -> datetime:
 
 
 def _first_per_scanner(scans: list[RecentScan]) -> list[RecentScan]:
-    """Each scanner's earliest scan among `scans` (oldest first): repeats folded away."""
+    """Each scanner's earliest scan among `scans` (oldest first): repeats folded away,
+    scans without a scanner left out."""
     seen: dict[str, RecentScan] = {}
     for scan in sorted(scans, key=lambda s: s.at_ms):
-        key = scan.scanner or scan.event_id
-        seen.setdefault(key, scan)
+        if scan.scanner:
+            seen.setdefault(scan.scanner, scan)
     return list(seen.values())
 
 
@@ -129,12 +152,15 @@ def distinct_scanners(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
 
 
 def impossible_travel(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
+    """Two different scanners, one right after the other, too far apart for the time between
+    them. Only GPS places count: an IP's city is where the carrier routes, not the shopper."""
     located = sorted(
-        (s for s in state.recent if s.lat is not None and s.lng is not None), key=lambda s: s.at_ms
+        (s for s in state.recent if s.lat is not None and s.lng is not None and s.scanner),
+        key=lambda s: s.at_ms,
     )
     worst: tuple[float, float, RecentScan, RecentScan] | None = None
     for earlier, later in itertools.pairwise(located):
-        if earlier.scanner is not None and earlier.scanner == later.scanner:
+        if earlier.scanner == later.scanner:
             continue  # one shopper travelling with the bag
         km = distance_km(earlier.lat or 0.0, earlier.lng or 0.0, later.lat or 0.0, later.lng or 0.0)
         hours = max((later.at_ms - earlier.at_ms) / HOUR_MS, 1 / 60)
@@ -251,14 +277,16 @@ def over_quantity(
 def off_market(
     province: str | None, declared: frozenset[str], scan: RecentScan, now: datetime
 ) -> Flag | None:
-    """A scan outside the sales region declared for the product (only where one is declared)."""
-    if not declared or province is None or province in declared:
+    """A scan outside the sales region declared for the product (only where one is declared).
+    The region lists provinces or cities ("浙江省", "上海市", "苏州市"); a scan without a
+    place is never off-market."""
+    if not declared or province is None or province in declared or (scan.city and scan.city in declared):
         return None
     return Flag(
         "off_market",
         "warn",
         now,
-        {"province": province, "declared": sorted(declared), "scans": [scan.evidence()]},
+        {"province": province, "city": scan.city, "declared": sorted(declared), "scans": [scan.evidence()]},
     )
 
 

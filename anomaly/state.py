@@ -1,17 +1,25 @@
 """The scan hot path: one Redis round trip per verify records the scan, appends the event
 to a stream and returns the code's state, on which the rules run in the same request.
 
-Keys per code share the hash tag `{code}`:
+Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
 
     s:{C}:h   hash   n (count), f (first ms), fc / fp (first city / province)
-    s:{C}:u   hash   scanner → "first_ms,count" (capped at scanners_max)
+    s:{C}:u   hash   scanner → "first_ms,count" (at most scanners_max scanners)
     s:{C}:z   zset   scanner → last ms (distinct scanners in a window: one ZCOUNT)
     s:{C}:r   list   the last recent_max scans "ms|scanner|city|province|lat|lng|event_id"
     s:{C}:fl  hash   rule → "severity|raised_ms|status" (open, confirmed, dismissed)
-    s:{C}:ev  set    event ids seen (idempotency of imported and retried events)
-    s:e:{S}   string not-found lookups of scanner S in the current hour (enumeration)
-    s:stream  stream every event (one JSON field "e"), drained into MariaDB by the worker
-    s:flags   stream every raised or changed flag, likewise
+    s:{C}:ev  set    ids of imported events (idempotent imports; live ids are fresh uuids)
+    s:e:{S}   set    never-issued codes looked up by scanner S in its current hour
+    s:e:{I}   set    the same per IP hash I (a guesser rotating client ids)
+    s:stream  stream every event (one JSON field "e"), drained into the database by the worker
+    s:flags   stream every raised or escalated flag (one JSON field "flag"), likewise
+
+The scanner is the keyed hash of the client id, else of the IP (the caller decides).
+The script touches keys of several slots: it assumes one Redis primary, not a cluster.
+
+Flags are evaluated in Python on the returned state. Only when one is new or escalates is
+there a second, rare call (an atomic upsert that never downgrades a flag and keeps a
+review's "confirmed"); every later verify sees it in its single round trip.
 
 `MemoryScanRecorder` runs the same logic in process for the embedded default.
 """
@@ -22,21 +30,32 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from anomaly.events import ScanEvent
-from anomaly.rules import CODE_RULE_NAMES, DAY_MS, CodeScanState, Flag, RecentScan, RuleConfig, evaluate
+from anomaly.rules import (
+    CODE_RULE_NAMES,
+    DAY_MS,
+    HOUR_MS,
+    CodeScanState,
+    Flag,
+    RecentScan,
+    RuleConfig,
+    evaluate,
+)
 
 log = logging.getLogger(__name__)
 
-STREAM = "s:stream"
-FLAG_STREAM = "s:flags"
+DEFAULT_PREFIX = "s:"
+STREAM = DEFAULT_PREFIX + "stream"
+FLAG_STREAM = DEFAULT_PREFIX + "flags"
 ACTIVE = ("open", "confirmed")
 NOT_FOUND_TTL_MS = DAY_MS  # state of never-issued codes is not worth keeping long
+FLAG_STREAM_MAXLEN = 100_000
 
 _SCRIPT = """
 local now = tonumber(ARGV[1])
@@ -50,23 +69,33 @@ if record and ARGV[16] == '1' then
   if redis.call('SADD', KEYS[5], ARGV[9]) == 0 then duplicate = 1; record = false end
   redis.call('PEXPIRE', KEYS[5], ARGV[14])
 end
-if scanner ~= '' then
-  local c = tonumber(redis.call('GET', KEYS[6]) or '0')
-  if record and not found then
-    c = redis.call('INCR', KEYS[6])
-    if c == 1 then redis.call('PEXPIRE', KEYS[6], 3600000) end
+-- Enumeration: distinct never-issued codes per scanner and per IP in a one-hour window.
+-- A set stops growing at the limit + 1, so a guesser costs a bounded few hundred bytes.
+local limits = {{KEYS[6], scanner, tonumber(ARGV[13])}, {KEYS[9], ARGV[18], tonumber(ARGV[20])}}
+for i, l in ipairs(limits) do
+  if l[2] ~= '' and not (i == 2 and KEYS[9] == KEYS[6]) then
+    local c = redis.call('SCARD', l[1])
+    if record and not found and c <= l[3] then
+      if redis.call('SADD', l[1], ARGV[19]) == 1 then
+        c = c + 1
+        if c == 1 then redis.call('PEXPIRE', l[1], 3600000) end
+      end
+    end
+    if c > l[3] then throttled = 1 end
   end
-  if c > tonumber(ARGV[13]) then throttled = 1 end
 end
 if record then
   local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
   -- Sliding retention, refreshed now and then rather than on every scan.
   local refresh = n == 1 or n % 16 == 0
-  -- Never-issued codes keep only a count (and their events): guessers must not fill memory.
+  -- Never-issued codes keep only a count (and their events): guessers must not fill
+  -- memory. A throttled guesser's lookups never become a code's first scan.
   if throttled == 0 and found then
     local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
     if f == 0 or now < f then
       redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
+      -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
+      if f == 0 then refresh = true end
     end
     if scanner ~= '' then
       local v = redis.call('HGET', KEYS[2], scanner)
@@ -85,8 +114,7 @@ if record then
     redis.call('LPUSH', KEYS[3], table.concat(entry, '|'))
     redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
     if refresh then
-      for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[14]) end
-      redis.call('PEXPIRE', KEYS[8], ARGV[14])
+      for _, k in ipairs({KEYS[2], KEYS[3], KEYS[8]}) do redis.call('PEXPIRE', k, ARGV[14]) end
     end
   end
   if refresh then redis.call('PEXPIRE', KEYS[1], ARGV[14]) end
@@ -101,20 +129,46 @@ local settled = 0
 for i = 2, #flags, 2 do
   if string.sub(flags[i], 1, 11) == 'suspicious|' then settled = settled + 1 end
 end
--- A rule can change only when this scan could tip it: two different located scanners
--- (travel) or ARGV[18] different scanners (the others); a rule already at "suspicious"
--- cannot change. Only then is the history read and sent back for the rules.
+-- Every rule needs two different scanners, and a rule already at "suspicious" cannot
+-- change: only then is the history read and sent back for the rules.
 local recent = {}
-local can_tip = distinct >= tonumber(ARGV[18]) or (ARGV[5] ~= '' and distinct >= 2)
-if record and found and can_tip and settled < __CODE_RULES__ then
+if record and found and distinct >= 2 and settled < __CODE_RULES__ then
   recent = redis.call('LRANGE', KEYS[3], 0, -1)
 end
 return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent, flags}
 """.replace("__CODE_RULES__", str(len(CODE_RULE_NAMES)))
 
+# Raise or escalate flags atomically: two verifies racing must not let a "warn" computed
+# a moment earlier overwrite a "suspicious", nor a raise reopen a confirmed flag.
+_FLAG_SCRIPT = """
+local rank = {warn = 1, suspicious = 2}
+local written = {}
+for i = 3, #ARGV, 4 do
+  local rule, severity, raised, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local old = redis.call('HGET', KEYS[1], rule)
+  local old_sev, old_status = nil, nil
+  if old then old_sev, old_status = string.match(old, '^(%a+)|%d+|(%a+)$') end
+  if not old or rank[severity] > (rank[old_sev] or 0) then
+    local status = 'open'
+    if old_status == 'confirmed' then status = 'confirmed' end
+    redis.call('HSET', KEYS[1], rule, severity .. '|' .. raised .. '|' .. status)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'flag', payload)
+    written[#written + 1] = rule
+  end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return {written, redis.call('HGETALL', KEYS[1])}
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class ScanOutcome:
+    """A code's scan state as the answer shows it, this scan included.
+
+    `flags` are the open and confirmed flags (dismissed ones are left out); `you_*` are
+    None when the event had no scanner; `throttled`: the scanner or its IP is guessing
+    codes; `duplicate`: an imported event id already recorded (nothing was changed)."""
+
     count: int
     first_at: datetime | None
     first_city: str | None
@@ -122,12 +176,18 @@ class ScanOutcome:
     you_count: int | None
     you_first_at: datetime | None
     flags: tuple[Flag, ...]
-    throttled: bool
-    duplicate: bool
+    throttled: bool = False
+    duplicate: bool = False
 
 
 class ScanStoreUnavailable(Exception):
-    pass
+    """Redis failed or timed out: the caller answers without scans and counts it."""
+
+
+FlagSink = Callable[[str, Flag], None]
+StoredFlags = dict[str, tuple[str, int, str]]  # rule -> (severity, raised ms, status)
+
+_RANK = {"warn": 1, "suspicious": 2}
 
 
 def _ms_dt(ms: int | None) -> datetime | None:
@@ -136,6 +196,10 @@ def _ms_dt(ms: int | None) -> datetime | None:
 
 def _num(text: str) -> float | None:
     return float(text) if text else None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _recent(entries: list[str]) -> tuple[RecentScan, ...]:
@@ -149,7 +213,7 @@ def _recent(entries: list[str]) -> tuple[RecentScan, ...]:
     return tuple(out)
 
 
-def _stored_flags(pairs: list[str]) -> dict[str, tuple[str, int, str]]:
+def _stored_flags(pairs: list[str]) -> StoredFlags:
     flags = {}
     for rule, value in zip(pairs[::2], pairs[1::2], strict=True):
         severity, raised, status = value.split("|", 2)
@@ -157,27 +221,27 @@ def _stored_flags(pairs: list[str]) -> dict[str, tuple[str, int, str]]:
     return flags
 
 
-_RANK = {"warn": 1, "suspicious": 2}
-
-
-def _changed_flags(raised: list[Flag], stored: dict[str, tuple[str, int, str]]) -> list[Flag]:
+def _changed_flags(raised: list[Flag], stored: StoredFlags) -> list[Flag]:
     """Flags to write: new rules, and escalations from warn to suspicious. A dismissed flag
     stays dismissed unless it escalates; a confirmed one keeps its status."""
-    changed = []
-    for flag in raised:
-        old = stored.get(flag.rule)
-        if old is None or _RANK[flag.severity] > _RANK[old[0]]:
-            changed.append(flag)
-    return changed
+    return [
+        flag
+        for flag in raised
+        if flag.rule not in stored or _RANK[flag.severity] > _RANK.get(stored[flag.rule][0], 0)
+    ]
 
 
-def _settled(stored: dict[str, tuple[str, int, str]]) -> frozenset[str]:
-    return frozenset(
-        rule for rule, (severity, _raised, _status) in stored.items() if severity == "suspicious"
-    )
+def _apply(stored: StoredFlags, flag: Flag) -> None:
+    old_status = stored[flag.rule][2] if flag.rule in stored else ""
+    status = "confirmed" if old_status == "confirmed" else "open"
+    stored[flag.rule] = (flag.severity, _ms(flag.raised_at), status)
 
 
-def _active(stored: dict[str, tuple[str, int, str]]) -> tuple[Flag, ...]:
+def _settled(stored: StoredFlags) -> frozenset[str]:
+    return frozenset(rule for rule, (severity, _at, _status) in stored.items() if severity == "suspicious")
+
+
+def _active(stored: StoredFlags) -> tuple[Flag, ...]:
     return tuple(
         Flag(rule, sev, _ms_dt(raised) or datetime.now(UTC), {})
         for rule, (sev, raised, status) in sorted(stored.items())
@@ -185,7 +249,12 @@ def _active(stored: dict[str, tuple[str, int, str]]) -> tuple[Flag, ...]:
     )
 
 
-FlagSink = Callable[[str, Flag], None]
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _probe(code: str, client: str | None, at: datetime | None) -> ScanEvent:
+    return ScanEvent("", code, at or datetime.now(UTC), "peek", "", client, None, None, None, None, None)
 
 
 class RedisScanRecorder:
@@ -193,39 +262,51 @@ class RedisScanRecorder:
         self,
         client: redis.Redis,
         config: RuleConfig,
+        key_prefix: str = DEFAULT_PREFIX,
         *,
         flag_sink: FlagSink | None = None,
         stream_maxlen: int = 1_000_000,
     ) -> None:
         self.client = client
         self.config = config
+        self.prefix = key_prefix
+        self.stream = key_prefix + "stream"
+        self.flag_stream = key_prefix + "flags"
         self.flag_sink = flag_sink
         self.stream_maxlen = stream_maxlen
         self.script = client.register_script(_SCRIPT)
+        self.flag_script = client.register_script(_FLAG_SCRIPT)
 
-    @staticmethod
-    def keys(code: str, scanner: str | None) -> list[str]:
-        tag = "{" + code + "}"
+    def keys(self, code: str, scanner: str | None, ip_hash: str | None = None) -> list[str]:
+        p, tag = self.prefix, "{" + code + "}"
         return [
-            f"s:{tag}:h",
-            f"s:{tag}:u",
-            f"s:{tag}:r",
-            f"s:{tag}:fl",
-            f"s:{tag}:ev",
-            f"s:e:{scanner or '-'}",
-            STREAM,
-            f"s:{tag}:z",
+            f"{p}{tag}:h",
+            f"{p}{tag}:u",
+            f"{p}{tag}:r",
+            f"{p}{tag}:fl",
+            f"{p}{tag}:ev",
+            f"{p}e:{scanner or '-'}",
+            self.stream,
+            f"{p}{tag}:z",
+            f"{p}e:{ip_hash or scanner or '-'}",
         ]
 
     def record(
-        self, event: ScanEvent, *, record: bool = True, sync_flags: bool = False, dedupe: bool = False
+        self,
+        event: ScanEvent,
+        *,
+        record_scan: bool = True,
+        sync_flags: bool = False,
+        dedupe: bool = False,
     ) -> ScanOutcome:
-        """`sync_flags`: write raised flags to the database before returning (imports, whose
-        callers read the flag list next); live scans leave that to the worker. `dedupe`:
-        the event id came from outside and may be seen again (imports)."""
+        """Record one scan (or, with record_scan=False, only read) in one round trip and
+        evaluate the rules on the result. `sync_flags`: also hand raised flags to
+        `flag_sink` before returning (imports, whose callers read the flag list next); live
+        scans leave that to the worker. `dedupe`: the event id came from outside and may be
+        seen again (imports)."""
         cfg = self.config
         ttl = NOT_FOUND_TTL_MS if event.verdict == "not_found" else cfg.retention_days * DAY_MS
-        args = [
+        args: list[Any] = [
             event.at_ms,
             event.client or "",
             event.city or "",
@@ -233,58 +314,57 @@ class RedisScanRecorder:
             "" if event.lat is None else event.lat,
             "" if event.lng is None else event.lng,
             event.verdict,
-            "1" if record else "0",
-            event.event_id if record else "",
+            "1" if record_scan else "0",
+            event.event_id if record_scan else "",
             cfg.distinct_window_days * DAY_MS,
             cfg.recent_max,
             cfg.scanners_max,
             cfg.enumeration_per_hour,
             ttl,
             self.stream_maxlen,
-            "1" if record and dedupe else "0",
-            event.to_json(),
-            min(cfg.distinct_warn, cfg.provinces, cfg.velocity_hour + 1),
+            "1" if record_scan and dedupe else "0",
+            event.to_json() if record_scan else "",
+            event.ip_hash or "",
+            event.code,
+            cfg.enumeration_ip_per_hour,
         ]
         try:
-            raw = self.script(keys=self.keys(event.code, event.client), args=args)
+            raw = self.script(keys=self.keys(event.code, event.client, event.ip_hash), args=args)
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
-        return self._outcome(event, raw, record, sync_flags)
+        return self._outcome(event, raw, record_scan, sync_flags)
 
-    def _outcome(self, event: ScanEvent, raw: list[Any], record: bool, sync_flags: bool) -> ScanOutcome:
+    def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
+        """The same answer without recording anything (GET of a code)."""
+        return self.record(_probe(code, client, at), record_scan=False)
+
+    def _outcome(self, event: ScanEvent, raw: list[Any], recorded: bool, sync_flags: bool) -> ScanOutcome:
         n, first, first_city, distinct, you, throttled, duplicate, recent, stored_pairs = raw
-        text = [x.decode() if isinstance(x, bytes) else x for x in (first, first_city, you)]
-        first_ms = int(text[0]) if text[0] else None
+        first_ms = int(_text(first)) if _text(first) else None
         you_count = you_first = None
         if event.client:
-            you_count, you_first = 0, None
-            if text[2]:
-                you_first_ms, count = text[2].split(",")
+            you_count = 0
+            if you_text := _text(you):
+                you_first_ms, count = you_text.split(",")
                 you_count, you_first = int(count), _ms_dt(int(you_first_ms))
-        stored = _stored_flags([x.decode() for x in stored_pairs])
-        if record and not duplicate and recent:
+        stored = _stored_flags([_text(x) for x in stored_pairs])
+        if recorded and not duplicate and recent:
             state = CodeScanState(
                 code=event.code,
                 now_ms=event.at_ms,
                 count=int(n),
                 first_at_ms=first_ms,
-                first_city=text[1] or None,
+                first_city=_text(first_city) or None,
                 distinct_scanners=int(distinct),
-                recent=_recent([x.decode() for x in recent]),
+                recent=_recent([_text(x) for x in recent]),
             )
-            for flag in _changed_flags(evaluate(state, self.config, _settled(stored)), stored):
-                self._raise(event.code, flag, sync=sync_flags)
-                stored[flag.rule] = (
-                    flag.severity,
-                    int(flag.raised_at.timestamp() * 1000),
-                    stored.get(flag.rule, ("", 0, "open"))[2]
-                    if flag.rule in stored and stored[flag.rule][2] == "confirmed"
-                    else "open",
-                )
+            changed = _changed_flags(evaluate(state, self.config, _settled(stored)), stored)
+            if changed:
+                stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(
             int(n),
             _ms_dt(first_ms),
-            text[1] or None,
+            _text(first_city) or None,
             int(distinct),
             you_count,
             you_first,
@@ -293,44 +373,63 @@ class RedisScanRecorder:
             bool(duplicate),
         )
 
-    def _raise(self, code: str, flag: Flag, *, sync: bool) -> None:
-        value = f"{flag.severity}|{int(flag.raised_at.timestamp() * 1000)}|open"
-        payload = json.dumps(
-            {
-                "code": code,
-                "rule": flag.rule,
-                "severity": flag.severity,
-                "raised_at": flag.raised_at.isoformat(),
-                "evidence": flag.evidence,
-            },
-            ensure_ascii=False,
-        )
+    def _raise(self, code: str, flags: list[Flag], *, sync: bool) -> StoredFlags:
+        args: list[Any] = [FLAG_STREAM_MAXLEN, self.config.retention_days * DAY_MS]
+        by_rule = {flag.rule: flag for flag in flags}
+        for flag in flags:
+            args += [flag.rule, flag.severity, _ms(flag.raised_at), flag_payload(code, flag)]
         try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hset(self.keys(code, None)[3], flag.rule, value)
-            pipe.xadd(FLAG_STREAM, {"flag": payload}, maxlen=100_000, approximate=True)
-            pipe.execute()
+            written, pairs = self.flag_script(keys=[self.keys(code, None)[3], self.flag_stream], args=args)
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
         if sync and self.flag_sink is not None:
-            try:
-                self.flag_sink(code, flag)
-            except Exception:  # the flags stream still carries it to the worker
-                log.exception("flag not written to the database now; the worker will")
+            for rule in written:
+                try:
+                    self.flag_sink(code, by_rule[_text(rule)])
+                except Exception:  # the flags stream still carries it to the worker
+                    log.exception("flag not written to the database now; the worker will")
+        return _stored_flags([_text(x) for x in pairs])
 
     def set_flag_status(self, code: str, rule: str, status: str) -> None:
+        """A review (confirmed, dismissed, reopened) as the next verify must see it."""
         key = self.keys(code, None)[3]
         try:
             current = self.client.hget(key, rule)
-            severity, raised = current.decode().split("|")[:2] if current else ("warn", "0")
+            severity, raised = _text(current).split("|")[:2] if current else ("warn", "0")
             self.client.hset(key, rule, f"{severity}|{raised}|{status}")
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
 
 
+def flag_payload(code: str, flag: Flag) -> str:
+    """A flag as one JSON stream field, read back by `anomaly.worker`."""
+    return json.dumps(
+        {
+            "code": code,
+            "rule": flag.rule,
+            "severity": flag.severity,
+            "raised_at": flag.raised_at.isoformat(),
+            "evidence": flag.evidence,
+        },
+        ensure_ascii=False,
+    )
+
+
+@dataclass
+class _CodeState:
+    n: int = 0
+    first_ms: int | None = None
+    first_city: str | None = None
+    scanners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # (first, last, count)
+    recent: list[RecentScan] = field(default_factory=list)  # newest first
+    flags: StoredFlags = field(default_factory=dict)
+    event_ids: set[str] = field(default_factory=set)
+
+
 class MemoryScanRecorder:
     """The same state and rules in process (embedded default: one machine, no Redis).
-    Events go straight to `event_sink` (the SQL store) instead of a stream."""
+    Thread-safe. Events go straight to `event_sink` (the SQL store) instead of a stream,
+    and flags to `flag_sink` at once: there is no worker in this deployment."""
 
     def __init__(
         self,
@@ -343,96 +442,108 @@ class MemoryScanRecorder:
         self.flag_sink = flag_sink
         self.event_sink = event_sink
         self._lock = threading.Lock()
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.enum: dict[str, tuple[int, int]] = {}  # scanner -> (hour window start ms, count)
+        self.codes: dict[str, _CodeState] = {}
+        self.enum: dict[str, tuple[int, set[str]]] = {}  # scanner or IP -> (window start, codes)
+
+    def _state(self, code: str) -> _CodeState:
+        st = self.codes.get(code)
+        if st is None:
+            st = self.codes[code] = _CodeState()
+        return st
+
+    def _guessing(self, key: str, event: ScanEvent, limit: int, record_scan: bool) -> bool:
+        start, codes = self.enum.get(key, (event.at_ms, set()))
+        if event.at_ms - start >= HOUR_MS:
+            start, codes = event.at_ms, set()
+        if record_scan and event.verdict == "not_found" and len(codes) <= limit:
+            codes.add(event.code)
+        if codes:
+            self.enum[key] = (start, codes)
+        if len(self.enum) > 100_000:
+            # Forget closed windows rather than grow with every client ever seen.
+            self.enum = {k: v for k, v in self.enum.items() if event.at_ms - v[0] < HOUR_MS}
+        return len(codes) > limit
 
     def record(
-        self, event: ScanEvent, *, record: bool = True, sync_flags: bool = True, dedupe: bool = True
+        self,
+        event: ScanEvent,
+        *,
+        record_scan: bool = True,
+        sync_flags: bool = True,
+        dedupe: bool = True,
     ) -> ScanOutcome:
-        # In process there is no worker: flags always go to the database at once.
+        """As `RedisScanRecorder.record`; flags always reach `flag_sink` before returning
+        and every event id is deduplicated (`sync_flags`/`dedupe` are accepted for a
+        common signature)."""
+        del sync_flags, dedupe
         cfg = self.config
         with self._lock:
-            st = self.codes.setdefault(
-                event.code, {"n": 0, "f": None, "fc": None, "u": {}, "r": [], "fl": {}, "ev": set()}
-            )
+            st = self._state(event.code)
             duplicate = False
-            if record and event.event_id in st["ev"]:
-                duplicate, record = True, False
-            if record:
-                st["ev"].add(event.event_id)
-            throttled = False
+            if record_scan and event.event_id in st.event_ids:
+                duplicate, record_scan = True, False
+            if record_scan:
+                st.event_ids.add(event.event_id)
             scanner = event.client
+            throttled = False
             if scanner:
-                start, count = self.enum.get(scanner, (event.at_ms, 0))
-                if event.at_ms - start > 3_600_000:
-                    start, count = event.at_ms, 0
-                if record and event.verdict == "not_found":
-                    count += 1
-                self.enum[scanner] = (start, count)
-                throttled = count > cfg.enumeration_per_hour
-            if record:
-                st["n"] += 1
-                if not throttled and event.verdict != "not_found":
-                    if st["f"] is None or event.at_ms < st["f"]:
-                        st["f"], st["fc"] = event.at_ms, event.city
+                throttled |= self._guessing(scanner, event, cfg.enumeration_per_hour, record_scan)
+            if event.ip_hash and event.ip_hash != scanner:
+                throttled |= self._guessing(event.ip_hash, event, cfg.enumeration_ip_per_hour, record_scan)
+            found = event.verdict != "not_found"
+            if record_scan:
+                st.n += 1
+                if not throttled and found:
+                    if st.first_ms is None or event.at_ms < st.first_ms:
+                        st.first_ms, st.first_city = event.at_ms, event.city
                     if scanner:
-                        if scanner in st["u"]:
-                            first, last, count = st["u"][scanner]
-                            st["u"][scanner] = (min(first, event.at_ms), max(last, event.at_ms), count + 1)
-                        elif len(st["u"]) < cfg.scanners_max:
-                            st["u"][scanner] = (event.at_ms, event.at_ms, 1)
-                    st["r"].insert(
-                        0,
-                        RecentScan(
-                            event.at_ms,
-                            scanner,
-                            event.city,
-                            event.province,
-                            event.lat,
-                            event.lng,
-                            event.event_id,
-                        ),
-                    )
-                    del st["r"][cfg.recent_max :]
+                        if scanner in st.scanners:
+                            first, last, count = st.scanners[scanner]
+                            at = event.at_ms
+                            st.scanners[scanner] = (min(first, at), max(last, at), count + 1)
+                        elif len(st.scanners) < cfg.scanners_max:
+                            st.scanners[scanner] = (event.at_ms, event.at_ms, 1)
+                    st.recent.insert(0, RecentScan.of(event))
+                    del st.recent[cfg.recent_max :]
             since = event.at_ms - cfg.distinct_window_days * DAY_MS
-            distinct = sum(1 for _f, last, _c in st["u"].values() if last >= since)
-            you = st["u"].get(scanner) if scanner else None
+            distinct = sum(1 for _f, last, _c in st.scanners.values() if last >= since)
+            you = st.scanners.get(scanner) if scanner else None
             raised: list[Flag] = []
-            if record and not duplicate and event.verdict != "not_found":
+            if record_scan and found and distinct >= 2:
                 state = CodeScanState(
                     event.code,
                     event.at_ms,
-                    st["n"],
-                    st["f"],
-                    st["fc"],
+                    st.n,
+                    st.first_ms,
+                    st.first_city,
                     distinct,
-                    tuple(sorted(st["r"], key=lambda s: s.at_ms, reverse=True)),
+                    tuple(sorted(st.recent, key=lambda s: s.at_ms, reverse=True)),
                 )
-                stored = {
-                    rule: (sev, raised_ms, status) for rule, (sev, raised_ms, status) in st["fl"].items()
-                }
-                raised = _changed_flags(evaluate(state, cfg, _settled(stored)), stored)
+                raised = _changed_flags(evaluate(state, cfg, _settled(st.flags)), st.flags)
                 for flag in raised:
-                    old = st["fl"].get(flag.rule)
-                    status = old[2] if old and old[2] == "confirmed" else "open"
-                    st["fl"][flag.rule] = (flag.severity, int(flag.raised_at.timestamp() * 1000), status)
+                    _apply(st.flags, flag)
             outcome = ScanOutcome(
-                st["n"],
-                _ms_dt(st["f"]),
-                st["fc"],
+                st.n,
+                _ms_dt(st.first_ms),
+                st.first_city,
                 distinct,
                 (you[2] if you else 0) if scanner else None,
                 _ms_dt(you[0]) if you else None,
-                _active(dict(st["fl"])),
+                _active(st.flags),
                 throttled,
                 duplicate,
             )
-        if record and self.event_sink is not None:
+            if not st.n and not st.flags:
+                del self.codes[event.code]  # a peek at a never-scanned code leaves nothing
+        if record_scan and self.event_sink is not None:
             self.event_sink([event])
-        for flag in raised:
-            if self.flag_sink is not None:
+        if self.flag_sink is not None:
+            for flag in raised:
                 self.flag_sink(event.code, flag)
         return outcome
+
+    def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
+        return self.record(_probe(code, client, at), record_scan=False)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
         """Rebuild the in-process state after a restart from the stored events (oldest first)
@@ -448,15 +559,12 @@ class MemoryScanRecorder:
             self.event_sink, self.flag_sink = sinks
         with self._lock:
             for code, rule, severity, raised_ms, status in flags:
-                st = self.codes.setdefault(
-                    code, {"n": 0, "f": None, "fc": None, "u": {}, "r": [], "fl": {}, "ev": set()}
-                )
-                st["fl"][rule] = (severity, raised_ms, status)
+                self._state(code).flags[rule] = (severity, raised_ms, status)
         return n
 
     def set_flag_status(self, code: str, rule: str, status: str) -> None:
         with self._lock:
             st = self.codes.get(code)
-            if st is not None and rule in st["fl"]:
-                severity, raised, _ = st["fl"][rule]
-                st["fl"][rule] = (severity, raised, status)
+            if st is not None and rule in st.flags:
+                severity, raised, _ = st.flags[rule]
+                st.flags[rule] = (severity, raised, status)

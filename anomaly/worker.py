@@ -1,15 +1,20 @@
-"""The background consumer: drains the scan-event and flag streams into MariaDB.
+"""The background consumer: drains the scan-event and flag streams into a sink (the SQL
+store in production, `MemorySink` in tests).
 
-At-least-once: entries are acknowledged only after their batch is written, and writes
-are idempotent (events by id, flags by code and rule), so a crash between the write and
-the acknowledgement repeats the write harmlessly. Entries a dead consumer left pending are
-claimed after `claim_idle_ms` (XAUTOCLAIM). Answers never wait for any of this.
+At-least-once: entries are acknowledged only after their batch is written, and sinks are
+idempotent (events by id, flags by code and rule), so a crash between the write and the
+acknowledgement repeats the write harmlessly. A consumer that restarts under its own name
+first re-reads what it had pending; entries a dead consumer left pending are claimed after
+`claim_idle_ms` (XAUTOCLAIM). An entry that cannot be parsed is copied to a dead-letter
+stream and acknowledged, so it cannot block the ones behind it. Answers never wait for any
+of this.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -17,16 +22,68 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
 from anomaly.events import ScanEvent
 from anomaly.rules import Flag
-from anomaly.state import FLAG_STREAM, STREAM
+from anomaly.state import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 GROUP = "persist"
+DEAD_CONSUMER_IDLE_MS = 86_400_000  # a consumer silent this long, with nothing pending, is gone
+
+
+class EventSink(Protocol):
+    """Where the worker writes. Both calls must be idempotent: the same event id, or the
+    same (code, rule) at the same or a lower severity, written twice leaves one row."""
+
+    def write_events(self, events: list[ScanEvent]) -> object: ...
+
+    def write_flags(self, flags: list[tuple[str, Flag]]) -> object: ...
+
+
+class CallableSink:
+    """An EventSink from two callables (the SQL store's `write_events` and `upsert_flag`)."""
+
+    def __init__(
+        self, write_events: Callable[[list[ScanEvent]], object], write_flag: Callable[[str, Flag], object]
+    ) -> None:
+        self._write_events = write_events
+        self._write_flag = write_flag
+
+    def write_events(self, events: list[ScanEvent]) -> None:
+        self._write_events(events)
+
+    def write_flags(self, flags: list[tuple[str, Flag]]) -> None:
+        for code, flag in flags:
+            self._write_flag(code, flag)
+
+
+class MemorySink:
+    """An idempotent in-memory sink: events by id, flags by (code, rule), the higher
+    severity kept. `event_writes` counts every write call's events, duplicates included."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, ScanEvent] = {}
+        self.flags: dict[tuple[str, str], Flag] = {}
+        self.event_writes = 0
+        self._lock = threading.Lock()
+
+    def write_events(self, events: list[ScanEvent]) -> None:
+        with self._lock:
+            self.event_writes += len(events)
+            for event in events:
+                self.events.setdefault(event.event_id, event)
+
+    def write_flags(self, flags: list[tuple[str, Flag]]) -> None:
+        rank = {"warn": 1, "suspicious": 2}
+        with self._lock:
+            for code, flag in flags:
+                old = self.flags.get((code, flag.rule))
+                if old is None or rank[flag.severity] > rank[old.severity]:
+                    self.flags[(code, flag.rule)] = flag
 
 
 @dataclass
@@ -35,30 +92,53 @@ class WorkerStats:
     flags: int = 0
     batches: int = 0
     reclaimed: int = 0
+    dead_letters: int = 0
+    failures: int = 0
+
+
+Entry = tuple[Any, dict[bytes, bytes]]
+
+
+def _flag_from_fields(fields: dict[bytes, bytes]) -> tuple[str, Flag]:
+    data = json.loads(fields[b"flag"])
+    raised = datetime.fromisoformat(data["raised_at"])
+    return data["code"], Flag(data["rule"], data["severity"], raised, data["evidence"])
 
 
 class StreamWorker:
     def __init__(
         self,
         client: redis.Redis,
-        write_events: Callable[[list[ScanEvent]], Any],
-        write_flag: Callable[[str, Flag], Any],
+        sink: EventSink | Callable[[list[ScanEvent]], object],
+        write_flag: Callable[[str, Flag], object] | None = None,
         *,
+        key_prefix: str = DEFAULT_PREFIX,
         consumer: str | None = None,
         batch: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
     ) -> None:
+        """`sink` is an EventSink, or (for the SQL store) its `write_events` callable with
+        `write_flag` as the second argument. Create the consumer group if it is missing.
+        The client needs a socket timeout above `block_ms`."""
+        if write_flag is not None:
+            self.sink: EventSink = CallableSink(sink, write_flag)  # type: ignore[arg-type]
+        elif callable(sink):
+            raise TypeError("a write_events callable needs write_flag too; or pass an EventSink")
+        else:
+            self.sink = sink
         self.client = client
-        self.write_events = write_events
-        self.write_flag = write_flag
-        self.consumer = consumer or f"{socket.gethostname()}-{threading.get_native_id()}"
+        self.stream = key_prefix + "stream"
+        self.flag_stream = key_prefix + "flags"
+        self.dead_stream = key_prefix + "dead"
+        # hostname + pid: a container restarted with the same pid re-reads its own pending.
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.batch = batch
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
         self.stats = WorkerStats()
         self._stop = threading.Event()
-        for stream in (STREAM, FLAG_STREAM):
+        for stream in (self.stream, self.flag_stream):
             try:
                 self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -66,85 +146,132 @@ class StreamWorker:
                     raise
 
     def stop(self, *_: object) -> None:
+        """Finish the batch in hand, acknowledge it, and leave `run`."""
         self._stop.set()
 
-    def _handle(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    # -- one batch ------------------------------------------------------------------------
+
+    def _dead_letter(self, stream: str, entry_id: Any, fields: dict[bytes, bytes], exc: Exception) -> None:
+        # The id and error only: an entry holds hashed ids and places, not for the log.
+        log.error("unreadable entry %s in %s (%s): moved to %s", entry_id, stream, exc, self.dead_stream)
+        dead: dict[Any, Any] = {b"stream": stream.encode(), b"id": entry_id, **fields}
+        self.client.xadd(self.dead_stream, dead)
+        self.stats.dead_letters += 1
+
+    def _handle(self, stream: str, entries: list[Entry]) -> int:
+        """Write one batch, then acknowledge it; a failed write leaves it pending."""
+        entries = [(entry_id, fields) for entry_id, fields in entries if fields]  # trimmed away
         if not entries:
-            return
-        ids = [entry_id for entry_id, _ in entries]
-        if stream == STREAM:
-            events = [ScanEvent.from_json(fields[b"e"]) for _, fields in entries]
-            self.write_events(events)
-            self.stats.events += len(events)
-        else:
-            for _, fields in entries:
-                data = json.loads(fields[b"flag"])
-                self.write_flag(
-                    data["code"],
-                    Flag(
-                        data["rule"],
-                        data["severity"],
-                        datetime.fromisoformat(data["raised_at"]),
-                        data["evidence"],
-                    ),
-                )
-            self.stats.flags += len(entries)
-        self.client.xack(stream, GROUP, *ids)
+            return 0
+        events: list[ScanEvent] = []
+        flags: list[tuple[str, Flag]] = []
+        for entry_id, fields in entries:
+            try:
+                if stream == self.stream:
+                    events.append(ScanEvent.from_json(fields[b"e"]))
+                else:
+                    flags.append(_flag_from_fields(fields))
+            except (KeyError, ValueError, TypeError) as exc:
+                self._dead_letter(stream, entry_id, fields, exc)
+        if events:
+            self.sink.write_events(events)
+        if flags:
+            self.sink.write_flags(flags)
+        self.client.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
+        self.stats.events += len(events)
+        self.stats.flags += len(flags)
         self.stats.batches += 1
+        return len(entries)
 
-    def reclaim(self) -> int:
-        """Take over entries another consumer read but never acknowledged (it died)."""
-        total = 0
-        for stream in (STREAM, FLAG_STREAM):
-            start = "0-0"
-            while True:
-                start, entries, _deleted = self.client.xautoclaim(
-                    stream, GROUP, self.consumer, self.claim_idle_ms, start_id=start, count=self.batch
-                )
-                self._handle(stream, entries)
-                total += len(entries)
-                if start in (b"0-0", "0-0") or not entries:
-                    break
-        self.stats.reclaimed += total
-        return total
-
-    def run_once(self) -> int:
-        """One read of new entries from both streams; returns how many were written."""
-        replies = self.client.xreadgroup(
-            GROUP, self.consumer, {STREAM: ">", FLAG_STREAM: ">"}, count=self.batch, block=self.block_ms
+    def _read(self, start: str, block_ms: int | None) -> int:
+        replies: Any = self.client.xreadgroup(
+            GROUP,
+            self.consumer,
+            {self.stream: start, self.flag_stream: start},
+            count=self.batch,
+            block=block_ms,
         )
         n = 0
         for stream, entries in replies or []:
-            name = stream.decode() if isinstance(stream, bytes) else stream
-            self._handle(name, entries)
-            n += len(entries)
+            n += self._handle(stream.decode() if isinstance(stream, bytes) else stream, entries)
         return n
 
+    def run_once(self, *, block: bool = True) -> int:
+        """One read of new entries from both streams; returns how many were handled."""
+        return self._read(">", self.block_ms if block else None)
+
+    def own_pending(self) -> int:
+        """Re-read what this consumer was given but never acknowledged (a failed write, or
+        a restart under the same name)."""
+        total = 0
+        while n := self._read("0", None):
+            total += n
+        return total
+
+    def reclaim(self) -> int:
+        """Take over entries another consumer read but never acknowledged (it died), then
+        forget consumers long gone with nothing pending."""
+        total = 0
+        for stream in (self.stream, self.flag_stream):
+            start: Any = "0-0"
+            while True:
+                reply: Any = self.client.xautoclaim(
+                    stream, GROUP, self.consumer, self.claim_idle_ms, start_id=start, count=self.batch
+                )
+                start, entries = reply[0], reply[1]
+                total += self._handle(stream, entries)
+                # Walk the whole pending list: a page can be empty yet not the last one.
+                if start in (b"0-0", "0-0"):
+                    break
+            consumers: Any = self.client.xinfo_consumers(stream, GROUP)
+            for info in consumers:
+                name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                if name != self.consumer and info["pending"] == 0 and info["idle"] > DEAD_CONSUMER_IDLE_MS:
+                    self.client.xgroup_delconsumer(stream, GROUP, name)
+        self.stats.reclaimed += total
+        return total
+
     def drain(self) -> None:
-        """Process until both streams have nothing new (tests, and a final flush on stop)."""
+        """Handle everything there is now, then return (tests, `worker --once`)."""
+        self.own_pending()
         self.reclaim()
-        while self.run_once():
+        while self.run_once(block=False):
             pass
 
+    # -- the loop -------------------------------------------------------------------------
+
     def run(self, *, progress_every_s: float = 10.0) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
-        log.info("worker %s: draining %s and %s", self.consumer, STREAM, FLAG_STREAM)
-        last_claim = last_log = 0.0
+        """Consume until SIGTERM/SIGINT (or `stop()`), logging progress now and then."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        log.info("worker %s: draining %s and %s", self.consumer, self.stream, self.flag_stream)
+        last_claim = last_log = time.monotonic()
+        retry_own = True
+        logged = WorkerStats()
         while not self._stop.is_set():
-            now = time.monotonic()
             try:
-                if now - last_claim > self.claim_idle_ms / 1000:
+                if retry_own:
+                    self.own_pending()
+                    retry_own = False
+                if time.monotonic() - last_claim >= self.claim_idle_ms / 1000:
                     self.reclaim()
-                    last_claim = now
+                    last_claim = time.monotonic()
                 self.run_once()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.stats.failures += 1
                 log.warning("redis unavailable (%s); retrying in 1 s", exc)
-                time.sleep(1)
-            except Exception:  # a bad batch stays pending and is retried by the next reclaim
-                log.exception("batch failed; it stays pending and will be retried")
-                time.sleep(1)
-            if now - last_log > progress_every_s:
-                log.info("worker %s: %s", self.consumer, self.stats)
+                retry_own = True
+                self._stop.wait(1)
+            except Exception:  # the sink failed: the batch stays pending, retried below
+                self.stats.failures += 1
+                log.exception("batch not written; it stays pending and is retried")
+                retry_own = True
+                self._stop.wait(1)
+            now = time.monotonic()
+            if now - last_log >= progress_every_s:
+                rate = (self.stats.events - logged.events) / (now - last_log)
+                log.info("worker %s: %s (%.0f events/s)", self.consumer, self.stats, rate)
+                logged = WorkerStats(**vars(self.stats))
                 last_log = now
         log.info("worker %s stopped: %s", self.consumer, self.stats)

@@ -1,0 +1,43 @@
+"""Scan events keep no raw personal data and survive the trip through the stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from anomaly.events import ScanEvent, hash_client, new_event_id
+from tests.unit.anomaly.helpers import HANGZHOU, NOW, event
+
+
+def test_client_hashes_are_keyed_stable_and_short() -> None:
+    a = hash_client(b"secret", "oWx-openid-123")
+    assert a == hash_client(b"secret", "oWx-openid-123")
+    assert a != hash_client(b"other-secret", "oWx-openid-123")
+    assert a is not None and len(a) == 24 and "openid" not in a
+
+
+def test_an_ip_never_hashes_to_the_same_scanner_as_a_client_id() -> None:
+    assert hash_client(b"k", "1.2.3.4", kind="i") != hash_client(b"k", "1.2.3.4")
+
+
+def test_no_id_hashes_to_none() -> None:
+    assert hash_client(b"k", None) is None and hash_client(b"k", "") is None
+
+
+def test_event_ids_are_unique_hex() -> None:
+    ids = {new_event_id() for _ in range(1000)}
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_an_event_round_trips_through_json() -> None:
+    original = event("abc", "c123", NOW, HANGZHOU, ip_hash="i456")
+    assert ScanEvent.from_json(original.to_json()) == original
+    unlocated = event("def", None, NOW, None)
+    assert ScanEvent.from_json(unlocated.to_json().encode()) == unlocated
+
+
+def test_naive_times_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        event("x", None, datetime(2026, 1, 1))
+    assert event("y", None, datetime(2026, 1, 1, tzinfo=UTC)).at_ms == 1767225600000
