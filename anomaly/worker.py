@@ -33,6 +33,11 @@ from anomaly.state import DEFAULT_PREFIX
 log = logging.getLogger(__name__)
 GROUP = "persist"
 DEAD_CONSUMER_IDLE_MS = 86_400_000  # a consumer silent this long, with nothing pending, is gone
+TRIM_EVERY_S = 5.0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class EventSink(Protocol):
@@ -193,7 +198,7 @@ class StreamWorker:
         )
         n = 0
         for stream, entries in replies or []:
-            n += self._handle(stream.decode() if isinstance(stream, bytes) else stream, entries)
+            n += self._handle(_text(stream), entries)
         return n
 
     def run_once(self, *, block: bool = True) -> int:
@@ -225,11 +230,29 @@ class StreamWorker:
                     break
             consumers: Any = self.client.xinfo_consumers(stream, GROUP)
             for info in consumers:
-                name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                name = _text(info["name"])
                 if name != self.consumer and info["pending"] == 0 and info["idle"] > DEAD_CONSUMER_IDLE_MS:
                     self.client.xgroup_delconsumer(stream, GROUP, name)
         self.stats.reclaimed += total
         return total
+
+    def trim(self) -> int:
+        """Drop entries every consumer has acknowledged. The streams' MAXLEN is only the cap
+        for a worker that is down; without this, acknowledged events (~300 bytes each)
+        would fill Redis up to it. Keeps everything pending or not yet delivered."""
+        removed = 0
+        for stream in (self.stream, self.flag_stream):
+            pending: Any = self.client.xpending(stream, GROUP)
+            if pending["pending"]:
+                keep_from = pending["min"]
+            else:
+                groups: Any = self.client.xinfo_groups(stream)
+                delivered = [g["last-delivered-id"] for g in groups if _text(g["name"]) == GROUP]
+                if not delivered or _text(delivered[0]) == "0-0":
+                    continue
+                keep_from = delivered[0]
+            removed += int(self.client.xtrim(stream, minid=keep_from, approximate=True))
+        return removed
 
     def drain(self) -> None:
         """Handle everything there is now, then return (tests, `worker --once`)."""
@@ -237,6 +260,7 @@ class StreamWorker:
         self.reclaim()
         while self.run_once(block=False):
             pass
+        self.trim()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -246,7 +270,7 @@ class StreamWorker:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         log.info("worker %s: draining %s and %s", self.consumer, self.stream, self.flag_stream)
-        last_claim = last_log = time.monotonic()
+        last_claim = last_log = last_trim = time.monotonic()
         retry_own = True
         logged = WorkerStats()
         while not self._stop.is_set():
@@ -257,7 +281,9 @@ class StreamWorker:
                 if time.monotonic() - last_claim >= self.claim_idle_ms / 1000:
                     self.reclaim()
                     last_claim = time.monotonic()
-                self.run_once()
+                if self.run_once() and time.monotonic() - last_trim >= TRIM_EVERY_S:
+                    self.trim()
+                    last_trim = time.monotonic()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self.stats.failures += 1
                 log.warning("redis unavailable (%s); retrying in 1 s", exc)

@@ -1,0 +1,364 @@
+"""The anomaly engine on real Redis: one round trip per scan updates the state and the
+stream and answers with this scan included; flags at the right scan; the in-process twin
+agrees; the worker drains the streams once, reclaims a dead consumer's entries, sets aside
+unreadable ones and stops when asked.
+
+Every test has its own key prefix on REDIS_URL (default redis://127.0.0.1:6379/0) and
+deletes its keys afterwards, so it can share a server with other runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from anomaly.events import ScanEvent
+from anomaly.rules import Flag, RuleConfig
+from anomaly.state import MemoryScanRecorder, RedisScanRecorder, ScanStoreUnavailable
+from anomaly.worker import GROUP, MemorySink, StreamWorker
+from tests.unit.anomaly.helpers import BEIJING, CHENGDU, CODE, GUANGZHOU, HANGZHOU, NOW, SHANGHAI, event
+
+pytestmark = pytest.mark.services
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+M = timedelta(minutes=1)
+DAY = timedelta(days=1)
+PLACES = [HANGZHOU, BEIJING, GUANGZHOU, SHANGHAI, CHENGDU]
+
+
+def _require_redis() -> redis.Redis:
+    try:
+        from tests.fakes.services import require_redis  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        return require_redis()
+    # No retries: an absent server should skip (or fail) at once, not after backoffs.
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, retry=Retry(NoBackoff(), 0))
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis at {REDIS_URL} is not reachable ({type(exc).__name__}: {exc})"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " and REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+    return client
+
+
+@pytest.fixture
+def rds() -> Iterator[redis.Redis]:
+    client = _require_redis()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(rds: redis.Redis) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:10]}:"
+    yield name
+    keys = list(rds.scan_iter(match=f"{name}*", count=1000))
+    if keys:
+        rds.delete(*keys)
+
+
+def recorder(rds: redis.Redis, prefix: str, **cfg: Any) -> RedisScanRecorder:
+    return RedisScanRecorder(rds, RuleConfig(**cfg), prefix)
+
+
+def stream_events(rds: redis.Redis, prefix: str) -> list[ScanEvent]:
+    return [ScanEvent.from_json(fields[b"e"]) for _id, fields in rds.xrange(prefix + "stream")]
+
+
+def test_one_scan_updates_state_and_stream_and_answers_with_itself(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    first = rec.record(event(1, "alice", NOW))
+    assert (first.count, first.first_at, first.first_city, first.distinct_scanners) == (1, NOW, "杭州市", 1)
+    assert (first.you_count, first.you_first_at, first.flags) == (1, NOW, ())
+    second = rec.record(event(2, "bob", NOW + M, BEIJING))
+    assert (second.count, second.first_at, second.first_city) == (2, NOW, "杭州市")
+    assert (second.distinct_scanners, second.you_count, second.you_first_at) == (2, 1, NOW + M)
+    assert stream_events(rds, prefix) == [event(1, "alice", NOW), event(2, "bob", NOW + M, BEIJING)]
+
+
+def test_a_scan_is_exactly_one_command_from_the_client(rds: redis.Redis, prefix: str) -> None:
+    # One connection, so MONITOR can tell this client's commands from anyone else's.
+    pool = redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=1)
+    single = redis.Redis(connection_pool=pool)
+    rec = recorder(single, prefix)
+    rec.record(event(0, "warm", NOW))  # loads the script (EVALSHA, NOSCRIPT, EVAL) once
+    port = int(str(single.client_info()["addr"]).rsplit(":", 1)[1])
+    seen: list[str] = []
+    watcher = redis.Redis.from_url(REDIS_URL)
+    ready, done = threading.Event(), threading.Event()
+    with watcher.monitor() as monitor:
+
+        def listen() -> None:
+            for message in monitor.listen():
+                if message.get("client_port") != str(port) or message.get("client_type") == "lua":
+                    continue
+                command = message["command"]
+                if "ready?" in command:
+                    ready.set()
+                elif ready.is_set():
+                    seen.append(command.split()[0].upper())
+                    if "done" in command:
+                        done.set()
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        while not ready.wait(0.05):  # MONITOR may start late: wait until it sees us
+            single.echo("ready?")
+        out = rec.record(event(1, "alice", NOW + M))
+        single.echo("done")
+        done.wait(5)
+    watcher.close()
+    single.close()
+    assert out.count == 2
+    assert seen == ["EVALSHA", "ECHO"]
+
+
+def test_flags_appear_at_the_third_and_fifth_scanner_and_are_streamed_once(
+    rds: redis.Redis, prefix: str
+) -> None:
+    rec = recorder(rds, prefix)
+    answers = [rec.record(event(i, f"s{i}", NOW + i * 3 * DAY)) for i in range(7)]
+    assert [[(f.rule, f.severity) for f in a.flags] for a in answers] == [
+        [],
+        [],
+        [("distinct_scanners", "warn")],
+        [("distinct_scanners", "warn")],
+        *[[("distinct_scanners", "suspicious")]] * 3,
+    ]
+    raised = [fields[b"flag"] for _id, fields in rds.xrange(prefix + "flags")]
+    assert len(raised) == 2 and b'"suspicious"' in raised[1]
+    assert rds.hget(f"{prefix}{{{CODE}}}:fl", "distinct_scanners").startswith(b"suspicious|")
+
+
+def test_one_shopper_everywhere_is_never_flagged(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    for i in range(30):
+        out = rec.record(event(i, "me", NOW + i * M, PLACES[i % 5]))
+    assert (out.count, out.distinct_scanners, out.you_count, out.flags) == (30, 1, 30, ())
+    assert rds.xlen(prefix + "flags") == 0
+
+
+def test_a_review_is_seen_by_the_next_scan(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    for i in range(3):
+        rec.record(event(i, f"s{i}", NOW + i * DAY))
+    rec.set_flag_status(CODE, "distinct_scanners", "dismissed")
+    assert rec.record(event(3, "s3", NOW + 3 * DAY)).flags == ()
+    rec.set_flag_status(CODE, "distinct_scanners", "confirmed")
+    assert [f.rule for f in rec.peek(CODE, None, at=NOW + 3 * DAY).flags] == ["distinct_scanners"]
+
+
+def test_a_late_warn_never_overwrites_a_suspicious_flag_nor_reopens_a_review(
+    rds: redis.Redis, prefix: str
+) -> None:
+    rec = recorder(rds, prefix)
+    rec._raise(CODE, [Flag("velocity", "suspicious", NOW, {})], sync=False)
+    stored = rec._raise(CODE, [Flag("velocity", "warn", NOW + M, {})], sync=False)  # a racing request
+    assert stored["velocity"][0] == "suspicious" and rds.xlen(prefix + "flags") == 1
+    rec.set_flag_status(CODE, "distinct_scanners", "confirmed")
+    stored = rec._raise(CODE, [Flag("distinct_scanners", "suspicious", NOW, {})], sync=False)
+    assert stored["distinct_scanners"][::2] == ("suspicious", "confirmed")
+
+
+def test_peek_changes_nothing(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    rec.record(event(1, "alice", NOW))
+    peek = rec.peek(CODE, "alice", at=NOW + M)
+    assert (peek.count, peek.you_count, peek.first_city) == (1, 1, "杭州市")
+    assert rds.xlen(prefix + "stream") == 1
+    assert rec.peek("999999999999999999", "alice").count == 0
+    assert not rds.exists(f"{prefix}{{999999999999999999}}:h")
+
+
+def test_imported_events_are_idempotent_by_id(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    rec.record(event("imp-1", "alice", NOW), dedupe=True)
+    again = rec.record(event("imp-1", "alice", NOW), dedupe=True)
+    assert again.duplicate and again.count == 1 and rds.xlen(prefix + "stream") == 1
+
+
+def test_a_guesser_is_throttled_and_never_a_first_scan(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    outs = [
+        rec.record(event(i, "guesser", NOW + i * M, code=f"0123269{i:011d}", verdict="not_found"))
+        for i in range(11)
+    ]
+    assert [o.throttled for o in outs] == [False] * 10 + [True]
+    real = rec.record(event("r1", "guesser", NOW + 20 * M))
+    assert real.throttled and real.first_at is None and real.distinct_scanners == 0
+    shopper = rec.record(event("r2", "shopper", NOW + 21 * M, BEIJING))
+    assert not shopper.throttled and shopper.first_city == "北京市" and shopper.first_at == NOW + 21 * M
+    # The guesser's memory is bounded: the set stops at the limit + 1.
+    assert rds.scard(f"{prefix}e:guesser") == 11
+    assert 0 < rds.pttl(f"{prefix}e:guesser") <= 3_600_000
+
+
+def test_never_issued_codes_keep_only_a_short_lived_count(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    for i in range(4):
+        rec.record(event(i, f"s{i}", NOW + i * M, code="012326900000000001", verdict="not_found"))
+    keys = sorted(k.decode() for k in rds.scan_iter(match=f"{prefix}{{012326900000000001}}*"))
+    assert keys == [f"{prefix}{{012326900000000001}}:h"]
+    assert 0 < rds.pttl(keys[0]) <= 86_400_000
+
+
+def test_redis_failures_surface_as_scan_store_unavailable() -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    rec = RedisScanRecorder(dead, RuleConfig())
+    with pytest.raises(ScanStoreUnavailable):
+        rec.record(event(1, "alice", NOW))
+    with pytest.raises(ScanStoreUnavailable):
+        rec.peek(CODE, "alice")
+
+
+def test_redis_and_in_process_recorders_give_the_same_answers(rds: redis.Redis, prefix: str) -> None:
+    """One mixed history (copies, repeats, a guesser, an anonymous scan) through both."""
+    script: list[ScanEvent] = []
+    for i in range(40):
+        who = [f"copy{i % 9}", "owner", "owner", None][i % 4]
+        place = PLACES[(i * 7) % 5] if i % 3 else None
+        script.append(event(i, who, NOW + i * 37 * M, place))
+    for i in range(12):
+        script.append(event(f"g{i}", "guesser", NOW + i * M, code=f"0123269{i:011d}", verdict="not_found"))
+    script.append(event("g-real", "guesser", NOW + 13 * M))
+    script.sort(key=lambda e: e.at)
+    mem = MemoryScanRecorder(RuleConfig())
+    red = recorder(rds, prefix)
+
+    def seen(out: Any) -> tuple:
+        flags = tuple((f.rule, f.severity) for f in out.flags)
+        return (out.count, out.first_at, out.first_city, out.distinct_scanners, out.you_count, flags)
+
+    for e in script:
+        assert seen(red.record(e)) == seen(mem.record(e)), e.event_id
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+def worker(rds: redis.Redis, prefix: str, sink: MemorySink, name: str = "a", **kw: Any) -> StreamWorker:
+    return StreamWorker(rds, sink, key_prefix=prefix, consumer=name, block_ms=100, **kw)
+
+
+def test_the_worker_drains_events_and_flags_to_the_sink(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink)
+    recorded = [event(i, f"s{i}", NOW + i * M, PLACES[i]) for i in range(5)]
+    for e in recorded:
+        rec.record(e)
+    w.drain()
+    assert sorted(sink.events.values(), key=lambda e: e.event_id) == recorded
+    assert {(code, f.rule) for code, f in [(k[0], v) for k, v in sink.flags.items()]} >= {
+        (CODE, "distinct_scanners"),
+        (CODE, "impossible_travel"),
+    }
+    assert sink.flags[(CODE, "distinct_scanners")].severity == "suspicious"
+    assert sink.flags[(CODE, "distinct_scanners")].evidence["distinct_scanners"] == 5
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+    assert rds.xpending(prefix + "flags", GROUP)["pending"] == 0
+    w.drain()  # nothing new: nothing written again
+    assert sink.event_writes == 5 and w.stats.events == 5
+
+
+def test_a_dead_consumers_entries_are_reclaimed_without_duplicates(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink, claim_idle_ms=0)
+    for i in range(7):
+        rec.record(event(i, f"w{i}", NOW + i * M))
+    # Consumer "dead" takes three entries and dies before acknowledging them.
+    taken = rds.xreadgroup(GROUP, "dead", {prefix + "stream": ">"}, count=3)
+    assert len(taken[0][1]) == 3
+    w.drain()
+    assert w.stats.reclaimed == 3 and len(sink.events) == 7 and sink.event_writes == 7
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+    # A redelivery of an event already stored (the crash came after the write): stored once.
+    _id, fields = rds.xrange(prefix + "stream", count=1)[0]
+    rds.xadd(prefix + "stream", fields)
+    w.drain()
+    assert len(sink.events) == 7 and sink.event_writes == 8
+
+
+def test_a_failed_write_stays_pending_and_is_retried(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+
+    class FlakySink(MemorySink):
+        fail = True
+
+        def write_events(self, events: list[ScanEvent]) -> None:
+            if self.fail:
+                raise ConnectionError("database down")
+            super().write_events(events)
+
+    sink = FlakySink()
+    w = worker(rds, prefix, sink)
+    rec.record(event(1, "alice", NOW))
+    with pytest.raises(ConnectionError):
+        w.run_once(block=False)
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 1
+    sink.fail = False
+    assert w.own_pending() == 1 and list(sink.events) == ["1"]
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+
+
+def test_an_unreadable_entry_is_set_aside_and_does_not_block(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink)
+    rec.record(event(1, "alice", NOW))
+    rds.xadd(prefix + "stream", {"e": "{not json"})
+    rec.record(event(2, "bob", NOW + M))
+    w.drain()
+    assert sorted(sink.events) == ["1", "2"] and w.stats.dead_letters == 1
+    dead = rds.xrange(prefix + "dead")
+    assert len(dead) == 1 and dead[0][1][b"e"] == b"{not json"
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+
+
+def test_the_worker_stops_when_asked_after_its_batch(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink)
+    rec.record(event(1, "alice", NOW))
+    runner = threading.Thread(target=w.run, kwargs={"progress_every_s": 0.0})
+    runner.start()
+    for i in range(2, 5):
+        rec.record(event(i, "alice", NOW + i * M))
+    while len(sink.events) < 4 and runner.is_alive():
+        threading.Event().wait(0.05)
+    w.stop()
+    runner.join(timeout=10)
+    assert not runner.is_alive() and sorted(sink.events) == ["1", "2", "3", "4"]
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+
+
+def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink, claim_idle_ms=3_600_000)
+    for i in range(250):
+        rec.record(event(i, f"s{i % 2}", NOW + i * M))
+    w.drain()
+    assert len(sink.events) == 250 and rds.xlen(prefix + "stream") <= 100
+    for i in range(250, 500):
+        rec.record(event(i, f"s{i % 2}", NOW + i * M))
+    # A live consumer holds the oldest new entry unacknowledged: trimming must keep it.
+    held = rds.xreadgroup(GROUP, "busy", {prefix + "stream": ">"}, count=1)[0][1][0][0]
+    w.drain()
+    assert len(sink.events) == 499
+    assert rds.xrange(prefix + "stream", min=held, max=held)  # still there for "busy"
