@@ -177,7 +177,9 @@ def test_one_redis_round_trip_per_verify(service_app: Flask, redis_url: str) -> 
 
         def listen() -> None:
             for message in monitor.listen():
-                if message.get("client_type") != "lua":
+                # Only this test's database (other processes may share the server), and not
+                # the commands the script itself runs.
+                if message.get("client_type") != "lua" and message.get("db") == 13:
                     seen.append(message["command"])
                 if message["command"].startswith("ECHO"):
                     return
