@@ -120,7 +120,7 @@ def build(settings: Settings) -> Container:
         restored = scans.restore((ScanEvent(**e) for e in scan_sql.iter_events()), scan_sql.flag_states())
         if restored:
             log.info("restored %d scan events into the in-process scan store", restored)
-    verify = VerifyService(resolver, scans)
+    verify = VerifyService(resolver, scans, throttle=settings.rate_limits)
     return Container(
         settings=settings,
         registry=registry,

@@ -150,6 +150,7 @@ def test_flag_list_is_scoped_filtered_and_paged(any_app: Flask, demo: dict[str, 
 
 
 def test_a_guesser_is_throttled_and_never_becomes_a_first_scan(any_app: Flask, demo: dict[str, str]) -> None:
+    container(any_app).verify.throttle = True  # as with RATE_LIMITS on
     http = any_app.test_client()
     yy = date.today().year % 100
     statuses = [
