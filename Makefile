@@ -29,6 +29,7 @@ run: $(STAMP) ## Serve the product on http://127.0.0.1:8000 (embedded SQLite + i
 test: $(STAMP) ## Run every test (MariaDB/Redis tests fail, not skip, with REQUIRE_SERVICES=1)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy and the import contracts
@@ -49,4 +50,11 @@ docker: ## Build the container image (needs a Docker engine)
 clean: ## Remove the virtualenv, caches and the embedded database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help install run test lint bench bench-import docker clean
+.PHONY: help install run test lint bench bench-import bench-scans loadtest docker clean
+
+loadtest: ## Run the locust scenario headless for 60 s against HOST (default http://127.0.0.1:8000)
+	@test -x .venv-load/bin/locust || ($(PYTHON) -m venv .venv-load && .venv-load/bin/pip install -q -r loadtests/requirements.txt)
+	.venv-load/bin/locust -f loadtests/locustfile.py --host $${HOST:-http://127.0.0.1:8000} --headless -u 50 -r 10 -t 60s
+
+bench-scans: $(STAMP) ## Replay genuine shoppers and copy campaigns; recall and false positives
+	$(PY) bench/scan_simulator.py $(BENCH_ARGS)

@@ -167,7 +167,7 @@ class RedisFilterStore:
                 try:
                     pipe.watch(self.key)
                     current = pipe.get(self.key)
-                    bloom = BloomFilter(self.m_bits, self.k, current or b"")
+                    bloom = BloomFilter(self.m_bits, self.k, current if isinstance(current, bytes) else b"")
                     bloom.update(codes)
                     pipe.multi()
                     pipe.set(self.key, bytes(bloom.bits))
@@ -189,7 +189,7 @@ class RedisFilterStore:
             meta = self.client.get(self.meta_key)
         except (redis.RedisError, OSError):
             return False
-        return meta is not None and meta.decode() == f"{self.m_bits}:{self.k}"
+        return isinstance(meta, bytes) and meta.decode() == f"{self.m_bits}:{self.k}"
 
 
 class NullSharedCache:

@@ -116,7 +116,7 @@ def _session() -> Response | None:
 
 
 def _user() -> WxUser:
-    return g.wx_user  # type: ignore[no-any-return]
+    return g.wx_user
 
 
 @bp.post("/login")

@@ -69,4 +69,4 @@ class MemorySessions:
             found: Any = self._data.get(_key(token))
         if found is None or found[0] < time.monotonic():
             return None
-        return found[1]  # type: ignore[no-any-return]
+        return found[1]

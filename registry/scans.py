@@ -19,24 +19,41 @@ from registry import schema as t
 
 
 class EventLike(Protocol):
-    event_id: str
-    code: str
-    at: datetime
-    channel: str
-    verdict: str
-    client: str | None
-    ip_hash: str | None
-    lat: float | None
-    lng: float | None
-    city: str | None
-    province: str | None
+    """What the store reads of a scan event (read-only, as frozen dataclasses are)."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def client(self) -> str | None: ...
+    @property
+    def ip_hash(self) -> str | None: ...
+    @property
+    def lat(self) -> float | None: ...
+    @property
+    def lng(self) -> float | None: ...
+    @property
+    def city(self) -> str | None: ...
+    @property
+    def province(self) -> str | None: ...
 
 
 class FlagLike(Protocol):
-    rule: str
-    severity: str
-    raised_at: datetime
-    evidence: dict[str, Any]
+    @property
+    def rule(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def raised_at(self) -> datetime: ...
+    @property
+    def evidence(self) -> dict[str, Any]: ...
 
 
 def _naive(value: datetime) -> datetime:
@@ -91,6 +108,10 @@ class SqlScanStore:
         )
         with self.engine.begin() as conn:
             return int(conn.execute(stmt, rows).rowcount or 0)
+
+    def store_events(self, events: Sequence[EventLike]) -> None:
+        """`write_events` as an event sink (the in-process scan store's)."""
+        self.write_events(events)
 
     def _erased(self, clients: set[str]) -> dict[str, datetime]:
         if not clients:
@@ -159,7 +180,7 @@ class SqlScanStore:
                         province=province,
                         created_at=datetime.now(UTC).replace(tzinfo=None),
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             )
 
     def _owners(self, conn: sa.Connection, code: str) -> tuple[int | None, int | None, int | None]:
@@ -239,7 +260,7 @@ class SqlScanStore:
                             body_id=body,
                             organization_id=org,
                         )
-                    ).inserted_primary_key[0]
+                    ).inserted_primary_key[0]  # type: ignore[index]
                 )
             evidence = json.loads(existing.evidence or "{}")
             evidence.setdefault("reports", []).append(report)

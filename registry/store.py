@@ -11,7 +11,7 @@ import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
@@ -98,7 +98,7 @@ class SqlRegistry:
                 return tuple(row) if row is not None else None
             except Exception as exc:
                 conn.invalidate(exc)  # never hand a broken connection back to the pool
-                if attempt == 1 and self.lookup_engine.dialect.is_disconnect(exc, None, None):
+                if attempt == 1 and self.lookup_engine.dialect.is_disconnect(cast(Any, exc), None, None):
                     continue
                 raise Unavailable(
                     "the registry database is unreachable", code="database_unavailable"
@@ -305,7 +305,7 @@ class SqlRegistry:
                     }
                     if existing is None:
                         values["status_since"] = None if row["status"] == "valid" else row["valid_from"]
-                        cert_id = conn.execute(c.insert().values(**values)).inserted_primary_key[0]
+                        cert_id = conn.execute(c.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
                         self._history(conn, cert_id, row["status"], "created", None, scope)
                     else:
                         cert_id = existing.id
@@ -521,7 +521,7 @@ class SqlRegistry:
             if existing is None:
                 batch_id = conn.execute(b.insert().values(**values, created_at=_now())).inserted_primary_key[
                     0
-                ]
+                ]  # type: ignore[index]
             else:
                 batch_id = int(existing)
                 conn.execute(b.update().where(b.c.id == batch_id).values(**values))
@@ -579,7 +579,7 @@ class SqlRegistry:
                         scope_id=scope_id,
                         created_at=_now(),
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             )
 
     def find_token(self, token_hash: str) -> Scope | None:

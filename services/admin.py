@@ -158,9 +158,11 @@ _FIELD_HELP = {
 _FIELD_CODES = {"code": "invalid_code", "certificate": "invalid_certificate_number"}
 
 
-def _errors(exc: ValidationError) -> str:
+def _errors(exc: ValidationError | list[Any]) -> str:
+    """The first errors of a row as one line; `exc` may be the row's error dicts."""
     parts = []
-    for err in exc.errors(include_url=False)[:3]:
+    errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else exc
+    for err in errors[:3]:
         where = ".".join(str(p) for p in err["loc"]) or "row"
         msg = (
             _FIELD_HELP[where]
@@ -192,9 +194,9 @@ def _validated(rows: Iterable[Any], model: Any, key: str, result: BulkResult) ->
             for err in exc.errors(include_url=False):
                 index = candidates[int(err["loc"][0])]
                 if index not in bad:
-                    single = ValidationError.from_exception_data(exc.title, [{**err, "loc": err["loc"][1:]}])  # type: ignore[list-item]
                     field = str(err["loc"][1]) if len(err["loc"]) > 1 else ""
-                    bad[index] = (_FIELD_CODES.get(field, "invalid_row"), _errors(single))
+                    message = _errors([{**err, "loc": err["loc"][1:]}])
+                    bad[index] = (_FIELD_CODES.get(field, "invalid_row"), message)
             candidates = [i for i in candidates if i not in bad]
             valid = adapter.validate_python([batch[i] for i in candidates])
     except DomainError:

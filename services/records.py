@@ -262,7 +262,7 @@ class RecordResolver:
         kind, code = parsed.kind, parsed.code
         cached = self.records.get(code, self._max_age if not self._gens_ok else None)
         if cached is not _MISSING:
-            return cached  # type: ignore[no-any-return]
+            return cached
         if self._filter is not None and not self._filter.might_contain(code):
             metrics.incr("filter_negatives")
             self.records.put(code, None)

@@ -36,7 +36,7 @@ def _authenticate() -> Response | None:
 
 
 def _scope() -> Scope:
-    return g.scope  # type: ignore[no-any-return]
+    return g.scope
 
 
 def _rows() -> list[Any]:

@@ -64,7 +64,7 @@ class Container:
 
 
 def container(app: Flask) -> Container:
-    return app.extensions["verify"]  # type: ignore[no-any-return]
+    return app.extensions["verify"]
 
 
 def _ensure_filter(store: RedisFilterStore, registry: SqlRegistry, redis_client: Any) -> None:
@@ -113,7 +113,7 @@ def build(settings: Settings) -> Container:
         redis_client,
         dict(settings.rules),
         flag_sink=scan_sql.upsert_flag,
-        event_sink=scan_sql.write_events,
+        event_sink=scan_sql.store_events,
     )
     if redis_client is None:
         # Embedded default: scan history lives in this process; rebuild it from the database.

@@ -8,6 +8,8 @@ fallback. `RATE_LIMITS=off` disables all of it (black-box test runs, benchmarks)
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from flask import Flask, request
 from flask_limiter import Limiter
 
@@ -38,7 +40,7 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         _ip,
         app=app,
         storage_uri=storage,
-        storage_options=options,
+        storage_options=cast(Any, options),
         strategy="fixed-window",
         swallow_errors=True,
         in_memory_fallback_enabled=bool(settings.redis_url),
