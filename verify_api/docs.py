@@ -1,5 +1,6 @@
 """The OpenAPI document (verify_api/openapi.yaml, kept by hand beside the code it
-describes) served as JSON, and Swagger UI from the swagger-ui-bundle wheel: no CDN."""
+describes) served as JSON, and Swagger UI 5 from verify_api/static/swagger-ui (vendored
+from the npm registry's swagger-ui-dist; see SOURCE.txt there): no CDN."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 
 import yaml
 from flask import Blueprint, Response, jsonify, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
 
 bp = Blueprint("docs", __name__)
 _SPEC = Path(__file__).with_name("openapi.yaml")
+_ASSETS = Path(__file__).with_name("static") / "swagger-ui"
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Organic code verify API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -38,4 +39,4 @@ def docs() -> Response:
 
 @bp.get("/docs/assets/<path:name>")
 def assets(name: str) -> Response:
-    return send_from_directory(swagger_ui_path, name, max_age=86400)
+    return send_from_directory(_ASSETS, name, max_age=86400)
