@@ -13,6 +13,7 @@ import pytest
 import redis as redis_lib
 from flask import Flask
 
+from tests.fakes.wechat_server import fake_wechat  # noqa: F401 - a fixture for every test module
 from verify_api.app import create_app
 from verify_api.settings import Settings
 

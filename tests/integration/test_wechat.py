@@ -1,0 +1,162 @@
+"""The WeChat backend against a local fake of WeChat's API: the protocol layer (login,
+errors, one retry on an expired token, one token refresh across processes) and the
+/wx/v1 flow end to end (login → verify from `q` → history → report → the brand sees it)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from datetime import date
+from urllib.parse import quote
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+
+from cache.wechat_tokens import MemoryTokenStore, RedisTokenStore
+from miniprogram_backend.wechat import CodeUsed, InvalidCode, RateLimited, SystemBusy, WeChatClient
+from services.demo import seed
+from tests.conftest import ADMIN, settings_for
+from tests.fakes.wechat_server import FakeWeChat
+from verify_api.app import container, create_app
+
+
+def client(fake: FakeWeChat, store=None) -> WeChatClient:  # type: ignore[no-untyped-def]
+    return WeChatClient("wx-app", "wx-secret", fake.base, store or MemoryTokenStore(), timeout_s=3)
+
+
+def test_login_returns_the_openid_and_keeps_the_session_key_out_of_reprs(fake_wechat: FakeWeChat) -> None:
+    session = client(fake_wechat).code_to_session("code-1")
+    assert session.openid.startswith("o") and session.session_key == "SK-1-edoc"
+    assert "SK-" not in repr(session)
+    assert client(fake_wechat).code_to_session("code-1").openid == session.openid
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [("err-40029", InvalidCode), ("err-40163", CodeUsed), ("err-45011", RateLimited), ("err--1", SystemBusy)],
+)
+def test_wechat_errors_become_typed_errors(fake_wechat: FakeWeChat, code: str, error: type) -> None:
+    with pytest.raises(error) as info:
+        client(fake_wechat).code_to_session(code)
+    assert info.value.code.startswith("wechat_") and 400 <= info.value.http_status < 600
+
+
+def test_an_expired_token_is_refreshed_once_and_the_call_retried(fake_wechat: FakeWeChat) -> None:
+    wx = client(fake_wechat)
+    assert wx.check_text("o1", "有机大米很好") is True
+    issued = fake_wechat.issued
+    fake_wechat.expire_current()
+    assert wx.check_text("o1", "RISKY words") is False
+    assert fake_wechat.issued == issued + 1
+
+
+def _race(base: str, redis_url: str, prefix: str, go, out) -> None:  # type: ignore[no-untyped-def]
+    store = RedisTokenStore(redis_lib.Redis.from_url(redis_url), prefix)
+    wx = WeChatClient("wx-app", "wx-secret", base, store, timeout_s=5)
+    go.wait()
+    out.put(wx.access_token())
+
+
+def test_one_token_refresh_for_every_process_at_once(fake_wechat: FakeWeChat, redis_url: str) -> None:
+    ctx = multiprocessing.get_context("fork")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_race, args=(fake_wechat.base, redis_url, "wx:race:", go, out)) for _ in range(8)
+    ]
+    for p in procs:
+        p.start()
+    go.set()
+    tokens = {out.get(timeout=20) for _ in procs}
+    for p in procs:
+        p.join(timeout=20)
+    assert fake_wechat.issued == 1 and len(tokens) == 1
+
+
+@pytest.fixture
+def wx_app(fake_wechat: FakeWeChat, request: pytest.FixtureRequest) -> Flask:
+    if request.param == "services":
+        settings = settings_for(request.getfixturevalue("mysql_db"), request.getfixturevalue("redis_url"))
+    else:
+        settings = settings_for(request.getfixturevalue("sqlite_url"))
+    return create_app(
+        settings.with_(wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base)
+    )
+
+
+@pytest.mark.parametrize("wx_app", ["embedded", "services"], indirect=True)
+def test_the_shopper_flow_end_to_end(wx_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    demo = seed(container(wx_app).admin, date.today())
+    http = wx_app.test_client()
+    bodies: list[str] = []
+
+    def call(method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        resp = getattr(http, method)(path, **kwargs)
+        bodies.append(resp.get_data(as_text=True))
+        return resp
+
+    assert call("post", "/wx/v1/verify", json={"input": "x"}).status_code == 401
+    bad = call("post", "/wx/v1/login", json={"js_code": "err-40029"})
+    assert bad.status_code == 400 and bad.get_json()["code"] == "wechat_invalid_code"
+    login = call("post", "/wx/v1/login", json={"js_code": "shopper-code"})
+    assert login.status_code == 200
+    auth = {"Authorization": f"Bearer {login.get_json()['token']}"}
+    q = quote(f"https://label.example.cn/c/{demo['genuine']}", safe="")
+    first = call("post", "/wx/v1/verify", json={"q": q, "scancode_time": 0}, headers=auth).get_json()
+    assert first["verdict"] == "genuine" and first["scans"]["you"]["count"] == 1
+    again = call("post", "/wx/v1/verify", json={"input": demo["genuine"]}, headers=auth).get_json()
+    assert again["scans"]["you"]["count"] == 2 and again["flags"] == []
+    c = container(wx_app)
+    if c.redis is not None:  # what `flask worker` does: events into the database
+        from anomaly.worker import StreamWorker
+
+        StreamWorker(
+            redis_lib.Redis.from_url(c.settings.redis_url or ""),
+            c.scan_sql.write_events,
+            c.scan_sql.upsert_flag,
+            claim_idle_ms=0,
+        ).drain()
+    history = call("get", "/wx/v1/me/history", headers=auth).get_json()["items"]
+    assert [h["code"] for h in history] == [demo["genuine"], demo["genuine"]]
+    risky = call("post", "/wx/v1/reports", json={"code": demo["genuine"], "text": "RISKY"}, headers=auth)
+    assert risky.status_code == 422 and risky.get_json()["code"] == "content_rejected"
+    report = call(
+        "post",
+        "/wx/v1/reports",
+        headers=auth,
+        content_type="multipart/form-data",
+        data={
+            "code": demo["genuine"],
+            "text": "包装上的产品是普通大米",
+            "shop": "某超市",
+            "lat": "30.27",
+            "lng": "120.15",
+            "photo": (__import__("io").BytesIO(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "label.png"),
+        },
+    )
+    assert report.status_code == 201
+    flags = call("get", "/api/v1/admin/flags?rule=shopper_report", headers=ADMIN).get_json()["items"]
+    assert flags[0]["code"] == demo["genuine"]
+    assert flags[0]["evidence"]["reports"][0]["city"] == "杭州市"
+    assert call("delete", "/wx/v1/me/history", headers=auth).get_json()["deleted"] == 2
+    assert call("get", "/wx/v1/me/history", headers=auth).get_json()["items"] == []
+    assert not any("SK-" in body for body in bodies)
+    assert "SK-" not in caplog.text
+
+
+@pytest.mark.parametrize("wx_app", ["embedded"], indirect=True)
+def test_bad_wechat_requests_are_problems(wx_app: Flask) -> None:
+    http = wx_app.test_client()
+    assert http.post("/wx/v1/login", json={}).status_code == 400
+    assert http.post("/wx/v1/login", data="x").status_code == 400
+    token = http.post("/wx/v1/login", json={"js_code": "a"}).get_json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    assert http.post("/wx/v1/verify", json={}, headers=auth).get_json()["code"] == "input_required"
+    bad_photo = http.post(
+        "/wx/v1/reports",
+        headers=auth,
+        content_type="multipart/form-data",
+        data={"code": "012326100000000001", "photo": (__import__("io").BytesIO(b"%PDF-1.4"), "a.jpg")},
+    )
+    assert bad_photo.status_code == 415 and bad_photo.mimetype == "application/problem+json"
