@@ -18,6 +18,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@if [ -f requirements-ocr.txt ]; then $(PY) -m pip install -q --no-deps -r requirements-ocr.txt; fi
 	@bash scripts/system-packages.sh
+	@bash scripts/pip-check.sh $(PY)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ## Create .venv and install pinned dependencies (and the few Debian packages needed)
