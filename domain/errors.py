@@ -7,6 +7,9 @@
     ├── Forbidden                the token may not touch this body's or organization's data
     ├── NotFound                 a named entity (certificate, order, batch, flag) does not exist
     ├── Conflict                 a change the current state forbids (restore a revoked certificate)
+    ├── PayloadTooLarge          an upload beyond its byte or pixel limit (413)
+    ├── UnsupportedMedia         an upload that is not a format we accept, whatever it claims (415)
+    ├── Unprocessable            well-formed but unusable: a truncated photo, no code in it (422)
     ├── TooManyRequests          a client guessing codes (enumeration) is slowed down (429)
     └── Unavailable              a backing store cannot answer now (503 with Retry-After)
 
@@ -56,6 +59,21 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     status = 409
+
+
+class PayloadTooLarge(DomainError):
+    code = "too_large"
+    status = 413
+
+
+class UnsupportedMedia(DomainError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class Unprocessable(DomainError):
+    code = "unprocessable"
+    status = 422
 
 
 class TooManyRequests(DomainError):

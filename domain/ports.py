@@ -6,7 +6,7 @@ Protocols, so unit tests hand them in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from domain.codes import CodeKind
@@ -70,3 +70,30 @@ class ScanRecorder(Protocol):
 
     def record(self, scan: ScanInput) -> ScanResult: ...
     def peek(self, code: str, client: str | None) -> ScanResult: ...
+
+
+class DecodedSymbol(Protocol):
+    """One thing read from a photo: a barcode's payload, or printed digits."""
+
+    @property
+    def symbology(self) -> str: ...  # "qr", "datamatrix", "ean13", …, "digits"
+    @property
+    def payload(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+class PhotoReading(Protocol):
+    @property
+    def found(self) -> Sequence[DecodedSymbol]: ...
+    @property
+    def unreadable(self) -> bool: ...  # code-like print seen but not read reliably
+    @property
+    def elapsed_ms(self) -> float: ...
+
+
+class PhotoScanner(Protocol):
+    """Reads a label photo. Raises PayloadTooLarge, UnsupportedMedia or Unprocessable
+    (domain errors) for uploads that are not a usable image."""
+
+    def read(self, image: bytes, *, known_body_codes: frozenset[str] | None) -> PhotoReading: ...

@@ -174,7 +174,12 @@ def erase_history() -> Response:
 
 
 def _photo() -> tuple[bytes | None, str | None]:
-    upload = request.files.get("photo") or request.files.get("image")
+    """The photo `wx.uploadFile` sent (its `name` is the client's choice: photo, image or
+    file), refused past 8 MB before the body is read, its type sniffed from the bytes."""
+    if request.content_length is not None and request.content_length > MAX_PHOTO_BYTES + 64 * 1024:
+        raise WxProblem(413, "too_large", "the photo is larger than 8 MB")
+    request.max_content_length = MAX_PHOTO_BYTES + 64 * 1024
+    upload = next((request.files[n] for n in ("photo", "image", "file") if n in request.files), None)
     if upload is None:
         return None, None
     data = upload.read(MAX_PHOTO_BYTES + 1)
@@ -186,9 +191,44 @@ def _photo() -> tuple[bytes | None, str | None]:
     return data, kind
 
 
+class WxScanFields(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lng: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+@bp.post("/scan")
+def scan() -> Response:
+    """A label photo: every code read from it, and the verify answer for the best one."""
+    if request.mimetype != "multipart/form-data":
+        raise BadInput("upload the photo with wx.uploadFile (multipart/form-data)", code="multipart_required")
+    photo, _ = _photo()
+    if photo is None:
+        raise BadInput("the upload carries no photo (name it `photo`)", code="image_required")
+    try:
+        fields = WxScanFields.model_validate(request.form.to_dict())
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise BadInput(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body") from exc
+    answer = _c().photos.scan(
+        photo,
+        VerifyRequest(
+            input="",
+            channel="photo",
+            client=_user().openid,
+            ip=request.remote_addr,
+            lat=fields.lat,
+            lng=fields.lng,
+            lang=pick_language(request.headers.get("Accept-Language")),
+        ),
+    )
+    return _respond(answer)
+
+
 @bp.post("/reports")
 def report() -> Response:
     if request.mimetype == "multipart/form-data":
+        photo, photo_type = _photo()
         try:
             data = ReportIn.model_validate(request.form.to_dict())
         except ValidationError as exc:
@@ -196,7 +236,6 @@ def report() -> Response:
             raise BadInput(
                 f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body"
             ) from exc
-        photo, photo_type = _photo()
     else:
         data, photo, photo_type = _json(ReportIn), None, None
     if normalize(data.code).invalid is not None:

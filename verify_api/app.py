@@ -34,11 +34,13 @@ from registry.generations import SqlGenerations
 from registry.scans import SqlScanStore
 from registry.store import SqlRegistry
 from services.admin import AdminService
+from services.photos import PhotoService
 from services.records import RecordResolver
 from services.scans import ScanAdminService
 from services.shoppers import ShopperService
 from services.verify import VerifyService
 from verify_api import problems
+from verify_api.scanning import ScannerAdapter
 from verify_api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class Container:
     scan_sql: SqlScanStore
     scan_admin: ScanAdminService
     shoppers: ShopperService
+    photos: PhotoService
 
 
 def container(app: Flask) -> Container:
@@ -137,6 +140,10 @@ def build(settings: Settings) -> Container:
         shoppers=ShopperService(
             scan_sql, functools.partial(hash_client, settings.secret_key.encode()), locate
         ),
+        photos=PhotoService(
+            ScannerAdapter(max_bytes=settings.max_upload_bytes, time_budget_ms=settings.scan_time_budget_ms),
+            verify,
+        ),
     )
 
 
@@ -156,9 +163,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     problems.register(app)
 
     from verify_api import admin, cli, docs, health, public, web
-    from verify_api.limits import CLIENT_LIMIT, IP_LIMIT, client_key, init_limiter
+    from verify_api.limits import CLIENT_LIMIT, IP_LIMIT, UPLOAD_LIMIT, client_key, init_limiter
 
     limiter = init_limiter(app, settings)
+    limiter.limit(UPLOAD_LIMIT)(public.scan_photo)
     limiter.limit(IP_LIMIT)(public.bp)
     limiter.limit(CLIENT_LIMIT, key_func=client_key)(public.bp)
     for module in (public, admin, health, docs, web):

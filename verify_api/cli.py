@@ -111,7 +111,15 @@ def register(app: Flask) -> None:
 
     @app.cli.command("worker")
     @click.option("--once", is_flag=True, help="drain what is there now, then exit")
-    def worker(once: bool) -> None:
+    @click.option("--batch", default=500, show_default=True, help="stream entries read and written at once")
+    @click.option(
+        "--claim-idle-ms",
+        default=60_000,
+        show_default=True,
+        help="take over another consumer's unacknowledged entries idle this long (it died)",
+    )
+    @click.option("--consumer", help="this consumer's name in the group  [default: hostname-pid]")
+    def worker(once: bool, batch: int, claim_idle_ms: int, consumer: str | None) -> None:
         """Run every background consumer: scan events and flags from Redis into the database."""
         from anomaly.worker import StreamWorker
         from cache.redis_cache import make_redis
@@ -122,7 +130,14 @@ def register(app: Flask) -> None:
             return
         # Blocking reads need a timeout above the block time, unlike the verify path's 50 ms.
         client = make_redis(c.settings.redis_url, timeout_ms=5000)
-        w = StreamWorker(client, c.scan_sql.write_events, c.scan_sql.upsert_flag)
+        w = StreamWorker(
+            client,
+            c.scan_sql.write_events,
+            c.scan_sql.upsert_flag,
+            consumer=consumer,
+            batch=batch,
+            claim_idle_ms=claim_idle_ms,
+        )
         if once:
             w.drain()
             click.echo(f"drained: {w.stats}")

@@ -27,8 +27,14 @@ def _ip() -> str:
 def client_key() -> str:
     body = request.get_json(silent=True) if request.is_json else None
     client = body.get("client") if isinstance(body, dict) else None
-    if not isinstance(client, str) or not client:
+    if (
+        not isinstance(client, str) or not client
+    ) and request.mimetype == "application/x-www-form-urlencoded":
+        # Never multipart: parsing a photo upload here would happen before the upload's
+        # own size limit is set (the view sets it); uploads are limited per IP.
         client = request.form.get("client") or ""
+    if not isinstance(client, str):
+        client = ""
     # Without a client id the request is limited by its IP alone.
     return f"c:{client[:128]}" if client else f"ip:{_ip()}"
 

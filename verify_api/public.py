@@ -1,4 +1,4 @@
-"""The public verify API: POST /api/v1/verify, GET /api/v1/codes/{code}."""
+"""The public verify API: POST /api/v1/verify, POST /api/v1/scans, GET /api/v1/codes/{code}."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from domain.codes import MAX_INPUT_CHARS
-from domain.errors import BadInput
+from domain.errors import BadInput, PayloadTooLarge
 from domain.verdicts import pick_language
 from services.verify import VerifyRequest
 from verify_api.app import container
@@ -116,3 +116,73 @@ def get_code(code: str) -> Response:
 
 
 GET_TTL_S = 5.0
+
+
+# Multipart overhead (boundaries, the small form fields) allowed beyond the image itself.
+_FORM_SLACK = 64 * 1024
+
+
+def read_image_upload(field_names: tuple[str, ...] = ("image",)) -> bytes:
+    """The uploaded image's bytes, refused past the limit before the body is read.
+
+    The limit is applied to this request only (the admin API accepts larger files);
+    Werkzeug then stops reading at that many bytes, Content-Length given or not.
+    """
+    limit = container(current_app).settings.max_upload_bytes
+    if request.mimetype != "multipart/form-data":
+        raise BadInput(
+            "send multipart/form-data with the photo in the `image` field", code="multipart_required"
+        )
+    if request.content_length is not None and request.content_length > limit + _FORM_SLACK:
+        raise PayloadTooLarge(
+            f"the upload is larger than {limit // (1024 * 1024)} MB", code="image_too_large"
+        )
+    request.max_content_length = limit + _FORM_SLACK
+    upload = next((request.files[n] for n in field_names if n in request.files), None)
+    if upload is None:
+        raise BadInput(f"the photo must be in the `{field_names[0]}` field", code="image_required")
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the image is larger than {limit // (1024 * 1024)} MB", code="image_too_large")
+    return data
+
+
+class ScanFields(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lng: Annotated[float, Field(ge=-180, le=180)] | None = None
+    client: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+def scan_fields() -> ScanFields:
+    form = request.form.to_dict()
+    if "location" in form:  # the JSON verify body's shape, as one form field
+        try:
+            loc = orjson.loads(form.pop("location"))
+        except orjson.JSONDecodeError:
+            raise BadInput('location must be JSON: {"lat": …, "lng": …}', code="invalid_body") from None
+        if isinstance(loc, dict):
+            form.update({k: loc[k] for k in ("lat", "lng") if k in loc})
+    try:
+        return ScanFields.model_validate(form)
+    except ValidationError as exc:
+        raise validation_problem(exc) from exc
+
+
+@bp.post("/scans")
+def scan_photo() -> Response:
+    image = read_image_upload()
+    fields = scan_fields()
+    answer = container(current_app).photos.scan(
+        image,
+        VerifyRequest(
+            input="",
+            channel="photo",
+            lat=fields.lat,
+            lng=fields.lng,
+            client=fields.client,
+            ip=request.remote_addr,
+            lang=pick_language(request.headers.get("Accept-Language")),
+        ),
+    )
+    return respond(answer)

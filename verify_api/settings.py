@@ -40,6 +40,7 @@ class Settings:
     generation_refresh_s: float = 0.2
     expected_codes: int = 2_000_000
     max_upload_bytes: int = 8 * 1024 * 1024
+    scan_time_budget_ms: int = 2500
     max_admin_upload_bytes: int = 64 * 1024 * 1024
     proxy_count: int = 0
     rules: Mapping[str, Any] = field(default_factory=dict)
@@ -68,6 +69,7 @@ class Settings:
             timeout = int(env.get("REDIS_TIMEOUT_MS", "50"))
             expected = int(env.get("EXPECTED_CODES", "2000000"))
             proxies = int(env.get("PROXY_COUNT", "0"))
+            scan_budget = int(env.get("SCAN_TIME_BUDGET_MS", "2500"))
         except ValueError as exc:
             raise SettingsError(f"a numeric setting is not a number: {exc}") from exc
         rules = {k[len("RULE_") :].lower(): v for k, v in env.items() if k.startswith("RULE_")}
@@ -86,5 +88,6 @@ class Settings:
             redis_timeout_ms=timeout,
             expected_codes=expected,
             proxy_count=proxies,
+            scan_time_budget_ms=scan_budget,
             rules=rules,
         )

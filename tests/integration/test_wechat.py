@@ -1,9 +1,11 @@
 """The WeChat backend against a local fake of WeChat's API: the protocol layer (login,
 errors, one retry on an expired token, one token refresh across processes) and the
-/wx/v1 flow end to end (login → verify from `q` → history → report → the brand sees it)."""
+/wx/v1 flow end to end (login → verify from `q` → photo scan → history → report → the
+brand sees it)."""
 
 from __future__ import annotations
 
+import io
 import logging
 import multiprocessing
 from datetime import date
@@ -18,6 +20,7 @@ from miniprogram_backend.wechat import CodeUsed, InvalidCode, RateLimited, Syste
 from services.demo import seed
 from tests.conftest import ADMIN, settings_for
 from tests.fakes.wechat_server import FakeWeChat
+from tests.images import encode, label
 from verify_api.app import container, create_app
 
 
@@ -107,6 +110,19 @@ def test_the_shopper_flow_end_to_end(wx_app: Flask, caplog: pytest.LogCaptureFix
     assert first["verdict"] == "genuine" and first["scans"]["you"]["count"] == 1
     again = call("post", "/wx/v1/verify", json={"input": demo["genuine"]}, headers=auth).get_json()
     assert again["scans"]["you"]["count"] == 2 and again["flags"] == []
+    # A photo of the small label (printed digits, no QR), as wx.uploadFile sends it.
+    photo = call(
+        "post",
+        "/wx/v1/scan",
+        headers=auth,
+        content_type="multipart/form-data",
+        data={"photo": (io.BytesIO(encode(label(code=demo["genuine"]))), "wxfile.jpg")},
+    )
+    assert photo.status_code == 200, photo.get_data(as_text=True)
+    scanned = photo.get_json()
+    assert [(f["symbology"], f["code"]) for f in scanned["found"]] == [("digits", demo["genuine"])]
+    assert scanned["verification"]["verdict"] == "genuine"
+    assert scanned["verification"]["scans"]["you"]["count"] == 3
     c = container(wx_app)
     if c.redis is not None:  # what `flask worker` does: events into the database
         from anomaly.worker import StreamWorker
@@ -118,7 +134,7 @@ def test_the_shopper_flow_end_to_end(wx_app: Flask, caplog: pytest.LogCaptureFix
             claim_idle_ms=0,
         ).drain()
     history = call("get", "/wx/v1/me/history", headers=auth).get_json()["items"]
-    assert [h["code"] for h in history] == [demo["genuine"], demo["genuine"]]
+    assert [h["code"] for h in history] == [demo["genuine"]] * 3
     risky = call("post", "/wx/v1/reports", json={"code": demo["genuine"], "text": "RISKY"}, headers=auth)
     assert risky.status_code == 422 and risky.get_json()["code"] == "content_rejected"
     report = call(
@@ -132,14 +148,14 @@ def test_the_shopper_flow_end_to_end(wx_app: Flask, caplog: pytest.LogCaptureFix
             "shop": "某超市",
             "lat": "30.27",
             "lng": "120.15",
-            "photo": (__import__("io").BytesIO(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "label.png"),
+            "photo": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"0" * 100), "label.png"),
         },
     )
     assert report.status_code == 201
     flags = call("get", "/api/v1/admin/flags?rule=shopper_report", headers=ADMIN).get_json()["items"]
     assert flags[0]["code"] == demo["genuine"]
     assert flags[0]["evidence"]["reports"][0]["city"] == "杭州市"
-    assert call("delete", "/wx/v1/me/history", headers=auth).get_json()["deleted"] == 2
+    assert call("delete", "/wx/v1/me/history", headers=auth).get_json()["deleted"] == 3
     assert call("get", "/wx/v1/me/history", headers=auth).get_json()["items"] == []
     assert not any("SK-" in body for body in bodies)
     assert "SK-" not in caplog.text
@@ -157,6 +173,6 @@ def test_bad_wechat_requests_are_problems(wx_app: Flask) -> None:
         "/wx/v1/reports",
         headers=auth,
         content_type="multipart/form-data",
-        data={"code": "012326100000000001", "photo": (__import__("io").BytesIO(b"%PDF-1.4"), "a.jpg")},
+        data={"code": "012326100000000001", "photo": (io.BytesIO(b"%PDF-1.4"), "a.jpg")},
     )
     assert bad_photo.status_code == 415 and bad_photo.mimetype == "application/problem+json"
