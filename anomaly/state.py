@@ -64,6 +64,7 @@ local record = ARGV[8] == '1'
 local found = ARGV[7] ~= 'not_found'
 local throttled = 0
 local duplicate = 0
+local quiet_repeat = false
 -- Only events that come with their own ids (imports, redeliveries) can repeat.
 if record and ARGV[16] == '1' then
   if redis.call('SADD', KEYS[5], ARGV[9]) == 0 then duplicate = 1; record = false end
@@ -102,9 +103,14 @@ if record then
       if v then
         local first, cnt = string.match(v, '(%d+),(%d+)')
         redis.call('HSET', KEYS[2], scanner, math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1))
-        if now > tonumber(redis.call('ZSCORE', KEYS[8], scanner) or '0') then
+        local last = tonumber(redis.call('ZSCORE', KEYS[8], scanner) or '0')
+        if now > last then
           redis.call('ZADD', KEYS[8], now, scanner)
         end
+        -- The same scanner again within the hour, without GPS: no rule can change (each
+        -- folds a scanner's repeats, and only GPS places make travel pairs), so the
+        -- history need not be read. The common case: a shopper checking twice.
+        if last >= now - 3600000 and ARGV[5] == '' then quiet_repeat = true end
       elseif redis.call('ZCARD', KEYS[8]) < tonumber(ARGV[12]) then
         redis.call('HSET', KEYS[2], scanner, now .. ',1')
         redis.call('ZADD', KEYS[8], now, scanner)
@@ -130,9 +136,9 @@ for i = 2, #flags, 2 do
   if string.sub(flags[i], 1, 11) == 'suspicious|' then settled = settled + 1 end
 end
 -- Every rule needs two different scanners, and a rule already at "suspicious" cannot
--- change: only then is the history read and sent back for the rules.
+-- change: only then (and not for a quiet repeat) is the history read and sent back.
 local recent = {}
-if record and found and distinct >= 2 and settled < __CODE_RULES__ then
+if record and found and distinct >= 2 and settled < __CODE_RULES__ and not quiet_repeat then
   recent = redis.call('LRANGE', KEYS[3], 0, -1)
 end
 return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent, flags}

@@ -152,6 +152,29 @@ def test_one_shopper_everywhere_is_never_flagged(rds: redis.Redis, prefix: str) 
     assert rds.xlen(prefix + "flags") == 0
 
 
+def test_quiet_repeats_skip_the_history_but_a_located_repeat_still_counts(
+    rds: redis.Redis, prefix: str
+) -> None:
+    rec = recorder(rds, prefix)
+    rec.record(event(1, "a", NOW, None))
+    rec.record(event(2, "b", NOW + M, None))
+    reads: list[int] = []
+    original = rec._outcome
+
+    def spy(ev, raw, recorded, sync):  # type: ignore[no-untyped-def]
+        reads.append(len(raw[7]))
+        return original(ev, raw, recorded, sync)
+
+    rec._outcome = spy  # type: ignore[method-assign]
+    rec.record(event(3, "a", NOW + 2 * M, None))  # a re-check within the hour, no GPS
+    assert reads == [0]
+    # The same scanner with GPS, 20 min after b scanned 1,200 km away: impossible travel.
+    rec.record(event(4, "b", NOW + 3 * M, BEIJING))
+    out = rec.record(event(5, "a", NOW + 23 * M, GUANGZHOU))
+    assert reads[-1] == 5
+    assert [f.rule for f in out.flags] == ["impossible_travel"]
+
+
 def test_a_review_is_seen_by_the_next_scan(rds: redis.Redis, prefix: str) -> None:
     rec = recorder(rds, prefix)
     for i in range(3):
