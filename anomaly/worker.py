@@ -40,6 +40,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _stream_id(value: Any) -> tuple[int, int]:
+    ms, _, seq = _text(value).partition("-")
+    return int(ms), int(seq or 0)
+
+
 class EventSink(Protocol):
     """Where the worker writes. Both calls must be idempotent: the same event id, or the
     same (code, rule) at the same or a lower severity, written twice leaves one row."""
@@ -143,6 +148,14 @@ class StreamWorker:
         self.claim_idle_ms = claim_idle_ms
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        try:
+            self.ensure_groups()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # Started while Redis is away: `run` creates the group once it is back.
+            log.warning("redis unavailable at start (%s); the consumer group is created later", exc)
+
+    def ensure_groups(self) -> None:
+        """Create the consumer group on both streams where it is missing."""
         for stream in (self.stream, self.flag_stream):
             try:
                 self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
@@ -242,15 +255,18 @@ class StreamWorker:
         would fill Redis up to it. Keeps everything pending or not yet delivered."""
         removed = 0
         for stream in (self.stream, self.flag_stream):
+            # The last delivered id first, the pending list second: an entry another worker
+            # is handed in between has a later id and is kept; one handed out before is
+            # acknowledged or in the pending list. (In the other order, entries read between
+            # the two calls were trimmed while pending: lost if that worker then died.)
+            groups: Any = self.client.xinfo_groups(stream)
+            delivered = [g["last-delivered-id"] for g in groups if _text(g["name"]) == GROUP]
+            if not delivered or _text(delivered[0]) == "0-0":
+                continue
+            keep_from = delivered[0]
             pending: Any = self.client.xpending(stream, GROUP)
-            if pending["pending"]:
+            if pending["pending"] and _stream_id(pending["min"]) < _stream_id(keep_from):
                 keep_from = pending["min"]
-            else:
-                groups: Any = self.client.xinfo_groups(stream)
-                delivered = [g["last-delivered-id"] for g in groups if _text(g["name"]) == GROUP]
-                if not delivered or _text(delivered[0]) == "0-0":
-                    continue
-                keep_from = delivered[0]
             removed += int(self.client.xtrim(stream, minid=keep_from, approximate=True))
         return removed
 
@@ -271,10 +287,13 @@ class StreamWorker:
             signal.signal(signal.SIGINT, self.stop)
         log.info("worker %s: draining %s and %s", self.consumer, self.stream, self.flag_stream)
         last_claim = last_log = last_trim = time.monotonic()
-        retry_own = True
+        retry_own = regroup = True
         logged = WorkerStats()
         while not self._stop.is_set():
             try:
+                if regroup:
+                    self.ensure_groups()
+                    regroup = False
                 if retry_own:
                     self.own_pending()
                     retry_own = False
@@ -289,9 +308,15 @@ class StreamWorker:
                 log.warning("redis unavailable (%s); retrying in 1 s", exc)
                 retry_own = True
                 self._stop.wait(1)
-            except Exception:  # the sink failed: the batch stays pending, retried below
+            except Exception as exc:  # the sink failed: the batch stays pending, retried below
                 self.stats.failures += 1
-                log.exception("batch not written; it stays pending and is retried")
+                if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                    # Redis came back without its streams (no AOF, a new server): the group
+                    # is created again and reads the new streams from their start.
+                    log.warning("consumer group missing (%s); creating it again", exc)
+                    regroup = True
+                else:
+                    log.exception("batch not written; it stays pending and is retried")
                 retry_own = True
                 self._stop.wait(1)
             now = time.monotonic()

@@ -385,3 +385,67 @@ def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(rds: redis.Redis
     w.drain()
     assert len(sink.events) == 499
     assert rds.xrange(prefix + "stream", min=held, max=held)  # still there for "busy"
+
+
+def test_trimming_keeps_entries_another_worker_is_handed_meanwhile(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink, claim_idle_ms=0)
+    for i in range(250):
+        rec.record(event(i, f"s{i % 2}", NOW + i * M))
+    w.drain()
+    for i in range(250, 500):
+        rec.record(event(i, f"s{i % 2}", NOW + i * M))
+
+    class Racing:
+        """Another worker ("b") reads every new entry right after trim() saw the pending
+        list empty, then dies before acknowledging them."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(rds, name)
+
+        def xpending(self, name: str, groupname: str) -> Any:
+            out = rds.xpending(name, groupname)
+            if name == prefix + "stream":
+                rds.xreadgroup(GROUP, "b", {name: ">"}, count=1000)
+            return out
+
+    w.client = Racing()  # type: ignore[assignment]
+    w.trim()
+    w.client = rds
+    w.drain()  # reclaims b's entries: all of them must still be there
+    assert len(sink.events) == 500
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+
+
+def test_the_worker_recreates_a_vanished_group_and_keeps_draining(rds: redis.Redis, prefix: str) -> None:
+    rec = recorder(rds, prefix)
+    sink = MemorySink()
+    w = worker(rds, prefix, sink)
+    runner = threading.Thread(target=w.run, kwargs={"progress_every_s": 60.0})
+    runner.start()
+    rec.record(event(1, "alice", NOW))
+    while len(sink.events) < 1 and runner.is_alive():
+        threading.Event().wait(0.05)
+    # Redis came back without its data (no AOF, a fresh server): streams and group are gone.
+    rds.delete(prefix + "stream", prefix + "flags")
+    rec.record(event(2, "bob", NOW + M))
+    for _ in range(200):  # the worker waits a second after each failed read
+        if len(sink.events) == 2:
+            break
+        threading.Event().wait(0.05)
+    w.stop()
+    runner.join(timeout=10)
+    assert sorted(sink.events) == ["1", "2"]
+    assert rds.xpending(prefix + "stream", GROUP)["pending"] == 0
+
+
+def test_a_worker_started_while_redis_is_away_does_not_crash() -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    w = StreamWorker(dead, MemorySink(), consumer="early", block_ms=100)
+    runner = threading.Thread(target=w.run, kwargs={"progress_every_s": 60.0})
+    runner.start()
+    threading.Event().wait(0.3)
+    w.stop()
+    runner.join(timeout=10)
+    assert not runner.is_alive() and w.stats.failures >= 1
