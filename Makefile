@@ -51,7 +51,7 @@ docker: ## Build the container image (needs a Docker engine)
 clean: ## Remove the virtualenv, caches and the embedded database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help install run test lint bench bench-import bench-scans loadtest docker clean
+.PHONY: help install run test lint bench bench-import bench-scans bench-scanner loadtest docker clean
 
 loadtest: ## Run the locust scenario headless for 60 s against HOST (default http://127.0.0.1:8000)
 	@test -x .venv-load/bin/locust || ($(PYTHON) -m venv .venv-load && .venv-load/bin/pip install -q -r loadtests/requirements.txt)
@@ -59,3 +59,6 @@ loadtest: ## Run the locust scenario headless for 60 s against HOST (default htt
 
 bench-scans: $(STAMP) ## Replay genuine shoppers and copy campaigns; recall and false positives
 	$(PY) bench/scan_simulator.py $(BENCH_ARGS)
+
+bench-scanner: $(STAMP) ## Label-photo scanner vs zxing-cpp, pyzbar, OpenCV and RapidOCR alone on synthetic photos
+	$(PY) bench/scanner_bench.py $(BENCH_ARGS)

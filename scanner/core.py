@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
 from scanner.digits import DigitReader, Plausibility, Uncertain
@@ -92,12 +93,16 @@ class Scanner:
             and not any(f.symbology in MATRIX and _CODE_IN_PAYLOAD.search(f.payload) for f in found)
         )
         uncertain: list[Uncertain] = []
+        extra: dict[str, float] = {}
         ocr_ran = False
         if want_ocr and time.perf_counter() < deadline:
             ocr_ran = True
             passes.append("ocr")
             reader = self._digits if known_body_codes is None else DigitReader(Plausibility(known_body_codes))
-            readings, uncertain = reader.read(photo.gray, deadline)
+            ocr_start = time.perf_counter()
+            hints = [np.asarray(f.corners, np.float32) for f in found if f.symbology in MATRIX]
+            readings, uncertain = reader.read(photo.gray, deadline, hints)
+            extra["ocr_ms"] = round((time.perf_counter() - ocr_start) * 1000, 1)
             seen: set[str] = set()
             for r in readings:
                 if r.code not in seen:
@@ -113,6 +118,7 @@ class Scanner:
             elapsed_ms=round((now - start) * 1000, 1),
             budget_exhausted=now > deadline,
             ocr_ran=ocr_ran,
+            extra=extra,
         )
 
     def warm_up(self) -> None:

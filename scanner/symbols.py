@@ -199,7 +199,7 @@ class SymbolReader:
         if self._pyzbar is not None and not done():
             ran.append("pyzbar")
             self._read_pyzbar(gray, col)
-        return list(col.found.values()), ran
+        return _without_conflicts(list(col.found.values())), ran
 
     def _rescue(self, gray: np.ndarray, col: _Collector, deadline: float) -> None:
         for quad in col.failed[:4]:
@@ -274,6 +274,34 @@ class SymbolReader:
             key = (name, text)
             if key not in col.found:
                 col.found[key] = Symbol(name, text, tuple(pts), "pyzbar")  # type: ignore[arg-type]
+
+
+def _overlap(a: Symbol, b: Symbol) -> bool:
+    ax = [x for x, _ in a.corners]
+    ay = [y for _, y in a.corners]
+    bx = [x for x, _ in b.corners]
+    by = [y for _, y in b.corners]
+    return min(ax) <= max(bx) and min(bx) <= max(ax) and min(ay) <= max(by) and min(by) <= max(ay)
+
+
+def _without_conflicts(symbols: list[Symbol]) -> list[Symbol]:
+    """Two different payloads of one linear symbology on the same spot: one is a misread
+    that happened to pass the checksum (EAN's catches one wrong digit, not two). The
+    plain first pass is trusted over a rescue pass's reading of the same bars; two
+    readings from passes of equal standing cancel each other out."""
+    linear = [s for s in symbols if s.symbology not in MATRIX]
+    bad: set[int] = set()
+    for a in linear:
+        for b in linear:
+            if a is b or a.symbology != b.symbology or a.payload == b.payload or not _overlap(a, b):
+                continue
+            if a.method == "zxing" and b.method != "zxing":
+                bad.add(id(b))
+            elif a.method != "zxing" and b.method == "zxing":
+                bad.add(id(a))
+            else:
+                bad.update((id(a), id(b)))
+    return [s for s in symbols if id(s) not in bad]
 
 
 def payload_candidates(symbols: Iterable[Symbol]) -> list[Symbol]:
