@@ -106,39 +106,25 @@ class VerifyService:
     ) -> ScanResult | None:
         if self.scans is None:
             return None
+        scan = ScanInput(
+            code=code,
+            kind=kind,
+            at=now,
+            channel=req.channel,
+            verdict=verdict.value,
+            client=req.client,
+            ip=req.ip,
+            lat=req.lat,
+            lng=req.lng,
+            event_id=req.event_id,
+        )
         if req.event_id is not None:
             # An imported event must land or be reported: no silent degradation.
-            return self.scans.record(
-                ScanInput(
-                    code=code,
-                    kind=kind,
-                    at=now,
-                    channel=req.channel,
-                    verdict=verdict.value,
-                    client=req.client,
-                    ip=req.ip,
-                    lat=req.lat,
-                    lng=req.lng,
-                    event_id=req.event_id,
-                )
-            )
+            return self.scans.record(scan)
         try:
             if not record:
                 return self.scans.peek(code, req.client)
-            return self.scans.record(
-                ScanInput(
-                    code=code,
-                    kind=kind,
-                    at=now,
-                    channel=req.channel,
-                    verdict=verdict.value,
-                    client=req.client,
-                    ip=req.ip,
-                    lat=req.lat,
-                    lng=req.lng,
-                    event_id=req.event_id,
-                )
-            )
+            return self.scans.record(scan)
         except Unavailable:
             # The scan store is an addition to the answer, never a reason to refuse one.
             metrics.incr("scan_store_errors")
