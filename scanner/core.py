@@ -120,8 +120,3 @@ class Scanner:
             ocr_ran=ocr_ran,
             extra=extra,
         )
-
-    def warm_up(self) -> None:
-        from scanner.digits import warm_up
-
-        warm_up()

@@ -119,10 +119,6 @@ class _Engine:
         return cls._instance
 
 
-def warm_up() -> None:
-    _Engine.get()
-
-
 def _order(quad: np.ndarray) -> np.ndarray:
     s, d = quad.sum(axis=1), np.diff(quad, axis=1).ravel()
     return np.array(

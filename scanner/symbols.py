@@ -19,7 +19,7 @@ cost and stops at the deadline:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -302,8 +302,3 @@ def _without_conflicts(symbols: list[Symbol]) -> list[Symbol]:
             else:
                 bad.update((id(a), id(b)))
     return [s for s in symbols if id(s) not in bad]
-
-
-def payload_candidates(symbols: Iterable[Symbol]) -> list[Symbol]:
-    """Matrix symbols first (they carry label codes), then linear ones."""
-    return sorted(symbols, key=lambda s: (s.symbology not in MATRIX, s.method != "zxing"))

@@ -36,9 +36,6 @@ class ScannerAdapter:
                     self._scanner = Scanner(max_bytes=self._max_bytes, time_budget_ms=self._budget_ms)
         return self._scanner
 
-    def warm_up(self) -> None:
-        self._get().warm_up()
-
     def read(self, image: bytes, *, known_body_codes: frozenset[str] | None) -> Reading:
         from scanner import CorruptImage, ImageTooLarge, NotAnImage, TooManyPixels
 
