@@ -4,6 +4,7 @@ the recorder's outcome into the shopper's scan summary and open flags."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,9 @@ class ScanStore:
         self.secret = secret
         self.recorder = recorder
         self.ip_db = ip_db
+        # One HMAC per client and IP, not per verify: shoppers and their addresses repeat.
+        # The memo lives in this worker's memory only, like the request that brought the id.
+        self._hash = functools.lru_cache(maxsize=65_536)(functools.partial(hash_client, secret))
 
     def event(self, scan: ScanInput) -> ScanEvent:
         lat = round(scan.lat, 2) if scan.lat is not None else None
@@ -36,7 +40,7 @@ class ScanStore:
             # No usable coordinates: the IP's city, which is good enough for "first checked
             # in …" and the province spread, but gives no coordinates for impossible travel.
             city, province = locate_ip(scan.ip, self.ip_db)
-        ip_hash = hash_client(self.secret, scan.ip, kind="i")
+        ip_hash = self._hash(scan.ip, kind="i")
         at = scan.at if scan.at.tzinfo else scan.at.replace(tzinfo=UTC)
         return ScanEvent(
             event_id=scan.event_id or new_event_id(),
@@ -46,7 +50,7 @@ class ScanStore:
             verdict=scan.verdict,
             # The scanner: the client when known, else the IP (shoppers behind one NAT then
             # look like one scanner, which errs towards fewer flags, never more).
-            client=hash_client(self.secret, scan.client) or ip_hash,
+            client=self._hash(scan.client) or ip_hash,
             ip_hash=ip_hash,
             lat=lat,
             lng=lng,
@@ -65,7 +69,7 @@ class ScanStore:
 
     def peek(self, code: str, client: str | None) -> ScanResult:
         try:
-            outcome = self.recorder.peek(code, hash_client(self.secret, client), at=datetime.now(UTC))
+            outcome = self.recorder.peek(code, self._hash(client), at=datetime.now(UTC))
         except ScanStoreUnavailable as exc:
             raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
         return self._result(outcome, known_client=client is not None)

@@ -151,6 +151,8 @@ class IpPlaces:
 
     def __init__(self, path: str | os.PathLike[str], names: Places | None = None) -> None:
         self.path = Path(path)
+        # Shoppers come back from the same addresses: the lookup is on every verify.
+        self._memo = functools.lru_cache(maxsize=65_536)(self._locate)
         with self.path.open("rb") as fh:
             self._buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         if len(self._buf) < _HEADER + _VECTOR or struct.unpack_from("<H", self._buf, 0)[0] != 2:
@@ -183,6 +185,9 @@ class IpPlaces:
     def locate(self, ip: str | None) -> Place:
         """(city, province) in the same names as `locate`; (None, None) outside China or
         for private, unknown and IPv6 addresses. The city may be None with a province."""
+        return self._memo(ip)
+
+    def _locate(self, ip: str | None) -> Place:
         text = self.region(ip) if ip else None
         if not text:
             return None, None

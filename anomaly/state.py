@@ -65,6 +65,12 @@ local found = ARGV[7] ~= 'not_found'
 local throttled = 0
 local duplicate = 0
 local quiet_repeat = false
+local gps = ARGV[5] ~= '' and ARGV[21] == '1'
+local function pv_count(pv)
+  if pv == '' then return 0 end
+  local _, bars = string.gsub(pv, '|', '')
+  return bars + 1
+end
 -- Only events that come with their own ids (imports, redeliveries) can repeat.
 if record and ARGV[16] == '1' then
   if redis.call('SADD', KEYS[5], ARGV[9]) == 0 then duplicate = 1; record = false end
@@ -92,7 +98,14 @@ if record then
   -- Never-issued codes keep only a count (and their events): guessers must not fill
   -- memory. A throttled guesser's lookups never become a code's first scan.
   if throttled == 0 and found then
-    local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+    local st = redis.call('HMGET', KEYS[1], 'f', 'pv', 'gs', 'gm', 'tv')
+    local f = tonumber(st[1] or '0')
+    if not st[5] then
+      -- State from before the gate's fields were kept ('lg'): that code's history is
+      -- always read, so no rule misses a scan recorded before the upgrade.
+      redis.call('HSET', KEYS[1], 'tv', '1')
+      if n > 1 then redis.call('HSET', KEYS[1], 'lg', '1') end
+    end
     if f == 0 or now < f then
       redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
       -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
@@ -116,6 +129,20 @@ if record then
         redis.call('ZADD', KEYS[8], now, scanner)
       end
     end
+    -- What the history gate below needs without reading the history: the first few
+    -- provinces seen (up to the spread threshold) and whether two scanners sent GPS.
+    if ARGV[4] ~= '' and scanner ~= '' then
+      local pv = st[2] or ''
+      local seen = string.find('|' .. pv .. '|', '|' .. ARGV[4] .. '|', 1, true)
+      if pv_count(pv) < tonumber(ARGV[22]) and not seen then
+        if pv == '' then pv = ARGV[4] else pv = pv .. '|' .. ARGV[4] end
+        redis.call('HSET', KEYS[1], 'pv', pv)
+      end
+    end
+    if gps and scanner ~= '' then
+      if not st[3] then redis.call('HSET', KEYS[1], 'gs', scanner)
+      elseif not st[4] and st[3] ~= scanner then redis.call('HSET', KEYS[1], 'gm', '1') end
+    end
     local entry = {ARGV[1], scanner, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]}
     redis.call('LPUSH', KEYS[3], table.concat(entry, '|'))
     redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
@@ -126,23 +153,37 @@ if record then
   if refresh then redis.call('PEXPIRE', KEYS[1], ARGV[14]) end
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[15], '*', 'e', ARGV[17])
 end
-local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc')
+local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc', 'pv', 'gm', 'lg')
 local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
 local you = ''
 if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) or '' end
 local flags = redis.call('HGETALL', KEYS[4])
-local settled = 0
-for i = 2, #flags, 2 do
-  if string.sub(flags[i], 1, 11) == 'suspicious|' then settled = settled + 1 end
+-- The history is read (and the rules run) only when some rule could raise or escalate a
+-- flag on this scan; each test below is an upper bound of what its rule needs, and a rule
+-- already at "suspicious" cannot change. Not for a quiet repeat either.
+local rank = {}
+for i = 1, #flags, 2 do
+  if string.sub(flags[i + 1], 1, 11) == 'suspicious|' then rank[flags[i]] = 2 else rank[flags[i]] = 1 end
 end
--- Every rule needs two different scanners, and a rule already at "suspicious" cannot
--- change: only then (and not for a quiet repeat) is the history read and sent back.
 local recent = {}
-if record and found and distinct >= 2 and settled < __CODE_RULES__ and not quiet_repeat then
-  recent = redis.call('LRANGE', KEYS[3], 0, -1)
+if record and found and distinct >= 2 and not quiet_repeat then
+  local want = 0
+  if distinct >= tonumber(ARGV[23]) then want = 1 end
+  if distinct >= tonumber(ARGV[24]) then want = 2 end
+  local open = (rank['distinct_scanners'] or 0) < want
+    or (distinct > tonumber(ARGV[25]) and not rank['velocity'])
+    or (gps and h[5] == '1' and not rank['impossible_travel'])
+    or (pv_count(h[4] or '') >= tonumber(ARGV[22]) and not rank['province_spread'])
+    or h[6] == '1'
+  if open then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
 end
-return {h[1] or '0', h[2] or '', h[3] or '', distinct, you, throttled, duplicate, recent, flags}
-""".replace("__CODE_RULES__", str(len(CODE_RULE_NAMES)))
+return {tonumber(h[1] or '0'), tonumber(h[2] or '0'), h[3] or '', distinct, you, throttled, duplicate,
+  recent, flags}
+"""
+
+# The script's history gate names each rule: a new rule needs its own test there.
+if set(CODE_RULE_NAMES) != {"distinct_scanners", "velocity", "impossible_travel", "province_spread"}:
+    raise RuntimeError(f"the scan script's history gate does not know every rule: {CODE_RULE_NAMES}")
 
 # Raise or escalate flags atomically: two verifies racing must not let a "warn" computed
 # a moment earlier overwrite a "suspicious", nor a raise reopen a confirmed flag.
@@ -333,6 +374,11 @@ class RedisScanRecorder:
             event.ip_hash or "",
             event.code,
             cfg.enumeration_ip_per_hour,
+            "" if event.lng is None else "1",
+            cfg.provinces,
+            cfg.distinct_warn,
+            cfg.distinct_suspicious,
+            min(cfg.velocity_hour, cfg.velocity_day),
         ]
         try:
             raw = self.script(keys=self.keys(event.code, event.client, event.ip_hash), args=args)
@@ -345,36 +391,36 @@ class RedisScanRecorder:
         return self.record(_probe(code, client, at), record_scan=False)
 
     def _outcome(self, event: ScanEvent, raw: list[Any], recorded: bool, sync_flags: bool) -> ScanOutcome:
-        n, first, first_city, distinct, you, throttled, duplicate, recent, stored_pairs = raw
-        first_ms = int(_text(first)) if _text(first) else None
+        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs = raw
+        city = _text(first_city) or None
         you_count = you_first = None
         if event.client:
             you_count = 0
-            if you_text := _text(you):
-                you_first_ms, count = you_text.split(",")
+            if you:
+                you_first_ms, count = _text(you).split(",")
                 you_count, you_first = int(count), _ms_dt(int(you_first_ms))
-        stored = _stored_flags([_text(x) for x in stored_pairs])
+        stored = _stored_flags([_text(x) for x in stored_pairs]) if stored_pairs else {}
         if recorded and not duplicate and recent:
             state = CodeScanState(
                 code=event.code,
                 now_ms=event.at_ms,
-                count=int(n),
-                first_at_ms=first_ms,
-                first_city=_text(first_city) or None,
-                distinct_scanners=int(distinct),
+                count=n,
+                first_at_ms=first_ms or None,
+                first_city=city,
+                distinct_scanners=distinct,
                 recent=_recent([_text(x) for x in recent]),
             )
             changed = _changed_flags(evaluate(state, self.config, _settled(stored)), stored)
             if changed:
                 stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(
-            int(n),
+            n,
             _ms_dt(first_ms),
-            _text(first_city) or None,
-            int(distinct),
+            city,
+            distinct,
             you_count,
             you_first,
-            _active(stored),
+            _active(stored) if stored else (),
             bool(throttled),
             bool(duplicate),
         )

@@ -74,7 +74,12 @@ def _wx() -> Any:
 
 
 def _json(model: type[BaseModel]) -> Any:
-    body = request.get_json(silent=True) if request.is_json else None
+    body = None
+    if request.is_json:
+        try:
+            body = orjson.loads(request.get_data(cache=True))
+        except orjson.JSONDecodeError:
+            body = None
     if not isinstance(body, dict):
         raise BadInput("send a JSON object with Content-Type: application/json", code="invalid_body")
     try:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -449,3 +451,36 @@ def test_a_worker_started_while_redis_is_away_does_not_crash() -> None:
     w.stop()
     runner.join(timeout=10)
     assert not runner.is_alive() and w.stats.failures >= 1
+
+
+_STEP = st.tuples(
+    st.sampled_from([None, "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11"]),
+    st.sampled_from([0, 1, 20, 61, 300, 24 * 60, 9 * 24 * 60]),  # minutes after the previous scan
+    st.sampled_from([None, 0, 1, 2, 3, 4]),  # where
+    st.booleans(),  # with GPS, else only the IP's city
+)
+_codes = iter(range(10**6))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(_STEP, min_size=2, max_size=45))
+def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, steps: list) -> None:
+    """The script reads the history only when a rule could change: against the in-process
+    twin, which always evaluates every rule, every scan of any history raises the same flags."""
+    code = f"0123269{next(_codes):011d}"
+    mem, red = MemoryScanRecorder(RuleConfig()), recorder(rds, prefix)
+    at = NOW
+    for i, (who, minutes, where, gps) in enumerate(steps):
+        at += minutes * M
+        lat, lng = PLACES[where] if where is not None else (None, None)
+        city = province = None
+        if where is not None:
+            probe = event(0, None, NOW, (lat, lng))
+            city, province = probe.city, probe.province
+        e = ScanEvent(
+            f"{code}-{i}", code, at, "qr", "genuine", who, None,
+            lat if gps else None, lng if gps else None, city, province,
+        )  # fmt: skip
+        got = [(f.rule, f.severity) for f in red.record(e).flags]
+        want = [(f.rule, f.severity) for f in mem.record(e).flags]
+        assert got == want, (i, e)
