@@ -11,10 +11,10 @@ from typing import Any
 
 from anomaly.events import ScanEvent, hash_client, new_event_id
 from anomaly.geo import locate, locate_ip
-from anomaly.rules import Flag, RuleConfig
+from anomaly.rules import Flag, ProductContext, RuleConfig, parse_package_kg
 from anomaly.state import MemoryScanRecorder, RedisScanRecorder, ScanOutcome, ScanStoreUnavailable
 from domain.errors import Unavailable
-from domain.records import OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.records import LabelGroup, OpenFlag, ScanInput, ScanResult, ScanSummary
 
 
 class ScanStore:
@@ -62,10 +62,21 @@ class ScanStore:
         # Imported events carry their own ids; their flags must be listed when the call returns.
         imported = scan.event_id is not None
         try:
-            outcome = self.recorder.record(self.event(scan), sync_flags=imported, dedupe=imported)
+            outcome = self.recorder.record(
+                self.event(scan), sync_flags=imported, dedupe=imported, product=self._product(scan.group)
+            )
         except ScanStoreUnavailable as exc:
             raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
         return self._result(outcome, known_client=scan.client is not None)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def _product(group: LabelGroup | None) -> ProductContext | None:
+        if group is None or not group.product_id:
+            return None
+        return ProductContext(
+            str(group.product_id), parse_package_kg(group.package), group.certified_tonnes, group.regions()
+        )
 
     def peek(self, code: str, client: str | None) -> ScanResult:
         try:

@@ -290,6 +290,39 @@ def off_market(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ProductContext:
+    """The certificate product a scanned code belongs to, as the product rules need it."""
+
+    key: str  # the certificate product's id
+    package_kg: float | None
+    certified_tonnes: float | None
+    regions: frozenset[str] = frozenset()
+
+    @property
+    def counts_codes(self) -> bool:
+        """Only with both a package weight and a certified quantity is there a claim to check."""
+        return bool(self.package_kg and self.certified_tonnes)
+
+
+def product_rules(
+    product: ProductContext, scan: RecentScan, new_distinct_codes: int, now: datetime
+) -> list[Flag]:
+    """Over-quantity and off-market for one genuine scan. `new_distinct_codes`: the
+    product's distinct scanned codes when this scan is its code's first, else 0 (a code
+    already counted cannot push the product over its quantity again)."""
+    flags = []
+    if new_distinct_codes and product.counts_codes:
+        flag = over_quantity(new_distinct_codes, product.package_kg or 0, product.certified_tonnes or 0, now)
+        if flag is not None:
+            flags.append(flag)
+    if product.regions:
+        flag = off_market(scan.province, product.regions, scan, now)
+        if flag is not None:
+            flags.append(flag)
+    return flags
+
+
 def parse_package_kg(package: str | None) -> float | None:
     """The net weight in a package text like "5kg 真空袋", "500g", "2.5 公斤"; None if absent."""
     if not package:

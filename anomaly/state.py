@@ -43,9 +43,11 @@ from anomaly.rules import (
     HOUR_MS,
     CodeScanState,
     Flag,
+    ProductContext,
     RecentScan,
     RuleConfig,
     evaluate,
+    product_rules,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ local found = ARGV[7] ~= 'not_found'
 local throttled = 0
 local duplicate = 0
 local quiet_repeat = false
+local product_codes = 0
 local gps = ARGV[5] ~= '' and ARGV[21] == '1'
 local function pv_count(pv)
   if pv == '' then return 0 end
@@ -105,6 +108,11 @@ if record then
       -- always read, so no rule misses a scan recorded before the upgrade.
       redis.call('HSET', KEYS[1], 'tv', '1')
       if n > 1 then redis.call('HSET', KEYS[1], 'lg', '1') end
+    end
+    -- The product's distinct scanned codes (a HyperLogLog per certificate product), counted
+    -- at each code's first genuine scan, for the over-quantity rule.
+    if f == 0 and ARGV[26] == '1' and redis.call('PFADD', KEYS[10], ARGV[19]) == 1 then
+      product_codes = redis.call('PFCOUNT', KEYS[10])
     end
     if f == 0 or now < f then
       redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
@@ -178,7 +186,7 @@ if record and found and distinct >= 2 and not quiet_repeat then
   if open then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
 end
 return {tonumber(h[1] or '0'), tonumber(h[2] or '0'), h[3] or '', distinct, you, throttled, duplicate,
-  recent, flags}
+  recent, flags, product_codes}
 """
 
 # The script's history gate names each rule: a new rule needs its own test there.
@@ -324,7 +332,9 @@ class RedisScanRecorder:
         self.script = client.register_script(_SCRIPT)
         self.flag_script = client.register_script(_FLAG_SCRIPT)
 
-    def keys(self, code: str, scanner: str | None, ip_hash: str | None = None) -> list[str]:
+    def keys(
+        self, code: str, scanner: str | None, ip_hash: str | None = None, product: str | None = None
+    ) -> list[str]:
         p, tag = self.prefix, "{" + code + "}"
         return [
             f"{p}{tag}:h",
@@ -336,6 +346,7 @@ class RedisScanRecorder:
             self.stream,
             f"{p}{tag}:z",
             f"{p}e:{ip_hash or scanner or '-'}",
+            f"{p}q:{product or '-'}",
         ]
 
     def record(
@@ -345,6 +356,7 @@ class RedisScanRecorder:
         record_scan: bool = True,
         sync_flags: bool = False,
         dedupe: bool = False,
+        product: ProductContext | None = None,
     ) -> ScanOutcome:
         """Record one scan (or, with record_scan=False, only read) in one round trip and
         evaluate the rules on the result. `sync_flags`: also hand raised flags to
@@ -379,19 +391,28 @@ class RedisScanRecorder:
             cfg.distinct_warn,
             cfg.distinct_suspicious,
             min(cfg.velocity_hour, cfg.velocity_day),
+            "1" if record_scan and product is not None and product.counts_codes else "",
         ]
         try:
-            raw = self.script(keys=self.keys(event.code, event.client, event.ip_hash), args=args)
+            keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
+            raw = self.script(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
-        return self._outcome(event, raw, record_scan, sync_flags)
+        return self._outcome(event, raw, record_scan, sync_flags, product)
 
     def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
         """The same answer without recording anything (GET of a code)."""
         return self.record(_probe(code, client, at), record_scan=False)
 
-    def _outcome(self, event: ScanEvent, raw: list[Any], recorded: bool, sync_flags: bool) -> ScanOutcome:
-        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs = raw
+    def _outcome(
+        self,
+        event: ScanEvent,
+        raw: list[Any],
+        recorded: bool,
+        sync_flags: bool,
+        product: ProductContext | None,
+    ) -> ScanOutcome:
+        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs, codes = raw
         city = _text(first_city) or None
         you_count = you_first = None
         if event.client:
@@ -400,6 +421,7 @@ class RedisScanRecorder:
                 you_first_ms, count = _text(you).split(",")
                 you_count, you_first = int(count), _ms_dt(int(you_first_ms))
         stored = _stored_flags([_text(x) for x in stored_pairs]) if stored_pairs else {}
+        raised: list[Flag] = []
         if recorded and not duplicate and recent:
             state = CodeScanState(
                 code=event.code,
@@ -410,9 +432,12 @@ class RedisScanRecorder:
                 distinct_scanners=distinct,
                 recent=_recent([_text(x) for x in recent]),
             )
-            changed = _changed_flags(evaluate(state, self.config, _settled(stored)), stored)
-            if changed:
-                stored = self._raise(event.code, changed, sync=sync_flags)
+            raised = evaluate(state, self.config, _settled(stored))
+        genuine_scan = recorded and not duplicate and not throttled and event.verdict != "not_found"
+        if genuine_scan and product is not None:
+            raised += product_rules(product, RecentScan.of(event), codes, event.at)
+        if raised and (changed := _changed_flags(raised, stored)):
+            stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(
             n,
             _ms_dt(first_ms),
@@ -496,6 +521,9 @@ class MemoryScanRecorder:
         self._lock = threading.Lock()
         self.codes: dict[str, _CodeState] = {}
         self.enum: dict[str, tuple[int, set[str]]] = {}  # scanner or IP -> (window start, codes)
+        # Certificate product -> its distinct scanned codes (over-quantity). Not rebuilt by
+        # `restore`: stored events do not carry their product.
+        self.products: dict[str, set[str]] = {}
 
     def _state(self, code: str) -> _CodeState:
         st = self.codes.get(code)
@@ -523,6 +551,7 @@ class MemoryScanRecorder:
         record_scan: bool = True,
         sync_flags: bool = True,
         dedupe: bool = True,
+        product: ProductContext | None = None,
     ) -> ScanOutcome:
         """As `RedisScanRecorder.record`; flags always reach `flag_sink` before returning
         and every event id is deduplicated (`sync_flags`/`dedupe` are accepted for a
@@ -543,9 +572,15 @@ class MemoryScanRecorder:
             if event.ip_hash and event.ip_hash != scanner:
                 throttled |= self._guessing(event.ip_hash, event, cfg.enumeration_ip_per_hour, record_scan)
             found = event.verdict != "not_found"
+            new_codes = 0
             if record_scan:
                 st.n += 1
                 if not throttled and found:
+                    if st.first_ms is None and product is not None and product.counts_codes:
+                        seen = self.products.setdefault(product.key, set())
+                        if event.code not in seen:
+                            seen.add(event.code)
+                            new_codes = len(seen)
                     if st.first_ms is None or event.at_ms < st.first_ms:
                         st.first_ms, st.first_city = event.at_ms, event.city
                     if scanner:
@@ -571,7 +606,11 @@ class MemoryScanRecorder:
                     distinct,
                     tuple(sorted(st.recent, key=lambda s: s.at_ms, reverse=True)),
                 )
-                raised = _changed_flags(evaluate(state, cfg, _settled(st.flags)), st.flags)
+                raised = evaluate(state, cfg, _settled(st.flags))
+            if record_scan and found and not throttled and product is not None:
+                raised += product_rules(product, RecentScan.of(event), new_codes, event.at)
+            if raised:
+                raised = _changed_flags(raised, st.flags)
                 for flag in raised:
                     _apply(st.flags, flag)
             outcome = ScanOutcome(

@@ -39,6 +39,14 @@ class LabelGroup:
     package: str | None
     label_spec: str | None
     order_number: str | None
+    # For the over-quantity and off-market rules: the certificate product, its certified
+    # quantity and its declared sales region (comma-separated names; None: not declared).
+    product_id: int = 0
+    certified_tonnes: float | None = None
+    sales_regions: str | None = None
+
+    def regions(self) -> frozenset[str]:
+        return frozenset(r for r in (self.sales_regions or "").split(",") if r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,7 @@ class ScanInput:
     lat: float | None = None
     lng: float | None = None
     event_id: str | None = None
+    group: LabelGroup | None = None  # the code's label group, for the product rules
 
 
 @dataclass(frozen=True, slots=True)

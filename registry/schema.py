@@ -88,6 +88,8 @@ certificate_products = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("description", sa.String(1000), nullable=True),
     sa.Column("certified_tonnes", sa.Numeric(14, 3), nullable=True),
+    # Declared sales region: province or city names, comma-separated (NULL: none declared).
+    sa.Column("sales_regions", sa.String(1000), nullable=True),
     sa.UniqueConstraint("certificate_id", "name"),
 )
 

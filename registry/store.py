@@ -130,6 +130,9 @@ class SqlRegistry:
                 g.c.package,
                 g.c.label_spec,
                 o.c.number.label("order_number"),
+                p.c.id.label("product_id"),
+                p.c.certified_tonnes,
+                p.c.sales_regions,
             )
             .select_from(
                 g.join(p, p.c.id == g.c.product_id)
@@ -150,6 +153,9 @@ class SqlRegistry:
             row.package or None,
             row.label_spec or None,
             row.order_number,
+            row.product_id,
+            float(row.certified_tonnes) if row.certified_tonnes is not None else None,
+            row.sales_regions or None,
         )
 
     def batch_group(self, batch_id: int) -> BatchGroup | None:
@@ -325,13 +331,14 @@ class SqlRegistry:
                             self._upsert(
                                 t.certificate_products,
                                 ["certificate_id", "name"],
-                                ["description", "certified_tonnes"],
+                                ["description", "certified_tonnes", "sales_regions"],
                             ),
                             {
                                 "certificate_id": cert_id,
                                 "name": product["name"],
                                 "description": product.get("description"),
                                 "certified_tonnes": product.get("certified_tonnes"),
+                                "sales_regions": ",".join(product.get("sales_regions") or []) or None,
                             },
                         )
                 result.accepted += 1

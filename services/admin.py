@@ -80,6 +80,10 @@ class ProductIn(_Row):
     name: Str200
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
     certified_tonnes: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=3)] | None = None
+    # Where the product is declared to be sold: province or city names ("浙江省", "上海市").
+    sales_regions: (
+        list[Annotated[str, StringConstraints(min_length=2, max_length=20, pattern=r"^[^,|]+$")]] | None
+    ) = Field(default=None, max_length=40)
 
 
 class CertificateIn(_Row):

@@ -12,7 +12,7 @@ from domain import metrics
 from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize
 from domain.errors import BadInput, TooManyRequests, Unavailable
 from domain.ports import ScanRecorder
-from domain.records import OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.records import LabelGroup, OpenFlag, ScanInput, ScanResult, ScanSummary
 from domain.verdicts import Verdict, decide, issued_while_valid, message
 from services.records import RecordResolver, Resolution
 
@@ -74,7 +74,9 @@ class VerifyService:
             return self._answer_invalid(parsed.code, parsed.kind, parsed.invalid, req.lang)
         resolution = self.resolver.resolve(parsed)
         base = self._verdict(resolution, (), today)
-        scan = self._scan(parsed.code, parsed.kind.value if parsed.kind else None, base, req, now, record)
+        scan = self._scan(
+            parsed.code, parsed.kind.value if parsed.kind else None, base, req, now, record, resolution.group
+        )
         if self.throttle and scan is not None and scan.throttled:
             # Many never-issued codes from one client in an hour: a guesser, not a shopper.
             raise TooManyRequests(
@@ -102,7 +104,14 @@ class VerifyService:
         )
 
     def _scan(
-        self, code: str, kind: str | None, verdict: Verdict, req: VerifyRequest, now: datetime, record: bool
+        self,
+        code: str,
+        kind: str | None,
+        verdict: Verdict,
+        req: VerifyRequest,
+        now: datetime,
+        record: bool,
+        group: LabelGroup | None = None,
     ) -> ScanResult | None:
         if self.scans is None:
             return None
@@ -117,6 +126,7 @@ class VerifyService:
             lat=req.lat,
             lng=req.lng,
             event_id=req.event_id,
+            group=group,
         )
         if req.event_id is not None:
             # An imported event must land or be reported: no silent degradation.

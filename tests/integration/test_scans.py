@@ -228,3 +228,71 @@ def test_scan_store_outage_answers_without_scans(mysql_db: str) -> None:
     app = create_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
     resp = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001"})
     assert resp.status_code == 200 and resp.get_json()["scans"] is None
+
+
+def test_codes_beyond_the_certified_quantity_and_scans_off_market_are_flagged(
+    any_app: Flask, demo: dict[str, str]
+) -> None:
+    """A product certified for 10 kg in 5 kg bags, sold only in Zhejiang: a third distinct
+    code on shelves cannot be certified goods; a scan in Beijing is outside the region."""
+    http = any_app.test_client()
+    yy = date.today().year % 100
+    number = f"0123OP{yy:02d}00077"
+    cert = {
+        "number": number,
+        "body_code": "0123",
+        "holder": "浙江示范茶园",
+        "valid_from": date.today().replace(month=1, day=1).isoformat(),
+        "valid_until": date.today().replace(month=12, day=31).isoformat(),
+        "products": [
+            {"name": "有机绿茶", "certified_tonnes": "0.010", "sales_regions": ["浙江省", "上海市"]}
+        ],
+    }
+    resp = http.post("/api/v1/admin/certificates", json=[cert], headers=ADMIN)
+    assert resp.status_code == 200 and resp.get_json()["accepted"] == 1, resp.get_data(as_text=True)
+    codes = [f"0123{yy:02d}77000000000{i}" for i in range(4)]
+    rows = [
+        {
+            "code": c,
+            "certificate": number,
+            "product": "有机绿茶",
+            "package": "5kg",
+            "issued_on": cert["valid_from"],
+        }
+        for c in codes
+    ]
+    assert http.post("/api/v1/admin/codes", json=rows, headers=ADMIN).get_json()["accepted"] == 4
+    hangzhou, shanghai, beijing = CITIES[0], CITIES[3], CITIES[1]
+    first = verify(http, codes[0], "a", hangzhou)
+    assert first["verdict"] == "genuine", first
+    assert verify(http, codes[1], "b", shanghai)["verdict"] == "genuine"
+    assert verify(http, codes[1], "b", hangzhou)["flags"] == []  # a code already counted
+    third = verify(http, codes[2], "c", hangzhou)
+    assert third["verdict"] == "suspicious"
+    assert [(f["rule"], f["severity"]) for f in third["flags"]] == [("over_quantity", "suspicious")]
+    off = verify(http, codes[0], "a", beijing)  # the same shopper: no travel, only the region
+    assert off["verdict"] == "genuine"
+    assert [(f["rule"], f["severity"]) for f in off["flags"]] == [("off_market", "warn")]
+    persist(any_app)
+    items = http.get("/api/v1/admin/flags?rule=over_quantity", headers=ADMIN).get_json()["items"]
+    assert [i["code"] for i in items] == [codes[2]]
+    assert items[0]["evidence"] == {
+        "distinct_codes": 3,
+        "package_kg": 5.0,
+        "seen_tonnes": 0.015,
+        "certified_tonnes": 0.01,
+    }
+    off_items = http.get("/api/v1/admin/flags?rule=off_market", headers=ADMIN).get_json()["items"]
+    assert off_items[0]["evidence"]["province"] == "北京市"
+    assert off_items[0]["evidence"]["declared"] == ["上海市", "浙江省"]
+    # Where nothing is declared (the demo products), no scan is ever off-market.
+    assert verify(http, demo["genuine"], "e", beijing)["flags"] == []
+    # A region list that is not a list of names is that row's error; the other rows land.
+    bad = {
+        **cert,
+        "number": f"0123OP{yy:02d}00078",
+        "products": [{"name": "x", "sales_regions": ["浙江省,上海市"]}],
+    }
+    good = {**cert, "number": f"0123OP{yy:02d}00079"}
+    result = http.post("/api/v1/admin/certificates", json=[bad, good], headers=ADMIN).get_json()
+    assert result["accepted"] == 1 and [r["row"] for r in result["rejected"]] == [0]
