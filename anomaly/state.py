@@ -128,10 +128,11 @@ if record then
         if now > last then
           redis.call('ZADD', KEYS[8], now, scanner)
         end
-        -- The same scanner again within the hour, without GPS: no rule can change (each
-        -- folds a scanner's repeats, and only GPS places make travel pairs), so the
-        -- history need not be read. The common case: a shopper checking twice.
-        if last >= now - 3600000 and ARGV[5] == '' then quiet_repeat = true end
+        -- The same scanner again within the hour, without GPS or any place: no rule can
+        -- change (each folds a scanner's repeats, only GPS places make travel pairs, and
+        -- a place could be this scanner's first for the province spread), so the history
+        -- need not be read. The common case: a shopper checking twice.
+        if last >= now - 3600000 and ARGV[5] == '' and ARGV[4] == '' then quiet_repeat = true end
       elseif redis.call('ZCARD', KEYS[8]) < tonumber(ARGV[12]) then
         redis.call('HSET', KEYS[2], scanner, now .. ',1')
         redis.call('ZADD', KEYS[8], now, scanner)

@@ -163,9 +163,9 @@ def test_quiet_repeats_skip_the_history_but_a_located_repeat_still_counts(
     reads: list[int] = []
     original = rec._outcome
 
-    def spy(ev, raw, recorded, sync):  # type: ignore[no-untyped-def]
+    def spy(ev, raw, *rest):  # type: ignore[no-untyped-def]
         reads.append(len(raw[7]))
-        return original(ev, raw, recorded, sync)
+        return original(ev, raw, *rest)
 
     rec._outcome = spy  # type: ignore[method-assign]
     rec.record(event(3, "a", NOW + 2 * M, None))  # a re-check within the hour, no GPS
@@ -175,6 +175,9 @@ def test_quiet_repeats_skip_the_history_but_a_located_repeat_still_counts(
     out = rec.record(event(5, "a", NOW + 23 * M, GUANGZHOU))
     assert reads[-1] == 5
     assert [f.rule for f in out.flags] == ["impossible_travel"]
+    # Days later, without GPS or a place, still two scanners: no rule can change.
+    rec.record(event(6, "a", NOW + 9 * DAY, None))
+    assert reads[-1] == 0
 
 
 def test_a_review_is_seen_by_the_next_scan(rds: redis.Redis, prefix: str) -> None:
@@ -462,7 +465,7 @@ _STEP = st.tuples(
 _codes = iter(range(10**6))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(_STEP, min_size=2, max_size=45))
 def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, steps: list) -> None:
     """The script reads the history only when a rule could change: against the in-process
