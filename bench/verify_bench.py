@@ -121,7 +121,7 @@ def start(app: str, env: dict[str, str], cwd: Path, log: Path) -> tuple[subproce
         try:
             if requests.get(base + "/healthz" if "wsgi" in app else base + "/floor/hello/x", timeout=1).ok:
                 return proc, base
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # bound but still booting
             time.sleep(0.2)
     raise SystemExit(f"{app} did not start; see {log}")
 

@@ -60,7 +60,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
             try:
                 if requests.get(base + "/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # bound but still booting
                 time.sleep(0.2)
         else:
             proc.kill()
