@@ -264,6 +264,9 @@ class Traffic:
             for k in range(senders)
         ]
         self.started = self.finished = 0.0
+        # Senders hold before request `limit` until the scenario moves it on: on a slow
+        # machine the traffic must not run out before every planned failure has happened.
+        self.limit = events
 
     def client_id(self, i: int) -> str:
         return f"nl-{self.run_id}-{i}"
@@ -289,9 +292,14 @@ class Traffic:
     def _send(self, k: int) -> None:
         http = self.app.test_client()
         per_sender = self.rate / self.senders if self.rate > 0 else 0.0
-        for n, i in enumerate(range(k, self.events, self.senders)):
+        next_at = self.started
+        for i in range(k, self.events, self.senders):
+            while i >= self.limit:
+                time.sleep(0.01)
             if per_sender:
-                delay = self.started + n / per_sender - time.monotonic()
+                # Paced from the previous request, not from the start: no burst after a hold.
+                next_at = max(next_at + 1 / per_sender, time.monotonic() - 1 / per_sender)
+                delay = next_at - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
             body = {"input": self.codes[i % len(self.codes)], "client": self.client_id(i), "channel": "qr"}
@@ -540,9 +548,11 @@ class Scenario:
         traffic = Traffic(app, codes, self.events, self.rate, self.senders)
         try:
             self.start_worker()
+            fractions = [f for f, _ in self.chaos] + [1.0]
+            traffic.limit = min(self.events, int((fractions[0] + 0.1) * self.events))
             traffic.start()
             self.say(f"sending {self.events:,} verifies at {self.rate:g}/s over {len(codes)} codes")
-            for fraction, action in self.chaos:
+            for step, (fraction, action) in enumerate(self.chaos):
                 while traffic.sent < fraction * self.events and not traffic.done:
                     time.sleep(0.02)
                 if action == "kill":
@@ -559,6 +569,7 @@ class Scenario:
                     raise ValueError(f"unknown chaos action {action!r}")
                 if traffic.done:
                     self.report.notes.append(f"{action} at {fraction:.0%} came after the traffic ended")
+                traffic.limit = min(self.events, int((fractions[step + 1] + 0.1) * self.events))
             traffic.join()
             self.report.traffic_s = traffic.finished - traffic.started
             self.say(f"traffic done in {self.report.traffic_s:.1f} s; waiting for the worker to drain")
