@@ -251,14 +251,12 @@ def enumeration(not_found_last_hour: int, cfg: RuleConfig) -> bool:
     return not_found_last_hour > cfg.enumeration_per_hour
 
 
-def over_quantity(
-    distinct_codes: int, package_kg: float, certified_tonnes: float, now: datetime
-) -> Flag | None:
-    """More distinct codes of one certificate product seen on shelves than its certified
-    quantity can fill: labels are on goods that were never certified."""
-    if package_kg <= 0 or certified_tonnes <= 0:
+def over_quantity(per_package: Mapping[float, int], certified_tonnes: float, now: datetime) -> Flag | None:
+    """More of one certificate product's codes seen on shelves (distinct codes per package
+    weight, kg) than its certified quantity can fill: labels on goods never certified."""
+    if certified_tonnes <= 0:
         return None
-    seen_tonnes = distinct_codes * package_kg / 1000
+    seen_tonnes = sum(kg * n for kg, n in per_package.items() if kg > 0) / 1000
     if seen_tonnes <= certified_tonnes:
         return None
     return Flag(
@@ -266,8 +264,8 @@ def over_quantity(
         "suspicious",
         now,
         {
-            "distinct_codes": distinct_codes,
-            "package_kg": package_kg,
+            "distinct_codes": sum(per_package.values()),
+            "per_package_kg": {f"{kg:g}": n for kg, n in sorted(per_package.items())},
             "seen_tonnes": round(seen_tonnes, 3),
             "certified_tonnes": certified_tonnes,
         },
@@ -306,14 +304,14 @@ class ProductContext:
 
 
 def product_rules(
-    product: ProductContext, scan: RecentScan, new_distinct_codes: int, now: datetime
+    product: ProductContext, scan: RecentScan, seen: Mapping[float, int], now: datetime
 ) -> list[Flag]:
-    """Over-quantity and off-market for one genuine scan. `new_distinct_codes`: the
-    product's distinct scanned codes when this scan is its code's first, else 0 (a code
-    already counted cannot push the product over its quantity again)."""
+    """Over-quantity and off-market for one scan of a genuine code. `seen`: the product's
+    codes seen so far per package weight when this scan is its code's first, else empty
+    (a code already counted cannot push the product over its quantity again)."""
     flags = []
-    if new_distinct_codes and product.counts_codes:
-        flag = over_quantity(new_distinct_codes, product.package_kg or 0, product.certified_tonnes or 0, now)
+    if seen and product.counts_codes:
+        flag = over_quantity(seen, product.certified_tonnes or 0, now)
         if flag is not None:
             flags.append(flag)
     if product.regions:

@@ -67,7 +67,7 @@ local found = ARGV[7] ~= 'not_found'
 local throttled = 0
 local duplicate = 0
 local quiet_repeat = false
-local product_codes = 0
+local product_codes = {}
 local gps = ARGV[5] ~= '' and ARGV[21] == '1'
 local function pv_count(pv)
   if pv == '' then return 0 end
@@ -101,18 +101,26 @@ if record then
   -- Never-issued codes keep only a count (and their events): guessers must not fill
   -- memory. A throttled guesser's lookups never become a code's first scan.
   if throttled == 0 and found then
-    local st = redis.call('HMGET', KEYS[1], 'f', 'pv', 'gs', 'gm', 'tv')
+    local st = redis.call('HMGET', KEYS[1], 'f', 'pv', 'gs', 'gm', 'tv', 'lt')
     local f = tonumber(st[1] or '0')
     if not st[5] then
       -- State from before the gate's fields were kept ('lg'): that code's history is
       -- always read, so no rule misses a scan recorded before the upgrade.
       redis.call('HSET', KEYS[1], 'tv', '1')
-      if n > 1 then redis.call('HSET', KEYS[1], 'lg', '1') end
+      if f ~= 0 then redis.call('HSET', KEYS[1], 'lg', '1') end
     end
-    -- The product's distinct scanned codes (a HyperLogLog per certificate product), counted
-    -- at each code's first genuine scan, for the over-quantity rule.
-    if f == 0 and ARGV[26] == '1' and redis.call('PFADD', KEYS[10], ARGV[19]) == 1 then
-      product_codes = redis.call('PFCOUNT', KEYS[10])
+    -- An event older than the newest one (an import out of time order): trimming the
+    -- history by arrival then no longer drops the oldest scan, so pairs can appear
+    -- later without GPS on the scan at hand ('oo' keeps the gate open for this code).
+    local latest = tonumber(st[6] or '0')
+    if now > latest then redis.call('HSET', KEYS[1], 'lt', now)
+    elseif now < latest then redis.call('HSET', KEYS[1], 'oo', '1') end
+    -- The product's codes seen on shelves, per package weight (a hash per certificate
+    -- product), counted exactly once per code: at its first genuine scan.
+    if f == 0 and ARGV[26] ~= '' then
+      redis.call('HINCRBY', KEYS[10], ARGV[26], 1)
+      redis.call('PEXPIRE', KEYS[10], ARGV[14])
+      product_codes = redis.call('HGETALL', KEYS[10])
     end
     if f == 0 or now < f then
       redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
@@ -132,10 +140,16 @@ if record then
         -- change (each folds a scanner's repeats, only GPS places make travel pairs, and
         -- a place could be this scanner's first for the province spread), so the history
         -- need not be read. The common case: a shopper checking twice.
-        if last >= now - 3600000 and ARGV[5] == '' and ARGV[4] == '' then quiet_repeat = true end
+        -- Not for an import older than the scanner's last scan: its windows reach further back.
+        local recent_repeat = last >= now - 3600000 and last <= now
+        if recent_repeat and ARGV[5] == '' and ARGV[4] == '' then quiet_repeat = true end
       elseif redis.call('ZCARD', KEYS[8]) < tonumber(ARGV[12]) then
         redis.call('HSET', KEYS[2], scanner, now .. ',1')
         redis.call('ZADD', KEYS[8], now, scanner)
+      else
+        -- Past the cap the distinct count stops growing but the history still holds
+        -- these scanners: the count no longer bounds the velocity rule.
+        redis.call('HSET', KEYS[1], 'cap', '1')
       end
     end
     -- What the history gate below needs without reading the history: the first few
@@ -162,7 +176,7 @@ if record then
   if refresh then redis.call('PEXPIRE', KEYS[1], ARGV[14]) end
   redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[15], '*', 'e', ARGV[17])
 end
-local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc', 'pv', 'gm', 'lg')
+local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo')
 local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
 local you = ''
 if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) or '' end
@@ -183,7 +197,7 @@ if record and found and distinct >= 2 and not quiet_repeat then
     or (distinct > tonumber(ARGV[25]) and not rank['velocity'])
     or (gps and h[5] == '1' and not rank['impossible_travel'])
     or (pv_count(h[4] or '') >= tonumber(ARGV[22]) and not rank['province_spread'])
-    or h[6] == '1'
+    or h[6] == '1' or h[7] == '1' or h[8] == '1'
   if open then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
 end
 return {tonumber(h[1] or '0'), tonumber(h[2] or '0'), h[3] or '', distinct, you, throttled, duplicate,
@@ -267,6 +281,15 @@ def _recent(entries: list[str]) -> tuple[RecentScan, ...]:
         )
     out.sort(key=lambda s: s.at_ms, reverse=True)
     return tuple(out)
+
+
+def _kg(product: ProductContext | None) -> str:
+    """The package weight the script counts a product's code under; "" for no count."""
+    return repr(product.package_kg) if product is not None and product.counts_codes else ""
+
+
+def _seen(pairs: list[Any]) -> dict[float, int]:
+    return {float(_text(kg)): int(n) for kg, n in zip(pairs[::2], pairs[1::2], strict=True)}
 
 
 def _stored_flags(pairs: list[str]) -> StoredFlags:
@@ -392,7 +415,7 @@ class RedisScanRecorder:
             cfg.distinct_warn,
             cfg.distinct_suspicious,
             min(cfg.velocity_hour, cfg.velocity_day),
-            "1" if record_scan and product is not None and product.counts_codes else "",
+            _kg(product) if record_scan and event.verdict == "genuine" else "",
         ]
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
@@ -413,7 +436,7 @@ class RedisScanRecorder:
         sync_flags: bool,
         product: ProductContext | None,
     ) -> ScanOutcome:
-        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs, codes = raw
+        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs, seen = raw
         city = _text(first_city) or None
         you_count = you_first = None
         if event.client:
@@ -436,7 +459,7 @@ class RedisScanRecorder:
             raised = evaluate(state, self.config, _settled(stored))
         genuine_scan = recorded and not duplicate and not throttled and event.verdict != "not_found"
         if genuine_scan and product is not None:
-            raised += product_rules(product, RecentScan.of(event), codes, event.at)
+            raised += product_rules(product, RecentScan.of(event), _seen(seen), event.at)
         if raised and (changed := _changed_flags(raised, stored)):
             stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(
@@ -524,7 +547,7 @@ class MemoryScanRecorder:
         self.enum: dict[str, tuple[int, set[str]]] = {}  # scanner or IP -> (window start, codes)
         # Certificate product -> its distinct scanned codes (over-quantity). Not rebuilt by
         # `restore`: stored events do not carry their product.
-        self.products: dict[str, set[str]] = {}
+        self.products: dict[str, dict[float, int]] = {}  # product -> package kg -> codes
 
     def _state(self, code: str) -> _CodeState:
         st = self.codes.get(code)
@@ -573,15 +596,15 @@ class MemoryScanRecorder:
             if event.ip_hash and event.ip_hash != scanner:
                 throttled |= self._guessing(event.ip_hash, event, cfg.enumeration_ip_per_hour, record_scan)
             found = event.verdict != "not_found"
-            new_codes = 0
+            seen: dict[float, int] = {}
             if record_scan:
                 st.n += 1
                 if not throttled and found:
-                    if st.first_ms is None and product is not None and product.counts_codes:
-                        seen = self.products.setdefault(product.key, set())
-                        if event.code not in seen:
-                            seen.add(event.code)
-                            new_codes = len(seen)
+                    kg = _kg(product) if event.verdict == "genuine" else ""
+                    if st.first_ms is None and kg:
+                        counts = self.products.setdefault(product.key if product else "", {})
+                        counts[float(kg)] = counts.get(float(kg), 0) + 1
+                        seen = dict(counts)
                     if st.first_ms is None or event.at_ms < st.first_ms:
                         st.first_ms, st.first_city = event.at_ms, event.city
                     if scanner:
@@ -609,7 +632,7 @@ class MemoryScanRecorder:
                 )
                 raised = evaluate(state, cfg, _settled(st.flags))
             if record_scan and found and not throttled and product is not None:
-                raised += product_rules(product, RecentScan.of(event), new_codes, event.at)
+                raised += product_rules(product, RecentScan.of(event), seen, event.at)
             if raised:
                 raised = _changed_flags(raised, st.flags)
                 for flag in raised:

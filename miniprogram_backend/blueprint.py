@@ -79,7 +79,7 @@ def _json(model: type[BaseModel]) -> Any:
         try:
             body = orjson.loads(request.get_data(cache=True))
         except orjson.JSONDecodeError:
-            body = None
+            body = request.get_json(silent=True)  # a BOM or UTF-16 body, as before
     if not isinstance(body, dict):
         raise BadInput("send a JSON object with Content-Type: application/json", code="invalid_body")
     try:

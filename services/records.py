@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = object()
 _ABSENT = b""  # a cached "does not exist"
+_STATUS_LAYOUT = 2  # bump when a cached status record (LabelGroup, …) changes its fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,9 @@ class RecordResolver:
 
     def _status_key(self, kind: str, key: Any) -> str:
         gen = self._gens["status"] if self._gens else 0
-        return f"s{gen}:{kind}:{key}"
+        # The layout version in the name: during a rolling deploy, workers of two releases
+        # never read each other's packed values (a field added to a record would not unpack).
+        return f"s{_STATUS_LAYOUT}.{gen}:{kind}:{key}"
 
     def _through(
         self,

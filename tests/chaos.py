@@ -23,6 +23,7 @@ Redis is still away).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -549,7 +550,14 @@ class Scenario:
         try:
             self.start_worker()
             fractions = [f for f, _ in self.chaos] + [1.0]
-            traffic.limit = min(self.events, int((fractions[0] + 0.1) * self.events))
+
+            def limit(f: float) -> int:
+                # Two seconds' worth past the failure point (at least one request past it),
+                # so the failure meets traffic; senders then wait for the next step.
+                past = max(int(f * self.events + 2 * self.rate), math.ceil(f * self.events) + 1)
+                return min(self.events, past)
+
+            traffic.limit = limit(fractions[0])
             traffic.start()
             self.say(f"sending {self.events:,} verifies at {self.rate:g}/s over {len(codes)} codes")
             for step, (fraction, action) in enumerate(self.chaos):
@@ -567,9 +575,7 @@ class Scenario:
                     self.restart_redis(new_worker=True)
                 else:
                     raise ValueError(f"unknown chaos action {action!r}")
-                if traffic.done:
-                    self.report.notes.append(f"{action} at {fraction:.0%} came after the traffic ended")
-                traffic.limit = min(self.events, int((fractions[step + 1] + 0.1) * self.events))
+                traffic.limit = limit(fractions[step + 1])
             traffic.join()
             self.report.traffic_s = traffic.finished - traffic.started
             self.say(f"traffic done in {self.report.traffic_s:.1f} s; waiting for the worker to drain")

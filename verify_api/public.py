@@ -40,7 +40,11 @@ def json_body() -> Any:
     try:
         return orjson.loads(request.get_data(cache=True))
     except orjson.JSONDecodeError as exc:
-        raise BadInput("the body is not valid JSON", code="invalid_json") from exc
+        # What orjson refuses but the standard parser reads (a BOM, UTF-16) stays accepted.
+        body = request.get_json(silent=True)
+        if body is None:
+            raise BadInput("the body is not valid JSON", code="invalid_json") from exc
+        return body
 
 
 def validation_problem(exc: ValidationError) -> BadInput:

@@ -457,24 +457,33 @@ def test_a_worker_started_while_redis_is_away_does_not_crash() -> None:
 
 
 _STEP = st.tuples(
-    st.sampled_from([None, "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11"]),
-    st.sampled_from([0, 1, 20, 61, 300, 24 * 60, 9 * 24 * 60]),  # minutes after the previous scan
+    st.sampled_from([None, "review", *(f"s{i}" for i in range(16))]),
+    # Minutes after the previous scan; negative ones are imports out of time order.
+    st.sampled_from([0, 1, 20, 61, 300, 24 * 60, 9 * 24 * 60, -2, -300, -40 * 24 * 60]),
     st.sampled_from([None, 0, 1, 2, 3, 4]),  # where
     st.booleans(),  # with GPS, else only the IP's city
 )
+_CONFIGS = st.sampled_from([{}, {"scanners_max": 3, "recent_max": 5}, {"recent_max": 4, "velocity_hour": 4}])
 _codes = iter(range(10**6))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(_STEP, min_size=2, max_size=45))
-def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, steps: list) -> None:
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(_STEP, min_size=2, max_size=45), cfg=_CONFIGS)
+def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, steps: list, cfg: dict) -> None:
     """The script reads the history only when a rule could change: against the in-process
-    twin, which always evaluates every rule, every scan of any history raises the same flags."""
+    twin, which always evaluates every rule, every scan of any history — out of time order,
+    past the scanner cap, with reviews — raises the same flags."""
     code = f"0123269{next(_codes):011d}"
-    mem, red = MemoryScanRecorder(RuleConfig()), recorder(rds, prefix)
+    mem, red = MemoryScanRecorder(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
     at = NOW
     for i, (who, minutes, where, gps) in enumerate(steps):
         at += minutes * M
+        if who == "review":
+            # A brand dismisses whatever is open (a false alarm): both must treat it alike.
+            for flag in mem.peek(code, None).flags:
+                mem.set_flag_status(code, flag.rule, "dismissed")
+                red.set_flag_status(code, flag.rule, "dismissed")
+            continue
         lat, lng = PLACES[where] if where is not None else (None, None)
         city = province = None
         if where is not None:
@@ -484,6 +493,50 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
             f"{code}-{i}", code, at, "qr", "genuine", who, None,
             lat if gps else None, lng if gps else None, city, province,
         )  # fmt: skip
-        got = [(f.rule, f.severity) for f in red.record(e).flags]
+        got = [(f.rule, f.severity) for f in red.record(e, dedupe=True).flags]
         want = [(f.rule, f.severity) for f in mem.record(e).flags]
         assert got == want, (i, e)
+
+
+def _replay_both(rds: redis.Redis, prefix: str, events: list[ScanEvent], **cfg: Any) -> list[str]:
+    mem, red = MemoryScanRecorder(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
+    raised: list[str] = []
+    for e in events:
+        got = [(f.rule, f.severity) for f in red.record(e, dedupe=True).flags]
+        want = [(f.rule, f.severity) for f in mem.record(e).flags]
+        assert got == want, e
+        raised = [f"{r}:{s}" for r, s in got]
+    return raised
+
+
+def test_the_gate_after_an_import_older_than_the_scanners_last_scan(rds: redis.Redis, prefix: str) -> None:
+    """Four scanners 40 days apart; then an import of the last one's scan from day 1: its
+    30-day window now holds four scanners — not a quiet repeat, though the same scanner."""
+    events = [
+        event(i, s, NOW + d * DAY, None)
+        for i, (s, d) in enumerate([("a", 0), ("b", 40), ("c", 80), ("s", 120)])
+    ]
+    events.append(event("old", "s", NOW + DAY, None))
+    assert _replay_both(rds, prefix, events) == ["distinct_scanners:warn"]
+
+
+def test_the_gate_past_the_scanner_cap(rds: redis.Redis, prefix: str) -> None:
+    """Past `scanners_max` the distinct count stops; velocity still counts the history."""
+    events = [event(f"o{i}", f"o{i}", NOW, None) for i in range(3)]
+    events += [event(f"r{i}", f"o{i}", NOW + 40 * DAY, None) for i in range(2)]
+    events += [event(f"n{i}", f"n{i}", NOW + 40 * DAY + (i + 1) * M, None) for i in range(12)]
+    assert "velocity:suspicious" in _replay_both(rds, prefix, events, scanners_max=3)
+
+
+def test_the_gate_when_trimming_an_out_of_order_history_makes_a_travel_pair(
+    rds: redis.Redis, prefix: str
+) -> None:
+    """Trimming drops by arrival, so after an out-of-order import a scan without GPS can
+    leave a new consecutive pair of GPS scans by different scanners."""
+    events = [
+        event(1, "a", NOW + 10 * M, SHANGHAI),
+        event(2, "a", NOW, BEIJING),  # imported, older
+        event(3, "b", NOW + 20 * M, SHANGHAI),
+        *(event(f"x{i}", None, NOW + (30 + i) * M, None) for i in range(3)),
+    ]
+    assert "impossible_travel:suspicious" in _replay_both(rds, prefix, events, recent_max=4)

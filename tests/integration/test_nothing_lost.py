@@ -55,4 +55,3 @@ def test_worker_and_redis_killed_mid_run_lose_and_duplicate_nothing(
     assert report.killed_pending > 0, report.notes
     assert report.unrecorded + report.failed > 0, "no verify met the Redis outage"
     assert report.acknowledged > report.sent / 2
-    assert not any("came after the traffic ended" in note for note in report.notes), report.notes

@@ -278,7 +278,7 @@ def test_codes_beyond_the_certified_quantity_and_scans_off_market_are_flagged(
     assert [i["code"] for i in items] == [codes[2]]
     assert items[0]["evidence"] == {
         "distinct_codes": 3,
-        "package_kg": 5.0,
+        "per_package_kg": {"5": 3},
         "seen_tonnes": 0.015,
         "certified_tonnes": 0.01,
     }

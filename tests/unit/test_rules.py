@@ -122,8 +122,8 @@ def test_velocity_folds_repeats() -> None:
 def test_enumeration_over_quantity_and_off_market() -> None:
     assert not enumeration(10, CFG) and enumeration(11, CFG)
     now = datetime.now(UTC)
-    assert over_quantity(1000, 5, 10, now) is None
-    flag = over_quantity(3000, 5, 10, now)
+    assert over_quantity({5.0: 1000}, 10, now) is None
+    flag = over_quantity({5.0: 3000}, 10, now)
     assert flag is not None and flag.evidence["seen_tonnes"] == 15
     one = scan(1, "a", 0, BEIJING)
     assert off_market("北京市", frozenset({"浙江省"}), one, now) is not None

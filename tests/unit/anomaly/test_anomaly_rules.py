@@ -203,16 +203,25 @@ def test_settled_rules_are_not_evaluated_again() -> None:
 
 def test_over_quantity_compares_seen_tonnes_with_the_certified_quantity() -> None:
     now = datetime.now(UTC)
-    assert over_quantity(2000, 5, 10, now) is None  # exactly 10 t
-    flag = over_quantity(2001, 5, 10, now)
+    assert over_quantity({5.0: 2000}, 10, now) is None  # exactly 10 t
+    flag = over_quantity({5.0: 2001}, 10, now)
     assert flag is not None and flag.severity == "suspicious"
     assert flag.evidence == {
         "distinct_codes": 2001,
-        "package_kg": 5,
+        "per_package_kg": {"5": 2001},
         "seen_tonnes": 10.005,
         "certified_tonnes": 10,
     }
-    assert over_quantity(10**6, 0, 10, now) is None  # unknown package weight: no claim
+    assert over_quantity({0.0: 10**6}, 10, now) is None  # unknown package weight: no claim
+
+
+def test_over_quantity_weighs_each_package_size_by_itself() -> None:
+    """200 half-kilo bags and then one 5 kg bag are 0.105 t, not 201 × 5 kg."""
+    now = datetime.now(UTC)
+    assert over_quantity({0.5: 200, 5.0: 1}, 1, now) is None
+    assert over_quantity({0.5: 200, 5.0: 180}, 1, now) is None  # exactly 1 t
+    flag = over_quantity({0.5: 200, 5.0: 181}, 1, now)
+    assert flag is not None and flag.evidence["seen_tonnes"] == 1.005
 
 
 def test_off_market_only_where_a_region_is_declared() -> None:
