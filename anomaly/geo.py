@@ -109,6 +109,17 @@ class Places:
         matches = [c for c in known if c.startswith(short)]
         return matches[0] if len(matches) == 1 else None
 
+    def region_name(self, name: str) -> str | None:
+        """A province or city as scans name it ("浙江" → "浙江省", "苏州" → "苏州市"); None
+        when it names no place, or more than one."""
+        if (province := self.province_name(name)) is not None:
+            return province
+        exact = [name for known in self.cities.values() if name in known]
+        if exact:
+            return name
+        prefixed = {c for known in self.cities.values() for c in known if c.startswith(name)}
+        return prefixed.pop() if len(prefixed) == 1 else None
+
 
 def _ring(ci: int, cj: int, r: int) -> Iterable[tuple[int, int]]:
     if r == 0:

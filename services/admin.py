@@ -244,7 +244,10 @@ class AdminService:
         generations: Generations,
         filters: FilterStore | None,
         bootstrap_token: str | None,
+        region_name: Callable[[str], str | None] | None = None,
     ) -> None:
+        # Sales regions are checked against the place names scans get (None: not checked).
+        self.region_name = region_name
         self.registry = registry
         self.resolver = resolver
         self.generations = generations
@@ -301,11 +304,30 @@ class AdminService:
 
     def upsert_certificates(self, rows: Sequence[Any], scope: Scope) -> BulkResult:
         result = BulkResult()
-        good = _validated(rows, CertificateIn, "number", result)
+        good = self._known_regions(_validated(rows, CertificateIn, "number", result), result)
         payload = [(i, {**m.model_dump(), "products": [p.model_dump() for p in m.products]}) for i, m in good]
         result.merge(self.registry.upsert_certificates(payload, scope))
         self._changed("status")
         return result
+
+    def _known_regions(self, good: list[tuple[int, Any]], result: BulkResult) -> list[tuple[int, Any]]:
+        """Sales regions in the names scans are placed under; a row naming no known place is
+        rejected (a misspelt region would make every scan off-market)."""
+        if self.region_name is None:
+            return good
+        kept = []
+        for i, cert in good:
+            unknown = []
+            for product in cert.products:
+                if product.sales_regions:
+                    names = [self.region_name(r) for r in product.sales_regions]
+                    unknown += [r for r, n in zip(product.sales_regions, names, strict=True) if n is None]
+                    product.sales_regions = sorted({n for n in names if n})
+            if unknown:
+                result.reject(i, cert.number, "unknown_region", f"no province or city named {unknown}")
+            else:
+                kept.append((i, cert))
+        return kept
 
     def change_certificate_status(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
         try:

@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from anomaly.adapter import ScanStore, build_recorder
 from anomaly.events import ScanEvent, hash_client
-from anomaly.geo import locate
+from anomaly.geo import locate, places
 from cache.bloom import BloomFilter
 from cache.redis_cache import (
     MemoryFilterStore,
@@ -134,7 +134,9 @@ def build(settings: Settings) -> Container:
         resolver=resolver,
         scans=scans,
         verify=verify,
-        admin=AdminService(registry, resolver, generations, filters, settings.admin_bootstrap_token),
+        admin=AdminService(
+            registry, resolver, generations, filters, settings.admin_bootstrap_token, places().region_name
+        ),
         scan_sql=scan_sql,
         scan_admin=ScanAdminService(verify, scans, scan_sql),
         shoppers=ShopperService(

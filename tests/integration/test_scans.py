@@ -244,9 +244,7 @@ def test_codes_beyond_the_certified_quantity_and_scans_off_market_are_flagged(
         "holder": "浙江示范茶园",
         "valid_from": date.today().replace(month=1, day=1).isoformat(),
         "valid_until": date.today().replace(month=12, day=31).isoformat(),
-        "products": [
-            {"name": "有机绿茶", "certified_tonnes": "0.010", "sales_regions": ["浙江省", "上海市"]}
-        ],
+        "products": [{"name": "有机绿茶", "certified_tonnes": "0.010", "sales_regions": ["浙江", "上海市"]}],
     }
     resp = http.post("/api/v1/admin/certificates", json=[cert], headers=ADMIN)
     assert resp.status_code == 200 and resp.get_json()["accepted"] == 1, resp.get_data(as_text=True)
@@ -294,5 +292,11 @@ def test_codes_beyond_the_certified_quantity_and_scans_off_market_are_flagged(
         "products": [{"name": "x", "sales_regions": ["浙江省,上海市"]}],
     }
     good = {**cert, "number": f"0123OP{yy:02d}00079"}
-    result = http.post("/api/v1/admin/certificates", json=[bad, good], headers=ADMIN).get_json()
-    assert result["accepted"] == 1 and [r["row"] for r in result["rejected"]] == [0]
+    nowhere = {
+        **cert,
+        "number": f"0123OP{yy:02d}00080",
+        "products": [{"name": "x", "sales_regions": ["火星"]}],
+    }
+    result = http.post("/api/v1/admin/certificates", json=[bad, good, nowhere], headers=ADMIN).get_json()
+    assert result["accepted"] == 1 and [r["row"] for r in result["rejected"]] == [0, 2]
+    assert result["rejected"][1]["code"] == "unknown_region"
