@@ -22,7 +22,6 @@ large the photo) and recognition on crops cut from the full-resolution image, so
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 import time
@@ -35,6 +34,11 @@ import cv2
 import numpy as np
 
 _DET_SIDE = 1280  # longest side the detector sees (~300 ms here; 960 ~170 ms but reads fewer)
+_DET_SHORT = 736  # a small photo is enlarged until its short side is this long
+_CLOSER_ZOOM = 2.0  # the most a closer look enlarges its region
+_WIDEN = 2.0  # a place to look closer: a found box widened by this many times its short side
+_MAX_CLOSER_LOOKS = 3  # finer detections around places where the first found something
+_TURN_CONFIDENCE = 0.9  # the engine's own threshold for turning a line read as upside down
 
 _PREFIX = re.compile(r"有\s*[机機]\s*[码碼]")
 # Characters OCR confuses with digits on this typeface family. Only the unambiguous
@@ -115,20 +119,40 @@ class _Engine:
                 if cls._instance is None:
                     from rapidocr_onnxruntime import RapidOCR
 
-                    cls._instance = RapidOCR()
+                    # "max": the detector takes the image at the size it is given (it
+                    # would otherwise enlarge anything under 736 px a side): the reader
+                    # chooses each pass's scale itself.
+                    cls._instance = RapidOCR(det_limit_type="max")
         return cls._instance
 
 
 def _order(quad: np.ndarray) -> np.ndarray:
+    """Corners as TL, TR, BR, BL of an upright box (for reporting positions)."""
     s, d = quad.sum(axis=1), np.diff(quad, axis=1).ravel()
     return np.array(
         [quad[np.argmin(s)], quad[np.argmin(d)], quad[np.argmax(s)], quad[np.argmax(d)]], np.float32
     )
 
 
+def _along(quad: np.ndarray) -> np.ndarray:
+    """Corners ordered so the first edge runs along the text line, left to right when the
+    line leans less than 90° from horizontal: a detector box carries no reading direction,
+    but a text line is always its long side. Upside-down text is settled later by the
+    orientation classifier."""
+    quad = np.asarray(quad, np.float32)
+    centre = quad.mean(axis=0)
+    q = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]  # clockwise
+    if np.linalg.norm(q[3] - q[0]) > np.linalg.norm(q[1] - q[0]):
+        q = np.roll(q, -1, axis=0)  # the long side first
+    if q[1, 0] < q[0, 0]:
+        q = np.roll(q, 2, axis=0)
+    return q
+
+
 def _cut_line(gray: np.ndarray, quad: np.ndarray, pad: float) -> np.ndarray:
-    """The text line under `quad`, rectified to horizontal, from the full-resolution photo."""
-    q = _order(quad)
+    """The text line under `quad` (corners in reading order, from `_along`), rectified to
+    horizontal, from the full-resolution photo."""
+    q = quad.astype(np.float32)
     width = float(max(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3])))
     height = float(max(np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1])))
     if width < 4 or height < 4:
@@ -139,22 +163,24 @@ def _cut_line(gray: np.ndarray, quad: np.ndarray, pad: float) -> np.ndarray:
     out_w, out_h = int((width + 2 * p) * scale), int((height + 2 * p) * scale)
     dst = np.array([[p, p], [p + width, p], [p + width, p + height], [p, p + height]], np.float32) * scale
     matrix = cv2.getPerspectiveTransform(q, dst)
-    line = cv2.warpPerspective(
+    return cv2.warpPerspective(
         gray, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
-    if line.shape[0] > line.shape[1] * 1.5:  # a vertical line: the recognizer reads rows
-        line = cv2.rotate(line, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    return line
 
 
 def _variants(line: np.ndarray) -> list[np.ndarray]:
-    """Two independent looks at one line, and a third for a tie-break."""
+    """Differently prepared looks at one line: the line as cut, then three more."""
     clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(1, 8)).apply(line)
     # Binarizing small print destroyed digits in the benchmark; a sharpened, slightly
     # larger copy is an independent look that keeps them.
     big = cv2.resize(line, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
     sharp = cv2.addWeighted(big, 1.8, cv2.GaussianBlur(big, (0, 0), 1.2), -0.8, 0)
-    return [line, clahe, sharp]
+    # A coarser copy. On blurred small print the recognizer can read a 0 as a 6 or 9
+    # with high confidence in all three looks above (they share one resolution); seen
+    # coarser, such a digit flips, and a dissenting look makes the reading uncertain.
+    # In the benchmark this caught every wrong code the three looks agreed on.
+    small = cv2.resize(line, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+    return [line, clahe, sharp, small]
 
 
 def _bgr(gray: np.ndarray) -> np.ndarray:
@@ -171,64 +197,71 @@ class DigitReader:
         """`hints`: quadrilaterals of symbols found on the photo; the printed code sits
         next to a label's QR, so they say where to look closer."""
         engine = _Engine.get()
-        readings, uncertain, boxes = self._pass(engine, gray, deadline)
-        if hints:
-            # Printed digits sit beside the symbol, up to about its own size away.
-            boxes = [*boxes, *(_grow(q, 1.2) for q in hints)]
-        if readings or time.perf_counter() > deadline or not boxes:
+        readings, uncertain, boxes = self._pass(engine, gray, deadline, _first_scale(*gray.shape))
+        if readings or time.perf_counter() > deadline:
             return readings, uncertain
         # Small print on a large photo is too small at the detector's scale, but the label
-        # still shows as a cluster of text boxes (or a symbol): look again at that region
-        # alone, at a finer scale (one more detection, not a tiling of the whole photo).
-        pts = np.vstack(boxes)
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
+        # still shows as a few boxes (or a symbol): look again at each such place alone,
+        # at a finer scale (one more detection each, not a tiling of the whole photo).
         h, w = gray.shape
-        m = 0.15 * max(x1 - x0, y1 - y0)
-        left, top = int(max(0, x0 - m)), int(max(0, y0 - m))
-        right, bottom = int(min(w, x1 + m)), int(min(h, y1 + m))
-        first_scale = min(1.0, _DET_SIDE / max(h, w))
-        crop_scale = min(1.0, _DET_SIDE / max(right - left, bottom - top, 1))
-        if crop_scale < 1.5 * first_scale:
-            return readings, uncertain  # the crop would not be seen any finer
-        more, unsure, _ = self._pass(engine, gray[top:bottom, left:right], deadline, offset=(left, top))
-        return more, uncertain + unsure
+        first_scale = _first_scale(h, w)
+        for left, top, right, bottom in _regions(boxes, hints or [], (w, h))[:_MAX_CLOSER_LOOKS]:
+            crop_scale = min(_CLOSER_ZOOM, _DET_SIDE / max(right - left, bottom - top, 1))
+            if crop_scale < 1.5 * first_scale or time.perf_counter() > deadline:
+                continue  # the region would not be seen any finer
+            more, unsure, _ = self._pass(
+                engine, gray[top:bottom, left:right], deadline, crop_scale, offset=(left, top)
+            )
+            uncertain += unsure
+            if more:
+                return more, uncertain
+        return [], uncertain
 
     def _pass(
-        self, engine: Any, gray: np.ndarray, deadline: float, offset: tuple[int, int] = (0, 0)
+        self, engine: Any, gray: np.ndarray, deadline: float, scale: float, offset: tuple[int, int] = (0, 0)
     ) -> tuple[list[DigitReading], list[Uncertain], list[np.ndarray]]:
-        """Readings, uncertain readings, and every text box found (full-image coordinates)."""
-        h, w = gray.shape
-        scale = min(1.0, _DET_SIDE / max(h, w))
-        small = (
-            cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        )
+        """Readings, uncertain readings, and every text box found (full-image coordinates).
+        `scale`: the size the detector sees `gray` at."""
+        if scale == 1:
+            small = gray
+        else:
+            interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
         boxes, _ = engine.text_det(_bgr(small))
         if boxes is None or len(boxes) == 0:
             return [], [], []
-        quads = [np.asarray(b, np.float32) / scale for b in boxes]
+        quads = [_along(np.asarray(b, np.float32) / scale) for b in boxes]
         found_boxes = [q + np.asarray(offset, np.float32) for q in quads]
         lines = [_cut_line(gray, q, 0.15) for q in quads]
         keep = [i for i, line in enumerate(lines) if line.size and line.shape[1] >= line.shape[0] * 2]
         if not keep or time.perf_counter() > deadline:
             return [], [], found_boxes
+        # A label photographed upside down (or turned past 90°) gives lines cut upside
+        # down; the engine's orientation classifier says which, and only a confident
+        # "180" turns a line (and its box, so later looks are cut the same way).
+        _, turns, _ = engine.text_cls([_bgr(lines[i]) for i in keep])
+        for i, (label, conf) in zip(keep, turns, strict=True):
+            if "180" in str(label) and float(conf) > _TURN_CONFIDENCE:
+                quads[i] = np.roll(quads[i], 2, axis=0)
+                lines[i] = cv2.rotate(lines[i], cv2.ROTATE_180)
         # First look: every line once; only lines that may hold a code get a second look.
         first, _ = engine.text_rec([_bgr(lines[i]) for i in keep])
         texts = {i: (str(t), float(sc)) for i, (t, sc) in zip(keep, first, strict=True)}
-        entries = [(quads[i], t, sc) for i, (t, sc) in texts.items() if _digit_rich(t)]
-        entries += _joined_neighbours(texts, quads)
         readings: list[DigitReading] = []
         uncertain: list[Uncertain] = []
-        for quad, text, score in entries:
-            if not any(15 <= len(d) <= 20 for d, _ in candidates(text)) or time.perf_counter() > deadline:
-                continue
+        for quad, look in _code_lines(texts, quads):
+            if time.perf_counter() > deadline:
+                break
             line = _cut_line(gray, quad, 0.15)
             if not line.size:
                 continue
-            looks, _ = engine.text_rec([_bgr(v) for v in _variants(line)[1:]])
-            reading = self._decide(
-                [text] + [str(t) for t, _ in looks], [score] + [float(sc) for _, sc in looks], quad, offset
-            )
+            variants = _variants(line)
+            if look is None:  # a line joined from several boxes: all three looks are new
+                looks, _ = engine.text_rec([_bgr(v) for v in variants])
+            else:
+                more, _ = engine.text_rec([_bgr(v) for v in variants[1:]])
+                looks = [look, *more]
+            reading = self._decide([str(t) for t, _ in looks], [float(sc) for _, sc in looks], quad, offset)
             if isinstance(reading, DigitReading):
                 readings.append(reading)
             elif reading is not None:
@@ -267,31 +300,142 @@ class DigitReader:
         return DigitReading(best, confidence, corners, prefixed[best])
 
 
-def _joined_neighbours(
+def _code_lines(
     texts: dict[int, tuple[str, float]], quads: list[np.ndarray]
-) -> list[tuple[np.ndarray, str, float]]:
-    """Detection sometimes splits "有机码：" from the digits, or the digit groups from
-    each other, into neighbouring boxes on one baseline: offer each such pair joined."""
-    out: list[tuple[np.ndarray, str, float]] = []
-    order = sorted(texts, key=lambda i: (quads[i][:, 1].mean(), quads[i][:, 0].min()))
-    for a, b in itertools.pairwise(order):
-        qa, qb = quads[a], quads[b]
-        height = float(qa[:, 1].max() - qa[:, 1].min())
-        same_line = abs(qa[:, 1].mean() - qb[:, 1].mean()) < 0.5 * height
-        gap = float(qb[:, 0].min() - qa[:, 0].max())
-        joined = texts[a][0] + texts[b][0]
-        if same_line and -0.2 * height < gap < 2.5 * height and _digit_rich(joined):
-            pts = np.vstack([qa, qb])
-            x0, y0 = pts.min(axis=0)
-            x1, y1 = pts.max(axis=0)
-            box = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
-            out.append((box, joined, min(texts[a][1], texts[b][1])))
+) -> list[tuple[np.ndarray, tuple[str, float] | None]]:
+    """The lines worth a closer look: (box, its first look, or None when the box is new).
+
+    Detection often splits one printed line into several boxes on one baseline —
+    "有机码：" from the digits, the digit groups of "0123 24 1234 5678 90" from each other,
+    or a few digits at the end (too short a box to be read alone). Boxes that continue a
+    digit-rich line (same direction and height, at most 2.5 heights apart) are joined and
+    the whole line is cut and read again as one: every look sees the entire code, never
+    a piece of it. Measured in the line's own frame, so any photo angle joins alike."""
+    out: list[tuple[np.ndarray, tuple[str, float] | None]] = []
+    seen: set[frozenset[int]] = set()
+    for a, (text_a, score_a) in texts.items():
+        if not _digit_rich(text_a):
+            continue
+        qa = quads[a]
+        origin = qa[0]
+        length = float(np.linalg.norm(qa[1] - qa[0]))
+        height = float(np.linalg.norm(qa[3] - qa[0]))
+        if length < 1 or height < 1:
+            continue
+        u = (qa[1] - qa[0]) / length
+        n = np.array([-u[1], u[0]], np.float32)  # towards the bottom of the text
+        members = {a}
+        lo, hi = 0.0, length
+        grew = True
+        while grew:
+            grew = False
+            for b, qb in enumerate(quads):
+                if b in members:
+                    continue
+                side = qb[1] - qb[0]
+                b_len, b_height = float(np.linalg.norm(side)), float(np.linalg.norm(qb[3] - qb[0]))
+                if not 0.6 * height < b_height < 1.6 * height or abs(float(side @ u)) < 0.9 * b_len:
+                    continue  # another size or direction: not this line
+                rel = qb - origin
+                if abs(float(np.mean(rel @ n)) - height / 2) > 0.5 * height:
+                    continue
+                b_lo, b_hi = float((rel @ u).min()), float((rel @ u).max())
+                if -0.2 * height < b_lo - hi < 2.5 * height or -0.2 * height < lo - b_hi < 2.5 * height:
+                    members.add(b)
+                    lo, hi = min(lo, b_lo), max(hi, b_hi)
+                    grew = True
+        key = frozenset(members)
+        if key in seen:
+            continue
+        seen.add(key)
+        if len(members) == 1:
+            if any(15 <= len(d) <= 20 for d, _ in candidates(text_a)):
+                out.append((qa, (text_a, score_a)))
+            continue
+        # Worth a look only if the pieces read so far could add up to a code.
+        order = sorted(members, key=lambda i: float(((quads[i] - origin) @ u).min()))
+        joined = "".join(texts[i][0] for i in order if i in texts)
+        if not (_PREFIX.search(joined) or max((len(d) for d, _ in candidates(joined)), default=0) >= 12):
+            continue
+        rel = np.vstack([quads[i] for i in members]) - origin
+        t0, t1 = float((rel @ n).min()), float((rel @ n).max())
+        box = np.array(
+            [
+                origin + lo * u + t0 * n,
+                origin + hi * u + t0 * n,
+                origin + hi * u + t1 * n,
+                origin + lo * u + t1 * n,
+            ],
+            np.float32,
+        )
+        out.append((box, None))
     return out
 
 
-def _grow(quad: np.ndarray, factor: float) -> np.ndarray:
-    centre = quad.mean(axis=0)
-    return (centre + (quad - centre) * (1 + 2 * factor)).astype(np.float32)
+def _first_scale(h: int, w: int) -> float:
+    """The scale of the first detection: a large photo reduced to `_DET_SIDE`, a small one
+    enlarged (small photos carry small print)."""
+    if max(h, w) > _DET_SIDE:
+        return _DET_SIDE / max(h, w)
+    return max(1.0, min(_DET_SHORT / min(h, w), _DET_SIDE / max(h, w)))
+
+
+def _regions(
+    boxes: list[np.ndarray], hints: list[np.ndarray], size: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
+    """Places to look closer: (left, top, right, bottom), places holding a symbol first,
+    then the smallest (seen the finest).
+
+    What the detector found at a label is often only the organic mark or the QR (a
+    blob, not a line), and the code line runs beside or under it, up to a few times its
+    size away: each box (and each symbol) is widened by twice its short side all round,
+    and widened boxes that overlap make one place. Package print elsewhere in the photo
+    makes a place of its own instead of stretching one region over the whole photo."""
+    rects = [(_widen(q, _WIDEN), k >= len(boxes)) for k, q in enumerate([*boxes, *hints])]
+    parent = list(range(len(rects)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (ri, _) in enumerate(rects):
+        for j in range(i):
+            rj = rects[j][0]
+            if (
+                ri[0, 0] <= rj[2, 0]
+                and rj[0, 0] <= ri[2, 0]
+                and ri[0, 1] <= rj[2, 1]
+                and rj[0, 1] <= ri[2, 1]
+            ):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(rects)):
+        groups.setdefault(root(i), []).append(i)
+    w, h = size
+    out: list[tuple[bool, float, tuple[int, int, int, int]]] = []
+    for members in groups.values():
+        pts = np.vstack([rects[i][0] for i in members])
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        left, top = int(max(0, x0)), int(max(0, y0))
+        right, bottom = int(min(w, x1)), int(min(h, y1))
+        if right - left < 8 or bottom - top < 8:
+            continue
+        symbol = any(rects[i][1] for i in members)
+        out.append((not symbol, float((right - left) * (bottom - top)), (left, top, right, bottom)))
+    out.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in out]
+
+
+def _widen(quad: np.ndarray, factor: float) -> np.ndarray:
+    """`quad` with `factor` times its short side added on every side."""
+    q = np.asarray(quad, np.float32)
+    short = min(float(np.linalg.norm(q[1] - q[0])), float(np.linalg.norm(q[3] - q[0])))
+    x0, y0 = q.min(axis=0) - factor * short
+    x1, y1 = q.max(axis=0) + factor * short
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
 
 
 def _digit_rich(text: str) -> bool:
