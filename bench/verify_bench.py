@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -124,6 +125,47 @@ def start(app: str, env: dict[str, str], cwd: Path, log: Path) -> tuple[subproce
         except (requests.ConnectionError, requests.Timeout):  # bound but still booting
             time.sleep(0.2)
     raise SystemExit(f"{app} did not start; see {log}")
+
+
+def _session_ticks(sid: int) -> int:
+    """CPU ticks (user + system) of every live process in session `sid`."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session …
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def _pid_ticks(name: str) -> int:
+    try:
+        pids = subprocess.run(["pidof", name], check=False, capture_output=True, text=True).stdout.split()
+    except OSError:
+        return 0
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def cpu_snapshot(server_sid: int) -> dict[str, float]:
+    """Seconds of CPU used so far by the server under test, Redis, the database and wrk:
+    where each request's share of the two cores goes."""
+    hz = os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk runs are waited-for children
+    return {
+        "app": _session_ticks(server_sid) / hz,
+        "redis": _pid_ticks("redis-server") / hz,
+        "db": (_pid_ticks("mariadbd") or _pid_ticks("mysqld")) / hz,
+        "wrk": children.ru_utime + children.ru_stime,
+    }
 
 
 def wrk(base: str, mode: str, codes_file: str, duration: int, env: dict[str, str]) -> dict[str, float]:
@@ -291,12 +333,18 @@ def main() -> None:
             ("h", "POST /wx/v1/verify (q), cached codes", base, "wx", hot_file),
         ]
         db_reads_f = 0
+        cpu_us: dict[str, dict[str, float]] = {}
         for key, label, url, mode, codes_file in plan:
             before = metrics_sum(url, "db_reads") if mode == "random" else 0
+            sid = (floor if url == floor_base else app).pid
+            cpu0 = cpu_snapshot(sid)
             results[key] = wrk(url, mode, codes_file, args.duration, env)
+            cpu1 = cpu_snapshot(sid)
             if mode == "random":
                 db_reads_f = metrics_sum(url, "db_reads") - before
             r = results[key]
+            served = max(r["rps"] * args.duration, 1)
+            cpu_us[key] = {name: (cpu1[name] - cpu0[name]) / served * 1e6 for name in cpu0}
             print(
                 f"({key}) {label:42s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
                 f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:.0f}  non-2xx {r['non2xx']:.0f}",
@@ -325,6 +373,13 @@ def main() -> None:
     print(f"(g)/(b) {results['g']['rps'] / b:7.2f}  (no goal: each scan a new scanner; rules run each time)")
     wx_ratio = results["h"]["rps"] / results["c"]["rps"]
     print(f"(h)/(c) {wx_ratio:7.2f}  >= 0.9  {'met' if wx_ratio >= 0.9 else 'MISSED'}  (WeChat issue)")
+    print("\nCPU per request (us), by process: where the two cores go")
+    print("       app  redis     db    wrk  total")
+    for key, used in cpu_us.items():
+        print(
+            f"({key}) {used['app']:6.0f} {used['redis']:6.0f} {used['db']:6.0f} {used['wrk']:6.0f} "
+            f"{sum(used.values()):6.0f}"
+        )
     print(f"logs and code lists: {work}")
 
 
