@@ -73,11 +73,12 @@ class BloomFilter:
         for pos in positions(code, self.m_bits, self.k):
             self.bits[pos >> 3] |= 0x80 >> (pos & 7)
 
-    def update(self, codes: Iterable[str]) -> None:
-        """Add many codes at once, vectorized (imports of millions)."""
+    def update(self, codes: Iterable[str | int]) -> None:
+        """Add many codes at once, vectorized (imports of millions). An int is an organic
+        code's stored key already (what an import has at hand): no string to parse."""
         batch: list[int] = []
         for code in codes:
-            batch.append(key64(code))
+            batch.append(code if isinstance(code, int) else key64(code))
             if len(batch) >= 500_000:
                 self._add_keys(batch)
                 batch = []

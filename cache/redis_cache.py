@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -157,9 +158,10 @@ class RedisFilterStore:
             return None  # never built, or built with another size: use the database until rebuilt
         return BloomFilter(self.m_bits, self.k, data or b"")
 
-    def add(self, codes: list[str]) -> None:
-        """OR the codes into the shared bits: read, merge locally, write back if nobody else
-        wrote meanwhile (WATCH). A few MB per import chunk instead of 7 SETBITs per code."""
+    def add(self, codes: Sequence[str | int]) -> None:
+        """OR the codes (or organic codes' integer keys) into the shared bits: read, merge
+        locally, write back if nobody else wrote meanwhile (WATCH). A few MB per import
+        chunk instead of 7 SETBITs per code."""
         if not codes:
             return
         while True:
@@ -225,6 +227,6 @@ class MemoryFilterStore:
         self._bloom = bloom
         return bloom
 
-    def add(self, codes: list[str]) -> None:
+    def add(self, codes: Sequence[str | int]) -> None:
         if self._bloom is not None:
             self._bloom.update(codes)

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import io
 import logging
+import operator
 import os
 import secrets
 import tempfile
@@ -483,12 +484,12 @@ class AdminService:
                         ],
                     )
         if codes:
-            self._propagate_codes(codes)
+            self._propagate_codes(codes, [row[0] for row in out])
 
-    def _propagate_codes(self, codes: list[str]) -> None:
+    def _propagate_codes(self, codes: list[str], keys: list[int] | None = None) -> None:
         try:
             if self.filters is not None:
-                self.filters.add(codes)
+                self.filters.add(keys if keys is not None else codes)
             self.resolver.forget_codes(codes)
         except Exception as exc:
             raise Unavailable(
@@ -496,14 +497,15 @@ class AdminService:
             ) from exc
 
     def _load_file(self, conn: Any, rows: list[tuple[int, int, date | None, str | None]]) -> None:
-        rows.sort()  # InnoDB loads sorted keys ~1.6x faster (NOTES.md)
+        rows.sort(key=operator.itemgetter(0))  # InnoDB loads sorted keys ~1.6x faster (NOTES.md)
         fd, path = tempfile.mkstemp(suffix=".tsv")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.writelines(
-                    f"{key}\t{group}\t{issued or ''}\t{(identity or '').replace(chr(9), ' ')}\n"
-                    for key, group, issued, identity in rows
-                )
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                # LOAD DATA's own escaping: a tab, newline or backslash in an identity code
+                # is written as \<char> and read back as itself; None is an empty field (NULL).
+                csv.writer(
+                    fh, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n"
+                ).writerows(rows)
             self.registry.load_codes_file(conn, path)
         finally:
             os.unlink(path)
@@ -566,9 +568,14 @@ def rows_from_csv(stream: io.TextIOBase | Iterator[str]) -> Iterator[dict[str, A
     names = [h.strip() for h in header or []]
     if "code" not in names:
         raise BadInput("the CSV needs a header row with at least a 'code' column", code="invalid_file")
+    plain = "" not in names
     for values in reader:
-        # Blank cells are absent fields; pydantic strips whitespace from the rest.
-        yield {name: value for name, value in zip(names, values, strict=False) if value and name}
+        # Blank cells are absent fields; pydantic strips whitespace from the rest. Most rows
+        # have no blank cell: those are built in one C call (a million-row import).
+        if plain and "" not in values:
+            yield dict(zip(names, values, strict=False))
+        else:
+            yield {name: value for name, value in zip(names, values, strict=False) if value and name}
 
 
 def _cell(value: Any) -> Any:
