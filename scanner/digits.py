@@ -33,8 +33,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-_DET_SIDE = 1280  # longest side the detector sees (~300 ms here; 960 ~170 ms but reads fewer)
-_DET_SHORT = 736  # a small photo is enlarged until its short side is this long
+# Detection costs ~0.3 s per megapixel here and dominates the OCR stage. A photo is first
+# seen at 800 px a side, enough to find the label (its mark, its QR, a cluster of text);
+# the code line is then read from up to three closer looks of 640 px each around those
+# places. Measured on the scanner bench's 12 MP photos against one 1280 px look plus
+# 1280 px closer looks: more codes read (21 vs 18 of 23), OCR median 830 -> 360 ms.
+_DET_SIDE = 800  # longest side of the first detection of a larger photo
+_CLOSE_SIDE = 640  # longest side of a closer look
+_SMALL_SIDE = 1280  # a small photo is enlarged, its long side up to this
+_DET_SHORT = 736  # … until its short side is this long
 _CLOSER_ZOOM = 2.0  # the most a closer look enlarges its region
 _WIDEN = 2.0  # a place to look closer: a found box widened by this many times its short side
 _MAX_CLOSER_LOOKS = 3  # finer detections around places where the first found something
@@ -206,7 +213,7 @@ class DigitReader:
         h, w = gray.shape
         first_scale = _first_scale(h, w)
         for left, top, right, bottom in _regions(boxes, hints or [], (w, h))[:_MAX_CLOSER_LOOKS]:
-            crop_scale = min(_CLOSER_ZOOM, _DET_SIDE / max(right - left, bottom - top, 1))
+            crop_scale = min(_CLOSER_ZOOM, _CLOSE_SIDE / max(right - left, bottom - top, 1))
             if crop_scale < 1.5 * first_scale or time.perf_counter() > deadline:
                 continue  # the region would not be seen any finer
             more, unsure, _ = self._pass(
@@ -377,7 +384,7 @@ def _first_scale(h: int, w: int) -> float:
     enlarged (small photos carry small print)."""
     if max(h, w) > _DET_SIDE:
         return _DET_SIDE / max(h, w)
-    return max(1.0, min(_DET_SHORT / min(h, w), _DET_SIDE / max(h, w)))
+    return max(1.0, min(_DET_SHORT / min(h, w), _SMALL_SIDE / max(h, w)))
 
 
 def _regions(
