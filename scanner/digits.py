@@ -22,6 +22,7 @@ large the photo) and recognition on crops cut from the full-resolution image, so
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -217,7 +218,12 @@ class DigitReader:
             if crop_scale < 1.5 * first_scale or time.perf_counter() > deadline:
                 continue  # the region would not be seen any finer
             more, unsure, _ = self._pass(
-                engine, gray[top:bottom, left:right], deadline, crop_scale, offset=(left, top)
+                engine,
+                gray[top:bottom, left:right],
+                deadline,
+                crop_scale,
+                offset=(left, top),
+                inner=(left > 0, top > 0, right < w, bottom < h),
             )
             uncertain += unsure
             if more:
@@ -225,10 +231,19 @@ class DigitReader:
         return [], uncertain
 
     def _pass(
-        self, engine: Any, gray: np.ndarray, deadline: float, scale: float, offset: tuple[int, int] = (0, 0)
+        self,
+        engine: Any,
+        gray: np.ndarray,
+        deadline: float,
+        scale: float,
+        offset: tuple[int, int] = (0, 0),
+        inner: tuple[bool, bool, bool, bool] = (False, False, False, False),
     ) -> tuple[list[DigitReading], list[Uncertain], list[np.ndarray]]:
         """Readings, uncertain readings, and every text box found (full-image coordinates).
-        `scale`: the size the detector sees `gray` at."""
+        `scale`: the size the detector sees `gray` at; `inner`: which of the left, top,
+        right and bottom edges of `gray` lie inside the photo (a closer look's region)."""
+        if min(gray.shape) * scale < 8:
+            return [], [], []  # nothing a detector could see (a sliver of an image)
         if scale == 1:
             small = gray
         else:
@@ -256,19 +271,35 @@ class DigitReader:
         texts = {i: (str(t), float(sc)) for i, (t, sc) in zip(keep, first, strict=True)}
         readings: list[DigitReading] = []
         uncertain: list[Uncertain] = []
-        for quad, look in _code_lines(texts, quads):
+        ch, cw = gray.shape
+        for line_quad, look, line_doubt in _code_lines(texts, quads, deadline):
+            quad, doubt = line_quad, line_doubt
             if time.perf_counter() > deadline:
                 break
             line = _cut_line(gray, quad, 0.15)
             if not line.size:
                 continue
+            if look is None:
+                # A line joined from several boxes took its direction from one of them:
+                # the classifier decides for the whole line, as for single boxes.
+                _, (turn,), _ = engine.text_cls([_bgr(line)])
+                if "180" in str(turn[0]) and float(turn[1]) > _TURN_CONFIDENCE:
+                    quad = np.roll(quad, 2, axis=0)
+                    line = cv2.rotate(line, cv2.ROTATE_180)
             variants = _variants(line)
-            if look is None:  # a line joined from several boxes: all three looks are new
+            if look is None:  # a line joined from several boxes: all four looks are new
                 looks, _ = engine.text_rec([_bgr(v) for v in variants])
             else:
                 more, _ = engine.text_rec([_bgr(v) for v in variants[1:]])
                 looks = [look, *more]
             reading = self._decide([str(t) for t, _ in looks], [float(sc) for _, sc in looks], quad, offset)
+            height = float(np.linalg.norm(quad[3] - quad[0]))
+            if doubt is None and _at_inner_edge(quad, (cw, ch), inner, height):
+                # A closer look's region ends here while the photo goes on: the line may
+                # run past it, and every look would agree on the digits cut short.
+                doubt = "region_edge"
+            if isinstance(reading, DigitReading) and doubt is not None:
+                reading = Uncertain(reading.code, doubt)
             if isinstance(reading, DigitReading):
                 readings.append(reading)
             elif reading is not None:
@@ -279,15 +310,20 @@ class DigitReader:
     def _decide(
         self, texts: list[str], scores: list[float], quad: np.ndarray, offset: tuple[int, int]
     ) -> DigitReading | Uncertain | None:
+        # Each look votes once per string it holds (a look reading one code twice is still
+        # one look); a code-length string of any other value from any look is dissent.
         votes: dict[str, list[float]] = {}
         prefixed: dict[str, bool] = {}
         for text, score in zip(texts, scores, strict=True):
+            seen: set[str] = set()
             for digits, pre in candidates(text):
-                if len(digits) in (17, 18):
-                    votes.setdefault(digits, []).append(float(score))
-                    prefixed[digits] = prefixed.get(digits, False) or pre
-                elif 15 <= len(digits) <= 20:
-                    votes.setdefault(digits, [])
+                if not 15 <= len(digits) <= 20:
+                    continue
+                votes.setdefault(digits, [])
+                prefixed[digits] = prefixed.get(digits, False) or pre
+                if digits not in seen and len(digits) in (17, 18):
+                    seen.add(digits)
+                    votes[digits].append(float(score))
         if not votes:
             return None
         best = max(votes, key=lambda d: len(votes[d]))
@@ -296,7 +332,7 @@ class DigitReader:
             return Uncertain(best, "length")
         # Every look that saw a code-length string must have seen this one, and at least
         # two did: one dissenting look means the print does not settle the digits.
-        if agree < 2 or any(v for d, v in votes.items() if d != best):
+        if agree < 2 or any(d != best for d in votes):
             return Uncertain(best, "disagreement")
         why = self.plausibility.check(best)
         if why:
@@ -307,76 +343,145 @@ class DigitReader:
         return DigitReading(best, confidence, corners, prefixed[best])
 
 
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A box in its own text frame: origin, direction along the line, towards its bottom.
+    Plain floats: grouping compares every pair of boxes, and numpy per pair was the
+    slowest part of reading a busy photo."""
+
+    ox: float
+    oy: float
+    ux: float
+    uy: float
+    length: float
+    height: float
+    corners: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def of(cls, quad: np.ndarray) -> _Frame | None:
+        pts = tuple((float(x), float(y)) for x, y in quad)
+        (x0, y0), (x1, y1), _, (x3, y3) = pts
+        length = math.hypot(x1 - x0, y1 - y0)
+        height = math.hypot(x3 - x0, y3 - y0)
+        if length < 1 or height < 1:
+            return None
+        return cls(x0, y0, (x1 - x0) / length, (y1 - y0) / length, length, height, pts)
+
+    def span(self, other: _Frame) -> tuple[float, float, float]:
+        """`other` along this line (start, end) and its mean offset across it (towards
+        the bottom of the text)."""
+        along = [(x - self.ox) * self.ux + (y - self.oy) * self.uy for x, y in other.corners]
+        across = sum((y - self.oy) * self.ux - (x - self.ox) * self.uy for x, y in other.corners) / 4
+        return min(along), max(along), across
+
+
+def _continues(a: _Frame, b: _Frame) -> bool:
+    """Box b continues the printed line of box a: same direction, height and baseline, at
+    most 2.5 heights beyond either end."""
+    if not 0.6 * a.height < b.height < 1.6 * a.height or abs(a.ux * b.ux + a.uy * b.uy) < 0.9:
+        return False
+    lo, hi, across = a.span(b)
+    if abs(across - a.height / 2) > 0.5 * a.height:
+        return False
+    return -0.2 * a.height < lo - a.length < 2.5 * a.height or -0.2 * a.height < -hi < 2.5 * a.height
+
+
 def _code_lines(
-    texts: dict[int, tuple[str, float]], quads: list[np.ndarray]
-) -> list[tuple[np.ndarray, tuple[str, float] | None]]:
-    """The lines worth a closer look: (box, its first look, or None when the box is new).
+    texts: dict[int, tuple[str, float]], quads: list[np.ndarray], deadline: float
+) -> list[tuple[np.ndarray, tuple[str, float] | None, str | None]]:
+    """The lines worth a closer look: (box, its first look or None when the box is new,
+    why it cannot be trusted or None).
 
     Detection often splits one printed line into several boxes on one baseline —
     "有机码：" from the digits, the digit groups of "0123 24 1234 5678 90" from each other,
-    or a few digits at the end (too short a box to be read alone). Boxes that continue a
-    digit-rich line (same direction and height, at most 2.5 heights apart) are joined and
-    the whole line is cut and read again as one: every look sees the entire code, never
-    a piece of it. Measured in the line's own frame, so any photo angle joins alike."""
-    out: list[tuple[np.ndarray, tuple[str, float] | None]] = []
-    seen: set[frozenset[int]] = set()
-    for a, (text_a, score_a) in texts.items():
-        if not _digit_rich(text_a):
+    or a few digits at the end (too short a box to be read alone). Boxes that continue one
+    another (either way round) form one line, and every box belongs to one line only, so
+    a line is never also offered cut short; the whole line is cut and read again as one.
+    A line with a box of another size just beyond either end may be missing digits: it
+    is read, but only to be reported as uncertain."""
+    frames = [_Frame.of(q) for q in quads]
+    parent = list(range(len(quads)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, fa in enumerate(frames):
+        if time.perf_counter() > deadline:
+            return []
+        if fa is None:
             continue
-        qa = quads[a]
-        origin = qa[0]
-        length = float(np.linalg.norm(qa[1] - qa[0]))
-        height = float(np.linalg.norm(qa[3] - qa[0]))
-        if length < 1 or height < 1:
+        for b in range(a):
+            fb = frames[b]
+            if fb is not None and root(a) != root(b) and (_continues(fa, fb) or _continues(fb, fa)):
+                parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i, f in enumerate(frames):
+        if f is not None:
+            groups.setdefault(root(i), []).append(i)
+    out: list[tuple[np.ndarray, tuple[str, float] | None, str | None]] = []
+    for members in groups.values():
+        rich = [i for i in members if i in texts and _digit_rich(texts[i][0])]
+        if not rich:
             continue
-        u = (qa[1] - qa[0]) / length
-        n = np.array([-u[1], u[0]], np.float32)  # towards the bottom of the text
-        members = {a}
-        lo, hi = 0.0, length
-        grew = True
-        while grew:
-            grew = False
-            for b, qb in enumerate(quads):
-                if b in members:
-                    continue
-                side = qb[1] - qb[0]
-                b_len, b_height = float(np.linalg.norm(side)), float(np.linalg.norm(qb[3] - qb[0]))
-                if not 0.6 * height < b_height < 1.6 * height or abs(float(side @ u)) < 0.9 * b_len:
-                    continue  # another size or direction: not this line
-                rel = qb - origin
-                if abs(float(np.mean(rel @ n)) - height / 2) > 0.5 * height:
-                    continue
-                b_lo, b_hi = float((rel @ u).min()), float((rel @ u).max())
-                if -0.2 * height < b_lo - hi < 2.5 * height or -0.2 * height < lo - b_hi < 2.5 * height:
-                    members.add(b)
-                    lo, hi = min(lo, b_lo), max(hi, b_hi)
-                    grew = True
-        key = frozenset(members)
-        if key in seen:
-            continue
-        seen.add(key)
+        main = max(rich, key=lambda i: frames[i].length)  # type: ignore[union-attr]
+        frame = frames[main]
+        assert frame is not None
+        spans = {i: frame.span(frames[i]) for i in members}  # type: ignore[arg-type]
+        lo, hi = min(v[0] for v in spans.values()), max(v[1] for v in spans.values())
         if len(members) == 1:
-            if any(15 <= len(d) <= 20 for d, _ in candidates(text_a)):
-                out.append((qa, (text_a, score_a)))
-            continue
-        # Worth a look only if the pieces read so far could add up to a code.
-        order = sorted(members, key=lambda i: float(((quads[i] - origin) @ u).min()))
-        joined = "".join(texts[i][0] for i in order if i in texts)
-        if not (_PREFIX.search(joined) or max((len(d) for d, _ in candidates(joined)), default=0) >= 12):
-            continue
-        rel = np.vstack([quads[i] for i in members]) - origin
-        t0, t1 = float((rel @ n).min()), float((rel @ n).max())
-        box = np.array(
-            [
-                origin + lo * u + t0 * n,
-                origin + hi * u + t0 * n,
-                origin + hi * u + t1 * n,
-                origin + lo * u + t1 * n,
-            ],
-            np.float32,
-        )
-        out.append((box, None))
+            text = texts[main][0]
+            if not any(15 <= len(d) <= 20 for d, _ in candidates(text)):
+                continue
+            box, look = quads[main], texts[main]
+        else:
+            order = sorted(members, key=lambda i: spans[i][0])
+            joined = "".join(texts[i][0] for i in order if i in texts)
+            if not (_PREFIX.search(joined) or max((len(d) for d, _ in candidates(joined)), default=0) >= 12):
+                continue
+            o = np.array([frame.ox, frame.oy], np.float32)
+            u = np.array([frame.ux, frame.uy], np.float32)
+            n = np.array([-frame.uy, frame.ux], np.float32)
+            rel = np.vstack([quads[i] for i in members]) - o
+            t0, t1 = float((rel @ n).min()), float((rel @ n).max())
+            box = np.array(
+                [o + lo * u + t0 * n, o + hi * u + t0 * n, o + hi * u + t1 * n, o + lo * u + t1 * n],
+                np.float32,
+            )
+            look = None
+        doubt = None
+        for j, fj in enumerate(frames):
+            if j in members or fj is None:
+                continue
+            j_lo, j_hi, across = frame.span(fj)
+            on_line = abs(across - frame.height / 2) < 0.6 * frame.height
+            near = lo - 1.5 * frame.height < j_hi <= lo + 0.2 * frame.height or (
+                hi - 0.2 * frame.height <= j_lo < hi + 1.5 * frame.height
+            )
+            if on_line and near:
+                doubt = "neighbour"
+                break
+        out.append((box, look, doubt))
     return out
+
+
+def _at_inner_edge(
+    quad: np.ndarray, size: tuple[int, int], inner: tuple[bool, bool, bool, bool], height: float
+) -> bool:
+    """Whether `quad` comes within half a text height of an edge that lies inside the photo."""
+    w, h = size
+    margin = 0.5 * height
+    x0, y0 = quad.min(axis=0)
+    x1, y1 = quad.max(axis=0)
+    left, top, right, bottom = inner
+    return (
+        (left and x0 < margin)
+        or (top and y0 < margin)
+        or (right and x1 > w - margin)
+        or (bottom and y1 > h - margin)
+    )
 
 
 def _first_scale(h: int, w: int) -> float:
