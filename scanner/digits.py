@@ -22,6 +22,7 @@ large the photo) and recognition on crops cut from the full-resolution image, so
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -401,12 +402,7 @@ def _code_lines(
     is read, but only to be reported as uncertain."""
     frames = [_Frame.of(q) for q in quads]
     parent = list(range(len(quads)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    root = functools.partial(_root, parent)
 
     for a, fa in enumerate(frames):
         if time.perf_counter() > deadline:
@@ -467,6 +463,14 @@ def _code_lines(
     return out
 
 
+def _root(parent: list[int], i: int) -> int:
+    """The representative of i's group in a union-find forest (path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def _at_inner_edge(
     quad: np.ndarray, size: tuple[int, int], inner: tuple[bool, bool, bool, bool], height: float
 ) -> bool:
@@ -505,12 +509,7 @@ def _regions(
     makes a place of its own instead of stretching one region over the whole photo."""
     rects = [(_widen(q, _WIDEN), k >= len(boxes)) for k, q in enumerate([*boxes, *hints])]
     parent = list(range(len(rects)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    root = functools.partial(_root, parent)
 
     for i, (ri, _) in enumerate(rects):
         for j in range(i):
