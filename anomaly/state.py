@@ -600,10 +600,11 @@ class MemoryScanRecorder:
             if record_scan:
                 st.n += 1
                 if not throttled and found:
-                    kg = _kg(product) if event.verdict == "genuine" else ""
-                    if st.first_ms is None and kg:
-                        counts = self.products.setdefault(product.key if product else "", {})
-                        counts[float(kg)] = counts.get(float(kg), 0) + 1
+                    counted = product is not None and product.counts_codes and event.verdict == "genuine"
+                    if st.first_ms is None and counted:
+                        assert product is not None and product.package_kg is not None
+                        counts = self.products.setdefault(product.key, {})
+                        counts[product.package_kg] = counts.get(product.package_kg, 0) + 1
                         seen = dict(counts)
                     if st.first_ms is None or event.at_ms < st.first_ms:
                         st.first_ms, st.first_city = event.at_ms, event.city

@@ -127,17 +127,19 @@ def start(app: str, env: dict[str, str], cwd: Path, log: Path) -> tuple[subproce
     raise SystemExit(f"{app} did not start; see {log}")
 
 
+def _stat(path: Path) -> list[str] | None:
+    """The fields of a /proc/<pid>/stat after the process name (state, ppid, pgrp, session,
+    …, utime at 11, stime at 12); None when the process is gone."""
+    try:
+        return path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _session_ticks(sid: int) -> int:
     """CPU ticks (user + system) of every live process in session `sid`."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session …
-            total += int(fields[11]) + int(fields[12])
-    return total
+    stats = (_stat(path) for path in Path("/proc").glob("[0-9]*/stat"))
+    return sum(int(f[11]) + int(f[12]) for f in stats if f is not None and int(f[3]) == sid)
 
 
 def _pid_ticks(name: str) -> int:
@@ -145,14 +147,8 @@ def _pid_ticks(name: str) -> int:
         pids = subprocess.run(["pidof", name], check=False, capture_output=True, text=True).stdout.split()
     except OSError:
         return 0
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total
+    stats = (_stat(Path(f"/proc/{pid}/stat")) for pid in pids)
+    return sum(int(f[11]) + int(f[12]) for f in stats if f is not None)
 
 
 def cpu_snapshot(server_sid: int) -> dict[str, float]:

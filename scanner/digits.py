@@ -206,14 +206,14 @@ class DigitReader:
         """`hints`: quadrilaterals of symbols found on the photo; the printed code sits
         next to a label's QR, so they say where to look closer."""
         engine = _Engine.get()
-        readings, uncertain, boxes = self._pass(engine, gray, deadline, _first_scale(*gray.shape))
+        h, w = gray.shape
+        first_scale = _first_scale(h, w)
+        readings, uncertain, boxes = self._pass(engine, gray, deadline, first_scale)
         if readings or time.perf_counter() > deadline:
             return readings, uncertain
         # Small print on a large photo is too small at the detector's scale, but the label
         # still shows as a few boxes (or a symbol): look again at each such place alone,
         # at a finer scale (one more detection each, not a tiling of the whole photo).
-        h, w = gray.shape
-        first_scale = _first_scale(h, w)
         for left, top, right, bottom in _regions(boxes, hints or [], (w, h))[:_MAX_CLOSER_LOOKS]:
             crop_scale = min(_CLOSER_ZOOM, _CLOSE_SIDE / max(right - left, bottom - top, 1))
             if crop_scale < 1.5 * first_scale or time.perf_counter() > deadline:
@@ -263,8 +263,8 @@ class DigitReader:
         # down; the engine's orientation classifier says which, and only a confident
         # "180" turns a line (and its box, so later looks are cut the same way).
         _, turns, _ = engine.text_cls([_bgr(lines[i]) for i in keep])
-        for i, (label, conf) in zip(keep, turns, strict=True):
-            if "180" in str(label) and float(conf) > _TURN_CONFIDENCE:
+        for i, turn in zip(keep, turns, strict=True):
+            if _turned(turn):
                 quads[i] = np.roll(quads[i], 2, axis=0)
                 lines[i] = cv2.rotate(lines[i], cv2.ROTATE_180)
         # First look: every line once; only lines that may hold a code get a second look.
@@ -282,16 +282,15 @@ class DigitReader:
                 continue
             if look is None:
                 # A line joined from several boxes took its direction from one of them:
-                # the classifier decides for the whole line, as for single boxes.
+                # the classifier decides for the whole line, as for single boxes; then
+                # all four looks are new.
                 _, (turn,), _ = engine.text_cls([_bgr(line)])
-                if "180" in str(turn[0]) and float(turn[1]) > _TURN_CONFIDENCE:
+                if _turned(turn):
                     quad = np.roll(quad, 2, axis=0)
                     line = cv2.rotate(line, cv2.ROTATE_180)
-            variants = _variants(line)
-            if look is None:  # a line joined from several boxes: all four looks are new
-                looks, _ = engine.text_rec([_bgr(v) for v in variants])
+                looks, _ = engine.text_rec([_bgr(v) for v in _variants(line)])
             else:
-                more, _ = engine.text_rec([_bgr(v) for v in variants[1:]])
+                more, _ = engine.text_rec([_bgr(v) for v in _variants(line)[1:]])
                 looks = [look, *more]
             reading = self._decide([str(t) for t, _ in looks], [float(sc) for _, sc in looks], quad, offset)
             height = float(np.linalg.norm(quad[3] - quad[0]))
@@ -469,6 +468,11 @@ def _root(parent: list[int], i: int) -> int:
         parent[i] = parent[parent[i]]
         i = parent[i]
     return i
+
+
+def _turned(turn: Any) -> bool:
+    """The orientation classifier's (label, confidence) says upside down, and is sure."""
+    return "180" in str(turn[0]) and float(turn[1]) > _TURN_CONFIDENCE
 
 
 def _at_inner_edge(
