@@ -188,13 +188,17 @@ def _validated(rows: Iterable[Any], model: Any, key: str, result: BulkResult) ->
     batch = list(rows)
     adapter = _list_adapter(model)
     bad: dict[int, tuple[str, str]] = {}
-    for i, row in enumerate(batch):
-        if type(row) is not dict and not isinstance(row, Mapping):
-            bad[i] = ("invalid_row", "each row must be an object")
-    candidates = [i for i in range(len(batch)) if i not in bad]
+    if all(type(row) is dict for row in batch):  # every CSV row: no per-row index lists
+        candidates, todo = list(range(len(batch))), batch
+    else:
+        for i, row in enumerate(batch):
+            if type(row) is not dict and not isinstance(row, Mapping):
+                bad[i] = ("invalid_row", "each row must be an object")
+        candidates = [i for i in range(len(batch)) if i not in bad]
+        todo = [batch[i] for i in candidates]
     try:
         try:
-            valid = adapter.validate_python([batch[i] for i in candidates])
+            valid = adapter.validate_python(todo)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 index = candidates[int(err["loc"][0])]
