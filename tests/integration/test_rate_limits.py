@@ -32,8 +32,23 @@ def test_limits_per_client_and_per_ip_in_redis(
     resp = app.test_client().post("/api/v1/verify", json={"input": "x", "client": "c"})
     assert resp.status_code == 429
     assert resp.mimetype == "application/problem+json" and resp.get_json()["code"] == "rate_limited"
-    assert resp.headers["Retry-After"]
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
     assert any(b"LIMITER/rl" in k for k in redis_client.keys("*"))
+
+
+def test_retry_after_is_the_window_that_was_hit(
+    monkeypatch: pytest.MonkeyPatch, mysql_db: str, redis_url: str, redis_client
+) -> None:
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/hour")
+    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    assert _codes(app, 3, client="hourly") == [200, 200, 429]
+    resp = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "hourly"})
+    assert resp.status_code == 429
+    # An hour's window: far more than the minute a fixed guess would say.
+    assert 60 < int(resp.headers["Retry-After"]) <= 3600
+    # Answers carry no per-request limit headers (each would cost Redis round trips).
+    ok = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "other"})
+    assert ok.status_code == 200 and not any(name.startswith("X-RateLimit") for name, _ in ok.headers.items())
 
 
 def test_limits_fail_open_when_redis_is_down(tight: None, sqlite_url: str) -> None:
