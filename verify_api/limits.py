@@ -61,6 +61,10 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
         in_memory_fallback_enabled=bool(settings.redis_url),
         headers_enabled=False,
         key_prefix="rl",
+        # Every window is counted even after one is exceeded, so the refusal names the
+        # longest window exceeded (its Retry-After is when the client may really come
+        # back) and hammering on through a refusal spends the longer windows too.
+        fail_on_first_breach=False,
         enabled=settings.rate_limits,
     )
     app.extensions["verify_limiter"] = limiter

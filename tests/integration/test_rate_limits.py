@@ -3,6 +3,8 @@ which pins redis<8), failing open when Redis is down, and off with RATE_LIMITS=o
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask import Flask
 
@@ -39,7 +41,9 @@ def test_limits_per_client_and_per_ip_in_redis(
 def test_retry_after_is_the_window_that_was_hit(
     monkeypatch: pytest.MonkeyPatch, mysql_db: str, redis_url: str, redis_client
 ) -> None:
-    monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/hour")
+    # Both windows are spent by the third request: the answer must name the hour, not
+    # send the client back after a minute to be refused again.
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/minute;2/hour")
     app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
     assert _codes(app, 3, client="hourly") == [200, 200, 429]
     resp = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "hourly"})
@@ -63,3 +67,22 @@ def test_limits_fail_open_when_redis_is_down(tight: None, sqlite_url: str) -> No
 def test_rate_limits_off_disables_them(tight: None, sqlite_url: str) -> None:
     app = create_app(settings_for(sqlite_url, rate_limits=False))
     assert set(_codes(app, 8, client="a")) == {200}
+
+
+def test_photo_uploads_have_their_own_limit(
+    monkeypatch: pytest.MonkeyPatch, mysql_db: str, redis_url: str, redis_client
+) -> None:
+    monkeypatch.setattr(limits, "UPLOAD_LIMIT", "2/minute")
+    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    http = app.test_client()
+    statuses = [
+        http.post(
+            "/api/v1/scans",
+            data={"image": (io.BytesIO(b"not an image"), "x.jpg")},
+            content_type="multipart/form-data",
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses[:2] == [415, 415] and statuses[2] == 429
+    # The verify endpoints keep the blueprint's own limits, untouched by the uploads.
+    assert http.post("/api/v1/verify", json={"input": "012326000000000001", "client": "u"}).status_code == 200
