@@ -9,9 +9,9 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, request
 from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -165,20 +165,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     problems.register(app)
 
     from verify_api import admin, cli, docs, health, public, web
-    from verify_api.limits import CLIENT_LIMIT, IP_LIMIT, UPLOAD_LIMIT, client_key, init_limiter
+    from verify_api.limits import CLIENT_LIMIT, IP_LIMIT, UPLOAD_LIMIT, bearer_key, client_key, init_limiter
 
     limiter = init_limiter(app, settings)
     limiter.limit(IP_LIMIT)(public.bp)
     limiter.limit(CLIENT_LIMIT, key_func=client_key)(public.bp)
     for module in (public, admin, health, docs, web):
         app.register_blueprint(module.bp)
-    # Uploads have their own, tighter per-IP limit in place of the blueprint's. The limit
-    # lives in the wrapper Flask-Limiter returns, so the wrapper must be what is routed:
-    # decorating and dropping the result marked the view as limited and limited nothing.
-    upload = "public.scan_photo"
-    app.view_functions[upload] = limiter.limit(UPLOAD_LIMIT)(app.view_functions[upload])
+    # Uploads have their own, tighter per-IP limit in place of the blueprint's.
+    _limit_view(app, limiter, "public.scan_photo", UPLOAD_LIMIT)
     cli.register(app)
     _optional_blueprints(app)
+    if "wechat" in app.blueprints:
+        # The mini-program's shoppers: the same limits, per IP and per session token (the
+        # mini-program's client id); its photo upload like the public one.
+        wx = cast(Blueprint, app.blueprints["wechat"])
+        limiter.limit(IP_LIMIT)(wx)
+        limiter.limit(CLIENT_LIMIT, key_func=bearer_key)(wx)
+        _limit_view(app, limiter, "wechat.scan", UPLOAD_LIMIT)
 
     # No cookie sessions anywhere: skip Flask building a signing serializer per request.
     app.session_interface = _NoSessions()
@@ -194,6 +198,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         return resp
 
     return app
+
+
+def _limit_view(app: Flask, limiter: Any, endpoint: str, limit: str) -> None:
+    """Route `endpoint` through Flask-Limiter's wrapper carrying `limit` (in place of its
+    blueprint's limits). The limit lives in the returned wrapper: decorating and dropping
+    the result marks the view as limited and limits nothing."""
+    view: Any = app.view_functions[endpoint]
+    app.view_functions[endpoint] = limiter.limit(limit)(view)
 
 
 class _NoSessions(SessionInterface):

@@ -12,6 +12,7 @@ request still says when to come back: `Retry-After` from the window it ran into.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import Any, cast
@@ -46,6 +47,15 @@ def client_key() -> str:
         client = ""
     # Without a client id the request is limited by its IP alone.
     return f"c:{client[:128]}" if client else f"ip:{_ip()}"
+
+
+def bearer_key() -> str:
+    """A session's own key: a hash of its bearer token (the token itself is a secret and
+    never becomes a Redis key), else the IP."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return f"ip:{_ip()}"
+    return "b:" + hashlib.blake2b(token.strip().encode(), digest_size=12).hexdigest()
 
 
 def init_limiter(app: Flask, settings: Settings) -> Limiter:

@@ -176,3 +176,27 @@ def test_bad_wechat_requests_are_problems(wx_app: Flask) -> None:
         data={"code": "012326100000000001", "photo": (io.BytesIO(b"%PDF-1.4"), "a.jpg")},
     )
     assert bad_photo.status_code == 415 and bad_photo.mimetype == "application/problem+json"
+
+
+def test_the_mini_program_is_rate_limited_per_session(
+    fake_wechat: FakeWeChat, mysql_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verify_api import limits
+
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/minute")
+    settings = settings_for(mysql_db, redis_url, rate_limits=True).with_(
+        wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base
+    )
+    http = create_app(settings).test_client()
+
+    def session(js_code: str) -> dict[str, str]:
+        token = http.post("/wx/v1/login", json={"js_code": js_code}).get_json()["token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    one, two = session("shopper-one"), session("shopper-two")
+    statuses = [http.post("/wx/v1/verify", json={"input": "x"}, headers=one).status_code for _ in range(3)]
+    assert statuses[:2] != [429, 429] and statuses[2] == 429
+    refused = http.post("/wx/v1/verify", json={"input": "x"}, headers=one)
+    assert refused.mimetype == "application/problem+json" and refused.get_json()["code"] == "rate_limited"
+    # Another shopper behind the same IP keeps its own allowance.
+    assert http.post("/wx/v1/verify", json={"input": "x"}, headers=two).status_code != 429
