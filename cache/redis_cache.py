@@ -5,6 +5,10 @@ redis-py's defaults are seconds (NOTES.md); a stuck Redis must cost a request te
 milliseconds, not a worker. After an error the adapter stays away for `backoff_s` so an
 outage costs one timeout per second per worker, not one per request, and each miss is
 counted in `redis_errors`.
+
+These tiers also run on Redis Cluster (`redis+cluster://` URLs): every multi-key call
+(generations, the filter's bits and meta) names keys of one hash tag, and deletes of many
+codes' keys go one key per command when the keys span slots.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from cache.bloom import BloomFilter
 from domain import metrics
@@ -22,7 +29,27 @@ from domain import metrics
 log = logging.getLogger(__name__)
 
 
-def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> redis.Redis:
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def is_cluster(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(CLUSTER_SCHEME)
+
+
+def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> Any:
+    """A client for `redis://…` (one server) or `redis+cluster://host:port` (any node of a
+    Redis Cluster; the others are discovered from it)."""
+    if is_cluster(url):
+        return RedisCluster.from_url(
+            "redis://" + url[len(CLUSTER_SCHEME) :],
+            socket_timeout=timeout_ms / 1000,
+            socket_connect_timeout=max(timeout_ms, 100) / 1000,
+            # Fail fast like the single-server client; MOVED/ASK redirects are still
+            # followed (they are not errors to retry).
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            max_connections=max_connections,
+        )
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout_ms / 1000,
@@ -101,8 +128,12 @@ class RedisSharedCache:
     def delete(self, keys: list[str]) -> None:
         def call() -> None:
             pipe = self.client.pipeline(transaction=False)
-            for start in range(0, len(keys), 5000):
-                pipe.unlink(*(self.prefix + k for k in keys[start : start + 5000]))
+            if isinstance(self.client, RedisCluster):
+                for k in keys:  # codes' keys span every slot
+                    pipe.unlink(self.prefix + k)
+            else:
+                for start in range(0, len(keys), 5000):
+                    pipe.unlink(*(self.prefix + k for k in keys[start : start + 5000]))
             pipe.execute()
 
         if keys:
@@ -116,7 +147,8 @@ class RedisGenerations:
 
     def __init__(self, client: redis.Redis, *, prefix: str = "v:") -> None:
         self.client = client
-        self.keys = [prefix + "gen:" + n for n in self.NAMES]
+        # One hash tag: read together with one MGET, on a cluster too.
+        self.keys = [prefix + "{gen}:" + n for n in self.NAMES]
 
     def current(self) -> dict[str, int] | None:
         try:
@@ -138,12 +170,13 @@ class RedisGenerations:
 class RedisFilterStore:
     """The Bloom filter's bits in one Redis string, shared by every worker and every import."""
 
-    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = "v:bloom") -> None:
+    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = "v:{bloom}") -> None:
         self.client = client
         self.m_bits = m_bits
         self.k = k
-        self.key = key
+        self.key = key  # the bits, the meta and the build lock share one hash tag
         self.meta_key = key + ":meta"
+        self.building_key = key + ":building"
 
     def load(self) -> BloomFilter | None:
         try:

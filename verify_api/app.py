@@ -25,6 +25,7 @@ from cache.redis_cache import (
     RedisFilterStore,
     RedisGenerations,
     RedisSharedCache,
+    is_cluster,
     make_redis,
 )
 from domain import metrics
@@ -41,7 +42,7 @@ from services.shoppers import ShopperService
 from services.verify import VerifyService
 from verify_api import problems
 from verify_api.scanning import ScannerAdapter
-from verify_api.settings import Settings
+from verify_api.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,15 @@ def _ensure_filter(store: RedisFilterStore, registry: SqlRegistry, redis_client:
     """Build the shared filter from the registry once, by one process, if Redis has none."""
     if store.exists():
         return
-    if not redis_client.set("v:bloom:building", b"1", nx=True, ex=600):
+    if not redis_client.set(store.building_key, b"1", nx=True, ex=600):
         return  # another process is building it; until then lookups go to the database
     try:
         bloom = BloomFilter(store.m_bits, store.k)
         bloom.update(registry.iter_codes())
         store.replace(bloom)
-        redis_client.incr("v:gen:codes")
+        RedisGenerations(redis_client).bump("codes")
     finally:
-        redis_client.delete("v:bloom:building")
+        redis_client.delete(store.building_key)
 
 
 def build(settings: Settings) -> Container:
@@ -95,6 +96,11 @@ def build(settings: Settings) -> Container:
     filters: FilterStore | None
     shared: SharedCache
     generations: Generations
+    if is_cluster(settings.scan_store_url):
+        raise SettingsError(
+            "the scan store needs one Redis server, not a cluster: set SCAN_REDIS_URL to a "
+            "redis:// URL when REDIS_URL is a redis+cluster:// one"
+        )
     if settings.redis_url:
         redis_client = make_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
         shared = RedisSharedCache(redis_client)
@@ -111,14 +117,22 @@ def build(settings: Settings) -> Container:
         filters = MemoryFilterStore(m_bits, k, registry.iter_codes)
     resolver = RecordResolver(registry, shared, generations, filters, refresh_s=settings.generation_refresh_s)
     scan_sql = SqlScanStore(engine)
+    scan_client = None
+    if settings.scan_store_url:
+        same = settings.scan_store_url == settings.redis_url
+        scan_client = (
+            redis_client
+            if same
+            else make_redis(settings.scan_store_url, timeout_ms=settings.redis_timeout_ms)
+        )
     scans = build_recorder(
         settings.secret_key.encode(),
-        redis_client,
+        scan_client,
         dict(settings.rules),
         flag_sink=scan_sql.upsert_flag,
         event_sink=scan_sql.store_events,
     )
-    if redis_client is None:
+    if scan_client is None:
         # Embedded default: scan history lives in this process; rebuild it from the database.
         restored = scans.restore((ScanEvent(**e) for e in scan_sql.iter_events()), scan_sql.flag_states())
         if restored:

@@ -125,11 +125,11 @@ def register(app: Flask) -> None:
         from cache.redis_cache import make_redis
 
         c = container(app)
-        if c.settings.redis_url is None:
+        if c.settings.scan_store_url is None:
             click.echo("embedded mode: scans are written in process; there is no stream to drain")
             return
         # Blocking reads need a timeout above the block time, unlike the verify path's 50 ms.
-        client = make_redis(c.settings.redis_url, timeout_ms=5000)
+        client = make_redis(c.settings.scan_store_url, timeout_ms=5000)
         w = StreamWorker(
             client,
             c.scan_sql.write_events,

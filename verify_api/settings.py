@@ -27,6 +27,10 @@ def _bool(value: str | None, default: bool) -> bool:
 class Settings:
     database_url: str = EMBEDDED_DATABASE_URL
     redis_url: str | None = None
+    # The scan store (per-code scan state, streams): a single Redis primary, since its
+    # script spans keys of several slots. Defaults to REDIS_URL; required apart when
+    # REDIS_URL is a Redis Cluster.
+    scan_redis_url: str | None = None
     port: int = 8000
     secret_key: str = ""
     admin_bootstrap_token: str | None = None
@@ -48,6 +52,10 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def scan_store_url(self) -> str | None:
+        return self.scan_redis_url or self.redis_url
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -76,6 +84,7 @@ class Settings:
         return cls(
             database_url=database_url,
             redis_url=env.get("REDIS_URL") or None,
+            scan_redis_url=env.get("SCAN_REDIS_URL") or None,
             port=port,
             secret_key=secret,
             admin_bootstrap_token=env.get("ADMIN_BOOTSTRAP_TOKEN") or None,
