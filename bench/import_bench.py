@@ -189,7 +189,7 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
     usages = [rds.memory_usage(f"v:c:{key:018d}") or 0 for key in sample[:500]]
     print(
         f"Redis: {sum(usages) / len(usages):.0f} bytes per cached code record (MEMORY USAGE, key + value); "
-        f"filter: {rds.strlen('v:{bloom}') / args.rows:.2f} bytes per issued code"
+        f"filter: {rds.strlen('v:bloom') / args.rows:.2f} bytes per issued code"
     )
 
 

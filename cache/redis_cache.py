@@ -6,21 +6,24 @@ milliseconds, not a worker. After an error the adapter stays away for `backoff_s
 outage costs one timeout per second per worker, not one per request, and each miss is
 counted in `redis_errors`.
 
-These tiers also run on Redis Cluster (`redis+cluster://` URLs): every multi-key call
-(generations, the filter's bits and meta) names keys of one hash tag, and deletes of many
-codes' keys go one key per command when the keys span slots.
+These tiers also run on Redis Cluster (`redis+cluster://` URLs) with the same key names
+as on one server (so a rolling upgrade keeps reading what the old release writes): no
+call spans slots atomically. Generations are two GETs in one pipeline, the filter's
+transaction covers its bits alone, and many codes' keys are unlinked one per command.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from cache.bloom import BloomFilter
@@ -30,25 +33,85 @@ log = logging.getLogger(__name__)
 
 
 CLUSTER_SCHEME = "redis+cluster://"
+# What a failing Redis raises: a cluster that cannot be reached raises
+# RedisClusterException, which is not a RedisError.
+REDIS_ERRORS = (redis.RedisError, OSError, RedisClusterException)
 
 
 def is_cluster(url: str | None) -> bool:
     return bool(url) and str(url).startswith(CLUSTER_SCHEME)
 
 
+def cluster_nodes(url: str) -> tuple[list[ClusterNode], str | None, str | None]:
+    """`redis+cluster://[user:password@]host:port[,host:port…]`: the startup nodes and
+    credentials (any reachable node is enough; the rest are discovered)."""
+    rest = url[len(CLUSTER_SCHEME) :].split("/", 1)[0]
+    user = password = None
+    if "@" in rest:
+        auth, rest = rest.rsplit("@", 1)
+        user, _, password = auth.rpartition(":")
+        user = user or None
+    nodes = []
+    for part in rest.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"not a host:port in REDIS_URL: {part!r}")
+        nodes.append(ClusterNode(host, int(port)))
+    return nodes, user, password
+
+
+class LazyCluster:
+    """A RedisCluster built on first use, and again after a failed attempt: the client
+    connects when it is created, and a cluster that is down at start must cost the app
+    its cache (answers from the database), not its start."""
+
+    def __init__(self, factory: Callable[[], RedisCluster]) -> None:
+        self._factory = factory
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> RedisCluster:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._factory()
+                    except REDIS_ERRORS as exc:
+                        raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+def reachable(client: Any) -> bool:
+    """Every node answers (each primary of a cluster: one alone says nothing of the rest)."""
+    try:
+        if isinstance(client, LazyCluster):
+            return bool(client.ping(target_nodes=RedisCluster.ALL_NODES))
+        return bool(client.ping())
+    except REDIS_ERRORS:
+        return False
+
+
 def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> Any:
-    """A client for `redis://…` (one server) or `redis+cluster://host:port` (any node of a
-    Redis Cluster; the others are discovered from it)."""
+    """A client for `redis://…` (one server) or `redis+cluster://host:port[,host:port…]`
+    (nodes of a Redis Cluster; the others are discovered)."""
     if is_cluster(url):
-        return RedisCluster.from_url(
-            "redis://" + url[len(CLUSTER_SCHEME) :],
-            socket_timeout=timeout_ms / 1000,
-            socket_connect_timeout=max(timeout_ms, 100) / 1000,
-            # Fail fast like the single-server client; MOVED/ASK redirects are still
-            # followed (they are not errors to retry).
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-            max_connections=max_connections,
+        nodes, user, password = cluster_nodes(url)
+        return LazyCluster(
+            lambda: RedisCluster(
+                startup_nodes=nodes,
+                username=user,
+                password=password,
+                socket_timeout=timeout_ms / 1000,
+                socket_connect_timeout=max(timeout_ms, 100) / 1000,
+                # Fail fast like the single-server client; MOVED/ASK redirects are still
+                # followed (they are not errors to retry).
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+                max_connections=max_connections,
+            )
         )
     return redis.Redis.from_url(
         url,
@@ -95,7 +158,7 @@ class RedisSharedCache:
             return default
         try:
             return fn()
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self.breaker.failed(exc)
             return default
 
@@ -128,7 +191,7 @@ class RedisSharedCache:
     def delete(self, keys: list[str]) -> None:
         def call() -> None:
             pipe = self.client.pipeline(transaction=False)
-            if isinstance(self.client, RedisCluster):
+            if isinstance(self.client, LazyCluster):
                 for k in keys:  # codes' keys span every slot
                     pipe.unlink(self.prefix + k)
             else:
@@ -147,13 +210,16 @@ class RedisGenerations:
 
     def __init__(self, client: redis.Redis, *, prefix: str = "v:") -> None:
         self.client = client
-        # One hash tag: read together with one MGET, on a cluster too.
-        self.keys = [prefix + "{gen}:" + n for n in self.NAMES]
+        self.keys = [prefix + "gen:" + n for n in self.NAMES]
 
     def current(self) -> dict[str, int] | None:
         try:
-            values = self.client.mget(self.keys)
-        except (redis.RedisError, OSError):
+            # A pipeline of GETs, not MGET: the keys lie in two slots of a cluster.
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.keys:
+                pipe.get(key)
+            values = pipe.execute()
+        except REDIS_ERRORS:
             metrics.incr("redis_errors")
             return None
         return {n: int(v or 0) for n, v in zip(self.NAMES, values, strict=True)}
@@ -170,11 +236,13 @@ class RedisGenerations:
 class RedisFilterStore:
     """The Bloom filter's bits in one Redis string, shared by every worker and every import."""
 
-    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = "v:{bloom}") -> None:
+    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = "v:bloom") -> None:
         self.client = client
         self.m_bits = m_bits
         self.k = k
-        self.key = key  # the bits, the meta and the build lock share one hash tag
+        self.key = key
+        # The size the bits were built for: bits are trusted only under a matching meta,
+        # so the meta is written after the bits and removed before a rebuild.
         self.meta_key = key + ":meta"
         self.building_key = key + ":building"
 
@@ -184,7 +252,7 @@ class RedisFilterStore:
             pipe.get(self.meta_key)
             pipe.get(self.key)
             meta, data = pipe.execute()
-        except (redis.RedisError, OSError):
+        except REDIS_ERRORS:
             metrics.incr("redis_errors")
             return None
         if meta is None or meta.decode() != f"{self.m_bits}:{self.k}":
@@ -206,23 +274,24 @@ class RedisFilterStore:
                     bloom.update(codes)
                     pipe.multi()
                     pipe.set(self.key, bytes(bloom.bits))
-                    pipe.setnx(self.meta_key, f"{self.m_bits}:{self.k}")
                     pipe.execute()
-                    return
                 except redis.WatchError:
                     continue
+            self.client.setnx(self.meta_key, f"{self.m_bits}:{self.k}")
+            return
 
     def replace(self, bloom: BloomFilter) -> None:
-        """Install a filter rebuilt from the database (flask rebuild-filter, first start)."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.key, bytes(bloom.bits))
-        pipe.set(self.meta_key, f"{self.m_bits}:{self.k}")
-        pipe.execute()
+        """Install a filter rebuilt from the database (flask rebuild-filter, first start).
+        Three calls in order, never a transaction (bits and meta lie in two slots of a
+        cluster): meanwhile readers find no matching meta and ask the database."""
+        self.client.delete(self.meta_key)
+        self.client.set(self.key, bytes(bloom.bits))
+        self.client.set(self.meta_key, f"{self.m_bits}:{self.k}")
 
     def exists(self) -> bool:
         try:
             meta = self.client.get(self.meta_key)
-        except (redis.RedisError, OSError):
+        except REDIS_ERRORS:
             return False
         return isinstance(meta, bytes) and meta.decode() == f"{self.m_bits}:{self.k}"
 

@@ -27,6 +27,7 @@ from cache.redis_cache import (
     RedisSharedCache,
     is_cluster,
     make_redis,
+    reachable,
 )
 from domain import metrics
 from domain.ports import FilterStore, Generations, SharedCache
@@ -54,6 +55,7 @@ class Container:
     settings: Settings
     registry: SqlRegistry
     redis: Any
+    scan_redis: Any
     shared: SharedCache
     generations: Generations
     filters: FilterStore | None
@@ -106,11 +108,16 @@ def build(settings: Settings) -> Container:
         shared = RedisSharedCache(redis_client)
         generations = RedisGenerations(redis_client)
         filters = RedisFilterStore(redis_client, m_bits, k)
-        try:
-            # Start-up may take longer than a request: a slow first build is fine here.
-            _ensure_filter(filters, registry, make_redis(settings.redis_url, timeout_ms=30_000))
-        except Exception:  # Redis down at start: serve from the database, build later
-            log.exception("could not build the code filter at start")
+        if not reachable(redis_client):
+            # Asked with the verify path's short timeout first: a hung Redis would hold the
+            # start for the build's long one. Until a filter exists, lookups ask the database.
+            log.warning("redis unreachable at start: no code filter until the next start or rebuild-filter")
+        else:
+            try:
+                # Start-up may take longer than a request: a slow first build is fine here.
+                _ensure_filter(filters, registry, make_redis(settings.redis_url, timeout_ms=30_000))
+            except Exception:  # Redis went away meanwhile: serve from the database
+                log.exception("could not build the code filter at start")
     else:
         shared = NullSharedCache()
         generations = SqlGenerations(registry)
@@ -142,6 +149,7 @@ def build(settings: Settings) -> Container:
         settings=settings,
         registry=registry,
         redis=redis_client,
+        scan_redis=scan_client,
         shared=shared,
         generations=generations,
         filters=filters,

@@ -6,6 +6,7 @@ import os
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from cache.redis_cache import reachable
 from domain import metrics
 from verify_api.app import container
 
@@ -21,18 +22,21 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     c = container(current_app)
     database = "ok" if c.registry.ping() else "down"
-    if c.redis is None:
-        cache = "embedded"
-    else:
-        try:
-            cache = "ok" if c.redis.ping() else "down"
-        except Exception:
-            cache = "down"
-    degraded = [name for name, state in (("database", database), ("cache", cache)) if state == "down"]
-    # One store down still answers (cached codes, or from the database): stay in rotation.
-    status = 503 if len(degraded) == 2 else 200
+    cache = "embedded" if c.redis is None else "ok" if reachable(c.redis) else "down"
+    scans = cache
+    if c.scan_redis is not None and c.scan_redis is not c.redis:
+        scans = "ok" if reachable(c.scan_redis) else "down"
+    states = (("database", database), ("cache", cache), ("scan_store", scans))
+    degraded = [name for name, state in states if state == "down"]
+    # A store down still answers (cached codes, or from the database; scans are an
+    # addition to the answer): stay in rotation unless neither database nor cache is up.
+    status = 503 if {"database", "cache"} <= set(degraded) else 200
     return jsonify(
-        status="degraded" if degraded else "ready", database=database, cache=cache, degraded=degraded
+        status="degraded" if degraded else "ready",
+        database=database,
+        cache=cache,
+        scan_store=scans,
+        degraded=degraded,
     ), status
 
 

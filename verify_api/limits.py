@@ -19,7 +19,10 @@ from typing import Any, cast
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from cache.redis_cache import is_cluster
 from verify_api.problems import problem
 from verify_api.settings import Settings
 
@@ -60,7 +63,13 @@ def bearer_key() -> str:
 
 def init_limiter(app: Flask, settings: Settings) -> Limiter:
     storage = settings.redis_url or "memory://"
-    options = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1} if settings.redis_url else {}
+    options: dict[str, Any] = (
+        {"socket_timeout": 0.05, "socket_connect_timeout": 0.1} if settings.redis_url else {}
+    )
+    if is_cluster(settings.redis_url):
+        # The cluster client's default is ten retries with backoff: ~0.6 s per hit on a
+        # hung node. Fail fast (and open), as on one server.
+        options["retry"] = Retry(NoBackoff(), 0)
     limiter = Limiter(
         _ip,
         app=app,

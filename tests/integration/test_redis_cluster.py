@@ -3,9 +3,9 @@ here from the machine's redis-server), with the scan store on its own single ser
 
 from __future__ import annotations
 
-import contextlib
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -24,62 +24,93 @@ from verify_api.app import container, create_app
 from verify_api.settings import SettingsError
 
 
-def _free_port() -> int:
-    """A port whose cluster bus port (+10000) is free too, so below 55536."""
+def _free_ports(n: int) -> list[int]:
+    """n distinct ports whose cluster bus ports (+10000) are free too, all below 55536."""
     rng = random.Random()
-    while True:
+    ports: list[int] = []
+    while len(ports) < n:
         port = rng.randrange(20_000, 45_000)
+        taken = {q for p in ports for q in (p, p + 10_000)}
+        if {port, port + 10_000} & taken:
+            continue
         try:
             for p in (port, port + 10_000):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", p))
         except OSError:
             continue
-        return port
+        ports.append(port)
+    return ports
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if not server or not cli:
         if REQUIRED:
             pytest.fail("redis-server/redis-cli are needed for the cluster tests and REQUIRE_SERVICES=1")
         pytest.skip("redis-server is not installed")
     root: Path = tmp_path_factory.mktemp("cluster")
-    ports = [_free_port() for _ in range(3)]
-    for port in ports:
-        node = root / str(port)
-        node.mkdir()
-        subprocess.run(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node), "--save", "",
-             "--appendonly", "no", "--daemonize", "yes", "--logfile", str(node / "log")],
-            check=True,
-        )  # fmt: skip
+    ports = _free_ports(3)
+    nodes: list[subprocess.Popen] = []
     try:
         for port in ports:
-            _wait(lambda p=port: redis_lib.Redis(port=p, socket_timeout=1).ping())
+            node = root / str(port)
+            node.mkdir()
+            # In the foreground, as children: a failed bind shows, and nothing outlives the test.
+            nodes.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node / "nodes.conf"),
+                        "--dir",
+                        str(node),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--logfile",
+                        str(node / "log"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port, proc in zip(ports, nodes, strict=True):
+            _wait(lambda p=port: redis_lib.Redis(port=p, socket_timeout=1).ping(), proc)
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
              "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        for port in ports:
+        for port, proc in zip(ports, nodes, strict=True):
             _wait(
                 lambda p=port: (
                     redis_lib.Redis(port=p).execute_command("CLUSTER INFO")["cluster_state"] == "ok"
-                )
+                ),
+                proc,
             )
-        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+        yield ",".join(f"127.0.0.1:{p}" for p in ports), nodes
     finally:
-        for port in ports:
-            with contextlib.suppress(redis_lib.RedisError):  # shutdown drops the connection
-                redis_lib.Redis(port=port, socket_timeout=1).shutdown(nosave=True)
+        for proc in nodes:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
-def _wait(ready, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+def _wait(ready, proc: subprocess.Popen, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
     end = time.monotonic() + seconds
     while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a cluster node exited with {proc.returncode}")
         try:
             if ready():
                 return
@@ -91,10 +122,14 @@ def _wait(ready, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_cache_tiers_and_limits_run_on_a_cluster(
-    cluster: str, mysql_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    cluster: tuple[str, list[subprocess.Popen]],
+    mysql_db: str,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(limits, "CLIENT_LIMIT", "30/minute")
-    settings = settings_for(mysql_db, cluster, rate_limits=True).with_(scan_redis_url=redis_url)
+    nodes_url = f"redis+cluster://{cluster[0]}"  # every node named: any one may be down at start
+    settings = settings_for(mysql_db, nodes_url, rate_limits=True).with_(scan_redis_url=redis_url)
     app = create_app(settings)
     demo = seed(container(app).admin, date.today())
     http = app.test_client()
@@ -108,8 +143,8 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
     assert verdict(demo["not_found"]) == "not_found"
     assert verdict(demo["genuine"]) == "genuine"  # now from the cluster's record cache
 
-    nodes = RedisCluster.from_url("redis://" + cluster.split("://", 1)[1])
-    assert nodes.exists("v:{bloom}", "v:{bloom}:meta") == 2  # built at start, on one slot
+    nodes = RedisCluster.from_url("redis://" + cluster[0].split(",")[0])
+    assert nodes.exists("v:bloom") and nodes.exists("v:bloom:meta")  # built at start
     assert any(k.startswith(b"v:c:") for k in nodes.keys(target_nodes=RedisCluster.ALL_NODES))
     # Scan state went to the scan store's own server, not the cluster.
     assert redis_lib.Redis.from_url(redis_url).exists("s:stream")
@@ -148,9 +183,33 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
         for _ in range(31)
     ]
     assert statuses[:30] == [200] * 30 and statuses[30] == 429
-    assert http.get("/readyz").get_json()["cache"] == "ok"
+    ready = http.get("/readyz").get_json()
+    assert ready["cache"] == "ok" and ready["scan_store"] == "ok"
 
 
-def test_the_scan_store_is_never_put_on_a_cluster(cluster: str, mysql_db: str) -> None:
+def test_a_cluster_that_is_away_costs_the_cache_not_the_answer(
+    cluster: tuple[str, list[subprocess.Popen]], mysql_db: str, redis_url: str
+) -> None:
+    settings = settings_for(mysql_db, f"redis+cluster://{cluster[0]}").with_(scan_redis_url=redis_url)
+    demo = seed(container(create_app(settings)).admin, date.today())
+    nodes = cluster[1]
+    for proc in nodes:
+        proc.send_signal(signal.SIGSTOP)  # hung, not refusing: the worst case for timeouts
+    try:
+        started = time.monotonic()
+        app = create_app(settings)  # a new worker starts without the cache …
+        assert time.monotonic() - started < 10
+        http = app.test_client()
+        for _ in range(3):  # … and answers from the database
+            resp = http.post("/api/v1/verify", json={"input": demo["genuine"]})
+            assert resp.status_code == 200 and resp.get_json()["verdict"] == "genuine"
+        ready = http.get("/readyz")
+        assert ready.status_code == 200 and ready.get_json()["cache"] == "down"
+    finally:
+        for proc in nodes:
+            proc.send_signal(signal.SIGCONT)
+
+
+def test_the_scan_store_is_never_put_on_a_cluster(cluster: tuple[str, list], mysql_db: str) -> None:
     with pytest.raises(SettingsError, match="SCAN_REDIS_URL"):
-        create_app(settings_for(mysql_db, cluster))
+        create_app(settings_for(mysql_db, f"redis+cluster://{cluster[0]}"))
