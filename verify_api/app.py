@@ -108,9 +108,9 @@ def build(settings: Settings) -> Container:
         shared = RedisSharedCache(redis_client)
         generations = RedisGenerations(redis_client)
         filters = RedisFilterStore(redis_client, m_bits, k)
-        if not reachable(redis_client):
-            # Asked with the verify path's short timeout first: a hung Redis would hold the
-            # start for the build's long one. Until a filter exists, lookups ask the database.
+        if not reachable(make_redis(settings.redis_url, timeout_ms=1000)):
+            # Asked with a short timeout first: a hung Redis would hold the start for the
+            # build's long one. Until a filter exists, lookups ask the database.
             log.warning("redis unreachable at start: no code filter until the next start or rebuild-filter")
         else:
             try:
