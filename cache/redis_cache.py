@@ -275,10 +275,10 @@ class RedisFilterStore:
                     pipe.multi()
                     pipe.set(self.key, bytes(bloom.bits))
                     pipe.execute()
+                    break
                 except redis.WatchError:
                     continue
-            self.client.setnx(self.meta_key, f"{self.m_bits}:{self.k}")
-            return
+        self.client.setnx(self.meta_key, f"{self.m_bits}:{self.k}")
 
     def replace(self, bloom: BloomFilter) -> None:
         """Install a filter rebuilt from the database (flask rebuild-filter, first start).
