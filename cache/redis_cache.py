@@ -83,6 +83,10 @@ class LazyCluster:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._get(), name)
 
+    def close(self) -> None:
+        if self._client is not None:  # never built: nothing to close (and no reason to connect)
+            self._client.close()
+
 
 def reachable(client: Any) -> bool:
     """Every node answers (each primary of a cluster: one alone says nothing of the rest)."""

@@ -108,16 +108,22 @@ def build(settings: Settings) -> Container:
         shared = RedisSharedCache(redis_client)
         generations = RedisGenerations(redis_client)
         filters = RedisFilterStore(redis_client, m_bits, k)
-        if not reachable(make_redis(settings.redis_url, timeout_ms=1000)):
+        probe = make_redis(settings.redis_url, timeout_ms=1000)
+        up = reachable(probe)
+        probe.close()
+        if not up:
             # Asked with a short timeout first: a hung Redis would hold the start for the
             # build's long one. Until a filter exists, lookups ask the database.
             log.warning("redis unreachable at start: no code filter until the next start or rebuild-filter")
         else:
+            # Start-up may take longer than a request: a slow first build is fine here.
+            builder = make_redis(settings.redis_url, timeout_ms=30_000)
             try:
-                # Start-up may take longer than a request: a slow first build is fine here.
-                _ensure_filter(filters, registry, make_redis(settings.redis_url, timeout_ms=30_000))
+                _ensure_filter(filters, registry, builder)
             except Exception:  # Redis went away meanwhile: serve from the database
                 log.exception("could not build the code filter at start")
+            finally:
+                builder.close()
     else:
         shared = NullSharedCache()
         generations = SqlGenerations(registry)
