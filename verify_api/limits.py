@@ -7,7 +7,7 @@ fallback. `RATE_LIMITS=off` disables all of it (black-box test runs, benchmarks)
 
 No X-RateLimit-* headers: computing them costs two more Redis round trips on every
 answer (measured: with them, rate limits took 47 % of verify throughput). A refused
-request still says when to come back: `Retry-After` from the window it ran into.
+request still says when to come back: `Retry-After` from the longest window it exceeded.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def init_limiter(app: Flask, settings: Settings) -> Limiter:
 
 
 def _retry_after(limiter: Limiter) -> str:
-    """Seconds until the window this request ran into resets (one storage read, only on a
-    refusal); a minute when the storage cannot say."""
+    """Seconds until the longest window this request exceeded resets (with every window
+    counted, that is the limiter's current limit; one storage read, only on a refusal); a
+    minute when the storage cannot say."""
     try:
         current = limiter.current_limit
         if current is not None:
