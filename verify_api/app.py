@@ -193,24 +193,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     problems.register(app)
 
     from verify_api import admin, cli, docs, health, public, web
-    from verify_api.limits import CLIENT_LIMIT, IP_LIMIT, UPLOAD_LIMIT, bearer_key, client_key, init_limiter
+    from verify_api.limits import bearer_key, client_key, init_limits
 
-    limiter = init_limiter(app, settings)
-    limiter.limit(IP_LIMIT)(public.bp)
-    limiter.limit(CLIENT_LIMIT, key_func=client_key)(public.bp)
     for module in (public, admin, health, docs, web):
         app.register_blueprint(module.bp)
-    # Uploads have their own, tighter per-IP limit in place of the blueprint's.
-    _limit_view(app, limiter, "public.scan_photo", UPLOAD_LIMIT)
     cli.register(app)
     _optional_blueprints(app)
+    # The public API per IP and per client id; the mini-program's shoppers the same, per
+    # IP and per session token. Photo uploads per IP, with their own tighter limit.
+    limited = [(public.bp, client_key, "public.scan_photo")]
     if "wechat" in app.blueprints:
-        # The mini-program's shoppers: the same limits, per IP and per session token (the
-        # mini-program's client id); its photo upload like the public one.
-        wx = cast(Blueprint, app.blueprints["wechat"])
-        limiter.limit(IP_LIMIT)(wx)
-        limiter.limit(CLIENT_LIMIT, key_func=bearer_key)(wx)
-        _limit_view(app, limiter, "wechat.scan", UPLOAD_LIMIT)
+        limited.append((cast(Blueprint, app.blueprints["wechat"]), bearer_key, "wechat.scan"))
+    init_limits(app, settings, limited)
 
     # No cookie sessions anywhere: skip Flask building a signing serializer per request.
     app.session_interface = _NoSessions()
@@ -226,14 +220,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         return resp
 
     return app
-
-
-def _limit_view(app: Flask, limiter: Any, endpoint: str, limit: str) -> None:
-    """Route `endpoint` through Flask-Limiter's wrapper carrying `limit` (in place of its
-    blueprint's limits). The limit lives in the returned wrapper: decorating and dropping
-    the result marks the view as limited and limits nothing."""
-    view: Any = app.view_functions[endpoint]
-    app.view_functions[endpoint] = limiter.limit(limit)(view)
 
 
 class _NoSessions(SessionInterface):

@@ -1,4 +1,4 @@
-"""Public rate limits on Redis storage (redis-py 8 without Flask-Limiter's `redis` extra,
+"""Public rate limits on Redis storage (redis-py 8 without the `limits` `redis` extra,
 which pins redis<8), failing open when Redis is down, and off with RATE_LIMITS=off."""
 
 from __future__ import annotations
@@ -86,3 +86,35 @@ def test_photo_uploads_have_their_own_limit(
     assert statuses[:2] == [415, 415] and statuses[2] == 429
     # The verify endpoints keep the blueprint's own limits, untouched by the uploads.
     assert http.post("/api/v1/verify", json={"input": "012326000000000001", "client": "u"}).status_code == 200
+
+
+def test_limits_survive_redis_losing_its_scripts(
+    tight: None, mysql_db: str, redis_url: str, redis_client
+) -> None:
+    # A Redis restart empties its script cache: the windows' pipelined EVALSHA must load
+    # the script again and count each request once, not twice and not never.
+    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    assert _codes(app, 1, client="flushed") == [200]
+    redis_client.script_flush()
+    assert _codes(app, 3, client="flushed") == [200, 200, 429]
+
+
+def test_every_window_is_counted_in_one_round_trip(
+    monkeypatch: pytest.MonkeyPatch, mysql_db: str, redis_url: str, redis_client
+) -> None:
+    import redis.client
+
+    executed: list[int] = []
+    original = redis.client.Pipeline.execute
+
+    def spy(self: redis.client.Pipeline, raise_on_error: bool = True) -> list:
+        executed.append(len(self.command_stack))
+        return original(self, raise_on_error)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", spy)
+    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "one"})
+    # Four windows (a minute and an hour, per IP and per client) in one pipeline.
+    assert 4 in executed
+    hour = next(redis_client.scan_iter("LIMITS:LIMITER/rl/public:client/c:one/1000/*"))
+    assert redis_client.ttl(hour) > 60

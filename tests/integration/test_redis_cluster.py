@@ -177,7 +177,7 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
     assert loaded.status_code == 200 and loaded.get_json()["accepted"] == 1, loaded.get_data(as_text=True)
     assert verdict(fresh) != "not_found"
 
-    # Flask-Limiter's counters live on the cluster too.
+    # The rate-limit counters live on the cluster too.
     statuses = [
         http.post("/api/v1/verify", json={"input": demo["genuine"], "client": "busy"}).status_code
         for _ in range(31)
