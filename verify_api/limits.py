@@ -90,45 +90,53 @@ Check = tuple[RateLimitItem, str, str]  # (window, scope, key)
 class RateLimits:
     """Counts a request in every window that applies to it; `hit` returns the windows
     exceeded (every window is counted even past a refusal, so hammering on through a 429
-    spends the hour too)."""
+    spends the hour too) and the limiter that counted them."""
 
     def __init__(self, settings: Settings) -> None:
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
-        self.storage: RedisStorage | MemoryStorage
-        if settings.redis_url:
-            options: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1}
-            if is_cluster(settings.redis_url):
-                # The cluster client's default is ten retries with backoff: ~0.6 s per hit
-                # on a hung node. Fail fast (and open), as on one server.
-                options["retry"] = Retry(NoBackoff(), 0)
-            storage = storage_from_string(settings.redis_url, **options)
-            assert isinstance(storage, RedisStorage)
-            self.storage = storage
-        else:
-            self.storage = self.fallback.storage  # type: ignore[assignment]
-        self.limiter = FixedWindowRateLimiter(self.storage)
-        # A cluster spreads the keys over nodes: each window is its own round trip there.
-        self._pipelined = isinstance(self.storage, RedisStorage) and not isinstance(
-            self.storage, RedisClusterStorage
-        )
+        self.url = settings.redis_url
+        self.options: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1}
+        if is_cluster(self.url):
+            # The cluster client's default is ten retries with backoff: ~0.6 s per hit on a
+            # hung node. Fail fast (and open), as on one server.
+            self.options["retry"] = Retry(NoBackoff(), 0)
+        # Built on first use: a cluster client contacts its nodes when it is made, and a
+        # Redis that is away at start must not stop the app from starting.
+        self._storage: RedisStorage | None = None
         self._down_until = 0.0
 
-    def hit(self, checks: Sequence[Check]) -> list[Check]:
-        if isinstance(self.storage, RedisStorage) and time.monotonic() >= self._down_until:
-            try:
-                counts = self._incr(checks) if self._pipelined else None
-                if counts is None:
-                    return [c for c in checks if not self.limiter.hit(c[0], KEY_PREFIX, c[1], c[2])]
-                return [c for c, n in zip(checks, counts, strict=True) if n > c[0].amount]
-            except (redis.RedisError, OSError):
-                metrics.incr("rate_limit_storage_errors")
-                log.warning("rate limit storage failed; counting in this worker for %ss", _DOWN_FOR_S)
-                self._down_until = time.monotonic() + _DOWN_FOR_S
-        return [c for c in checks if not self.fallback.hit(c[0], KEY_PREFIX, c[1], c[2])]
+    def _redis(self) -> tuple[RedisStorage, FixedWindowRateLimiter] | None:
+        if not self.url or time.monotonic() < self._down_until:
+            return None
+        if self._storage is None:
+            storage = storage_from_string(self.url, **self.options)
+            assert isinstance(storage, RedisStorage)
+            self._storage = storage
+            self._limiter = FixedWindowRateLimiter(storage)
+        return self._storage, self._limiter
 
-    def _incr(self, checks: Sequence[Check]) -> list[int]:
-        storage = self.storage
-        assert isinstance(storage, RedisStorage)
+    def hit(self, checks: Sequence[Check]) -> tuple[list[Check], FixedWindowRateLimiter]:
+        try:
+            found = self._redis()
+            if found is not None:
+                storage, limiter = found
+                if isinstance(storage, RedisClusterStorage):
+                    # A cluster spreads the keys over nodes: each window is its own round trip.
+                    exceeded = [c for c in checks if not limiter.hit(c[0], KEY_PREFIX, c[1], c[2])]
+                else:
+                    counts = self._incr(storage, checks)
+                    exceeded = [c for c, n in zip(checks, counts, strict=True) if n > c[0].amount]
+                return exceeded, limiter
+        except Exception:  # whatever the storage raises, limits fail open
+            metrics.incr("rate_limit_storage_errors")
+            log.warning(
+                "rate limit storage failed; counting in this worker for %ss", _DOWN_FOR_S, exc_info=True
+            )
+            self._down_until = time.monotonic() + _DOWN_FOR_S
+        return [c for c in checks if not self.fallback.hit(c[0], KEY_PREFIX, c[1], c[2])], self.fallback
+
+    @staticmethod
+    def _incr(storage: RedisStorage, checks: Sequence[Check]) -> list[int]:
         client: Any = storage.get_connection()
         script = storage.lua_incr_expire
         for attempt in (1, 2):
@@ -147,16 +155,17 @@ class RateLimits:
                 client.script_load(storage.SCRIPT_INCR_EXPIRE)
         raise AssertionError("unreachable")
 
-    def retry_after(self, exceeded: Sequence[Check]) -> int:
-        """Seconds until the longest exceeded window resets; a minute when unknown."""
-        limiter = self.limiter if time.monotonic() >= self._down_until else self.fallback
+    @staticmethod
+    def retry_after(exceeded: Sequence[Check], limiter: FixedWindowRateLimiter) -> int:
+        """Seconds until the longest exceeded window resets, read from the store that
+        counted them; a minute when it cannot say."""
         try:
             reset = max(
                 limiter.get_window_stats(item, KEY_PREFIX, scope, key).reset_time
                 for item, scope, key in exceeded
             )
             return max(1, int(reset - time.time()))
-        except (redis.RedisError, OSError):
+        except Exception:  # the refusal stands; only its hint is a guess
             log.warning("rate limit storage unreachable; Retry-After guessed", exc_info=True)
             return 60
 
@@ -178,27 +187,32 @@ def init_limits(
         scope: str, client_of: Callable[[], str], upload_endpoint: str
     ) -> Callable[[], Response | None]:
         def check() -> Response | None:
-            if request.method == "OPTIONS":
-                return None
+            # Each endpoint has its own windows (as Flask-Limiter scoped them): a shopper's
+            # verify does not spend their history lookups.
+            endpoint = request.endpoint or scope
             ip = "ip:" + _ip()
-            if request.endpoint == upload_endpoint:
-                checks = [(item, "upload", ip) for item in upload_items]
+            if endpoint == upload_endpoint:
+                checks = [(item, endpoint, ip) for item in upload_items]
             else:
                 key = client_of()
-                checks = [(item, scope, ip) for item in ip_items]
-                checks += [(item, scope + ":client", key) for item in client_items]
-            exceeded = limits.hit(checks)
+                checks = [(item, endpoint, ip) for item in ip_items]
+                checks += [(item, endpoint + ":client", key) for item in client_items]
+            exceeded, limiter = limits.hit(checks)
             if not exceeded:
                 return None
             return problem(
                 429,
                 "rate_limited",
                 f"too many requests: {'; '.join(str(c[0]) for c in exceeded)}",
-                headers={"Retry-After": str(limits.retry_after(exceeded))},
+                headers={"Retry-After": str(limits.retry_after(exceeded, limiter))},
             )
 
         return check
 
     for bp, client_of, upload_endpoint in blueprints:
-        app.before_request_funcs.setdefault(bp.name, []).append(limited(bp.name, client_of, upload_endpoint))
+        # First among the blueprint's hooks: a request refused by its own checks (a bad
+        # session token) is still counted.
+        app.before_request_funcs.setdefault(bp.name, []).insert(
+            0, limited(bp.name, client_of, upload_endpoint)
+        )
     return limits

@@ -116,5 +116,12 @@ def test_every_window_is_counted_in_one_round_trip(
     app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "one"})
     # Four windows (a minute and an hour, per IP and per client) in one pipeline.
     assert 4 in executed
-    hour = next(redis_client.scan_iter("LIMITS:LIMITER/rl/public:client/c:one/1000/*"))
+    hour = next(redis_client.scan_iter("LIMITS:LIMITER/rl/public.verify:client/c:one/1000/*"))
     assert redis_client.ttl(hour) > 60
+
+
+def test_each_endpoint_has_its_own_windows(tight: None, mysql_db: str, redis_url: str) -> None:
+    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    assert _codes(app, 6, client="a")[-1] == 429
+    # The same IP's code lookups are not spent by its verifies.
+    assert app.test_client().get("/api/v1/codes/012326000000000001").status_code == 200

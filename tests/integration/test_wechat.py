@@ -200,3 +200,12 @@ def test_the_mini_program_is_rate_limited_per_session(
     assert refused.mimetype == "application/problem+json" and refused.get_json()["code"] == "rate_limited"
     # Another shopper behind the same IP keeps its own allowance.
     assert http.post("/wx/v1/verify", json={"input": "x"}, headers=two).status_code != 429
+    # Requests with a token the blueprint refuses are counted too (per IP): guessing
+    # tokens is not free.
+    monkeypatch.setattr(limits, "IP_LIMIT", "3/minute")
+    guesser = create_app(settings).test_client()
+    statuses = [
+        guesser.get("/wx/v1/me/history", headers={"Authorization": f"Bearer wxs_guess-{i}"}).status_code
+        for i in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
