@@ -21,6 +21,10 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = 100
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
+# gunicorn 27 opens a control socket at one fixed path in the user's home by default,
+# shared by every master on the host (the bench starts three); we manage workers with
+# signals and the orchestrator, not gunicornc.
+control_socket_disable = True
 loglevel = os.environ.get("LOG_LEVEL", "info")
 
 
