@@ -21,6 +21,7 @@ from domain.errors import BadInput, DomainError, Unauthorized
 from domain.verdicts import pick_language
 from miniprogram_backend.sessions import MemorySessions, RedisSessions, WxUser
 from services.verify import VerifyRequest
+from verify_api.request_input import bearer_token, json_body_or_none
 
 log = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__, url_prefix="/wx/v1")
@@ -74,12 +75,7 @@ def _wx() -> Any:
 
 
 def _json(model: type[BaseModel]) -> Any:
-    body = None
-    if request.is_json:
-        try:
-            body = orjson.loads(request.get_data(cache=True))
-        except orjson.JSONDecodeError:
-            body = request.get_json(silent=True)  # a BOM or UTF-16 body, as before
+    body = json_body_or_none()
     if not isinstance(body, dict):
         raise BadInput("send a JSON object with Content-Type: application/json", code="invalid_body")
     try:
@@ -111,9 +107,8 @@ def _wechat_call(fn: Any, *args: Any) -> Any:
 def _session() -> Response | None:
     if request.endpoint == "wechat.login":
         return None
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    user = _wx()["sessions"].get(token.strip()) if scheme.lower() == "bearer" and token else None
+    token = bearer_token()
+    user = _wx()["sessions"].get(token) if token else None
     if user is None:
         raise Unauthorized("log in with POST /wx/v1/login and send the token as a bearer token")
     g.wx_user = user

@@ -12,7 +12,7 @@ from domain.errors import BadInput, Forbidden
 from services.admin import rows_from_csv, rows_from_xlsx
 from verify_api.app import container
 from verify_api.problems import problem
-from verify_api.public import json_body
+from verify_api.request_input import bearer_token, json_body
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
@@ -21,9 +21,7 @@ MAX_ROWS_JSON = 100_000
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    scope = container(current_app).admin.authenticate(token.strip() if scheme.lower() == "bearer" else None)
+    scope = container(current_app).admin.authenticate(bearer_token())
     if scope is None:
         return problem(
             401,

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
 import redis
 from flask import Blueprint, Flask, Response, request
 from limits import RateLimitItem, parse_many
@@ -38,6 +37,7 @@ from redis.retry import Retry
 from cache.redis_cache import is_cluster
 from domain import metrics
 from verify_api.problems import problem
+from verify_api.request_input import bearer_token, json_body_or_none
 from verify_api.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,8 @@ def _ip() -> str:
 
 
 def client_key() -> str:
-    body = None
-    if request.is_json:
-        # orjson as the view parses it (the standard parser cost more than the rest of
-        # this key); what orjson refuses the view answers with a 400 anyway.
-        try:
-            body = orjson.loads(request.get_data(cache=True))
-        except orjson.JSONDecodeError:
-            body = request.get_json(silent=True)
+    # Parsed once for the request: the view reads the same body next.
+    body = json_body_or_none()
     client = body.get("client") if isinstance(body, dict) else None
     if (
         not isinstance(client, str) or not client
@@ -78,10 +72,10 @@ def client_key() -> str:
 def bearer_key() -> str:
     """A session's own key: a hash of its bearer token (the token itself is a secret and
     never becomes a Redis key), else the IP."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token()
+    if token is None:
         return f"ip:{_ip()}"
-    return "b:" + hashlib.blake2b(token.strip().encode(), digest_size=12).hexdigest()
+    return "b:" + hashlib.blake2b(token.encode(), digest_size=12).hexdigest()
 
 
 Check = tuple[RateLimitItem, str, str]  # (window, scope, key)

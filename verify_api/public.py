@@ -14,6 +14,7 @@ from domain.errors import BadInput, PayloadTooLarge
 from domain.verdicts import pick_language
 from services.verify import VerifyRequest
 from verify_api.app import container
+from verify_api.request_input import json_body
 
 bp = Blueprint("public", __name__, url_prefix="/api/v1")
 
@@ -30,21 +31,6 @@ class VerifyIn(BaseModel):
     channel: Literal["manual", "qr", "photo", "web"] = "manual"
     location: Location | None = None
     client: Annotated[str, StringConstraints(max_length=128)] | None = None
-
-
-def json_body() -> Any:
-    if not request.is_json:
-        raise BadInput("send a JSON body with Content-Type: application/json", code="json_required")
-    # orjson rather than request.get_json (stdlib json): the verify hot path, and it also
-    # refuses lone surrogates and NaN, which no client of ours sends.
-    try:
-        return orjson.loads(request.get_data(cache=True))
-    except orjson.JSONDecodeError as exc:
-        # What orjson refuses but the standard parser reads (a BOM, UTF-16) stays accepted.
-        body = request.get_json(silent=True)
-        if body is None:
-            raise BadInput("the body is not valid JSON", code="invalid_json") from exc
-        return body
 
 
 def validation_problem(exc: ValidationError) -> BadInput:
