@@ -1,0 +1,286 @@
+"""Where a verify's CPU goes, stage by stage, next to the reference floors, in process.
+
+`make bench` measures whole requests through gunicorn and reports ratios. This script
+says why they are what they are: it calls the floor app (../shared/bench/floor_app.py)
+and this service as WSGI apps in one process, on MariaDB + Redis, and times whole
+requests and then each stage of the verify path alone, as CPU per call (the minimum
+over interleaved rounds: the least the machine let it cost).
+
+    python bench/verify_budget.py [--calls 2000] [--rounds 5]
+
+The last lines set the stages against the floor (b): what a verify may cost for
+(c) ≥ 0.9 × (b), and what it costs beyond the floor. gunicorn adds the same cost to
+every request of both apps (reading and writing the socket; `make bench`'s CPU table
+shows it), which the in-process ratio leaves out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR = ROOT.parent / "shared" / "bench" / "floor_app.py"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(FLOOR.parent))
+
+
+def environ(method: str, path: str, body: bytes = b"", content_type: str = "") -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "bench",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    if body:
+        env["CONTENT_LENGTH"] = str(len(body))
+        env["CONTENT_TYPE"] = content_type
+    return env
+
+
+def call(app: Callable[..., Any], env: dict[str, Any]) -> bytes:
+    status: list[str] = []
+    out = app(env, lambda s, h, e=None: status.append(s))
+    try:
+        body = b"".join(out)
+    finally:
+        getattr(out, "close", lambda: None)()
+    if not status[0].startswith("200"):
+        raise SystemExit(f"{env['PATH_INFO']} answered {status[0]}: {body[:200]!r}")
+    return body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=2000, help="calls per stage per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--codes", type=int, default=5000)
+    parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+    if not FLOOR.exists():
+        raise SystemExit(f"reference floor app not found at {FLOOR}")
+
+    db = "ov_budget"
+    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
+    db_url = f"{args.mysql.rstrip('/')}/{db}"
+    redis.Redis.from_url(args.redis).flushdb()
+    os.environ.update(
+        BENCH_REDIS_URL=args.redis,
+        REDIS_URL=args.redis,
+        DATABASE_URL=db_url,
+        SECRET_KEY="bench",
+        RATE_LIMITS="off",
+        EXPECTED_CODES=str(max(args.codes * 2, 100_000)),
+        LOG_LEVEL="warning",
+    )
+    from bench.verify_bench import load_codes
+
+    hot, _ = load_codes(db_url, args.codes, date.today().year % 100)
+    floor_codes = subprocess.run(
+        [sys.executable, str(FLOOR), "load", "1000"],
+        cwd=FLOOR.parent,
+        env=os.environ,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+
+    import floor_app  # reads REDIS_URL when imported
+    import orjson
+
+    from anomaly.rules import CodeScanState, evaluate
+    from anomaly.state import _recent, _settled, _stored_flags
+    from domain.codes import check_without_lookup, normalize
+    from domain.records import ScanInput
+    from services.verify import VerifyRequest
+    from verify_api.app import container, create_app
+    from verify_api.public import parse_verify, respond
+    from verify_api.request_input import json_body
+    from verify_api.settings import Settings
+
+    app = create_app(Settings.from_env())
+    c = container(app)
+    rng = random.Random(7)
+    # Genuine traffic as in `make bench` (c): each code checked by one of its three shoppers.
+    requests = [(code, f"{code}-{rng.randint(1, 3)}") for code in (rng.choice(hot) for _ in range(50_000))]
+    turn = iter(range(10**12))
+
+    def next_request() -> tuple[str, str]:
+        return requests[next(turn) % len(requests)]
+
+    def post_verify() -> bytes:
+        code, client = next_request()
+        body = b'{"input":"%s","channel":"qr","client":"%s"}' % (code.encode(), client.encode())
+        return call(app, environ("POST", "/api/v1/verify", body, "application/json"))
+
+    def service_call() -> dict[str, Any]:
+        code, client = next_request()
+        return c.verify.verify(VerifyRequest(input=code, channel="qr", client=client, ip="127.0.0.1"))
+
+    floor_env = lambda path: environ("GET", path + rng.choice(floor_codes))  # noqa: E731
+    sample_body = b'{"input":"%s","channel":"qr","client":"x-1"}' % hot[0].encode()
+    parsed = normalize(hot[0])
+    resolution = c.resolver.resolve(parsed)
+    scan_input = ScanInput(
+        code=hot[0],
+        kind="organic",
+        at=datetime.now(UTC),
+        channel="qr",
+        verdict="genuine",
+        client="x-1",
+        ip="127.0.0.1",
+    )
+    recorder = c.scans.recorder
+    captured: dict[str, Any] = {}
+    original_script = recorder.script
+
+    def capture(keys: list[str], args: list[Any]) -> Any:
+        captured.update(keys=keys, args=args, raw=original_script(keys=keys, args=args))
+        return captured["raw"]
+
+    # Warm every tier as `make bench` does, then keep one real call's Redis arguments and
+    # reply: a shopper new to a code that three others checked (its rules run).
+    for _ in range(3 * len(hot)):
+        post_verify()
+    recorder.script = capture  # type: ignore[method-assign]
+    c.scans.record(scan_input)
+    recorder.script = original_script  # type: ignore[method-assign]
+    event = c.scans.event(scan_input)
+    answer = c.verify.verify(VerifyRequest(input=hot[0], channel="qr", client="x-1", ip="127.0.0.1"))
+    pipe_client = floor_app._redis
+
+    def rules() -> list[Any]:
+        # What `_outcome` does with a new scanner's reply, short of writing a flag (a
+        # replayed reply would raise the same flag on every call).
+        n, first_ms, first_city, distinct, *_, recent, stored, _seen = captured["raw"]
+        state = CodeScanState(
+            event.code,
+            event.at_ms,
+            n,
+            first_ms or None,
+            first_city.decode() or None,
+            distinct,
+            _recent([x.decode() for x in recent]),
+        )
+        return evaluate(state, recorder.config, _settled(_stored_flags([x.decode() for x in stored])))
+
+    def floor_pipeline() -> None:
+        pipe = pipe_client.pipeline(transaction=False)
+        pipe.get(b"floor:c:" + hot[0].encode())
+        pipe.incr(b"floor:n:x")
+        pipe.pfadd(b"floor:u:x", "127.0.0.1")
+        pipe.xadd(b"floor:scans", {b"c": b"x", b"t": b"1"}, maxlen=100_000, approximate=True)
+        pipe.execute()
+
+    def in_request(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            with app.request_context(environ("POST", "/api/v1/verify", sample_body, "application/json")):
+                return fn()
+
+        return run
+
+    stages: list[tuple[str, str, Callable[[], Any]]] = [
+        (
+            "a",
+            "floor (a): whole request, constant 1 KB",
+            lambda: call(floor_app.app, floor_env("/floor/hello/")),
+        ),
+        (
+            "b",
+            "floor (b): whole request, one pipelined round trip",
+            lambda: call(floor_app.app, floor_env("/floor/redis/")),
+        ),
+        ("c", "verify (c): whole request, cached code", post_verify),
+        ("flask", "our app: GET /healthz, whole request", lambda: call(app, environ("GET", "/healthz"))),
+        ("ctx", "a request context of the verify POST, nothing in it", in_request(lambda: None)),
+        (
+            "body",
+            "  body read, JSON parsed, validated (beyond it)",
+            in_request(lambda: parse_verify(json_body())),
+        ),
+        (
+            "normalize",
+            "normalize + checks without lookup",
+            lambda: check_without_lookup(
+                normalize(hot[0]), today=date.today(), known_bodies=c.resolver.known_bodies()
+            ),
+        ),
+        ("resolve", "resolve the record (this worker's memory)", lambda: c.resolver.resolve(parsed)),
+        ("event", "build the scan event (hashes, place)", lambda: c.scans.event(scan_input)),
+        (
+            "script",
+            "the scan script's round trip, a repeat scan (redis-py)",
+            lambda: original_script(keys=captured["keys"], args=captured["args"]),
+        ),
+        ("pipeline", "the floor's pipeline of four (redis-py)", floor_pipeline),
+        ("rules", "the returned state parsed, rules run on it", rules),
+        (
+            "verdict",
+            "verdict + answer document",
+            lambda: c.verify._answer(
+                parsed.code,
+                parsed.kind,
+                c.verify._verdict(resolution, (), date.today()),
+                resolution,
+                None,
+                "zh",
+                date.today(),
+            ),
+        ),
+        ("respond", "  orjson + the Response (beyond the context)", in_request(lambda: respond(answer))),
+        ("service", "the whole verify service call", service_call),
+    ]
+    best: dict[str, float] = {}
+    for round_ in range(args.rounds):
+        for key, _, fn in stages:
+            t0 = time.process_time()
+            for _ in range(args.calls):
+                fn()
+            per_call = (time.process_time() - t0) / args.calls * 1e6
+            best[key] = min(best.get(key, per_call), per_call)
+        print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+
+    print(f"\nCPU per call, µs (min of {args.rounds} rounds of {args.calls:,} calls), in process")
+    for key in ("body", "respond"):  # timed inside a request context: shown beyond it
+        best[key] -= best["ctx"]
+    for key, label, _ in stages:
+        print(f"  {label:52s} {best[key]:8.1f}")
+    b, cc = best["b"], best["c"]
+    print(f"\n  (c)/(b) in process                                   {b / cc:8.2f}")
+    print(f"  (c) may cost for 0.9 × (b)                           {b / 0.9:8.1f}")
+    print(f"  (c) costs beyond (b)                                 {cc - b:8.1f}")
+    print(f"  the scan script beyond the floor's pipeline          {best['script'] - best['pipeline']:8.1f}")
+    print(f"  response size: floor {len(floor_app._DOC) + 16} B, verify {len(orjson.dumps(answer))} B")
+
+
+if __name__ == "__main__":
+    main()
