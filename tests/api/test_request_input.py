@@ -34,9 +34,7 @@ def test_the_body_is_parsed_once_however_many_readers_ask(app: Flask) -> None:
         ({}, "json_required"),
     ],
 )
-def test_a_body_that_is_not_json_is_a_400_every_time_it_is_read(
-    app: Flask, kwargs: dict, code: str
-) -> None:
+def test_a_body_that_is_not_json_is_a_400_every_time_it_is_read(app: Flask, kwargs: dict, code: str) -> None:
     with app.test_request_context(method="POST", **kwargs):
         assert json_body_or_none() is None
         for _ in range(2):
