@@ -40,6 +40,7 @@ from pathlib import Path
 import pymysql
 import redis
 import requests
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ROOT.parent / "shared" / "bench" / "floor_app.py"
@@ -224,6 +225,26 @@ def forget_guessers(rds: redis.Redis) -> None:
         rds.delete(*keys[i : i + 1000])
 
 
+def fresh_stores(mysql_url: str, redis_url: str, db: str) -> tuple[str, redis.Redis]:
+    """An empty database `db` on the server of `mysql_url` (its URL returned) and an empty
+    Redis database at `redis_url`."""
+    server = make_url(mysql_url)
+    conn = pymysql.connect(
+        host=server.host or "127.0.0.1",
+        port=server.port or 3306,
+        user=server.username or "root",
+        password=server.password or "",
+        autocommit=True,
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
+    conn.close()
+    rds = redis.Redis.from_url(redis_url)
+    rds.flushdb()
+    return server.set(database=db).render_as_string(hide_password=False), rds
+
+
 def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
     """Register a body/certificate and n codes straight through the admin service's bulk path."""
     from domain.bulk import Scope
@@ -293,14 +314,7 @@ def main() -> None:
     if not FLOOR.exists():
         raise SystemExit(f"reference floor app not found at {FLOOR}")
 
-    db = "ov_bench"
-    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {db}")
-        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
-    db_url = f"{args.mysql.rstrip('/')}/{db}"
-    rds = redis.Redis.from_url(args.redis)
-    rds.flushdb()
+    db_url, rds = fresh_stores(args.mysql, args.redis, "ov_bench")
     os.environ["BENCH_REDIS_URL"] = args.redis
     yy = date.today().year % 100
     t0 = time.perf_counter()

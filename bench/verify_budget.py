@@ -28,9 +28,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pymysql
-import redis
-
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = ROOT.parent / "shared" / "bench" / "floor_app.py"
 sys.path.insert(0, str(ROOT))
@@ -86,13 +83,9 @@ def main() -> None:
     if not FLOOR.exists():
         raise SystemExit(f"reference floor app not found at {FLOOR}")
 
-    db = "ov_budget"
-    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {db}")
-        cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
-    db_url = f"{args.mysql.rstrip('/')}/{db}"
-    redis.Redis.from_url(args.redis).flushdb()
+    from bench.verify_bench import fresh_stores, load_codes
+
+    db_url, _ = fresh_stores(args.mysql, args.redis, "ov_budget")
     os.environ.update(
         BENCH_REDIS_URL=args.redis,
         REDIS_URL=args.redis,
@@ -102,8 +95,6 @@ def main() -> None:
         EXPECTED_CODES=str(max(args.codes * 2, 100_000)),
         LOG_LEVEL="warning",
     )
-    from bench.verify_bench import load_codes
-
     hot, _ = load_codes(db_url, args.codes, date.today().year % 100)
     floor_codes = subprocess.run(
         [sys.executable, str(FLOOR), "load", "1000"],
