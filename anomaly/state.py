@@ -447,16 +447,7 @@ class RedisScanRecorder:
         stored = _stored_flags([_text(x) for x in stored_pairs]) if stored_pairs else {}
         raised: list[Flag] = []
         if recorded and not duplicate and recent:
-            state = CodeScanState(
-                code=event.code,
-                now_ms=event.at_ms,
-                count=n,
-                first_at_ms=first_ms or None,
-                first_city=city,
-                distinct_scanners=distinct,
-                recent=_recent([_text(x) for x in recent]),
-            )
-            raised = evaluate(state, self.config, _settled(stored))
+            raised = self.code_rules(event, raw, stored)
         genuine_scan = recorded and not duplicate and not throttled and event.verdict != "not_found"
         if genuine_scan and product is not None:
             raised += product_rules(product, RecentScan.of(event), _seen(seen), event.at)
@@ -473,6 +464,21 @@ class RedisScanRecorder:
             bool(throttled),
             bool(duplicate),
         )
+
+    def code_rules(self, event: ScanEvent, raw: list[Any], stored: StoredFlags) -> list[Flag]:
+        """The per-code rules on the state the script returned for `event` (a scan it
+        recorded), skipping the rules `stored` already holds at their highest severity."""
+        n, first_ms, first_city, distinct, *_, recent, _pairs, _seen = raw
+        state = CodeScanState(
+            code=event.code,
+            now_ms=event.at_ms,
+            count=n,
+            first_at_ms=first_ms or None,
+            first_city=_text(first_city) or None,
+            distinct_scanners=distinct,
+            recent=_recent([_text(x) for x in recent]),
+        )
+        return evaluate(state, self.config, _settled(stored))
 
     def _raise(self, code: str, flags: list[Flag], *, sync: bool) -> StoredFlags:
         args: list[Any] = [FLAG_STREAM_MAXLEN, self.config.retention_days * DAY_MS]

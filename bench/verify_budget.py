@@ -108,8 +108,7 @@ def main() -> None:
     import floor_app  # reads REDIS_URL when imported
     import orjson
 
-    from anomaly.rules import CodeScanState, evaluate
-    from anomaly.state import _recent, _settled, _stored_flags
+    from anomaly.state import _stored_flags
     from domain.codes import check_without_lookup, normalize
     from domain.records import ScanInput
     from services.verify import VerifyRequest
@@ -172,17 +171,8 @@ def main() -> None:
     def rules() -> list[Any]:
         # What `_outcome` does with a new scanner's reply, short of writing a flag (a
         # replayed reply would raise the same flag on every call).
-        n, first_ms, first_city, distinct, *_, recent, stored, _seen = captured["raw"]
-        state = CodeScanState(
-            event.code,
-            event.at_ms,
-            n,
-            first_ms or None,
-            first_city.decode() or None,
-            distinct,
-            _recent([x.decode() for x in recent]),
-        )
-        return evaluate(state, recorder.config, _settled(_stored_flags([x.decode() for x in stored])))
+        stored = _stored_flags([x.decode() for x in captured["raw"][8]])
+        return recorder.code_rules(event, captured["raw"], stored)
 
     def floor_pipeline() -> None:
         pipe = pipe_client.pipeline(transaction=False)
