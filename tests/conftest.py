@@ -65,8 +65,10 @@ def mysql_db() -> Iterator[str]:
 
 def _redis_db_url() -> str:
     # A database of its own, flushed per test: the app's keys have fixed names.
+    # TEST_REDIS_DB lets two test runs share one server (two checkouts, a bench) without
+    # flushing each other's keys.
     base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
-    return f"{base}/13"
+    return f"{base}/{int(os.environ.get('TEST_REDIS_DB', '13'))}"
 
 
 @pytest.fixture
