@@ -78,11 +78,12 @@ _BODY_CODE = re.compile(r"^\d{4}$")
 _LEGACY_BODY_CODE = re.compile(r"^\d{3}$")
 
 
-def body_codes_from_approval(approval_number: str) -> tuple[str, str]:
+def body_codes_from_approval(approval_number: str) -> tuple[str, str | None]:
     """(current 4-digit code, legacy 3-digit code) from an approval number like CNCA-R-2002-123.
 
     Domestic (R): serial zero-padded to 4 / the 3-digit serial. Foreign (RF): "9" + the
-    serial to 3 / "9" + the serial to 2 (CNCA-N-009:2014 appendix 5, 2022 revision).
+    serial to 3 / "9" + the serial to 2 (CNCA-N-009:2014 appendix 5, 2022 revision); a
+    foreign serial past 99 has no legacy code (None).
     """
     match = _APPROVAL.match(approval_number.strip())
     if match is None:
@@ -92,11 +93,9 @@ def body_codes_from_approval(approval_number: str) -> tuple[str, str]:
         )
     serial = int(match.group("serial"))
     if match.group("kind").upper() == "RF":
-        if serial > 99:
-            raise BadInput(
-                "a foreign body's approval serial has at most 2 digits", code="invalid_approval_number"
-            )
-        return f"9{serial:03d}", f"9{serial:02d}"
+        # A foreign body approved with a 3-digit serial (CNCA-RF-2018-716 -> 9716) came
+        # after the 17-digit era, whose "9" + 2 digits cannot hold it: no legacy code.
+        return f"9{serial:03d}", (f"9{serial:02d}" if serial <= 99 else None)
     return f"{serial:04d}", f"{serial:03d}"
 
 

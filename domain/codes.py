@@ -122,10 +122,15 @@ def normalize(raw: str) -> ParsedCode:
     from_url = bool(_URLISH.search(text)) and not _PREFIX.match(text)
     if from_url:
         text = _fold(_token_from_url(text))
+    # After the 有机码 prefix the input claims to be an organic code: letters make it a
+    # malformed organic code, never a BQ token.
+    claims_organic = _PREFIX.match(text) is not None
     text = _PREFIX.sub("", text)
     compact = _SEPARATORS.sub("", text)
     if not compact:
         return ParsedCode(raw, "", None, InvalidReason.EMPTY)
+    if claims_organic and not _DIGITS.match(compact):
+        return ParsedCode(raw, compact[:64], None, InvalidReason.CHARACTERS)
     if _DIGITS.match(compact):
         if from_url and len(compact) not in (17, 18) and _TOKEN.match(compact):
             return ParsedCode(raw, compact, CodeKind.BQ)
