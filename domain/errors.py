@@ -11,6 +11,7 @@
     ├── UnsupportedMedia         an upload that is not a format we accept, whatever it claims (415)
     ├── Unprocessable            well-formed but unusable: a truncated photo, no code in it (422)
     ├── TooManyRequests          a client guessing codes (enumeration) is slowed down (429)
+    ├── NotImplementedOnServer   an optional engine this deployment lacks (501: OCR not installed)
     └── Unavailable              a backing store cannot answer now (503 with Retry-After)
 
 Expected shopper outcomes (a code that does not exist, a voided order) are not
@@ -79,6 +80,13 @@ class Unprocessable(DomainError):
 class TooManyRequests(DomainError):
     code = "rate_limited"
     status = 429
+
+
+class NotImplementedOnServer(DomainError):
+    """A capability this deployment lacks (an optional engine not installed)."""
+
+    code = "not_implemented"
+    status = 501
 
 
 class Unavailable(DomainError):

@@ -90,6 +90,8 @@ class PhotoReading(Protocol):
     def unreadable(self) -> bool: ...  # code-like print seen but not read reliably
     @property
     def elapsed_ms(self) -> float: ...
+    @property
+    def digits_unavailable(self) -> bool: ...  # printed digits cannot be read on this server
 
 
 class PhotoScanner(Protocol):

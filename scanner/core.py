@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from scanner.digits import DigitReader, Plausibility, Uncertain
+from scanner.digits import DigitReader, Plausibility, Uncertain, ocr_available
 from scanner.image import load
 from scanner.symbols import MATRIX, SymbolReader
 
@@ -41,6 +41,8 @@ class ScanResult:
     elapsed_ms: float
     budget_exhausted: bool = False
     ocr_ran: bool = False
+    # Printed digits were wanted but the optional OCR engine is not installed here.
+    ocr_missing: bool = False
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -95,7 +97,8 @@ class Scanner:
         uncertain: list[Uncertain] = []
         extra: dict[str, float] = {}
         ocr_ran = False
-        if want_ocr and time.perf_counter() < deadline:
+        ocr_missing = want_ocr and not ocr_available()
+        if want_ocr and not ocr_missing and time.perf_counter() < deadline:
             ocr_ran = True
             passes.append("ocr")
             reader = self._digits if known_body_codes is None else DigitReader(Plausibility(known_body_codes))
@@ -118,5 +121,6 @@ class Scanner:
             elapsed_ms=round((now - start) * 1000, 1),
             budget_exhausted=now > deadline,
             ocr_ran=ocr_ran,
+            ocr_missing=ocr_missing,
             extra=extra,
         )

@@ -23,6 +23,7 @@ large the photo) and recognition on crops cut from the full-resolution image, so
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import re
 import threading
@@ -113,6 +114,15 @@ def candidates(text: str) -> list[tuple[str, bool]]:
     for run in _RUN.finditer(joined):
         out.append((run.group(), False))
     return out
+
+
+def ocr_available() -> bool:
+    """Whether the OCR engine is installed, without loading it (it is an optional
+    dependency: requirements-ocr.txt). Without it QR codes and barcodes still read."""
+    try:
+        return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class _Engine:

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain import metrics
 from domain.codes import normalize
-from domain.errors import Unprocessable
+from domain.errors import NotImplementedOnServer, Unprocessable
 from domain.ports import PhotoScanner
 from services.verify import VerifyRequest, VerifyService
 
@@ -55,6 +55,14 @@ class PhotoService:
                     "a code is printed on the label but could not be read reliably; "
                     "photograph it closer, in focus and without glare, or type it",
                     code="code_unreadable",
+                )
+            if reading.digits_unavailable:
+                # The optional OCR engine is not installed: say so rather than "no code",
+                # which would send the shopper looking for a code that is printed there.
+                raise NotImplementedOnServer(
+                    "no QR code or barcode was found, and printed digits cannot be read on this "
+                    "server; type the code printed on the label",
+                    code="digits_unavailable",
                 )
             raise Unprocessable(
                 "no QR code, barcode or printed organic code was found in the photo", code="no_code_found"

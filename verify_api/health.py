@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from cache.redis_cache import reachable
 from domain import metrics
 from verify_api.app import container
+from verify_api.scanning import engines
 
 bp = Blueprint("health", __name__)
 
@@ -37,6 +38,8 @@ def readyz() -> tuple[Response, int]:
         cache=cache,
         scan_store=scans,
         degraded=degraded,
+        # A photo of a digits-only label needs the OCR engine; without it only QR codes read.
+        engines=engines(),
     ), status
 
 

@@ -15,6 +15,17 @@ class Reading:
     found: list[Any]
     unreadable: bool
     elapsed_ms: float
+    digits_unavailable: bool = False
+
+
+def engines() -> dict[str, bool]:
+    """Which readers this server has: QR codes and barcodes (zxing-cpp, required) and
+    printed digits (the optional OCR engine of requirements-ocr.txt)."""
+    import importlib.util
+
+    from scanner.digits import ocr_available
+
+    return {"qr": importlib.util.find_spec("zxingcpp") is not None, "digits": ocr_available()}
 
 
 class ScannerAdapter:
@@ -52,5 +63,8 @@ class ScannerAdapter:
         except CorruptImage as exc:
             raise Unprocessable(str(exc), code="corrupt_image") from None
         return Reading(
-            found=list(result.found), unreadable=bool(result.uncertain), elapsed_ms=result.elapsed_ms
+            found=list(result.found),
+            unreadable=bool(result.uncertain),
+            elapsed_ms=result.elapsed_ms,
+            digits_unavailable=result.ocr_missing,
         )

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import sys
+from datetime import date
+
+import pytest
 from flask import Flask
 
 from domain.certificates import body_codes_from_approval
 from domain.codes import InvalidReason, normalize
+from services.demo import seed
 from tests.conftest import ADMIN
+from tests.images import encode, label
+from verify_api.app import container
 
 
 def test_a_foreign_body_with_a_three_digit_serial_has_no_legacy_code() -> None:
@@ -51,3 +59,38 @@ def test_the_prefixed_malformed_code_answers_invalid_format(any_app: Flask) -> N
         any_app.test_client().post("/api/v1/verify", json={"input": "有机码：0615266740B1852118"}).get_json()
     )
     assert answer["verdict"] == "invalid_format"
+
+
+@pytest.fixture
+def without_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As installed from requirements.txt alone: importing the OCR engine fails."""
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+
+
+def _photo(app: Flask, image: bytes):  # type: ignore[no-untyped-def]
+    return app.test_client().post(
+        "/api/v1/scans",
+        data={"image": (io.BytesIO(image), "label.jpg")},
+        content_type="multipart/form-data",
+    )
+
+
+def test_without_the_ocr_engine_a_digits_only_photo_gets_a_clear_problem_not_a_500(
+    embedded_app: Flask, without_ocr: None
+) -> None:
+    codes = seed(container(embedded_app).admin, date.today())
+    resp = _photo(embedded_app, encode(label(code=codes["genuine"])))
+    assert resp.status_code == 501, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
+    assert resp.get_json()["code"] == "digits_unavailable"
+
+
+def test_without_the_ocr_engine_qr_codes_still_read(embedded_app: Flask, without_ocr: None) -> None:
+    codes = seed(container(embedded_app).admin, date.today())
+    resp = _photo(embedded_app, encode(label(qr=f"https://trace.example.cn/c/{codes['genuine']}")))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["verification"]["verdict"] == "genuine"
+
+
+def test_readyz_says_whether_printed_digits_can_be_read(embedded_app: Flask, without_ocr: None) -> None:
+    assert embedded_app.test_client().get("/readyz").get_json()["engines"] == {"qr": True, "digits": False}
