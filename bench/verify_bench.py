@@ -1,9 +1,9 @@
 """Verify-path benchmark, reported as ratios to the reference floors of the same run.
 
 Starts, under one gunicorn config (gunicorn.conf.py, 2 sync workers), the reference
-floor app (../shared/bench/floor_app.py) and this service on MariaDB + Redis, loads
-codes, then drives each endpoint with wrk (32 connections) and prints req/s, p50, p99
-and the ratios the verify-core issue sets as goals:
+floor app (bench/floor_app.py; --floor names another, e.g. ../shared/bench/floor_app.py)
+and this service on MariaDB + Redis, loads codes, then drives each endpoint with wrk
+(32 connections) and prints req/s, p50, p99 and the ratios the verify-core issue sets as goals:
 
   (a) floor: constant 1 KB JSON            (b) floor: one pipelined Redis round trip
   (c) POST /api/v1/verify, cached codes    (d) GET /api/v1/codes/{code}, cached codes
@@ -43,7 +43,9 @@ import requests
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOOR = ROOT.parent / "shared" / "bench" / "floor_app.py"
+# The repo carries its floors (same definitions as ../shared/bench/floor_app.py, which
+# --floor can name instead) so the benchmarks run in a plain clone.
+FLOOR = ROOT / "bench" / "floor_app.py"
 sys.path.insert(0, str(ROOT))
 
 WRK_SCRIPT = r"""
@@ -310,9 +312,11 @@ def main() -> None:
     )
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--floor", type=Path, default=FLOOR, help="the floor app (default: the repo's own)")
     args = parser.parse_args()
-    if not FLOOR.exists():
-        raise SystemExit(f"reference floor app not found at {FLOOR}")
+    floor_path = args.floor.resolve()
+    if not floor_path.exists():
+        raise SystemExit(f"reference floor app not found at {floor_path}")
 
     db_url, rds = fresh_stores(args.mysql, args.redis, "ov_bench")
     os.environ["BENCH_REDIS_URL"] = args.redis
@@ -342,13 +346,13 @@ def main() -> None:
     env["WECHAT_API_BASE"] = fake_wechat.base
     # The floor app keeps its own keys (floor:*) in the same Redis database.
     subprocess.run(
-        [sys.executable, str(FLOOR), "load", "1000"],
-        cwd=FLOOR.parent,
+        [sys.executable, str(floor_path), "load", "1000"],
+        cwd=floor_path.parent,
         env=env,
         check=True,
         stdout=(work / "floor_codes.txt").open("w"),
     )
-    floor, floor_base = start("floor_app:app", env, FLOOR.parent, work / "floor.log")
+    floor, floor_base = start("floor_app:app", env, floor_path.parent, work / "floor.log")
     app, base = start("wsgi:app", env, ROOT, work / "app.log")
     # The same app as deployed: public rate limits on (Redis-backed).
     limited, limited_base = start(

@@ -1,8 +1,9 @@
 """Where a verify's CPU goes, stage by stage, next to the reference floors, in process.
 
 `make bench` measures whole requests through gunicorn and reports ratios. This script
-says why they are what they are: it calls the floor app (../shared/bench/floor_app.py)
-and this service as WSGI apps in one process, on MariaDB + Redis, and times whole
+says why they are what they are: it calls the floor app (bench/floor_app.py;
+--floor names another, e.g. ../shared/bench/floor_app.py) and this service as WSGI apps
+in one process, on MariaDB + Redis, and times whole
 requests and then each stage of the verify path alone, as CPU per call (the minimum
 over interleaved rounds: the least the machine let it cost).
 
@@ -29,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOOR = ROOT.parent / "shared" / "bench" / "floor_app.py"
+# The repo carries its floors (same definitions as ../shared/bench/floor_app.py, which
+# --floor can name instead) so the benchmarks run in a plain clone.
+FLOOR = ROOT / "bench" / "floor_app.py"
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(FLOOR.parent))
 
 
 def environ(method: str, path: str, body: bytes = b"", content_type: str = "") -> dict[str, Any]:
@@ -79,9 +81,12 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=5000)
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--floor", type=Path, default=FLOOR, help="the floor app (default: the repo's own)")
     args = parser.parse_args()
-    if not FLOOR.exists():
-        raise SystemExit(f"reference floor app not found at {FLOOR}")
+    floor_path = args.floor.resolve()
+    if not floor_path.exists():
+        raise SystemExit(f"reference floor app not found at {floor_path}")
+    sys.path.insert(0, str(floor_path.parent))
 
     from bench.verify_bench import fresh_stores, load_codes
 
@@ -97,8 +102,8 @@ def main() -> None:
     )
     hot, _ = load_codes(db_url, args.codes, date.today().year % 100)
     floor_codes = subprocess.run(
-        [sys.executable, str(FLOOR), "load", "1000"],
-        cwd=FLOOR.parent,
+        [sys.executable, str(floor_path), "load", "1000"],
+        cwd=floor_path.parent,
         env=os.environ,
         check=True,
         capture_output=True,
@@ -260,7 +265,7 @@ def main() -> None:
     print(f"  (c) may cost for 0.9 × (b)                           {b / 0.9:8.1f}")
     print(f"  (c) costs beyond (b)                                 {cc - b:8.1f}")
     print(f"  the scan script beyond the floor's pipeline          {best['script'] - best['pipeline']:8.1f}")
-    print(f"  response size: floor {len(floor_app._DOC) + 16} B, verify {len(orjson.dumps(answer))} B")
+    print(f"  response size: floor {len(floor_app._BODY) + 16} B, verify {len(orjson.dumps(answer))} B")
 
 
 if __name__ == "__main__":
