@@ -29,12 +29,14 @@ run: $(STAMP) ## Serve the product on http://127.0.0.1:8000 (embedded SQLite + i
 
 test: $(STAMP) ## Run every test (MariaDB/Redis tests fail, not skip, with REQUIRE_SERVICES=1)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, mypy and the import contracts
+lint: $(STAMP) ## ruff (lint and format), mypy and the import contracts
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
