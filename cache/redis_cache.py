@@ -128,29 +128,70 @@ def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> 
     )
 
 
-class _Breaker:
-    """Skips Redis for a moment after a failure (a minimal circuit breaker)."""
+class Breaker:
+    """Skips Redis for a moment after a failure (a minimal circuit breaker).
 
-    def __init__(self, backoff_s: float) -> None:
+    Closed: every call goes through. A failure opens it for `backoff_s`: callers skip Redis
+    without touching it. Then half-open: the first caller after the backoff tries (and
+    holds the others off for another backoff meanwhile); its success closes the breaker,
+    its failure opens it again. So an outage costs each worker one timeout per backoff,
+    not one per request. Not pybreaker: that one holds a lock around every call and raises
+    its own error on the call that trips; this is two attribute reads when closed.
+
+    `clock` is for tests (a fake clock instead of waiting); `metric` counts the failures.
+    """
+
+    def __init__(
+        self,
+        backoff_s: float,
+        *,
+        metric: str = "redis_errors",
+        name: str = "redis",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.backoff_s = backoff_s
-        self.open_until = 0.0
+        self.metric = metric
+        self.name = name
+        self.clock = clock
+        self.open_until = 0.0  # 0: closed
+        self._lock = threading.Lock()
 
     @property
     def healthy(self) -> bool:
-        return time.monotonic() >= self.open_until
+        return self.clock() >= self.open_until
+
+    def allow(self) -> bool:
+        """May this caller try Redis now? Claims the half-open trial when it is due."""
+        if not self.open_until:
+            return True
+        now = self.clock()
+        if now < self.open_until:
+            return False
+        with self._lock:
+            if now < self.open_until:  # another thread claimed the trial meanwhile
+                return False
+            self.open_until = now + self.backoff_s
+        return True
+
+    def succeeded(self) -> None:
+        if self.open_until:
+            self.open_until = 0.0
+            log.info("%s answers again", self.name)
 
     def failed(self, exc: Exception) -> None:
         if self.healthy:
-            log.warning("redis unavailable, failing open for %.1fs: %s", self.backoff_s, type(exc).__name__)
-        self.open_until = time.monotonic() + self.backoff_s
-        metrics.incr("redis_errors")
+            log.warning(
+                "%s unavailable, failing open for %.1fs: %s", self.name, self.backoff_s, type(exc).__name__
+            )
+        self.open_until = self.clock() + self.backoff_s
+        metrics.incr(self.metric)
 
 
 class RedisSharedCache:
     def __init__(self, client: redis.Redis, *, prefix: str = "v:", backoff_s: float = 1.0) -> None:
         self.client = client
         self.prefix = prefix
-        self.breaker = _Breaker(backoff_s)
+        self.breaker = Breaker(backoff_s)
 
     @property
     def healthy(self) -> bool:
