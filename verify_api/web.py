@@ -7,7 +7,7 @@ POST /api/v1/verify and updates the history line, so only a real browser counts.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
 
 from domain.codes import MAX_INPUT_CHARS
 from domain.errors import BadInput
@@ -29,6 +29,16 @@ VERDICT_STYLE = {
     "certificate_expired": ("warn", "⚠ 证书过期"),
     "conversion_certificate": ("bad", "✗ 转换期产品"),
 }
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    # Browsers ask for it on every page, the API docs too: one small SVG answers them all
+    # (a 404 on every page load is noise in every browser console and access log).
+    assert current_app.static_folder is not None
+    return send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
 
 
 @bp.get("/")
