@@ -159,6 +159,10 @@ api_tokens = sa.Table(
     sa.Column("scope_id", Id, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime, nullable=True),
+    # NULL: never expires (only tokens created before expiry existed, or on request).
+    sa.Column("expires_at", sa.DateTime, nullable=True),
+    # Written at most once a minute per token, not on every request.
+    sa.Column("last_used_at", sa.DateTime, nullable=True),
 )
 
 # Change counters for the embedded default, where no Redis carries them between processes.

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateKind, CertificateStatus, check_status_change
 from domain.codes import CodeKind, organic_code_from_key, organic_key
-from domain.errors import NotFound, Unavailable
+from domain.errors import Conflict, NotFound, Unavailable
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -33,6 +33,13 @@ from registry import schema as t
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """A time as the naive UTC the DATETIME columns hold."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -460,11 +467,79 @@ class SqlRegistry:
         conn.execute(self._upsert(g, list(key), ["package"]), key)
         return int(conn.execute(sa.select(g.c.id).where(where)).scalar_one())
 
-    def write_codes(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Upsert organic code rows {code (int key), group_id, issued_on, identity_code}."""
+    def body_numbering(self) -> dict[int, tuple[str, str | None]]:
+        """body id -> (4-digit code, 3-digit legacy code): the prefixes its codes carry."""
+        b = t.bodies
+        with self._read() as conn:
+            rows = conn.execute(sa.select(b.c.id, b.c.code, b.c.legacy_code)).all()
+        return {r.id: (r.code, r.legacy_code) for r in rows}
+
+    def code_owners(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """organic key -> (body id, organization id) of the certificate each existing code is on."""
+        oc, g, c = t.organic_codes, t.label_groups, t.certificates
+        owners: dict[int, tuple[int, int]] = {}
+        with self._read() as conn:
+            for start in range(0, len(keys), 5000):
+                rows = conn.execute(
+                    sa.select(oc.c.code, c.c.body_id, c.c.organization_id)
+                    .select_from(oc.join(g, g.c.id == oc.c.group_id).join(c, c.c.id == g.c.certificate_id))
+                    .where(oc.c.code.in_(keys[start : start + 5000]))
+                ).all()
+                owners.update({int(r.code): (r.body_id, r.organization_id) for r in rows})
+        return owners
+
+    def bq_owners(self, tokens: Sequence[str]) -> dict[str, int | None]:
+        """BQ token -> the organization owning its batch (None: a batch with no owner)."""
+        q, b = t.bq_codes, t.batches
+        owners: dict[str, int | None] = {}
+        with self._read() as conn:
+            for start in range(0, len(tokens), 1000):
+                rows = conn.execute(
+                    sa.select(q.c.token, b.c.organization_id)
+                    .select_from(q.join(b, b.c.id == q.c.batch_id))
+                    .where(q.c.token.in_(tokens[start : start + 1000]))
+                ).all()
+                owners.update({r.token: r.organization_id for r in rows})
+        return owners
+
+    def write_codes(
+        self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, body_id: int | None = None
+    ) -> None:
+        """Upsert organic code rows {code (int key), group_id, issued_on, identity_code}.
+
+        With `body_id` (a body token's import) an existing code is updated only while its
+        current label group is a certificate of that body: the service checks ownership per
+        chunk beforehand, and this guard holds even if another import moved a code between
+        that check and this write.
+        """
         if not rows:
             return
-        stmt = self._upsert(t.organic_codes, ["code"], ["group_id", "issued_on", "identity_code"])
+        cols = ["issued_on", "identity_code", "group_id"]
+        if body_id is None:
+            conn.execute(self._upsert(t.organic_codes, ["code"], cols), list(rows))
+            return
+        oc = t.organic_codes
+        # The body of the code's current group, written out: SQLAlchemy does not correlate a
+        # subquery with the row an upsert updates. Both MySQL's ON DUPLICATE KEY and SQLite's
+        # ON CONFLICT read `organic_codes.group_id` as the existing row's. The body id is
+        # inlined (an int from our own tables): pymysql's executemany sends one multi-row
+        # INSERT only when nothing after VALUES is a bound parameter.
+        current_body: Any = sa.literal_column(
+            "(SELECT c.body_id FROM label_groups g JOIN certificates c ON c.id = g.certificate_id"
+            " WHERE g.id = organic_codes.group_id)"
+        )
+        ours: Any = current_body == sa.literal_column(str(int(body_id)))
+        stmt = self._insert(oc)
+        if self.dialect in ("mysql", "mariadb"):
+            # MySQL applies ON DUPLICATE KEY assignments left to right, each seeing the ones
+            # before: group_id goes last so the guard reads the row's current group.
+            stmt = stmt.on_duplicate_key_update(
+                [(col, sa.case((ours, stmt.inserted[col]), else_=oc.c[col])) for col in cols]
+            )
+        else:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["code"], set_={col: stmt.excluded[col] for col in cols}, where=ours
+            )
         conn.execute(stmt, list(rows))
 
     def load_codes_file(self, conn: sa.Connection, path: str) -> int:
@@ -510,27 +585,58 @@ class SqlRegistry:
     # -- admin: BQ batches -----------------------------------------------------------------
 
     def upsert_batch(
-        self, batch: Mapping[str, Any], codes: Sequence[tuple[int, str, str]], organization_id: int | None
+        self,
+        batch: Mapping[str, Any],
+        codes: Sequence[tuple[int, str, str]],
+        organization_id: int | None,
+        scope: Scope | None = None,
     ) -> tuple[int, BulkResult]:
-        """Create or update a batch and link its A/B codes; a token already in another batch is rejected."""
+        """Create or update a batch and link its A/B codes; a token already in another batch is rejected.
+
+        Who may write is checked here, on the row locked for this transaction: an
+        organization writes only its own batches and none once activated (shoppers would
+        see a forged producer or inspection); the all scope writes any. An update never
+        takes the owner away: `organization_id` None keeps the current one.
+        """
         b, q = t.batches, t.bq_codes
+        scope = scope or Scope("all")
         result = BulkResult()
         with self.engine.begin() as conn:
-            existing = conn.execute(sa.select(b.c.id).where(b.c.number == batch["number"])).scalar()
+            existing = conn.execute(
+                sa.select(b.c.id, b.c.organization_id, b.c.activated_at)
+                .where(b.c.number == batch["number"])
+                .with_for_update()
+            ).first()
+            if existing is not None and not scope.is_all:
+                if existing.organization_id is None or existing.organization_id != scope.id:
+                    raise NotFound(f"no batch {batch['number']}", code="batch_not_found")
+                if existing.activated_at is not None:
+                    raise Conflict(
+                        f"batch {batch['number']} is activated; only the regulator may change it",
+                        code="batch_activated",
+                    )
             values = {
                 "number": batch["number"],
                 "producer": batch["producer"],
                 "product": batch["product"],
                 "net_content_kg": batch.get("net_content_kg"),
                 "trace": json.dumps(batch.get("trace") or {}, ensure_ascii=False),
-                "organization_id": organization_id,
             }
+            if organization_id is not None or existing is None:
+                values["organization_id"] = organization_id
             if existing is None:
-                batch_id = conn.execute(b.insert().values(**values, created_at=_now())).inserted_primary_key[
-                    0
-                ]  # type: ignore[index]
+                try:
+                    with conn.begin_nested():
+                        batch_id = conn.execute(
+                            b.insert().values(**values, created_at=_now())
+                        ).inserted_primary_key[0]  # type: ignore[index]
+                except sa.exc.IntegrityError as exc:
+                    # Another call created the same number meanwhile: its owner decides.
+                    raise Conflict(
+                        f"batch {batch['number']} was created meanwhile; retry", code="batch_conflict"
+                    ) from exc
             else:
-                batch_id = int(existing)
+                batch_id = int(existing.id)
                 conn.execute(b.update().where(b.c.id == batch_id).values(**values))
             tokens = [tok for _, tok, _ in codes]
             owners = {}
@@ -575,7 +681,14 @@ class SqlRegistry:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def create_token(self, token_hash: str, name: str, scope_kind: str, scope_id: int | None) -> int:
+    def create_token(
+        self,
+        token_hash: str,
+        name: str,
+        scope_kind: str,
+        scope_id: int | None,
+        expires_at: datetime | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
             return int(
                 conn.execute(
@@ -585,17 +698,96 @@ class SqlRegistry:
                         scope_kind=scope_kind,
                         scope_id=scope_id,
                         created_at=_now(),
+                        expires_at=_naive(expires_at),
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
 
-    def find_token(self, token_hash: str) -> Scope | None:
+    def find_token(self, token_hash: str) -> tuple[Scope, datetime | None] | None:
+        """The scope of a live token (not revoked, not expired) and when it was last used."""
         a = t.api_tokens
         with self._read() as conn:
             row = conn.execute(
-                sa.select(a).where(a.c.token_hash == token_hash, a.c.revoked_at.is_(None))
+                sa.select(a).where(
+                    a.c.token_hash == token_hash,
+                    a.c.revoked_at.is_(None),
+                    sa.or_(a.c.expires_at.is_(None), a.c.expires_at > _now()),
+                )
             ).first()
-        return None if row is None else Scope(row.scope_kind, row.scope_id, row.id, row.name)
+        if row is None:
+            return None
+        return Scope(row.scope_kind, row.scope_id, row.id, row.name), _aware(row.last_used_at)
+
+    def touch_token(self, token_id: int, at: datetime, not_since: datetime) -> None:
+        """Record a use; a no-op when another worker recorded one after `not_since`."""
+        a = t.api_tokens
+        with self.engine.begin() as conn:
+            conn.execute(
+                a.update()
+                .where(
+                    a.c.id == token_id,
+                    sa.or_(a.c.last_used_at.is_(None), a.c.last_used_at < _naive(not_since)),
+                )
+                .values(last_used_at=_naive(at))
+            )
+
+    def _token_scope(self, scope: Scope) -> Any:
+        """The tokens a scope may see and revoke: those of the same body or organization."""
+        a = t.api_tokens
+        if scope.is_all:
+            return sa.true()
+        return sa.and_(a.c.scope_kind == scope.kind, a.c.scope_id == scope.id)
+
+    def list_tokens(self, scope: Scope) -> list[dict[str, Any]]:
+        a = t.api_tokens
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(
+                    a.c.id,
+                    a.c.name,
+                    a.c.scope_kind,
+                    a.c.scope_id,
+                    a.c.created_at,
+                    a.c.expires_at,
+                    a.c.last_used_at,
+                    a.c.revoked_at,
+                )
+                .where(self._token_scope(scope))
+                .order_by(a.c.id)
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "scope": r.scope_kind,
+                "scope_id": r.scope_id,
+                **{
+                    k: _aware(getattr(r, k))
+                    for k in ("created_at", "expires_at", "last_used_at", "revoked_at")
+                },
+            }
+            for r in rows
+        ]
+
+    def token_ids_named(self, name: str) -> list[int]:
+        a = t.api_tokens
+        with self._read() as conn:
+            return [int(i) for i in conn.execute(sa.select(a.c.id).where(a.c.name == name)).scalars()]
+
+    def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]:
+        """Revoke a token of the scope's own body or organization (any, for the all scope);
+        revoking twice keeps the first time."""
+        a = t.api_tokens
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(a.c.id).where(a.c.id == token_id, self._token_scope(scope))
+            ).first()
+            if found is None:
+                raise NotFound(f"no token {token_id}", code="token_not_found")
+            conn.execute(
+                a.update().where(a.c.id == token_id, a.c.revoked_at.is_(None)).values(revoked_at=_now())
+            )
+        return next(i for i in self.list_tokens(scope) if i["id"] == token_id)
 
     def scope_target_id(self, scope_kind: str, name: str) -> int:
         """The id a new token is scoped to: a body by its 4-digit code, an organization by name."""

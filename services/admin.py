@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
@@ -237,6 +237,13 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
     return TypeAdapter(model)
 
 
+TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _token_json(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in item.items()}
+
+
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -267,15 +274,42 @@ class AdminService:
         digest = hash_token(raw)
         if self._bootstrap_hash is not None and secrets.compare_digest(digest, self._bootstrap_hash):
             return Scope("all", None, None, "bootstrap")
-        return self.registry.find_token(digest)
+        found = self.registry.find_token(digest)
+        if found is None:
+            return None
+        scope, last_used = found
+        self._touch(scope, last_used)
+        return scope
 
-    def create_token(self, name: str, scope_kind: str, target: str | None) -> str:
+    def _touch(self, scope: Scope, last_used: datetime | None) -> None:
+        """Record the token's use at most once a minute: not a database write per request."""
+        now = datetime.now(UTC)
+        if scope.token_id is None or (last_used is not None and now - last_used < TOKEN_TOUCH_EVERY):
+            return
+        try:
+            self.registry.touch_token(scope.token_id, now, now - TOKEN_TOUCH_EVERY)
+        except Exception:  # bookkeeping only: a failed write never refuses the caller
+            log.warning("could not record the use of token %s", scope.token_id, exc_info=True)
+
+    def create_token(
+        self, name: str, scope_kind: str, target: str | None, *, expires_at: datetime | None = None
+    ) -> str:
         if scope_kind not in ("all", "body", "organization"):
             raise BadInput("scope must be all, body or organization", code="invalid_scope")
+        if scope_kind != "all" and not target:
+            raise BadInput(f"a {scope_kind} token needs a target", code="target_required")
         scope_id = None if scope_kind == "all" else self.registry.scope_target_id(scope_kind, target or "")
         raw = "ovk_" + secrets.token_urlsafe(32)
-        self.registry.create_token(hash_token(raw), name, scope_kind, scope_id)
+        self.registry.create_token(hash_token(raw), name, scope_kind, scope_id, expires_at)
         return raw
+
+    def list_tokens(self, scope: Scope) -> dict[str, Any]:
+        """The tokens of the caller's own body or organization (every token for the all
+        scope), without secrets: only hashes are stored."""
+        return {"items": [_token_json(i) for i in self.registry.list_tokens(scope)]}
+
+    def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]:
+        return _token_json(self.registry.revoke_token(token_id, scope))
 
     # -- change propagation ----------------------------------------------------------------
 
@@ -383,10 +417,15 @@ class AdminService:
         products = self.registry.product_ids()
         groups: dict[tuple[Any, ...], int] = {}
         orders: dict[str, tuple[int, int]] = {}
-        use_file = bulk_file and self.registry.dialect in ("mysql", "mariadb")
+        # A body token's writes are guarded against taking over another body's codes; LOAD
+        # DATA ... REPLACE cannot be guarded, so it is for the all scope (the CLI) only.
+        guard = None if scope.is_all else scope.id
+        use_file = bulk_file and self.registry.dialect in ("mysql", "mariadb") and guard is None
+        numbering = self.registry.body_numbering()
+        prefixes: dict[int, tuple[str, str | None]] = {}
         own = executor is None
         pool = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
-        write = writer or functools.partial(self.write_chunk, use_file=use_file)
+        write = writer or functools.partial(self.write_chunk, use_file=use_file, body_id=guard)
         in_flight = max(1, getattr(pool, "_max_workers", 1))
         try:
             pending: list[Future[None]] = []
@@ -397,6 +436,7 @@ class AdminService:
                     result.reject(offset + err.row, err.key, err.code, err.detail)
                 out: list[tuple[int, int, date | None, str | None]] = []
                 codes: list[str] = []
+                where: list[int] = []
                 for local_i, m in good:
                     code = m["code"]
                     # One dict lookup per row in the common case: the row's label group.
@@ -415,8 +455,23 @@ class AdminService:
                         if group_id is None:
                             continue
                         groups[gkey] = group_id
+                        prefixes[group_id] = numbering.get(certs[gkey[0]][1], ("", None))
+                    # A code carries its body's number (4 digits; a 17-digit legacy code the
+                    # 3-digit legacy one): a certificate of one body never takes another's.
+                    current, legacy = prefixes[group_id]
+                    if (code[:4] != current) if len(code) == 18 else (code[:3] != legacy):
+                        result.reject(
+                            offset + local_i,
+                            code,
+                            "code_body_mismatch",
+                            f"the code's body prefix is not that of certificate {gkey[0]}'s body",
+                        )
+                        continue
                     out.append((organic_key(code), group_id, m.get("issued_on"), m.get("identity_code")))
                     codes.append(code)
+                    where.append(offset + local_i)
+                if guard is not None and out:
+                    out, codes = self._own_codes(guard, out, codes, where, result)
                 while len(pending) >= in_flight:
                     pending.pop(0).result()  # bounded memory; a failed write surfaces here
                 pending.append(pool.submit(write, out, codes))
@@ -471,8 +526,35 @@ class AdminService:
         with self.registry.engine.begin() as conn:
             return self.registry.ensure_group(conn, cert_id, product_id, order_id, package, label_spec)
 
+    def _own_codes(
+        self,
+        body_id: int,
+        out: list[tuple[int, int, date | None, str | None]],
+        codes: list[str],
+        where: list[int],
+        result: BulkResult,
+    ) -> tuple[list[tuple[int, int, date | None, str | None]], list[str]]:
+        """Drop the chunk's rows whose code already belongs to another body (one query per
+        chunk): a body token never takes over another body's code."""
+        owners = self.registry.code_owners([row[0] for row in out])
+        foreign = {key for key, (owner, _org) in owners.items() if owner != body_id}
+        if not foreign:
+            return out, codes
+        kept_out, kept_codes = [], []
+        for row, code, at in zip(out, codes, where, strict=True):
+            if row[0] in foreign:
+                result.reject(at, code, "forbidden", "the code belongs to another body's certificate")
+            else:
+                kept_out.append(row)
+                kept_codes.append(code)
+        return kept_out, kept_codes
+
     def write_chunk(
-        self, out: list[tuple[int, int, date | None, str | None]], codes: list[str], use_file: bool
+        self,
+        out: list[tuple[int, int, date | None, str | None]],
+        codes: list[str],
+        use_file: bool,
+        body_id: int | None = None,
     ) -> None:
         """Write one validated chunk and tell the caches (filter, shared records) about its codes."""
         if out:
@@ -486,6 +568,7 @@ class AdminService:
                             {"code": k, "group_id": g, "issued_on": d, "identity_code": i}
                             for k, g, d, i in out
                         ],
+                        body_id=body_id,
                     )
         if codes:
             self._propagate_codes(codes, [row[0] for row in out])
@@ -530,24 +613,22 @@ class AdminService:
             batch = BatchIn.model_validate(body)
         except ValidationError as exc:
             raise BadInput(_errors(exc), code="invalid_body") from exc
+        # The company creates its batches; the regulator may write any (DOMAIN.md). A BQ
+        # batch has no certification body, so a body token writes none.
+        if scope.kind == "body":
+            raise Forbidden("BQ batches are written by their organization or the regulator")
         org_id = None
         if scope.kind == "organization":
             org_id = scope.id
         elif batch.organization:
             org_id = self.registry.scope_target_id("organization", batch.organization)
-        existing = self.registry.batch_ref(batch.number)
-        if (
-            existing is not None
-            and not scope.is_all
-            and scope.kind == "organization"
-            and existing[1] != scope.id
-        ):
-            raise NotFound(f"no batch {batch.number}", code="batch_not_found")
         codes: list[tuple[int, str, str]] = []
         for i, pair in enumerate(batch.codes):
             codes.append((i, pair.a_code, "a"))
             codes.append((i, pair.b_code, "b"))
-        _batch_id, result = self.registry.upsert_batch(batch.model_dump(exclude={"codes"}), codes, org_id)
+        _batch_id, result = self.registry.upsert_batch(
+            batch.model_dump(exclude={"codes"}), codes, org_id, scope
+        )
         self._changed("codes", "status", codes=[c for _, c, _ in codes])
         return {"number": batch.number, **result.as_dict()}
 

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from domain.bulk import BulkResult, Scope
+from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
 from services.verify import CHANNELS, VerifyRequest, VerifyService
 
 if TYPE_CHECKING:
     from anomaly.adapter import ScanStore
     from registry.scans import SqlScanStore
+    from registry.store import SqlRegistry
 
 
 class _Location(BaseModel):
@@ -34,6 +36,18 @@ class ScanEventIn(BaseModel):
     ip: Annotated[str, StringConstraints(max_length=45)] | None = None
 
 
+# The rules a flag can name (the `rule` filter of GET /api/v1/admin/flags).
+FLAG_RULES = (
+    "distinct_scanners",
+    "impossible_travel",
+    "province_spread",
+    "velocity",
+    "shopper_report",
+    "over_quantity",
+    "off_market",
+)
+
+
 class FlagReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["confirmed", "dismissed", "open"]
@@ -41,14 +55,23 @@ class FlagReviewIn(BaseModel):
 
 
 class ScanAdminService:
-    def __init__(self, verify: VerifyService, scans: ScanStore, sql: SqlScanStore) -> None:
+    def __init__(
+        self, verify: VerifyService, scans: ScanStore, sql: SqlScanStore, registry: SqlRegistry
+    ) -> None:
         self.verify = verify
         self.scans = scans
         self.sql = sql
+        self.registry = registry
 
     def import_events(self, rows: Sequence[Any], scope: Scope) -> BulkResult:
         """Historical events in event-time order through the same rules as live scans;
-        idempotent by event id. Returns once every event is evaluated."""
+        idempotent by event id. Returns once every event is evaluated.
+
+        Events move a code's verdict and its public first scan, so each token imports
+        events only for issued codes in its scope: a body's codes, an organization's
+        certificates and batches, any issued code for the all scope. Others are `forbidden`,
+        never-issued codes `code_not_found` (no history planted ahead of a code).
+        """
         result = BulkResult()
         events: list[tuple[int, ScanEventIn]] = []
         for i, row in enumerate(rows):
@@ -63,6 +86,7 @@ class ScanAdminService:
             if event.at.tzinfo is None:
                 event = event.model_copy(update={"at": event.at.replace(tzinfo=UTC)})
             events.append((i, event))
+        events = self._in_scope(events, scope, result)
         events.sort(key=lambda pair: pair[1].at)
         for i, event in events:
             channel = event.channel if event.channel in CHANNELS else "api"
@@ -89,23 +113,57 @@ class ScanAdminService:
             result.accepted += 1
         return result
 
+    def _in_scope(
+        self, events: list[tuple[int, ScanEventIn]], scope: Scope, result: BulkResult
+    ) -> list[tuple[int, ScanEventIn]]:
+        """The events whose code is issued and in the token's scope; the rest are rejected.
+        Codes that cannot be codes at all are left to the verify call (`invalid_code`)."""
+        parsed = {i: normalize(event.code) for i, event in events}
+        organic = [organic_key(p.code) for p in parsed.values() if p.invalid is None and _is_organic(p.kind)]
+        bq = [p.code for p in parsed.values() if p.invalid is None and p.kind is CodeKind.BQ]
+        code_owners = self.registry.code_owners(sorted(set(organic))) if organic else {}
+        bq_owners = self.registry.bq_owners(sorted(set(bq))) if bq else {}
+        kept = []
+        for i, event in events:
+            p = parsed[i]
+            if p.invalid is not None or p.kind is None:
+                kept.append((i, event))
+                continue
+            owner: tuple[int | None, int | None] | None
+            if p.kind is CodeKind.BQ:
+                owner = (None, bq_owners[p.code]) if p.code in bq_owners else None
+            else:
+                owner = code_owners.get(organic_key(p.code))
+            if owner is None:
+                result.reject(i, event.event_id, "code_not_found", f"no issued code {p.code}")
+            elif not scope.may_read(*owner):
+                result.reject(
+                    i, event.event_id, "forbidden", "the code belongs to another body or organization"
+                )
+            else:
+                kept.append((i, event))
+        return kept
+
     def list_flags(self, scope: Scope, args: dict[str, str]) -> dict[str, Any]:
+        # A filter given is a filter checked: `since=` (empty) or `limit=0` is a 400, as the
+        # OpenAPI document says, never silently read as "no filter" or clamped.
         since = None
-        if args.get("since"):
+        if "since" in args:
             try:
                 since = datetime.fromisoformat(args["since"].replace("Z", "+00:00"))
             except ValueError as exc:
                 raise BadInput("since must be an ISO-8601 date or time", code="invalid_since") from exc
         for name, allowed in (
+            ("rule", set(FLAG_RULES)),
             ("severity", {"warn", "suspicious"}),
             ("status", {"open", "confirmed", "dismissed"}),
         ):
-            if args.get(name) and args[name] not in allowed:
+            if name in args and args[name] not in allowed:
                 raise BadInput(f"{name} must be one of {sorted(allowed)}", code=f"invalid_{name}")
-        try:
-            limit = min(max(int(args.get("limit", "100")), 1), 500)
-        except ValueError as exc:
-            raise BadInput("limit must be a number", code="invalid_limit") from exc
+        raw_limit = args.get("limit", "100")
+        if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+            raise BadInput("limit must be a whole number from 1 to 500", code="invalid_limit")
+        limit = int(raw_limit)
         return self.sql.list_flags(
             scope,
             rule=args.get("rule") or None,
@@ -129,3 +187,7 @@ class ScanAdminService:
         # The verdict follows the review at once: a dismissed copy flag stops saying "suspicious".
         self.scans.set_flag_status(flag["code"], flag["rule"], review.status)
         return flag
+
+
+def _is_organic(kind: CodeKind | None) -> bool:
+    return kind in (CodeKind.ORGANIC, CodeKind.ORGANIC_LEGACY)

@@ -124,3 +124,13 @@ def flags() -> Response:
 @bp.patch("/flags/<int:flag_id>")
 def review_flag(flag_id: int) -> Response:
     return jsonify(container(current_app).scan_admin.review_flag(flag_id, json_body(), _scope()))
+
+
+@bp.get("/tokens")
+def tokens() -> Response:
+    return jsonify(container(current_app).admin.list_tokens(_scope()))
+
+
+@bp.delete("/tokens/<int:token_id>")
+def revoke_token(token_id: int) -> Response:
+    return jsonify(container(current_app).admin.revoke_token(token_id, _scope()))

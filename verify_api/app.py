@@ -166,7 +166,7 @@ def build(settings: Settings) -> Container:
             registry, resolver, generations, filters, settings.admin_bootstrap_token, places().region_name
         ),
         scan_sql=scan_sql,
-        scan_admin=ScanAdminService(verify, scans, scan_sql),
+        scan_admin=ScanAdminService(verify, scans, scan_sql, registry),
         shoppers=ShopperService(
             scan_sql, functools.partial(hash_client, settings.secret_key.encode()), locate
         ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 
 from cache.bloom import BloomFilter
 from domain.bulk import Scope
+from domain.errors import DomainError
 from registry.engine import downgrade, upgrade
 from services.admin import Progress, rows_from_csv, rows_from_xlsx
 from services.demo import seed
@@ -49,10 +50,39 @@ def register(app: Flask) -> None:
     @click.argument("name")
     @click.option("--scope", "scope_kind", type=click.Choice(["all", "body", "organization"]), required=True)
     @click.option("--target", help="the body's 4-digit code, or the organization's name")
-    def create_token(name: str, scope_kind: str, target: str | None) -> None:
+    @click.option(
+        "--expires-in-days",
+        type=click.IntRange(min=0),
+        default=365,
+        show_default=True,
+        help="days until the token stops working; 0 = never",
+    )
+    def create_token(name: str, scope_kind: str, target: str | None, expires_in_days: int) -> None:
         """Create an admin bearer token; it is shown once and stored only as a hash."""
-        raw = container(app).admin.create_token(name, scope_kind, target)
+        expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+        try:
+            raw = container(app).admin.create_token(name, scope_kind, target, expires_at=expires_at)
+        except DomainError as exc:  # an unknown body or organization: say so, no traceback
+            raise click.ClickException(exc.detail) from exc
         click.echo(raw)
+        if expires_at is not None:
+            click.echo(f"expires {expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+    @app.cli.command("revoke-token")
+    @click.argument("token")
+    def revoke_token(token: str) -> None:
+        """Revoke an admin token by its id or its name (a name must match one token)."""
+        c = container(app)
+        ids = [int(token)] if token.isdigit() else c.registry.token_ids_named(token)
+        if len(ids) > 1:
+            raise click.ClickException(f"{len(ids)} tokens are named {token!r} (ids {ids}); give the id")
+        if not ids:
+            raise click.ClickException(f"no token {token!r}")
+        try:
+            item = c.admin.revoke_token(ids[0], Scope("all", None, None, "cli"))
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+        click.echo(f"token {item['id']} ({item['name']}) revoked at {item['revoked_at']}")
 
     @app.cli.command("import-codes")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))

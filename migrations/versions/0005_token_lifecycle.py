@@ -1,0 +1,28 @@
+"""admin token expiry and last use
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-24 10:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Tokens created before this revision keep no expiry (NULL): nothing locks out a
+    # running integration on upgrade; operators revoke or replace them.
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
+        batch.add_column(sa.Column("last_used_at", sa.DateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.drop_column("last_used_at")
+        batch.drop_column("expires_at")
