@@ -20,6 +20,7 @@ from domain.codes import MAX_INPUT_CHARS, normalize
 from domain.errors import BadInput, DomainError, Unauthorized
 from domain.verdicts import pick_language
 from miniprogram_backend.sessions import MemorySessions, RedisSessions, WxUser
+from services.inputs import Location, UnixSeconds
 from services.verify import VerifyRequest
 from verify_api.request_input import bearer_token, json_body_or_none
 
@@ -53,8 +54,11 @@ class WxVerifyIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     input: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] | None = None
     q: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] | None = None
-    scancode_time: int | None = None
-    location: dict[str, float] | None = None
+    # Out of range (negative, past year 9999) is a 400, not a 500 from the date
+    # conversion; within range but implausible, the time is ignored (_scan_time).
+    scancode_time: UnixSeconds | None = None
+    # The same bounds as /api/v1/verify: impossible coordinates are refused, not stored.
+    location: Location | None = None
 
 
 class ReportIn(BaseModel):
@@ -145,9 +149,7 @@ def verify() -> Response:
         raw, channel = data.input, "manual"
     else:
         raise BadInput("send `input` (typed code) or `q` (the scanned QR's URL)", code="input_required")
-    lat = lng = None
-    if data.location:
-        lat, lng = data.location.get("lat"), data.location.get("lng")
+    lat, lng = (data.location.lat, data.location.lng) if data.location else (None, None)
     answer = _c().verify.verify(
         VerifyRequest(
             input=raw,

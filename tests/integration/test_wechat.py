@@ -209,3 +209,28 @@ def test_the_mini_program_is_rate_limited_per_session(
         for i in range(4)
     ]
     assert statuses == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("wx_app", ["embedded"], indirect=True)
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"input": "012326100000000001", "scancode_time": 253402300800},  # past year 9999
+        {"input": "012326100000000001", "scancode_time": -1},
+        {"input": "012326100000000001", "scancode_time": -(10**18)},
+        {"input": "012326100000000001", "location": {"lat": 9999, "lng": 120.1}},
+        {"input": "012326100000000001", "location": {"lat": 30.2, "lng": 1e308}},
+        {"input": "012326100000000001", "location": {"lat": 30.2}},
+    ],
+)
+def test_impossible_scan_times_and_places_from_the_mini_program_are_refused_as_problems(
+    wx_app: Flask, body: dict[str, object]
+) -> None:
+    http = wx_app.test_client()
+    token = http.post("/wx/v1/login", json={"js_code": "shopper-code"}).get_json()["token"]
+    resp = http.post("/wx/v1/verify", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
+    assert resp.get_json()["code"] == "invalid_body"
+    # Nothing of it was stored: the shopper's history stays empty.
+    history = http.get("/wx/v1/me/history", headers={"Authorization": f"Bearer {token}"})
+    assert history.get_json()["items"] == []
