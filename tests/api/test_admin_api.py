@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import openpyxl
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from registry import schema as t
 from tests.conftest import ADMIN
 from verify_api.app import container
 
@@ -222,3 +226,93 @@ def test_malformed_admin_calls_are_4xx_problems(
     resp = getattr(admin, method)(path, headers=ADMIN, **kwargs)
     assert 400 <= resp.status_code < 500, resp.get_data(as_text=True)
     assert resp.mimetype == "application/problem+json"
+
+
+# -- token lifecycle -------------------------------------------------------------------------
+
+
+def _token_row(app: Flask, name: str) -> Any:
+    a = t.api_tokens
+    with container(app).registry.engine.connect() as conn:
+        return conn.execute(sa.select(a).where(a.c.name == name)).one()
+
+
+def test_an_expired_token_is_refused(any_app: Flask, admin: FlaskClient) -> None:
+    c = container(any_app)
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    expired = c.admin.create_token("old", "body", "0123", expires_at=past)
+    live = c.admin.create_token("new", "body", "0123", expires_at=past + timedelta(days=2))
+    assert (
+        admin.get("/api/v1/admin/tokens", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    )
+    assert admin.get("/api/v1/admin/tokens", headers={"Authorization": f"Bearer {live}"}).status_code == 200
+
+
+def test_a_revoked_token_is_refused_from_its_next_call(any_app: Flask, admin: FlaskClient) -> None:
+    c = container(any_app)
+    own = {"Authorization": f"Bearer {c.admin.create_token('own', 'body', '0123')}"}
+    spare = {"Authorization": f"Bearer {c.admin.create_token('spare', 'body', '0123')}"}
+    spare_id = _token_row(any_app, "spare").id
+    resp = admin.delete(f"/api/v1/admin/tokens/{spare_id}", headers=own)
+    assert resp.status_code == 200 and resp.get_json()["revoked_at"]
+    assert admin.get("/api/v1/admin/tokens", headers=spare).status_code == 401
+    again = admin.delete(f"/api/v1/admin/tokens/{spare_id}", headers=ADMIN)
+    assert again.get_json()["revoked_at"] == resp.get_json()["revoked_at"]  # idempotent
+    assert admin.delete("/api/v1/admin/tokens/999999", headers=ADMIN).status_code == 404
+    assert admin.get("/api/v1/admin/tokens", headers=own).status_code == 200
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(any_app: Flask, admin: FlaskClient) -> None:
+    c = container(any_app)
+    headers = {"Authorization": f"Bearer {c.admin.create_token('used', 'body', '0123')}"}
+    assert _token_row(any_app, "used").last_used_at is None
+    admin.get("/api/v1/admin/tokens", headers=headers)
+    first = _token_row(any_app, "used").last_used_at
+    assert first is not None
+    a = t.api_tokens
+    recent = first - timedelta(seconds=30)
+    with c.registry.engine.begin() as conn:
+        conn.execute(a.update().where(a.c.name == "used").values(last_used_at=recent))
+    admin.get("/api/v1/admin/tokens", headers=headers)
+    assert _token_row(any_app, "used").last_used_at == recent  # within the minute: no write
+    with c.registry.engine.begin() as conn:
+        conn.execute(a.update().where(a.c.name == "used").values(last_used_at=first - timedelta(minutes=5)))
+    listed = admin.get("/api/v1/admin/tokens", headers=headers).get_json()["items"]
+    assert _token_row(any_app, "used").last_used_at > first - timedelta(minutes=1)
+    assert listed[0]["name"] == "used" and "last_used_at" in listed[0]
+
+
+def test_create_token_with_an_unknown_target_says_so_without_a_traceback(
+    any_app: Flask, admin: FlaskClient
+) -> None:
+    runner = any_app.test_cli_runner()
+    for args in (
+        ["create-token", "x", "--scope", "body", "--target", "9999"],
+        ["create-token", "x", "--scope", "organization", "--target", "无此公司"],
+        ["create-token", "x", "--scope", "body"],
+    ):
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0
+        # A handled exit with a message, not an exception escaping with its traceback.
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "Error:" in result.output
+
+
+def test_cli_tokens_expire_in_a_year_by_default_and_are_revoked_by_name(
+    any_app: Flask, admin: FlaskClient
+) -> None:
+    runner = any_app.test_cli_runner()
+    made = runner.invoke(args=["create-token", "cqc ops", "--scope", "body", "--target", "0123"])
+    assert made.exit_code == 0, made.output
+    raw = made.output.splitlines()[0]
+    expires = _token_row(any_app, "cqc ops").expires_at
+    assert timedelta(days=364) < expires - datetime.now(UTC).replace(tzinfo=None) <= timedelta(days=365)
+    forever = runner.invoke(args=["create-token", "forever", "--scope", "all", "--expires-in-days", "0"])
+    assert forever.exit_code == 0 and _token_row(any_app, "forever").expires_at is None
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert admin.get("/api/v1/admin/tokens", headers=headers).status_code == 200
+    revoked = runner.invoke(args=["revoke-token", "cqc ops"])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert admin.get("/api/v1/admin/tokens", headers=headers).status_code == 401
+    missing = runner.invoke(args=["revoke-token", "nobody"])
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
