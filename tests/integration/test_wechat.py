@@ -234,3 +234,36 @@ def test_impossible_scan_times_and_places_from_the_mini_program_are_refused_as_p
     # Nothing of it was stored: the shopper's history stays empty.
     history = http.get("/wx/v1/me/history", headers={"Authorization": f"Bearer {token}"})
     assert history.get_json()["items"] == []
+
+
+def test_a_token_refresh_survives_its_lock_key_vanishing_mid_fetch(redis_client: redis_lib.Redis) -> None:
+    store = RedisTokenStore(redis_client, "wx:vanish:")
+
+    def fetch() -> tuple[str, int]:
+        redis_client.delete(store.lock_key)  # expired or deleted while WeChat answered
+        return "token-after-vanish", 7200
+
+    assert store.refresh(fetch) == "token-after-vanish"
+    assert store.get() == "token-after-vanish"
+
+
+def test_a_login_is_answered_when_the_token_lock_vanishes_mid_call(
+    fake_wechat: FakeWeChat, mysql_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(
+        settings_for(mysql_db, redis_url).with_(
+            wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base
+        )
+    )
+    wx = app.extensions["wechat"]["client"]
+    fetch = wx._fetch_stable_token
+
+    def fetch_while_the_lock_vanishes(force: bool) -> tuple[str, int]:
+        wx.tokens.client.delete(wx.tokens.lock_key)
+        return fetch(force)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(wx, "_fetch_stable_token", fetch_while_the_lock_vanishes)
+    resp = app.test_client().post("/wx/v1/login", json={"js_code": "shopper-code"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_json()["token"].startswith("wxs_")
+    assert fake_wechat.issued == 1
