@@ -1,9 +1,17 @@
 """Our own sessions for mini-program users.
 
-A login exchanges WeChat's `js_code` for the user's openid and `session_key`; the
-shopper gets an opaque token of ours. The server keeps, under the token's SHA-256, the
-openid and the session_key (needed later to decrypt data the user shares): neither ever
-leaves the server, and a leaked store of hashes yields no usable token.
+A login exchanges WeChat's `js_code` for the user's openid; the shopper gets an opaque
+token of ours. The server keeps, under the token's SHA-256, the openid alone: it never
+leaves the server, and a leaked store of hashes yields no usable token. WeChat's
+`session_key` is not kept anywhere: nothing here decrypts data a user shares, and a key
+kept for no reader is only a liability (issue 14). A feature that needs it should keep it
+as long as that feature needs it, and erase it with the rest.
+
+Erasing a shopper's history (`DELETE /wx/v1/me/history`) also ends every session of
+theirs: each user has an index of their sessions' keys, so no record of the openid
+outlives the erasure. A worker that saw a session in the last minute may still accept its
+token for the rest of that minute (`LOCAL_S`); nothing is recorded under it afterwards
+that the erasure missed, since the history is keyed by the openid's hash, not the token.
 """
 
 from __future__ import annotations
@@ -16,22 +24,29 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 SESSION_TTL_S = 30 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
 class WxUser:
     openid: str
-    session_key: str
 
-    def __repr__(self) -> str:  # never print the session_key
+    def __repr__(self) -> str:  # never print a whole openid
         return f"WxUser(openid={self.openid[:4]}…)"
 
 
 def _key(token: str) -> str:
     return "wx:sess:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _record(user: WxUser) -> str:
+    # "k" stays, empty, only so a worker of the previous release (which reads it) can
+    # read new sessions during a rolling upgrade; drop it in the release after.
+    return json.dumps({"o": user.openid, "k": ""})
+
+
+def _index_key(openid: str) -> str:
+    return "wx:user:" + hashlib.sha256(openid.encode()).hexdigest()
 
 
 class RedisSessions:
@@ -40,13 +55,20 @@ class RedisSessions:
 
     LOCAL_S = 60.0
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
         self._local: dict[str, tuple[float, WxUser]] = {}
 
     def create(self, user: WxUser) -> str:
         token = "wxs_" + secrets.token_urlsafe(32)
-        self.client.set(_key(token), json.dumps({"o": user.openid, "k": user.session_key}), ex=SESSION_TTL_S)
+        key, index = _key(token), _index_key(user.openid)
+        # Separate commands, not a transaction: on a Redis Cluster the two keys lie in two
+        # slots. An index entry without its session is harmless (erase deletes nothing).
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(index, key)
+        pipe.expire(index, SESSION_TTL_S)
+        pipe.set(key, _record(user), ex=SESSION_TTL_S)
+        pipe.execute()
         return token
 
     def get(self, token: str) -> WxUser | None:
@@ -58,11 +80,32 @@ class RedisSessions:
         if not isinstance(raw, (bytes, str)):
             return None
         data = json.loads(raw)
-        user = WxUser(data["o"], data["k"])
+        user = WxUser(data["o"])
+        if data.get("k"):
+            # Written by an earlier release, with WeChat's session_key: rewritten without
+            # it (same expiry) and indexed, so erasure finds it.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(key, _record(user), keepttl=True, xx=True)
+            pipe.sadd(_index_key(user.openid), key)
+            pipe.expire(_index_key(user.openid), SESSION_TTL_S)
+            pipe.execute()
         if len(self._local) > 100_000:
             self._local.clear()
         self._local[key] = (time.monotonic() + self.LOCAL_S, user)
         return user
+
+    def end_all(self, openid: str) -> int:
+        """End every session of this user; how many there were."""
+        index = _index_key(openid)
+        keys = [k.decode() if isinstance(k, bytes) else k for k in self.client.smembers(index)]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.delete(key)  # one key per command: they span a cluster's slots
+        pipe.delete(index)
+        ended = sum(pipe.execute()[:-1])
+        for key in keys:
+            self._local.pop(key, None)
+        return int(ended)
 
 
 class MemorySessions:
@@ -84,3 +127,10 @@ class MemorySessions:
         if found is None or found[0] < time.monotonic():
             return None
         return found[1]
+
+    def end_all(self, openid: str) -> int:
+        with self._lock:
+            keys = [k for k, (_, user) in self._data.items() if user.openid == openid]
+            for key in keys:
+                del self._data[key]
+        return len(keys)

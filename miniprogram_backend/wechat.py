@@ -10,7 +10,8 @@ it falls short (NOTES.md: wechatpy 1.8.18 is from 2021).
     └── WeChatUnavailable                 network error, timeout, 5xx        503
 
 What wechatpy does here: mini-program login (`wxa.code_to_session`), request plumbing
-and errcode parsing, data decryption (`WeChatWxaCrypto`). What this layer adds: every URL
+and errcode parsing. (Its data decryption, `WeChatWxaCrypto`, needs the user's
+`session_key`, which we do not keep while no feature decrypts anything.) What this layer adds: every URL
 under a configurable `api_base` (tests use a local fake), the access token from the
 stable-token call (`POST /cgi-bin/stable_token`, which does not invalidate the token other
 workers hold) shared through a `TokenStore` and refreshed under a lock, exactly one retry
@@ -21,7 +22,7 @@ with a fresh token when WeChat says the token expired, and the current content c
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -88,9 +89,10 @@ def _error(errcode: int | None, errmsg: str) -> WeChatError:
 
 @dataclass(frozen=True)
 class WxSession:
+    """What a login yields. WeChat's `session_key` is dropped here: nothing reads it."""
+
     openid: str
     unionid: str | None
-    session_key: str = field(repr=False)  # stays on the server: never printed
 
 
 class _Api(_WechatpyClient):
@@ -171,12 +173,7 @@ class WeChatClient:
 
     def code_to_session(self, js_code: str) -> WxSession:
         data = self._call(self.api.wxa.code_to_session, js_code)
-        return WxSession(openid=data["openid"], unionid=data.get("unionid"), session_key=data["session_key"])
-
-    def decrypt_user_data(self, session_key: str, encrypted_data: str, iv: str) -> dict[str, Any]:
-        from wechatpy.crypto import WeChatWxaCrypto
-
-        return WeChatWxaCrypto(session_key, iv, self.appid).decrypt_message(encrypted_data)
+        return WxSession(openid=data["openid"], unionid=data.get("unionid"))
 
     def check_text(self, openid: str, content: str) -> bool:
         """msg_sec_check v2: True when WeChat's suggestion is "pass"."""

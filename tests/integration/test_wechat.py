@@ -28,10 +28,10 @@ def client(fake: FakeWeChat, store=None) -> WeChatClient:  # type: ignore[no-unt
     return WeChatClient("wx-app", "wx-secret", fake.base, store or MemoryTokenStore(), timeout_s=3)
 
 
-def test_login_returns_the_openid_and_keeps_the_session_key_out_of_reprs(fake_wechat: FakeWeChat) -> None:
+def test_login_returns_the_openid_and_keeps_no_session_key(fake_wechat: FakeWeChat) -> None:
     session = client(fake_wechat).code_to_session("code-1")
-    assert session.openid.startswith("o") and session.session_key == "SK-1-edoc"
-    assert "SK-" not in repr(session)
+    assert session.openid.startswith("o")
+    assert not hasattr(session, "session_key") and "SK-" not in repr(session)
     assert client(fake_wechat).code_to_session("code-1").openid == session.openid
 
 
@@ -156,7 +156,10 @@ def test_the_shopper_flow_end_to_end(wx_app: Flask, caplog: pytest.LogCaptureFix
     assert flags[0]["code"] == demo["genuine"]
     assert flags[0]["evidence"]["reports"][0]["city"] == "杭州市"
     assert call("delete", "/wx/v1/me/history", headers=auth).get_json()["deleted"] == 3
-    assert call("get", "/wx/v1/me/history", headers=auth).get_json()["items"] == []
+    assert call("get", "/wx/v1/me/history", headers=auth).status_code == 401  # session ended too
+    relogin = call("post", "/wx/v1/login", json={"js_code": "shopper-code"}).get_json()["token"]
+    again = {"Authorization": f"Bearer {relogin}"}
+    assert call("get", "/wx/v1/me/history", headers=again).get_json()["items"] == []
     assert not any("SK-" in body for body in bodies)
     assert "SK-" not in caplog.text
 
@@ -267,3 +270,42 @@ def test_a_login_is_answered_when_the_token_lock_vanishes_mid_call(
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert resp.get_json()["token"].startswith("wxs_")
     assert fake_wechat.issued == 1
+
+
+@pytest.mark.parametrize("wx_app", ["embedded", "services"], indirect=True)
+def test_erasing_the_history_ends_every_session_of_the_shopper(wx_app: Flask) -> None:
+    http = wx_app.test_client()
+    tokens = [http.post("/wx/v1/login", json={"js_code": "eraser"}).get_json()["token"] for _ in range(2)]
+    other = http.post("/wx/v1/login", json={"js_code": "someone-else"}).get_json()["token"]
+    auth = [{"Authorization": f"Bearer {t}"} for t in tokens]
+    assert (
+        http.post("/wx/v1/verify", json={"input": "012326100000000001"}, headers=auth[0]).status_code == 200
+    )
+    assert http.delete("/wx/v1/me/history", headers=auth[1]).status_code == 200
+    assert [http.get("/wx/v1/me/history", headers=a).status_code for a in auth] == [401, 401]
+    assert http.get("/wx/v1/me/history", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+    c = container(wx_app)
+    if c.redis is not None:  # nothing of the shopper is left in Redis; the other's session is
+        keys = [k.decode() for k in c.redis.scan_iter("wx:*")]
+        assert len([k for k in keys if k.startswith("wx:sess:")]) == 1
+        assert len([k for k in keys if k.startswith("wx:user:")]) == 1
+
+
+@pytest.mark.parametrize("wx_app", ["services"], indirect=True)
+def test_no_session_key_is_kept_in_redis_and_older_records_lose_theirs(wx_app: Flask) -> None:
+    import hashlib
+    import json
+
+    http = wx_app.test_client()
+    http.post("/wx/v1/login", json={"js_code": "shopper-code"})
+    r = container(wx_app).redis
+    assert not any(b"SK-" in (r.dump(k) or b"") for k in r.scan_iter("wx:*"))
+    # A session an earlier release wrote, with WeChat's session_key in it.
+    token = "wxs_written-by-an-earlier-release"
+    key = "wx:sess:" + hashlib.sha256(token.encode()).hexdigest()
+    r.set(key, json.dumps({"o": "o-earlier", "k": "SK-earlier"}), ex=3600)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert http.get("/wx/v1/me/history", headers=auth).status_code == 200
+    assert b"SK-" not in r.get(key) and 0 < r.ttl(key) <= 3600
+    http.delete("/wx/v1/me/history", headers=auth)
+    assert r.get(key) is None
