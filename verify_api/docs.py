@@ -1,6 +1,8 @@
 """The OpenAPI document (verify_api/openapi.yaml, kept by hand beside the code it
 describes) served as JSON, and Swagger UI 5 from verify_api/static/swagger-ui (vendored
-from the npm registry's swagger-ui-dist; see SOURCE.txt there): no CDN."""
+from the npm registry's swagger-ui-dist; see SOURCE.txt there): no CDN. The page starts
+Swagger UI from verify_api/static/docs.js, not an inline script, as the
+Content-Security-Policy allows scripts from this server only."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Org
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head><body><div id="ui"></div>
 <script src="/docs/assets/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script></body></html>"""
+<script src="/static/docs.js"></script></body></html>"""
 
 
 @functools.cache
