@@ -4,26 +4,70 @@ The client id (WeChat openid, device id) and the IP are kept only as keyed hashe
 (HMAC-SHA256 with the server's SECRET_KEY, truncated): enough to tell one scanner from
 another and recognize a shopper's own repeat checks, useless to anyone without the key.
 Coordinates are rounded to 0.01° (about 1 km) before they are stored.
+
+What a stranger can fake cheaply and what costs them (issue 14, see anomaly/rules.py):
+client ids and coordinates sent in a public request are claims; the IP's *network* (its
+/24 for IPv4, /48 for IPv6) and a WeChat-verified session are costly. An IP's hash
+therefore carries its network's hash in its first half (`network_of`), so the rules can
+count networks without any address being kept, and `ScanEvent.verified` marks a scan
+from a verified session.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 
+from anomaly.geo import locate
+from domain.records import VERIFIED_CHANNEL_PREFIX
+
+
+def _hmac(secret: bytes, text: str) -> str:
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+def network(ip: str) -> str:
+    """The network an address belongs to for counting distinct networks: its /24 (IPv4,
+    also IPv4-mapped IPv6) or /48 (IPv6). Something that is not an address is its own."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    prefix = 24 if addr.version == 4 else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+IP_HASH_LEN = 24  # "i" + 12 hex digits of the network + 11 of the address
+
 
 def hash_client(secret: bytes, raw: str | None, *, kind: str = "c") -> str | None:
-    """`kind` + the first 23 hex digits (92 bits) of HMAC-SHA256(secret, kind:raw); None for
-    no id. `kind` ("c" client, "i" IP) keeps an IP from ever equalling a client id."""
+    """`kind` + 23 hex digits (92 bits) of HMAC-SHA256 with the server's key; None for no id.
+    `kind` ("c" client, "i" IP) keeps an IP from ever equalling a client id. An IP's hash is
+    its network's (48 bits) followed by its own (44 bits): scans from one /24 share a prefix
+    that `network_of` reads, while the whole still tells addresses apart."""
     if not raw:
         return None
-    digest = hmac.new(secret, f"{kind}:{raw}".encode(), hashlib.sha256).hexdigest()
-    return f"{kind}{digest[:23]}"
+    if kind == "i":
+        return f"i{_hmac(secret, f'n:{network(raw)}')[:12]}{_hmac(secret, f'i:{raw}')[:11]}"
+    return f"{kind}{_hmac(secret, f'{kind}:{raw}')[:23]}"
+
+
+def network_of(ip_hash: str | None) -> str | None:
+    """The network part of an IP's hash ("n" + 12 hex digits). A hash from before networks
+    were kept (a restored old event) is its own network: one address, one network."""
+    if not ip_hash:
+        return None
+    if ip_hash.startswith("i") and len(ip_hash) == IP_HASH_LEN:
+        return "n" + ip_hash[1:13]
+    return ip_hash
 
 
 def new_event_id() -> str:
@@ -43,15 +87,40 @@ class ScanEvent:
     lng: float | None
     city: str | None
     province: str | None
+    verified: bool = False  # the scanner is a WeChat-verified session (a costly identity)
 
     def __post_init__(self) -> None:
         # Naive datetimes would be read as the server's local time: refuse them at the edge.
         if self.at.tzinfo is None:
             raise ValueError("ScanEvent.at must be timezone-aware (UTC)")
+        if self.channel.startswith(VERIFIED_CHANNEL_PREFIX):
+            # The verify service marks a verified session's scan on its channel (the scan
+            # store hands the channel through as it is); kept here as a field of its own.
+            object.__setattr__(self, "channel", self.channel[len(VERIFIED_CHANNEL_PREFIX) :])
+            object.__setattr__(self, "verified", True)
 
     @property
     def at_ms(self) -> int:
         return int(self.at.timestamp() * 1000)
+
+    @property
+    def identity(self) -> str | None:
+        """What this scan weighs as toward `suspicious`: a verified session is itself; any
+        other scanner is its network (made-up client ids from one network are one identity);
+        an event with no IP (an import) is its scanner."""
+        if self.verified and self.client:
+            return "v" + self.client
+        return network_of(self.ip_hash) or self.client
+
+    @property
+    def place_source(self) -> str | None:
+        """Where the scan's place came from: "wechat" (coordinates from a verified session),
+        "gps" (coordinates claimed in the request), "ip" (the IP's city); None for no place."""
+        if self.province is None:
+            return None
+        if self.lat is not None and self.lng is not None and locate(self.lat, self.lng)[1] is not None:
+            return "wechat" if self.verified else "gps"
+        return "ip"
 
     def to_json(self) -> str:
         """The event as one compact JSON string (a stream entry's single field)."""
@@ -68,6 +137,7 @@ class ScanEvent:
                 "ln": self.lng,
                 "ci": self.city,
                 "p": self.province,
+                "vf": self.verified,
             }
         ).decode()
 
@@ -86,4 +156,5 @@ class ScanEvent:
             lng=d["ln"],
             city=d["ci"],
             province=d["p"],
+            verified=bool(d.get("vf")),
         )

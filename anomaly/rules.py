@@ -6,8 +6,22 @@ with neither client nor IP) cannot be told apart from a repeat, so it never coun
 scanner either. Thresholds live in `RuleConfig` (overridable from the environment as
 RULE_<NAME>, e.g. RULE_DISTINCT_SUSPICIOUS=6).
 
-Evidence names scans by event id, time and city; scanners appear only as the first 8
-characters of their keyed hash, enough to tell scans apart in a report.
+Evidence names scans by event id, time and city (and where the place came from: `ip`,
+`gps`, `wechat`); scanners appear only as the first 8 characters of their keyed hash,
+enough to tell scans apart in a report.
+
+Weighing (issue 14). What a stranger can fake for free — made-up client ids, coordinates
+sent in the body, one IP — may open a flag at `warn` for the brand to review; only what
+is costly to fake can take a rule to `suspicious` (and so the shopper's verdict):
+
+- scanners count toward `suspicious` as *identities*: a WeChat-verified session is one,
+  any other scanner is its network (/24 IPv4, /48 IPv6), so any number of client ids from
+  one network weigh as one (`distinct_scanners`, `velocity`);
+- `impossible_travel` is `suspicious` only between two verified sessions' places;
+  coordinates claimed in a public request give at most a `warn`;
+- `province_spread` weighs a place by its source: GPS 1, an IP's city `ip_place_weight`
+  (mobile IPs resolve to a distant gateway); toward `suspicious` only verified places and
+  IP places count, one per identity (claimed coordinates, any number of them, do not).
 """
 
 from __future__ import annotations
@@ -40,9 +54,12 @@ class RuleConfig:
     velocity_hour: int = 10
     velocity_day: int = 30
     enumeration_per_hour: int = 10
-    # Per IP, against a guesser rotating client ids. Higher than per client: one address
-    # can be a whole shop or a carrier's NAT, and throttling it answers 429 to everyone there.
-    enumeration_ip_per_hour: int = 50
+    # Per IP, against a guesser rotating client ids (and for requests without a client id).
+    # Sized for carrier NAT: thousands of shoppers behind one address, of whom a few per
+    # cent mistype a code. Past it only never-issued lookups from that IP are refused.
+    enumeration_ip_per_hour: int = 200
+    # A province known only from a scanner's IP weighs this much of a GPS place.
+    ip_place_weight: float = 0.5
     # 50 rather than ~20: the daily velocity limit (30 scanners) must fit in the history.
     recent_max: int = 50
     scanners_max: int = 500
@@ -77,11 +94,27 @@ class RecentScan:
     lat: float | None
     lng: float | None
     event_id: str
+    identity: str | None = None  # see ScanEvent.identity; None: the scanner itself
+    source: str | None = None  # where the place came from: "wechat", "gps", "ip"
 
     @classmethod
     def of(cls, event: ScanEvent) -> RecentScan:
         e = event
-        return cls(e.at_ms, e.client, e.city, e.province, e.lat, e.lng, e.event_id)
+        return cls(
+            e.at_ms, e.client, e.city, e.province, e.lat, e.lng, e.event_id, e.identity, e.place_source
+        )
+
+    @property
+    def ident(self) -> str | None:
+        return self.identity or self.scanner
+
+    @property
+    def place_from(self) -> str | None:
+        """The place's source; scans recorded before sources were kept: GPS if they had
+        coordinates, else the IP's city."""
+        if self.province is None:
+            return None
+        return self.source or ("gps" if self.lat is not None else "ip")
 
     def evidence(self) -> dict[str, Any]:
         # Scanner hashes are shortened further: enough to tell scans apart in a report.
@@ -90,7 +123,9 @@ class RecentScan:
             "at": _iso(self.at_ms),
             "city": self.city,
             "province": self.province,
+            "place_from": self.place_from,
             "scanner": self.scanner[:8] if self.scanner else None,
+            "verified": self.identity is not None and self.identity.startswith("v"),
         }
 
 
@@ -103,6 +138,9 @@ class CodeScanState:
     first_city: str | None
     distinct_scanners: int  # within the distinct-scanner window
     recent: tuple[RecentScan, ...] = ()  # newest first
+    # Distinct identities (networks, verified sessions) in the same window; None: as many
+    # as scanners (states built without identities, e.g. in tests).
+    distinct_networks: int | None = None
     you_count: int | None = None
     you_first_ms: int | None = None
 
@@ -134,10 +172,13 @@ def _first_per_scanner(scans: list[RecentScan]) -> list[RecentScan]:
 
 
 def distinct_scanners(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
+    """Many different scanners of one code: `warn` from `distinct_warn` scanners of any kind,
+    `suspicious` only from `distinct_suspicious` identities (networks or verified sessions)."""
     n = state.distinct_scanners
     if n < cfg.distinct_warn:
         return None
-    severity = "suspicious" if n >= cfg.distinct_suspicious else "warn"
+    m = n if state.distinct_networks is None else state.distinct_networks
+    severity = "suspicious" if m >= cfg.distinct_suspicious else "warn"
     window = [s for s in state.recent if s.at_ms >= state.now_ms - cfg.distinct_window_days * DAY_MS]
     return Flag(
         "distinct_scanners",
@@ -145,6 +186,7 @@ def distinct_scanners(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
         _at(state.now_ms),
         {
             "distinct_scanners": n,
+            "distinct_networks": m,
             "window_days": cfg.distinct_window_days,
             "scans": [s.evidence() for s in _first_per_scanner(window)][-20:],
         },
@@ -153,26 +195,32 @@ def distinct_scanners(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
 
 def impossible_travel(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
     """Two different scanners, one right after the other, too far apart for the time between
-    them. Only GPS places count: an IP's city is where the carrier routes, not the shopper."""
+    them. Only GPS places count: an IP's city is where the carrier routes, not the shopper.
+    Coordinates are the client's word: `suspicious` only when both places come from
+    verified sessions of two identities, otherwise `warn` for the brand to look at."""
     located = sorted(
         (s for s in state.recent if s.lat is not None and s.lng is not None and s.scanner),
         key=lambda s: s.at_ms,
     )
-    worst: tuple[float, float, RecentScan, RecentScan] | None = None
+    worst: tuple[int, float, float, RecentScan, RecentScan] | None = None
     for earlier, later in itertools.pairwise(located):
         if earlier.scanner == later.scanner:
             continue  # one shopper travelling with the bag
         km = distance_km(earlier.lat or 0.0, earlier.lng or 0.0, later.lat or 0.0, later.lng or 0.0)
         hours = max((later.at_ms - earlier.at_ms) / HOUR_MS, 1 / 60)
         kmh = km / hours
-        if km > cfg.travel_min_km and kmh > cfg.travel_kmh and (worst is None or kmh > worst[1]):
-            worst = (km, kmh, earlier, later)
+        if km <= cfg.travel_min_km or kmh <= cfg.travel_kmh:
+            continue
+        trusted = earlier.place_from == later.place_from == "wechat" and earlier.ident != later.ident
+        rank = 2 if trusted else 1
+        if worst is None or (rank, kmh) > (worst[0], worst[2]):
+            worst = (rank, km, kmh, earlier, later)
     if worst is None:
         return None
-    km, kmh, earlier, later = worst
+    rank, km, kmh, earlier, later = worst
     return Flag(
         "impossible_travel",
-        "suspicious",
+        "suspicious" if rank == 2 else "warn",
         _at(state.now_ms),
         {
             "km": round(km),
@@ -187,18 +235,36 @@ def province_spread(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
         s for s in state.recent if s.at_ms >= state.now_ms - cfg.provinces_window_days * DAY_MS and s.province
     ]
     # Each scanner counts once, at its first place: a traveller re-checking is one scanner.
-    firsts = _first_per_scanner(window)
+    # A province weighs as its best-known place: GPS 1, an IP's city less (mobile IPs
+    # resolve to a gateway that may be provinces away).
+    weights = {"gps": 1.0, "wechat": 1.0, "ip": cfg.ip_place_weight}
     provinces: dict[str, RecentScan] = {}
-    for scan in firsts:
-        provinces.setdefault(scan.province or "", scan)
-    if len(provinces) < cfg.provinces:
+    for scan in _first_per_scanner(window):
+        best = provinces.get(scan.province or "")
+        if best is None or weights[scan.place_from or "ip"] > weights[best.place_from or "ip"]:
+            provinces[scan.province or ""] = scan
+    weight = sum(weights[s.place_from or "ip"] for s in provinces.values())
+    if weight < cfg.provinces:
         return None
+    # Toward `suspicious`: one place per identity, and only places a client cannot simply
+    # claim (a verified session's GPS, an IP's city).
+    costly = {"wechat": 1.0, "ip": cfg.ip_place_weight}
+    firsts: dict[str, RecentScan] = {}
+    for scan in sorted(window, key=lambda s: s.at_ms):
+        if scan.ident and scan.place_from in costly:
+            firsts.setdefault(scan.ident, scan)
+    strong: dict[str, float] = {}
+    for scan in firsts.values():
+        key = scan.province or ""
+        strong[key] = max(strong.get(key, 0.0), costly[scan.place_from or "ip"])
+    severity = "suspicious" if sum(strong.values()) >= cfg.provinces else "warn"
     return Flag(
         "province_spread",
-        "suspicious",
+        severity,
         _at(state.now_ms),
         {
             "provinces": sorted(provinces),
+            "weight": weight,
             "window_days": cfg.provinces_window_days,
             "scans": [s.evidence() for s in provinces.values()],
         },
@@ -208,21 +274,23 @@ def province_spread(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
 def velocity(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
     hour = _first_per_scanner([s for s in state.recent if s.at_ms >= state.now_ms - HOUR_MS])
     day = _first_per_scanner([s for s in state.recent if s.at_ms >= state.now_ms - DAY_MS])
-    if len(hour) > cfg.velocity_hour:
-        window, n, limit = "hour", len(hour), cfg.velocity_hour
-        scans = hour
-    elif len(day) > cfg.velocity_day:
-        window, n, limit = "day", len(day), cfg.velocity_day
-        scans = day
-    else:
+    found = [
+        (name, scans, limit, len({s.ident for s in scans}))
+        for name, scans, limit in (("hour", hour, cfg.velocity_hour), ("day", day, cfg.velocity_day))
+        if len(scans) > limit
+    ]
+    if not found:
         return None
+    # `suspicious` only when the identities (networks, verified sessions) exceed it too.
+    window, scans, limit, idents = max(found, key=lambda f: f[3] > f[2])
     return Flag(
         "velocity",
-        "suspicious",
+        "suspicious" if idents > limit else "warn",
         _at(state.now_ms),
         {
             "window": window,
-            "scanners": n,
+            "scanners": len(scans),
+            "networks": idents,
             "limit": limit,
             "scans": [s.evidence() for s in scans][-20:],
         },

@@ -6,7 +6,9 @@ Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
     s:{C}:h   hash   n (count), f (first ms), fc / fp (first city / province)
     s:{C}:u   hash   scanner → "first_ms,count" (at most scanners_max scanners)
     s:{C}:z   zset   scanner → last ms (distinct scanners in a window: one ZCOUNT)
-    s:{C}:r   list   the last recent_max scans "ms|scanner|city|province|lat|lng|event_id"
+    s:{C}:n   zset   identity (network or verified session) → last ms, likewise
+    s:{C}:r   list   the last recent_max scans
+                     "ms|scanner|city|province|lat|lng|~<source><identity>|event_id"
     s:{C}:fl  hash   rule → "severity|raised_ms|status" (open, confirmed, dismissed)
     s:{C}:ev  set    ids of imported events (idempotent imports; live ids are fresh uuids)
     s:e:{S}   set    never-issued codes looked up by scanner S in its current hour
@@ -15,6 +17,19 @@ Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
     s:flags   stream every raised or escalated flag (one JSON field "flag"), likewise
 
 The scanner is the keyed hash of the client id, else of the IP (the caller decides).
+
+Enumeration is keyed to the client first: a client id with more than
+`enumeration_per_hour` never-issued codes is refused (429) whatever it asks; its further
+guesses do not spend its IP's budget. The IP's budget (`enumeration_ip_per_hour`, sized
+for carrier NAT) is spent by never-issued codes from clients not yet refused and from
+requests without a client id; past it that IP's never-issued lookups are refused, while
+its lookups of issued codes are answered and recorded but never become a code's first
+scan. A refused lookup records nothing (no count, no event). Read-only lookups of
+never-issued codes (channel `peek`) count toward both budgets and record nothing.
+
+The public "first queried on … in …" comes from the first scan; its city only when that
+scan's place is not a client's claim (an IP's city, or a verified session's GPS):
+coordinates sent in a public request never name the code's first place.
 The script touches keys of several slots: it assumes one Redis primary, not a cluster.
 
 Flags are evaluated in Python on the returned state. Only when one is new or escalates is
@@ -49,6 +64,7 @@ from anomaly.rules import (
     evaluate,
     product_rules,
 )
+from domain.records import LOOKUP_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +95,48 @@ if record and ARGV[16] == '1' then
   if redis.call('SADD', KEYS[5], ARGV[9]) == 0 then duplicate = 1; record = false end
   redis.call('PEXPIRE', KEYS[5], ARGV[14])
 end
--- Enumeration: distinct never-issued codes per scanner and per IP in a one-hour window.
+-- Enumeration: distinct never-issued codes per client and per IP in a one-hour window.
 -- A set stops growing at the limit + 1, so a guesser costs a bounded few hundred bytes.
-local limits = {{KEYS[6], scanner, tonumber(ARGV[13])}, {KEYS[9], ARGV[18], tonumber(ARGV[20])}}
-for i, l in ipairs(limits) do
-  if l[2] ~= '' and not (i == 2 and KEYS[9] == KEYS[6]) then
-    local c = redis.call('SCARD', l[1])
-    if record and not found and c <= l[3] then
-      if redis.call('SADD', l[1], ARGV[19]) == 1 then
-        c = c + 1
-        if c == 1 then redis.call('PEXPIRE', l[1], 3600000) end
-      end
+local lookup = ARGV[29] == '1'
+local counting = (record or lookup) and not found
+local has_ip = ARGV[18] ~= ''
+local by_ip = has_ip and KEYS[9] == KEYS[6]  -- no client id: the scanner is the IP
+local client_over = false
+local ip_over = false
+local function count_in(key, limit)
+  local c = redis.call('SCARD', key)
+  if counting and c <= limit then
+    if redis.call('SADD', key, ARGV[19]) == 1 then
+      c = c + 1
+      if c == 1 then redis.call('PEXPIRE', key, 3600000) end
     end
-    if c > l[3] then throttled = 1 end
+  end
+  return c > limit
+end
+if scanner ~= '' and not by_ip then client_over = count_in(KEYS[6], tonumber(ARGV[13])) end
+if has_ip then
+  if client_over then
+    -- A refused client's guesses do not spend its neighbours' budget.
+    ip_over = redis.call('SCARD', KEYS[9]) > tonumber(ARGV[20])
+  else
+    ip_over = count_in(KEYS[9], tonumber(ARGV[20]))
   end
 end
+-- Refused (429): a guessing client, or a never-issued code from a guessing network.
+-- A refused lookup records nothing; an issued code asked from a guessing network is
+-- answered and recorded, but never as the code's first scan.
+if client_over or (ip_over and not found) then
+  throttled = 1
+  record = false
+end
+local first_ok = not ip_over
 if record then
   local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
   -- Sliding retention, refreshed now and then rather than on every scan.
   local refresh = n == 1 or n % 16 == 0
   -- Never-issued codes keep only a count (and their events): guessers must not fill
-  -- memory. A throttled guesser's lookups never become a code's first scan.
-  if throttled == 0 and found then
+  -- memory.
+  if found then
     local st = redis.call('HMGET', KEYS[1], 'f', 'pv', 'gs', 'gm', 'tv', 'lt')
     local f = tonumber(st[1] or '0')
     if not st[5] then
@@ -117,13 +153,18 @@ if record then
     elseif now < latest then redis.call('HSET', KEYS[1], 'oo', '1') end
     -- The product's codes seen on shelves, per package weight (a hash per certificate
     -- product), counted exactly once per code: at its first genuine scan.
-    if f == 0 and ARGV[26] ~= '' then
+    if first_ok and f == 0 and ARGV[26] ~= '' then
       redis.call('HINCRBY', KEYS[10], ARGV[26], 1)
       redis.call('PEXPIRE', KEYS[10], ARGV[14])
       product_codes = redis.call('HGETALL', KEYS[10])
     end
-    if f == 0 or now < f then
-      redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
+    if first_ok and (f == 0 or now < f) then
+      -- A place the client only claimed does not name the code's first place.
+      if ARGV[28] == '1' then
+        redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
+      else
+        redis.call('HSET', KEYS[1], 'f', now, 'fc', '', 'fp', '')
+      end
       -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
       if f == 0 then refresh = true end
     end
@@ -143,6 +184,7 @@ if record then
         -- Not for an import older than the scanner's last scan: its windows reach further back.
         local recent_repeat = last >= now - 3600000 and last <= now
         if recent_repeat and ARGV[5] == '' and ARGV[4] == '' then quiet_repeat = true end
+        if redis.call('ZSCORE', KEYS[11], ARGV[27]) == false then quiet_repeat = false end
       elseif redis.call('ZCARD', KEYS[8]) < tonumber(ARGV[12]) then
         redis.call('HSET', KEYS[2], scanner, now .. ',1')
         redis.call('ZADD', KEYS[8], now, scanner)
@@ -150,6 +192,15 @@ if record then
         -- Past the cap the distinct count stops growing but the history still holds
         -- these scanners: the count no longer bounds the velocity rule.
         redis.call('HSET', KEYS[1], 'cap', '1')
+      end
+    end
+    -- The scanner's identity (its network, or its verified session).
+    if scanner ~= '' and ARGV[27] ~= '' then
+      local last_seen = redis.call('ZSCORE', KEYS[11], ARGV[27])
+      if last_seen then
+        if now > tonumber(last_seen) then redis.call('ZADD', KEYS[11], now, ARGV[27]) end
+      elseif redis.call('ZCARD', KEYS[11]) < tonumber(ARGV[12]) then
+        redis.call('ZADD', KEYS[11], now, ARGV[27])
       end
     end
     -- What the history gate below needs without reading the history: the first few
@@ -166,11 +217,11 @@ if record then
       if not st[3] then redis.call('HSET', KEYS[1], 'gs', scanner)
       elseif not st[4] and st[3] ~= scanner then redis.call('HSET', KEYS[1], 'gm', '1') end
     end
-    local entry = {ARGV[1], scanner, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[9]}
+    local entry = {ARGV[1], scanner, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[30], ARGV[9]}
     redis.call('LPUSH', KEYS[3], table.concat(entry, '|'))
     redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
     if refresh then
-      for _, k in ipairs({KEYS[2], KEYS[3], KEYS[8]}) do redis.call('PEXPIRE', k, ARGV[14]) end
+      for _, k in ipairs({KEYS[2], KEYS[3], KEYS[8], KEYS[11]}) do redis.call('PEXPIRE', k, ARGV[14]) end
     end
   end
   if refresh then redis.call('PEXPIRE', KEYS[1], ARGV[14]) end
@@ -178,6 +229,7 @@ if record then
 end
 local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo')
 local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
+local idents = math.min(distinct, redis.call('ZCOUNT', KEYS[11], now - tonumber(ARGV[10]), '+inf'))
 local you = ''
 if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) or '' end
 local flags = redis.call('HGETALL', KEYS[4])
@@ -190,18 +242,23 @@ for i = 1, #flags, 2 do
 end
 local recent = {}
 if record and found and distinct >= 2 and not quiet_repeat then
+  -- Raising a rule to `warn` needs scanners; to `suspicious`, identities (and, for
+  -- travel, a verified session's place on this scan).
   local want = 0
   if distinct >= tonumber(ARGV[23]) then want = 1 end
-  if distinct >= tonumber(ARGV[24]) then want = 2 end
+  if idents >= tonumber(ARGV[24]) then want = 2 end
+  local velocity = rank['velocity'] or 0
+  local travel = rank['impossible_travel'] or 0
   local open = (rank['distinct_scanners'] or 0) < want
-    or (distinct > tonumber(ARGV[25]) and not rank['velocity'])
-    or (gps and h[5] == '1' and not rank['impossible_travel'])
-    or (pv_count(h[4] or '') >= tonumber(ARGV[22]) and not rank['province_spread'])
+    or (distinct > tonumber(ARGV[25]) and velocity < 1)
+    or (idents > tonumber(ARGV[25]) and velocity < 2)
+    or (gps and h[5] == '1' and (travel < 1 or (travel < 2 and ARGV[31] == '1')))
+    or (pv_count(h[4] or '') >= tonumber(ARGV[22]) and (rank['province_spread'] or 0) < 2)
     or h[6] == '1' or h[7] == '1' or h[8] == '1'
   if open then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
 end
 return {tonumber(h[1] or '0'), tonumber(h[2] or '0'), h[3] or '', distinct, you, throttled, duplicate,
-  recent, flags, product_codes}
+  recent, flags, product_codes, idents}
 """
 
 # The script's history gate names each rule: a new rule needs its own test there.
@@ -272,12 +329,38 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_SOURCES = {"w": "wechat", "g": "gps", "i": "ip"}
+_SOURCE_CHARS = {v: k for k, v in _SOURCES.items()}
+
+
+def _trust(event: ScanEvent) -> str:
+    """The history entry's trust field: "~", the place's source and the identity."""
+    return "~" + _SOURCE_CHARS.get(event.place_source or "", "-") + (event.identity or "")
+
+
 def _recent(entries: list[str]) -> tuple[RecentScan, ...]:
     out = []
     for entry in entries:
-        at, scanner, city, prov, lat, lng, event_id = entry.split("|", 6)
+        parts = entry.split("|", 7)
+        identity = source = None
+        if len(parts) == 8 and parts[6].startswith("~"):
+            trust = parts.pop(6)
+            source, identity = _SOURCES.get(trust[1:2]), trust[2:] or None
+        else:  # recorded before identities were kept
+            parts = entry.split("|", 6)
+        at, scanner, city, prov, lat, lng, event_id = parts
         out.append(
-            RecentScan(int(at), scanner or None, city or None, prov or None, _num(lat), _num(lng), event_id)
+            RecentScan(
+                int(at),
+                scanner or None,
+                city or None,
+                prov or None,
+                _num(lat),
+                _num(lng),
+                event_id,
+                identity,
+                source,
+            )
         )
     out.sort(key=lambda s: s.at_ms, reverse=True)
     return tuple(out)
@@ -371,6 +454,7 @@ class RedisScanRecorder:
             f"{p}{tag}:z",
             f"{p}e:{ip_hash or scanner or '-'}",
             f"{p}q:{product or '-'}",
+            f"{p}{tag}:n",
         ]
 
     def record(
@@ -388,6 +472,11 @@ class RedisScanRecorder:
         scans leave that to the worker. `dedupe`: the event id came from outside and may be
         seen again (imports)."""
         cfg = self.config
+        # A read-only lookup of a never-issued code: counted toward enumeration, not recorded.
+        lookup = record_scan and event.channel == LOOKUP_CHANNEL
+        if lookup:
+            record_scan = False
+        source = event.place_source
         ttl = NOT_FOUND_TTL_MS if event.verdict == "not_found" else cfg.retention_days * DAY_MS
         args: list[Any] = [
             event.at_ms,
@@ -416,6 +505,11 @@ class RedisScanRecorder:
             cfg.distinct_suspicious,
             min(cfg.velocity_hour, cfg.velocity_day),
             _kg(product) if record_scan and event.verdict == "genuine" else "",
+            event.identity or "",
+            "0" if source == "gps" else "1",  # a place the first scan may show
+            "1" if lookup else "0",
+            _trust(event),
+            "1" if source == "wechat" else "0",
         ]
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
@@ -436,7 +530,7 @@ class RedisScanRecorder:
         sync_flags: bool,
         product: ProductContext | None,
     ) -> ScanOutcome:
-        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs, seen = raw
+        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs, seen, _ = raw
         city = _text(first_city) or None
         you_count = you_first = None
         if event.client:
@@ -468,7 +562,7 @@ class RedisScanRecorder:
     def code_rules(self, event: ScanEvent, raw: list[Any], stored: StoredFlags) -> list[Flag]:
         """The per-code rules on the state the script returned for `event` (a scan it
         recorded), skipping the rules `stored` already holds at their highest severity."""
-        n, first_ms, first_city, distinct, *_, recent, _pairs, _seen = raw
+        n, first_ms, first_city, distinct, *_, recent, _pairs, _seen, idents = raw
         state = CodeScanState(
             code=event.code,
             now_ms=event.at_ms,
@@ -477,6 +571,7 @@ class RedisScanRecorder:
             first_city=_text(first_city) or None,
             distinct_scanners=distinct,
             recent=_recent([_text(x) for x in recent]),
+            distinct_networks=idents,
         )
         return evaluate(state, self.config, _settled(stored))
 
@@ -528,6 +623,7 @@ class _CodeState:
     first_ms: int | None = None
     first_city: str | None = None
     scanners: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # (first, last, count)
+    idents: dict[str, int] = field(default_factory=dict)  # identity -> last ms
     recent: list[RecentScan] = field(default_factory=list)  # newest first
     flags: StoredFlags = field(default_factory=dict)
     event_ids: set[str] = field(default_factory=set)
@@ -561,11 +657,11 @@ class MemoryScanRecorder:
             st = self.codes[code] = _CodeState()
         return st
 
-    def _guessing(self, key: str, event: ScanEvent, limit: int, record_scan: bool) -> bool:
+    def _guessing(self, key: str, event: ScanEvent, limit: int, counting: bool) -> bool:
         start, codes = self.enum.get(key, (event.at_ms, set()))
         if event.at_ms - start >= HOUR_MS:
             start, codes = event.at_ms, set()
-        if record_scan and event.verdict == "not_found" and len(codes) <= limit:
+        if counting and len(codes) <= limit:
             codes.add(event.code)
         if codes:
             self.enum[key] = (start, codes)
@@ -588,6 +684,9 @@ class MemoryScanRecorder:
         common signature)."""
         del sync_flags, dedupe
         cfg = self.config
+        lookup = record_scan and event.channel == LOOKUP_CHANNEL
+        if lookup:
+            record_scan = False
         with self._lock:
             st = self._state(event.code)
             duplicate = False
@@ -596,24 +695,39 @@ class MemoryScanRecorder:
             if record_scan:
                 st.event_ids.add(event.event_id)
             scanner = event.client
-            throttled = False
-            if scanner:
-                throttled |= self._guessing(scanner, event, cfg.enumeration_per_hour, record_scan)
-            if event.ip_hash and event.ip_hash != scanner:
-                throttled |= self._guessing(event.ip_hash, event, cfg.enumeration_ip_per_hour, record_scan)
             found = event.verdict != "not_found"
+            # Enumeration keyed to the client first (see the module docstring).
+            counting = (record_scan or lookup) and not found
+            by_ip = bool(event.ip_hash) and event.ip_hash == scanner
+            client_over = ip_over = False
+            if scanner and not by_ip:
+                client_over = self._guessing(scanner, event, cfg.enumeration_per_hour, counting)
+            if event.ip_hash:
+                limit = cfg.enumeration_ip_per_hour
+                ip_over = self._guessing(event.ip_hash, event, limit, counting and not client_over)
+            throttled = client_over or (ip_over and not found)
+            if throttled:
+                record_scan = False  # a refused lookup records nothing
             seen: dict[float, int] = {}
             if record_scan:
                 st.n += 1
-                if not throttled and found:
+                if found:
                     counted = product is not None and product.counts_codes and event.verdict == "genuine"
-                    if st.first_ms is None and counted:
+                    if not ip_over and st.first_ms is None and counted:
                         assert product is not None and product.package_kg is not None
                         counts = self.products.setdefault(product.key, {})
                         counts[product.package_kg] = counts.get(product.package_kg, 0) + 1
                         seen = dict(counts)
-                    if st.first_ms is None or event.at_ms < st.first_ms:
-                        st.first_ms, st.first_city = event.at_ms, event.city
+                    if not ip_over and (st.first_ms is None or event.at_ms < st.first_ms):
+                        # A place the client only claimed does not name the first place.
+                        city = event.city if event.place_source != "gps" else None
+                        st.first_ms, st.first_city = event.at_ms, city
+                    ident = event.identity
+                    if scanner and ident:
+                        if ident in st.idents:
+                            st.idents[ident] = max(st.idents[ident], event.at_ms)
+                        elif len(st.idents) < cfg.scanners_max:
+                            st.idents[ident] = event.at_ms
                     if scanner:
                         if scanner in st.scanners:
                             first, last, count = st.scanners[scanner]
@@ -625,6 +739,7 @@ class MemoryScanRecorder:
                     del st.recent[cfg.recent_max :]
             since = event.at_ms - cfg.distinct_window_days * DAY_MS
             distinct = sum(1 for _f, last, _c in st.scanners.values() if last >= since)
+            idents = min(distinct, sum(1 for last in st.idents.values() if last >= since))
             you = st.scanners.get(scanner) if scanner else None
             raised: list[Flag] = []
             if record_scan and found and distinct >= 2:
@@ -636,6 +751,7 @@ class MemoryScanRecorder:
                     st.first_city,
                     distinct,
                     tuple(sorted(st.recent, key=lambda s: s.at_ms, reverse=True)),
+                    idents,
                 )
                 raised = evaluate(state, cfg, _settled(st.flags))
             if record_scan and found and not throttled and product is not None:

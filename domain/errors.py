@@ -81,6 +81,10 @@ class TooManyRequests(DomainError):
     code = "rate_limited"
     status = 429
 
+    def __init__(self, detail: str, *, retry_after_s: int = 600, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after_s = retry_after_s  # when the window that refused it resets
+
 
 class NotImplementedOnServer(DomainError):
     """A capability this deployment lacks (an optional engine not installed)."""

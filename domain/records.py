@@ -118,6 +118,14 @@ class OpenFlag:
     raised_at: datetime
 
 
+# A scan from a WeChat-verified session (a costly identity) reaches the scan store with
+# its channel prefixed by this mark; the scan event strips it and keeps `verified`.
+VERIFIED_CHANNEL_PREFIX = "wx:"
+# A read-only lookup (GET of a code, the result page) of a never-issued code: counted
+# toward the asker's enumeration budget, never recorded as a scan.
+LOOKUP_CHANNEL = "peek"
+
+
 @dataclass(frozen=True, slots=True)
 class ScanInput:
     """One verify, as the scan store needs it. `client` and `ip` are raw here and are

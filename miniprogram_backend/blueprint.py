@@ -155,6 +155,7 @@ def verify() -> Response:
             input=raw,
             channel=channel,
             client=_user().openid,
+            verified=True,  # a WeChat-verified session: a costly identity (issue 14)
             ip=request.remote_addr,
             lat=lat,
             lng=lng,
@@ -223,6 +224,7 @@ def scan() -> Response:
             input="",
             channel="photo",
             client=_user().openid,
+            verified=True,
             ip=request.remote_addr,
             lat=fields.lat,
             lng=fields.lng,

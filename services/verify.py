@@ -12,13 +12,23 @@ from domain import metrics
 from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize
 from domain.errors import BadInput, TooManyRequests, Unavailable
 from domain.ports import ScanRecorder
-from domain.records import LabelGroup, OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.records import (
+    LOOKUP_CHANNEL,
+    VERIFIED_CHANNEL_PREFIX,
+    LabelGroup,
+    OpenFlag,
+    ScanInput,
+    ScanResult,
+    ScanSummary,
+)
 from domain.verdicts import Verdict, decide, issued_while_valid, message
 from services.records import RecordResolver, Resolution
 
 log = logging.getLogger(__name__)
 
 CHANNELS = frozenset({"manual", "qr", "photo", "web", "wechat", "api"})
+# The enumeration window of the scan store: a refused guesser may come back after it.
+ENUMERATION_WINDOW_S = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,9 @@ class VerifyRequest:
     lang: str = "zh"
     at: datetime | None = None
     event_id: str | None = None  # imported historical scans keep their own ids (idempotency)
+    # The client is a WeChat-verified session (the mini-program's login), not a claimed id:
+    # it may take a rule to `suspicious`, and its coordinates count as a place.
+    verified: bool = False
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -80,7 +93,9 @@ class VerifyService:
         if self.throttle and scan is not None and scan.throttled:
             # Many never-issued codes from one client in an hour: a guesser, not a shopper.
             raise TooManyRequests(
-                "too many unknown codes from this client; try again later", code="enumeration_throttled"
+                "too many unknown codes from this client; try again later",
+                code="enumeration_throttled",
+                retry_after_s=ENUMERATION_WINDOW_S,
             )
         verdict = self._verdict(resolution, scan.flags if scan else (), today)
         return self._answer(parsed.code, parsed.kind, verdict, resolution, scan, req.lang, today)
@@ -115,11 +130,18 @@ class VerifyService:
     ) -> ScanResult | None:
         if self.scans is None:
             return None
+        channel = req.channel
+        if not record and verdict is Verdict.NOT_FOUND and (req.client or req.ip):
+            # A read-only lookup of a never-issued code (the result page, GET of a code)
+            # spends the asker's enumeration budget like a verify; nothing is recorded.
+            channel = LOOKUP_CHANNEL
+        elif req.verified:
+            channel = VERIFIED_CHANNEL_PREFIX + req.channel
         scan = ScanInput(
             code=code,
             kind=kind,
             at=now,
-            channel=req.channel,
+            channel=channel,
             verdict=verdict.value,
             client=req.client,
             ip=req.ip,
@@ -132,7 +154,7 @@ class VerifyService:
             # An imported event must land or be reported: no silent degradation.
             return self.scans.record(scan)
         try:
-            if not record:
+            if not record and channel != LOOKUP_CHANNEL:
                 return self.scans.peek(code, req.client)
             return self.scans.record(scan)
         except Unavailable:

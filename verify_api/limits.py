@@ -2,9 +2,14 @@
 storage, keys and increment script), Redis-backed, failing open.
 
 Per IP and per client id, a minute and an hour each. Shoppers behind one carrier NAT
-share an IP, so the IP limit is generous; the per-client limit is tighter; a client
-guessing codes is throttled for the hour by the scan script as well. `RATE_LIMITS=off`
-disables all of it (black-box test runs, benchmarks).
+share an IP (thousands of phones on one address), so the IP limit is sized for that and a
+request without a client id counts in the IP's windows only (not in a per-client window
+keyed by its IP, which would make every id-less shopper behind the NAT one client); the
+per-client limit is tighter; a client guessing codes is throttled for the hour by the
+scan script as well. The read-only lookups of a code (`GET /api/v1/codes/<code>`, the
+result page `GET /c/<code>`) count in the verify's own windows: spreading guesses over
+the three paths buys nothing. `RATE_LIMITS=off` disables all of it (black-box test
+runs, benchmarks).
 
 Every window a request counts goes to Redis in one pipelined round trip. Flask-Limiter,
 used before, made one round trip per window (four per verify) and spent as much CPU
@@ -42,11 +47,14 @@ from verify_api.settings import Settings
 
 log = logging.getLogger(__name__)
 
-IP_LIMIT = "300/minute;5000/hour"
+# Sized for carrier NAT: one address in front of thousands of shoppers (issue 14).
+IP_LIMIT = "1200/minute;30000/hour"
 CLIENT_LIMIT = "60/minute;1000/hour"
 UPLOAD_LIMIT = "20/minute;300/hour"
 KEY_PREFIX = "rl"
 _DOWN_FOR_S = 5.0  # after a Redis error, count in memory this long before trying again
+# Read-only lookups of a code share the verify's windows (and its enumeration budget).
+SHARED_WINDOWS = {"public.get_code": "public.verify", "web.result": "public.verify"}
 
 
 def _ip() -> str:
@@ -178,19 +186,23 @@ def init_limits(
     ip_items, client_items, upload_items = (parse_many(x) for x in (IP_LIMIT, CLIENT_LIMIT, UPLOAD_LIMIT))
 
     def limited(
-        scope: str, client_of: Callable[[], str], upload_endpoint: str
+        scope: str, client_of: Callable[[], str], upload_endpoint: str, *, only_shared: bool = False
     ) -> Callable[[], Response | None]:
         def check() -> Response | None:
             # Each endpoint has its own windows (as Flask-Limiter scoped them): a shopper's
             # verify does not spend their history lookups.
             endpoint = request.endpoint or scope
+            if only_shared and endpoint not in SHARED_WINDOWS:
+                return None
+            endpoint = SHARED_WINDOWS.get(endpoint, endpoint)
             ip = "ip:" + _ip()
             if endpoint == upload_endpoint:
                 checks = [(item, endpoint, ip) for item in upload_items]
             else:
                 key = client_of()
                 checks = [(item, endpoint, ip) for item in ip_items]
-                checks += [(item, endpoint + ":client", key) for item in client_items]
+                if key != ip:  # without a client id, the IP's windows alone
+                    checks += [(item, endpoint + ":client", key) for item in client_items]
             exceeded, limiter = limits.hit(checks)
             if not exceeded:
                 return None
@@ -208,5 +220,10 @@ def init_limits(
         # session token) is still counted.
         app.before_request_funcs.setdefault(bp.name, []).insert(
             0, limited(bp.name, client_of, upload_endpoint)
+        )
+    if "web" in app.blueprints:
+        # The result page: only its lookup of a code is limited (the home page is not).
+        app.before_request_funcs.setdefault("web", []).insert(
+            0, limited("web", client_key, "", only_shared=True)
         )
     return limits

@@ -9,7 +9,7 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from domain.errors import DomainError, Unavailable
+from domain.errors import DomainError, TooManyRequests, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def register(app: Flask) -> None:
             headers["Retry-After"] = str(exc.retry_after_s)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        if exc.status == 429:
-            headers["Retry-After"] = "600"
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after_s)
         return problem(exc.status, exc.code, exc.detail, headers=headers)
 
     @app.errorhandler(HTTPException)

@@ -84,6 +84,8 @@ def get_code(code: str) -> Response:
     Served from this worker's memory when it answered the same code within `GET_TTL_S`
     and no registry generation changed since: a status change still shows within a
     second, while the scan history in a GET may be a few seconds old (documented).
+    A never-issued code is never answered from memory: each such lookup spends the asker's
+    enumeration budget as a verify does (a guesser gets 429 `enumeration_throttled`).
     """
     if len(code) > MAX_INPUT_CHARS:
         raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
@@ -97,11 +99,14 @@ def get_code(code: str) -> Response:
     # Without readable generations nothing tells this worker about changes: keep it short.
     ttl = GET_TTL_S if key[2] is not None else 1.0
     if hit is None or now - hit[0] > ttl:
-        answer = c.verify.verify(VerifyRequest(input=code, channel="web", lang=lang), record=False)
-        if len(cache) > 50_000:
-            cache.clear()
+        answer = c.verify.verify(
+            VerifyRequest(input=code, channel="web", lang=lang, ip=request.remote_addr), record=False
+        )
         hit = (now, orjson.dumps(answer))
-        cache[key] = hit
+        if answer["verdict"] != "not_found":
+            if len(cache) > 50_000:
+                cache.clear()
+            cache[key] = hit
     return Response(hit[1], headers=_GET_HEADERS, mimetype="application/json")
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from anomaly.events import ScanEvent
+from anomaly.events import ScanEvent, hash_client
 from anomaly.rules import Flag, RuleConfig
 from anomaly.state import MemoryScanRecorder, RedisScanRecorder, ScanStoreUnavailable
 from anomaly.worker import GROUP, MemorySink, StreamWorker
@@ -462,6 +462,8 @@ _STEP = st.tuples(
     st.sampled_from([0, 1, 20, 61, 300, 24 * 60, 9 * 24 * 60, -2, -300, -40 * 24 * 60]),
     st.sampled_from([None, 0, 1, 2, 3, 4]),  # where
     st.booleans(),  # with GPS, else only the IP's city
+    st.booleans(),  # from a WeChat-verified session
+    st.sampled_from([None, 0, 1, 2]),  # the network (/24) it came from, if an IP is known
 )
 _CONFIGS = st.sampled_from([{}, {"scanners_max": 3, "recent_max": 5}, {"recent_max": 4, "velocity_hour": 4}])
 _codes = iter(range(10**6))
@@ -476,7 +478,7 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
     code = f"0123269{next(_codes):011d}"
     mem, red = MemoryScanRecorder(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
     at = NOW
-    for i, (who, minutes, where, gps) in enumerate(steps):
+    for i, (who, minutes, where, gps, verified, net) in enumerate(steps):
         at += minutes * M
         if who == "review":
             # A brand dismisses whatever is open (a false alarm): both must treat it alike.
@@ -489,9 +491,10 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
         if where is not None:
             probe = event(0, None, NOW, (lat, lng))
             city, province = probe.city, probe.province
+        ip = None if net is None else hash_client(b"k", f"203.0.{113 + net}.{i % 3}", kind="i")
         e = ScanEvent(
-            f"{code}-{i}", code, at, "qr", "genuine", who, None,
-            lat if gps else None, lng if gps else None, city, province,
+            f"{code}-{i}", code, at, "qr", "genuine", who, ip,
+            lat if gps else None, lng if gps else None, city, province, verified=verified,
         )  # fmt: skip
         got = [(f.rule, f.severity) for f in red.record(e, dedupe=True).flags]
         want = [(f.rule, f.severity) for f in mem.record(e).flags]

@@ -120,8 +120,13 @@ def test_every_window_is_counted_in_one_round_trip(
     assert redis_client.ttl(hour) > 60
 
 
-def test_each_endpoint_has_its_own_windows(tight: None, mysql_db: str, redis_url: str) -> None:
+def test_code_lookups_and_the_result_page_share_the_verify_windows(
+    tight: None, mysql_db: str, redis_url: str
+) -> None:
     app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
     assert _codes(app, 6, client="a")[-1] == 429
-    # The same IP's code lookups are not spent by its verifies.
-    assert app.test_client().get("/api/v1/codes/012326000000000001").status_code == 200
+    # The IP's 5/minute is spent by its verifies: the read-only paths are no way around it.
+    http = app.test_client()
+    for path in ("/api/v1/codes/012326000000000001", "/c/012326000000000001"):
+        resp = http.get(path)
+        assert resp.status_code == 429 and resp.get_json()["code"] == "rate_limited", path

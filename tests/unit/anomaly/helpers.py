@@ -1,4 +1,8 @@
-"""Builders for anomaly tests: scans at known places and times, events from them."""
+"""Builders for anomaly tests: scans at known places and times, events from them.
+
+Unless a test says otherwise (`verified=False`), scans come from WeChat-verified sessions:
+each scanner is its own identity and its GPS place is trusted, so a rule's full severity
+can be reached; the tests of cheap claims (made-up clients, one IP) say so explicitly."""
 
 from __future__ import annotations
 
@@ -21,12 +25,20 @@ CHENGDU = (30.57, 104.07)
 
 
 def scan(
-    i: int, scanner: str | None, ago: timedelta, where: tuple[float, float] | None = HANGZHOU
+    i: int,
+    scanner: str | None,
+    ago: timedelta,
+    where: tuple[float, float] | None = HANGZHOU,
+    *,
+    verified: bool = True,
+    network: str | None = None,
 ) -> RecentScan:
     lat, lng = where if where else (None, None)
     city, province = locate(lat, lng)
     at = NOW_MS - int(ago.total_seconds() * 1000)
-    return RecentScan(at, scanner, city, province, lat, lng, f"e{i}")
+    identity = ("v" + scanner if scanner else None) if verified else (network or scanner)
+    source = ("wechat" if verified else "gps") if province else None
+    return RecentScan(at, scanner, city, province, lat, lng, f"e{i}", identity, source)
 
 
 def state(scans: list[RecentScan], distinct: int | None = None) -> CodeScanState:
@@ -51,7 +63,10 @@ def event(
     code: str = CODE,
     verdict: str = "genuine",
     ip_hash: str | None = None,
+    verified: bool = True,
 ) -> ScanEvent:
     lat, lng = where if where else (None, None)
     city, province = locate(lat, lng)
-    return ScanEvent(str(i), code, at, "qr", verdict, scanner, ip_hash, lat, lng, city, province)
+    return ScanEvent(
+        str(i), code, at, "qr", verdict, scanner, ip_hash, lat, lng, city, province, verified=verified
+    )

@@ -67,7 +67,7 @@ def test_distinct_scanner_evidence_lists_each_scanners_first_scan_without_full_i
     # The earliest scan of each of the five scanners: e5..e9 are the oldest.
     assert ids(evidence) == {"e5", "e6", "e7", "e8", "e9"}
     for item in evidence["scans"]:
-        assert set(item) == {"event_id", "at", "city", "province", "scanner"}
+        assert set(item) == {"event_id", "at", "city", "province", "place_from", "scanner", "verified"}
         assert item["city"] == "杭州市" and item["at"].endswith("Z")
         assert len(item["scanner"]) == 8 and not item["scanner"].endswith("0" * 8)
 
