@@ -15,11 +15,12 @@ import os
 import secrets
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -42,8 +43,8 @@ from domain.certificates import (
     parse_certificate_number,
 )
 from domain.codes import organic_key
-from domain.errors import BadInput, DomainError, Forbidden, NotFound, Unavailable
-from domain.ports import FilterStore, Generations
+from domain.errors import BadInput, DomainError, Forbidden, NotFound, PayloadTooLarge, Unavailable
+from domain.ports import FilterStore, Generations, SharedCache
 from services.records import RecordResolver
 
 if TYPE_CHECKING:
@@ -153,6 +154,14 @@ class StatusChangeIn(_Row):
     reason: Annotated[str, StringConstraints(max_length=500)] | None = None
     effective_on: date | None = None
 
+    @field_validator("effective_on", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        # JSON has no dates: "YYYY-MM-DD" only (pydantic alone reads a number as Unix time).
+        if value is not None and not isinstance(value, str | date):
+            raise ValueError("effective_on must be a date as YYYY-MM-DD")
+        return value
+
 
 _FIELD_HELP = {
     "code": "not a 17/18-digit organic code (BQ codes are loaded with their batch)",
@@ -192,7 +201,9 @@ def _validated(rows: Iterable[Any], model: Any, key: str, result: BulkResult) ->
         candidates, todo = list(range(len(batch))), batch
     else:
         for i, row in enumerate(batch):
-            if type(row) is not dict and not isinstance(row, Mapping):
+            if isinstance(row, RowProblem):  # a row the file reader could not read
+                bad[i] = (row.code, row.detail)
+            elif type(row) is not dict and not isinstance(row, Mapping):
                 bad[i] = ("invalid_row", "each row must be an object")
         candidates = [i for i in range(len(batch)) if i not in bad]
         todo = [batch[i] for i in candidates]
@@ -244,6 +255,42 @@ def _token_json(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in item.items()}
 
 
+# How long an import's in-flight mark lasts unless the next chunk renews it (see
+# RedisFilterStore.importing): past it, workers reload the filter of an importer that died.
+IMPORT_MARK_S = 60.0
+
+
+class ImportStopped(DomainError):
+    """An import that stopped part way, or ended without telling the caches.
+
+    It says exactly what landed: `result.accepted` rows are saved (each verifies, see
+    `write_chunk`), `result.rejected` lists the bad rows met so far, `rows_read` rows of the
+    input were read. An import is idempotent: sending the whole input again completes it.
+    """
+
+    def __init__(self, result: BulkResult, rows_read: int, cause: Exception) -> None:
+        self.result = result
+        self.rows_read = rows_read
+        self.cause = cause
+        cause_detail = cause.detail if isinstance(cause, DomainError) else type(cause).__name__
+        if isinstance(cause, DomainError) and cause.status < 500 and not isinstance(cause, Unavailable):
+            status = cause.status
+        else:
+            status = 503
+        super().__init__(
+            f"{result.accepted:,} rows saved, of {rows_read:,} read ({len(result.rejected):,} "
+            f"rejected), then: {cause_detail}. Every saved code verifies; send the whole input "
+            "again to complete the import (it is idempotent).",
+            code="import_incomplete",
+        )
+        self.status = status
+        self.retry_after_s = 5
+
+    def extra(self) -> dict[str, Any]:
+        """The problem document's fields beyond RFC 9457's: what landed."""
+        return {"rows_read": self.rows_read, **self.result.as_dict()}
+
+
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -257,9 +304,14 @@ class AdminService:
         filters: FilterStore | None,
         bootstrap_token: str | None,
         region_name: Callable[[str], str | None] | None = None,
+        shared: SharedCache | None = None,
     ) -> None:
         # Sales regions are checked against the place names scans get (None: not checked).
         self.region_name = region_name
+        # `generations`, `filters` and `shared` are the writers' own (an import's Redis client
+        # waits seconds and raises; the verify path's waits 50 ms and fails open): `shared`
+        # is where saved codes' cached entries are dropped (default: the resolver's cache).
+        self.shared = shared
         self.registry = registry
         self.resolver = resolver
         self.generations = generations
@@ -313,22 +365,45 @@ class AdminService:
 
     # -- change propagation ----------------------------------------------------------------
 
+    def _announce_codes(self, codes: Sequence[str | int]) -> None:
+        """Add codes to the filter of issued codes BEFORE they are saved: the filter may
+        hold codes that are not saved (harmless: the database says no), never the other
+        way round (a saved code answered "never issued"). Raises when it cannot: the caller
+        must not save them then."""
+        if self.filters is None or not codes:
+            return
+        try:
+            self.filters.add(list(codes))
+        except Exception as exc:
+            raise Unavailable(
+                "the cache cannot be reached, so these codes were not saved; retry the call",
+                code="cache_unavailable",
+            ) from exc
+
     def _changed(self, *names: str, codes: Sequence[str] = ()) -> None:
+        failure: Exception | None = None
         try:
             if codes:
-                if self.filters is not None:
-                    self.filters.add(list(codes))
-                self.resolver.forget_codes(list(codes))
+                # Announced before the write by callers that can (imports, batches); again here
+                # for any that did not (idempotent bits), then their cached absences dropped.
+                self._announce_codes(list(codes))
+                self.resolver.forget_codes(list(codes), via=self.shared)
+        except Exception as exc:
+            failure = exc
+        try:
+            # Whatever failed above, the generations move (every worker drops what it holds).
             self.generations.bump(*names)
         except Exception as exc:
+            failure = failure or exc
+        self.resolver.refresh(force=True)
+        if failure is not None:
             # The write is in the database; only the propagation failed. Retrying the
             # (idempotent) call propagates it.
-            log.exception("change saved but not propagated")
+            log.error("change saved but not propagated", exc_info=failure)
             raise Unavailable(
                 "the change is saved but could not be propagated to the caches; retry the call",
                 code="cache_unavailable",
-            ) from exc
-        self.resolver.refresh(force=True)
+            ) from failure
 
     # -- bodies and certificates -----------------------------------------------------------
 
@@ -427,10 +502,14 @@ class AdminService:
         pool = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
         write = writer or functools.partial(self.write_chunk, use_file=use_file, body_id=guard)
         in_flight = max(1, getattr(pool, "_max_workers", 1))
+        pending: list[tuple[Future[Any], int]] = []  # writes in flight, with their row counts
+        landed = offset = 0
+        failure: Exception | None = None
+        token: str | None = None
         try:
-            pending: list[Future[None]] = []
-            offset = 0
+            token = self._begin_import()
             for block in chunked(rows, chunk):
+                self._still_importing(token)
                 good = _validated(block, CodeIn, "code", sub := BulkResult())
                 for err in sub.rejected:
                     result.reject(offset + err.row, err.key, err.code, err.detail)
@@ -473,18 +552,34 @@ class AdminService:
                 if guard is not None and out:
                     out, codes = self._own_codes(guard, out, codes, where, result)
                 while len(pending) >= in_flight:
-                    pending.pop(0).result()  # bounded memory; a failed write surfaces here
-                pending.append(pool.submit(write, out, codes))
-                result.accepted += len(out)
+                    future, n = pending.pop(0)
+                    future.result()  # bounded memory; a failed write surfaces here
+                    landed += n
+                pending.append((pool.submit(write, out, codes), len(out)))
                 offset += len(block)
                 if progress is not None:
-                    progress(offset, result.accepted)
-            for future in pending:
-                future.result()
+                    progress(offset, landed + sum(n for _, n in pending))
+        except Exception as exc:
+            failure = exc
         finally:
+            # Every exit path: the writes in flight end and are counted, and the caches are
+            # told (the generations move) whatever failed, so what landed verifies.
+            for future, n in pending:
+                try:
+                    future.result()
+                    landed += n
+                except Exception as exc:
+                    failure = failure or exc
             if own:
                 pool.shutdown()
-        self._changed("codes", "status")
+            untold = self._end_import(token)
+        result.accepted = landed
+        if failure is not None:
+            if landed == 0 and isinstance(failure, DomainError) and untold is None:
+                raise failure  # nothing was saved: the error as it is
+            raise ImportStopped(result, offset, failure)
+        if untold is not None:
+            raise ImportStopped(result, offset, untold)
         return result
 
     def _group_for(
@@ -556,32 +651,77 @@ class AdminService:
         use_file: bool,
         body_id: int | None = None,
     ) -> None:
-        """Write one validated chunk and tell the caches (filter, shared records) about its codes."""
-        if out:
-            with self.registry.engine.begin() as conn:
-                if use_file:
-                    self._load_file(conn, out)
-                else:
-                    self.registry.write_codes(
-                        conn,
-                        [
-                            {"code": k, "group_id": g, "issued_on": d, "identity_code": i}
-                            for k, g, d, i in out
-                        ],
-                        body_id=body_id,
-                    )
-        if codes:
-            self._propagate_codes(codes, [row[0] for row in out])
+        """Write one validated chunk and tell the caches (filter, shared records) about its codes.
+
+        The filter hears of the codes before they are saved and their cached absences are
+        dropped before and after (see `_announce_codes`): when Redis fails first, nothing of
+        the chunk is saved; when it fails after, the chunk is saved and will verify.
+        """
+        if not out:
+            return
+        self._propagate_codes(codes, [row[0] for row in out])
+        with self.registry.engine.begin() as conn:
+            if use_file:
+                self._load_file(conn, out)
+            else:
+                self.registry.write_codes(
+                    conn,
+                    [{"code": k, "group_id": g, "issued_on": d, "identity_code": i} for k, g, d, i in out],
+                    body_id=body_id,
+                )
+        try:
+            # Absences some worker cached between the first drop and the commit (while an
+            # import is in flight they live a second anyway): best effort.
+            self.resolver.forget_codes(codes, via=self.shared)
+        except Exception:
+            log.warning("codes saved; their cached absences could not be dropped", exc_info=True)
 
     def _propagate_codes(self, codes: list[str], keys: list[int] | None = None) -> None:
+        """Before a chunk is saved: its codes into the filter, their cached absences out."""
         try:
-            if self.filters is not None:
-                self.filters.add(keys if keys is not None else codes)
-            self.resolver.forget_codes(codes)
+            self._announce_codes(keys if keys is not None else codes)
+            self.resolver.forget_codes(codes, via=self.shared)
         except Exception as exc:
             raise Unavailable(
-                "codes saved but the cache could not be told; retry the import", code="cache_unavailable"
+                "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
             ) from exc
+
+    # -- imports in flight ------------------------------------------------------------------
+
+    def _begin_import(self) -> str | None:
+        """Say an import is in flight before its first row is saved (see RecordResolver)."""
+        if self.filters is None:
+            return None
+        token = secrets.token_hex(8)
+        try:
+            self.filters.importing(token, IMPORT_MARK_S)
+        except Exception as exc:
+            raise Unavailable(
+                "the cache cannot be reached, so no code was saved; retry the import",
+                code="cache_unavailable",
+            ) from exc
+        return token
+
+    def _still_importing(self, token: str | None) -> None:
+        if token is not None and self.filters is not None:
+            self.filters.importing(token, IMPORT_MARK_S)
+
+    def _end_import(self, token: str | None) -> Exception | None:
+        """Move the codes and status generations (every worker reloads the filter and drops
+        its copies) and end the in-flight mark; the error, if that failed. Then workers still
+        answer every saved code right: from the database while they cannot read the
+        generations, from the shared bits while the mark lasts, and they reload the filter
+        when either ends."""
+        try:
+            self.generations.bump("codes", "status")
+            if token is not None and self.filters is not None:
+                self.filters.imported(token)
+        except Exception as exc:
+            log.error("import ended but the caches were not told", exc_info=exc)
+            return exc
+        finally:
+            self.resolver.refresh(force=True)
+        return None
 
     def _load_file(self, conn: Any, rows: list[tuple[int, int, date | None, str | None]]) -> None:
         rows.sort(key=operator.itemgetter(0))  # InnoDB loads sorted keys ~1.6x faster (NOTES.md)
@@ -626,6 +766,7 @@ class AdminService:
         for i, pair in enumerate(batch.codes):
             codes.append((i, pair.a_code, "a"))
             codes.append((i, pair.b_code, "b"))
+        self._announce_codes([c for _, c, _ in codes])  # before they are saved
         _batch_id, result = self.registry.upsert_batch(
             batch.model_dump(exclude={"codes"}), codes, org_id, scope
         )
@@ -647,14 +788,37 @@ class AdminService:
 # -- file formats ------------------------------------------------------------------------
 
 
-def rows_from_csv(stream: io.TextIOBase | Iterator[str]) -> Iterator[dict[str, Any]]:
+class RowProblem(NamedTuple):
+    """A row the file reader could not read: rejected like a bad row, and the good rows
+    before and after it land (a generator cannot raise mid-stream without losing the
+    chunk being gathered)."""
+
+    key: str
+    code: str
+    detail: str
+
+
+def rows_from_csv(stream: io.TextIOBase | Iterator[str]) -> Iterator[dict[str, Any] | RowProblem]:
+    """A CSV's rows as dicts. A line the csv module refuses (a field over its 128 KiB limit)
+    is a rejected row and reading goes on at the next line; only a missing header refuses
+    the whole file (before anything is saved)."""
     reader = csv.reader(stream)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise BadInput(f"the CSV's header row cannot be read: {exc}", code="invalid_file") from exc
     names = [h.strip() for h in header or []]
     if "code" not in names:
         raise BadInput("the CSV needs a header row with at least a 'code' column", code="invalid_file")
     plain = "" not in names
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield RowProblem("", "invalid_row", f"line {reader.line_num} cannot be read as CSV: {exc}")
+            continue
         # Blank cells are absent fields; pydantic strips whitespace from the rest. Most rows
         # have no blank cell: those are built in one C call (a million-row import).
         if plain and "" not in values:
@@ -676,21 +840,80 @@ def _cell(value: Any) -> Any:
     return str(value).strip()
 
 
-def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any]]:
+# XLSX bounds, checked on the zip's directory before openpyxl opens anything: a workbook is
+# a zip of XML, and a few KB can unpack to GBs (a bomb), declare a sheet of 17 billion
+# cells (openpyxl's read-only mode pads every row to the declared width) or hold shared
+# strings that all sit in memory at once. Legitimate files stay far below: a million codes
+# make ~35 MB of shared strings; XML compresses 5-20x.
+XLSX_MAX_UNPACKED = 512 * 1024 * 1024  # all members together
+XLSX_MAX_SHARED_STRINGS = 64 * 1024 * 1024  # xl/sharedStrings.xml, parsed whole into memory
+XLSX_MAX_RATIO = 200  # unpacked/packed of any member over 1 MiB (bombs: 1,000x and more)
+XLSX_MAX_ROWS = 1_048_576  # Excel's own limit, whatever the sheet declares
+XLSX_MAX_COLUMNS = 64  # the code row has 8 fields; columns further right are never read
+
+
+def _check_xlsx_zip(data: bytes) -> None:
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise BadInput("not a readable XLSX workbook", code="invalid_file") from exc
+    # The sizes are the directory's claims; zipfile never unpacks more than a member claims
+    # (past it the CRC fails and openpyxl's read raises), so they bound what is unpacked.
+    if sum(m.file_size for m in members) > XLSX_MAX_UNPACKED:
+        raise PayloadTooLarge(
+            f"the workbook unpacks to more than {XLSX_MAX_UNPACKED // 2**20} MiB; split it or send CSV",
+            code="xlsx_too_large",
+        )
+    for m in members:
+        if m.filename.lower().endswith("sharedstrings.xml") and m.file_size > XLSX_MAX_SHARED_STRINGS:
+            raise PayloadTooLarge(
+                f"the workbook's shared strings exceed {XLSX_MAX_SHARED_STRINGS // 2**20} MiB; send CSV",
+                code="xlsx_too_large",
+            )
+        if m.file_size > 2**20 and m.file_size > XLSX_MAX_RATIO * max(m.compress_size, 1):
+            raise BadInput(
+                f"{m.filename} unpacks {m.file_size // max(m.compress_size, 1):,} times its size: "
+                "not a workbook a spreadsheet program writes",
+                code="invalid_file",
+            )
+
+
+def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
+    """The first worksheet's rows as dicts, within the XLSX bounds above. Rows are read as
+    they are in the file (the declared dimension is ignored), at most XLSX_MAX_ROWS of them
+    and the first XLSX_MAX_COLUMNS columns. A sheet that breaks off mid-way is a rejected
+    row there; the rows before it land."""
     from openpyxl import load_workbook
 
+    _check_xlsx_zip(data)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a non-workbook
         raise BadInput("not a readable XLSX workbook", code="invalid_file") from exc
+    if not book.worksheets:
+        raise BadInput("the workbook has no worksheet", code="invalid_file")
     sheet = book.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
-    header = next(rows, None)
+    sheet.reset_dimensions()  # never the declared size: openpyxl pads every row up to it
+    rows = sheet.iter_rows(max_row=XLSX_MAX_ROWS, max_col=XLSX_MAX_COLUMNS, values_only=True)
+    try:
+        header = next(rows, None)
+    except Exception as exc:
+        raise BadInput("the sheet's first row cannot be read", code="invalid_file") from exc
     if header is None or "code" not in [str(h).strip() for h in header if h is not None]:
         raise BadInput("the sheet needs a header row with at least a 'code' column", code="invalid_file")
     names = [str(h).strip() if h is not None else "" for h in header]
-    for values in rows:
-        if values is None or all(v is None for v in values):
+    seen = 1
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # broken XML mid-sheet: what came before stands
+            detail = f"the sheet cannot be read past row {seen}: {type(exc).__name__}"
+            yield RowProblem("", "invalid_file", detail)
+            return
+        seen += 1
+        if values is None or values.count(None) == len(values):
             continue
         row = {
             name: _cell(value)
@@ -705,6 +928,19 @@ def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any]]:
             if isinstance(row.get(name), int):
                 row[name] = str(row[name])
         yield row
+
+
+# What a spreadsheet program runs as a formula when a cell starts with it (OWASP, "CSV
+# Injection"): every CSV or XLSX this service writes passes its cells through here.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A cell a spreadsheet shows rather than runs: text starting like a formula gets a
+    leading single quote (numbers and dates stay as they are)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

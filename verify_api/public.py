@@ -21,8 +21,9 @@ bp = Blueprint("public", __name__, url_prefix="/api/v1")
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lng: Annotated[float, Field(ge=-180, le=180)]
+    # strict: a JSON number (integers too), never `true` or "45" read as one.
+    lat: Annotated[float, Field(ge=-90, le=90, strict=True)]
+    lng: Annotated[float, Field(ge=-180, le=180, strict=True)]
 
 
 class VerifyIn(BaseModel):
@@ -157,8 +158,9 @@ def scan_fields() -> ScanFields:
             loc = orjson.loads(form.pop("location"))
         except orjson.JSONDecodeError:
             raise BadInput('location must be JSON: {"lat": …, "lng": …}', code="invalid_body") from None
-        if isinstance(loc, dict):
-            form.update({k: loc[k] for k in ("lat", "lng") if k in loc})
+        if not isinstance(loc, dict) or not {"lat", "lng"} <= loc.keys():
+            raise BadInput('location must be JSON: {"lat": …, "lng": …}', code="invalid_body")
+        form.update({k: loc[k] for k in ("lat", "lng")})
     try:
         return ScanFields.model_validate(form)
     except ValidationError as exc:
