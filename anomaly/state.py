@@ -168,8 +168,10 @@ if record then
       -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
       if f == 0 then refresh = true end
     end
+    local known_scanner = false
     if scanner ~= '' then
       local v = redis.call('HGET', KEYS[2], scanner)
+      known_scanner = v ~= false
       if v then
         local first, cnt = string.match(v, '(%d+),(%d+)')
         redis.call('HSET', KEYS[2], scanner, math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1))
@@ -194,12 +196,13 @@ if record then
         redis.call('HSET', KEYS[1], 'cap', '1')
       end
     end
-    -- The scanner's identity (its network, or its verified session).
+    -- The scanner's identity (its network, or its verified session), taken at its first
+    -- scan: a shopper re-checking from other networks on a trip is still one identity.
     if scanner ~= '' and ARGV[27] ~= '' then
       local last_seen = redis.call('ZSCORE', KEYS[11], ARGV[27])
       if last_seen then
         if now > tonumber(last_seen) then redis.call('ZADD', KEYS[11], now, ARGV[27]) end
-      elseif redis.call('ZCARD', KEYS[11]) < tonumber(ARGV[12]) then
+      elseif not known_scanner and redis.call('ZCARD', KEYS[11]) < tonumber(ARGV[12]) then
         redis.call('ZADD', KEYS[11], now, ARGV[27])
       end
     end
@@ -722,11 +725,12 @@ class MemoryScanRecorder:
                         # A place the client only claimed does not name the first place.
                         city = event.city if event.place_source != "gps" else None
                         st.first_ms, st.first_city = event.at_ms, city
+                    # The identity is taken at the scanner's first scan (see the script).
                     ident = event.identity
                     if scanner and ident:
                         if ident in st.idents:
                             st.idents[ident] = max(st.idents[ident], event.at_ms)
-                        elif len(st.idents) < cfg.scanners_max:
+                        elif scanner not in st.scanners and len(st.idents) < cfg.scanners_max:
                             st.idents[ident] = event.at_ms
                     if scanner:
                         if scanner in st.scanners:

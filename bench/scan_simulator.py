@@ -7,8 +7,14 @@ in cities spread over the country, over days. Every event goes through
 `POST /api/v1/admin/scans` with its own timestamp (the same rules as live scans, in
 event-time order), then the flags are read back with `GET /api/v1/admin/flags`.
 
+Every person scans from an IP of their own network (a household shares its home's), as
+the rules now count identities by network (issue 14). After the replay, a poisoning
+attacker (made-up client ids and coordinates 3,000 km apart, one IP, no login) goes after
+genuine codes through the public `POST /api/v1/verify`: its verdict flips must be 0.
+
 Reports: recall (copied codes flagged suspicious by their 10th foreign scanner), the
-share of genuine scanned codes flagged suspicious, and how many foreign scans it took.
+share of genuine scanned codes flagged suspicious, how many foreign scans it took, and
+the poisoning attacker's flips.
 
     python bench/scan_simulator.py [--genuine 3000] [--copied 150] [--seed 7]
 """
@@ -25,6 +31,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import redis
@@ -71,6 +78,12 @@ CITIES = [  # (lat, lng) of a spread of Chinese cities
 ]
 
 
+def new_ip() -> str:
+    """A random public-looking address: a person's own network (only ever a string here,
+    sent in the import rows; nothing is contacted)."""
+    return ".".join(str(random.randint(1, 223 if i == 0 else 254)) for i in range(4))
+
+
 def jitter(place: tuple[float, float], km: float = 8) -> dict[str, float]:
     d = km / 111
     return {"lat": place[0] + random.uniform(-d, d), "lng": place[1] + random.uniform(-d, d)}
@@ -80,6 +93,8 @@ def genuine_history(code: str, start: datetime, n: int) -> list[dict]:
     """One bag's checks, by one of the everyday patterns."""
     home = random.choice(CITIES)
     buyer = f"g-{n}-buyer"
+    home_ip = new_ip()
+    ips = {buyer: home_ip}
     t = start + timedelta(hours=random.uniform(0, 24 * 20))
     events = [(t, buyer, home)]
     pattern = random.choices(["repeat", "household", "gift", "trip", "once"], weights=[30, 20, 15, 10, 25])[0]
@@ -91,9 +106,11 @@ def genuine_history(code: str, start: datetime, n: int) -> list[dict]:
         for member in range(random.randint(1, 3)):
             t += timedelta(hours=random.uniform(0.5, 48))
             events.append((t, f"g-{n}-family{member}", home))
+            ips[f"g-{n}-family{member}"] = home_ip
     elif pattern == "gift":
         t += timedelta(days=random.uniform(1, 10))
         events.append((t, f"g-{n}-friend", random.choice(CITIES)))
+        ips[f"g-{n}-friend"] = new_ip()
         if random.random() < 0.5:
             t += timedelta(hours=random.uniform(1, 48))
             events.append((t, f"g-{n}-friend", events[-1][2]))
@@ -109,6 +126,8 @@ def genuine_history(code: str, start: datetime, n: int) -> list[dict]:
             "channel": "qr",
             "client": who,
             "location": jitter(where),
+            # On a trip the buyer's phone is on another network.
+            "ip": ips[who] if where == home or who != buyer else new_ip(),
         }
         for i, (at, who, where) in enumerate(events)
     ]
@@ -131,9 +150,31 @@ def campaign_history(code: str, start: datetime, n: int) -> list[dict]:
             "channel": "qr",
             "client": who,
             "location": jitter(where),
+            "ip": new_ip(),  # a different person per fake: their own network
         }
         for i, (at, who, where) in enumerate(events)
     ]
+
+
+def poison(http: requests.Session, base: str, codes: list[str]) -> tuple[int, int]:
+    """The attack of issue 14 on each code: two made-up clients 3,000 km apart (Harbin,
+    Urumqi) within a minute, then five more made-up clients all over the country, from one
+    IP with no login; then a shopper asks. Returns (verdict flips, first places rewritten)."""
+    flips = rewritten = 0
+    places = [(45.80, 126.53), (43.83, 87.62), *random.sample(CITIES, 5)]
+    for code in codes:
+        before = http.post(base + "/api/v1/verify", json={"input": code}, timeout=30).json()
+        for i, (lat, lng) in enumerate(places):
+            body: dict[str, Any] = {
+                "input": code,
+                "client": f"made-up-{code}-{i}",
+                "location": {"lat": lat, "lng": lng},
+            }
+            http.post(base + "/api/v1/verify", json=body, timeout=30)
+        after = http.post(base + "/api/v1/verify", json={"input": code}, timeout=30).json()
+        flips += before["verdict"] == "genuine" and after["verdict"] != "genuine"
+        rewritten += before["scans"]["first_city"] != after["scans"]["first_city"]
+    return flips, rewritten
 
 
 def main() -> None:
@@ -143,6 +184,7 @@ def main() -> None:
     parser.add_argument("--genuine", type=int, default=3000)
     parser.add_argument("--copied", type=int, default=150)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--poisoned", type=int, default=300, help="genuine codes the attacker goes after")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     random.seed(args.seed)
@@ -199,6 +241,9 @@ def main() -> None:
             cursor = page["next"]
             if not cursor:
                 break
+        # Codes the replay left genuine (their flags would already make them suspicious).
+        targets = [c for c in genuine if c not in first_suspicious][: args.poisoned]
+        flips, rewritten = poison(requests.Session(), base, targets)
     finally:
         os.killpg(app.pid, signal.SIGTERM)
         app.wait(timeout=30)
@@ -230,6 +275,10 @@ def main() -> None:
     print(
         f"genuine scanned codes: {len(genuine)}; flagged suspicious: {fp} "
         f"({fp / len(genuine):.2%}; goal <= 0.1%)"
+    )
+    print(
+        f"poisoning attacker (7 made-up clients, coordinates 3,000 km apart, one IP) on "
+        f"{len(targets)} genuine codes: verdict flips {flips} (goal 0); first places rewritten {rewritten}"
     )
 
 

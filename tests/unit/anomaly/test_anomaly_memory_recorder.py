@@ -184,3 +184,18 @@ def test_restore_rebuilds_state_without_writing_again() -> None:
     out = fresh.peek(CODE, "s1")
     assert out.count == 5 and out.you_count == 1 and out.flags == ()  # the review survived
     assert sunk  # the original run did raise
+
+
+def test_a_shopper_rechecking_from_other_networks_stays_one_identity_against_made_up_clients() -> None:
+    # A traveller's checks from four networks, then seven made-up clients from one IP:
+    # the cheap clients may warn, but the traveller must not count as four networks.
+    rec, _, _ = recorder()
+    for i in range(4):
+        ip = hash_client(b"k", f"198.51.{100 + i}.7", kind="i")
+        rec.record(event(i, "traveller", NOW + i * 60 * M, None, ip_hash=ip, verified=False))
+    one_ip = hash_client(b"k", "203.0.113.9", kind="i")
+    for i in range(7):
+        out = rec.record(
+            event(10 + i, f"made-up-{i}", NOW + (300 + i) * M, None, ip_hash=one_ip, verified=False)
+        )
+    assert [(f.rule, f.severity) for f in out.flags] == [("distinct_scanners", "warn")]
