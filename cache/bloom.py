@@ -41,8 +41,9 @@ def _mix_np(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def positions(code: str, m_bits: int, k: int) -> list[int]:
-    key = key64(code)
+def positions(code: str | int, m_bits: int, k: int) -> list[int]:
+    """The k bit positions of a code (or of an organic code's stored integer key)."""
+    key = code if isinstance(code, int) else key64(code)
     h1, h2 = _mix(key), _mix(key ^ _GOLDEN) | 1
     mask = m_bits - 1
     return [(h1 + i * h2) & mask for i in range(k)]

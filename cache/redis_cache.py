@@ -21,18 +21,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from cache.bloom import BloomFilter
+from cache.bloom import BloomFilter, positions
 from domain import metrics
 
 log = logging.getLogger(__name__)
 
 
 CLUSTER_SCHEME = "redis+cluster://"
+# The imports in flight, under the generations' prefix ("v:"): see RedisFilterStore.importing.
+IMPORTS_KEY = "bloom:imports"
+# Up to this many bits a filter add sends BITFIELD SETs; past it, the whole string (measured).
+_BITFIELD_MAX_BITS = 24_000
 # What a failing Redis raises: a cluster that cannot be reached raises
 # RedisClusterException, which is not a RedisError.
 REDIS_ERRORS = (redis.RedisError, OSError, RedisClusterException)
@@ -98,9 +102,12 @@ def reachable(client: Any) -> bool:
         return False
 
 
-def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> Any:
+def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50, retries: int = 0) -> Any:
     """A client for `redis://…` (one server) or `redis+cluster://host:port[,host:port…]`
-    (nodes of a Redis Cluster; the others are discovered)."""
+    (nodes of a Redis Cluster; the others are discovered). `retries`: how many times a
+    call that timed out or lost its connection is tried again, with exponential backoff
+    (redis-py's own Retry); the verify path never retries."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries) if retries else None
     if is_cluster(url):
         nodes, user, password = cluster_nodes(url)
         return LazyCluster(
@@ -112,7 +119,7 @@ def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> 
                 socket_connect_timeout=max(timeout_ms, 100) / 1000,
                 # Fail fast like the single-server client; MOVED/ASK redirects are still
                 # followed (they are not errors to retry).
-                retry=Retry(NoBackoff(), 0),
+                retry=retry or Retry(NoBackoff(), 0),
                 health_check_interval=0,
                 max_connections=max_connections,
             )
@@ -122,7 +129,7 @@ def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50) -> 
         socket_timeout=timeout_ms / 1000,
         socket_connect_timeout=max(timeout_ms, 100) / 1000,
         retry_on_timeout=False,
-        retry=None,
+        retry=retry,
         health_check_interval=0,
         max_connections=max_connections,
     )
@@ -188,16 +195,22 @@ class Breaker:
 
 
 class RedisSharedCache:
-    def __init__(self, client: redis.Redis, *, prefix: str = "v:", backoff_s: float = 1.0) -> None:
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "v:", backoff_s: float = 1.0, strict: bool = False
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.breaker = Breaker(backoff_s)
+        # strict: errors are raised, not failed open (an importer must know a delete failed).
+        self.strict = strict
 
     @property
     def healthy(self) -> bool:
         return self.breaker.healthy
 
     def _run(self, fn: Any, default: Any) -> Any:
+        if self.strict:
+            return fn()
         if not self.breaker.healthy:
             metrics.incr("redis_skipped")
             return default
@@ -249,13 +262,19 @@ class RedisSharedCache:
 
 
 class RedisGenerations:
-    """Change counters in Redis: INCR on change, read by every worker a few times a second."""
+    """Change counters in Redis: INCR on change, read by every worker a few times a second.
+
+    The same read counts the imports in flight (`RedisFilterStore.importing`): while one
+    is, workers check the shared filter's live bits before calling a code never issued,
+    since their own copy predates the codes the import has saved so far.
+    """
 
     NAMES = ("status", "codes")
 
     def __init__(self, client: redis.Redis, *, prefix: str = "v:") -> None:
         self.client = client
         self.keys = [prefix + "gen:" + n for n in self.NAMES]
+        self.imports_key = prefix + IMPORTS_KEY
 
     def current(self) -> dict[str, int] | None:
         try:
@@ -263,11 +282,14 @@ class RedisGenerations:
             pipe = self.client.pipeline(transaction=False)
             for key in self.keys:
                 pipe.get(key)
-            values = pipe.execute()
+            pipe.zcount(self.imports_key, int(time.time() * 1000), "+inf")
+            *values, imports = pipe.execute()
         except REDIS_ERRORS:
             metrics.incr("redis_errors")
             return None
-        return {n: int(v or 0) for n, v in zip(self.NAMES, values, strict=True)}
+        gens = {n: int(v or 0) for n, v in zip(self.NAMES, values, strict=True)}
+        gens["imports"] = int(imports)
+        return gens
 
     def bump(self, *names: str) -> None:
         # Admin writes must reach every worker: let a failure surface (the write is in the
@@ -290,6 +312,8 @@ class RedisFilterStore:
         # so the meta is written after the bits and removed before a rebuild.
         self.meta_key = key + ":meta"
         self.building_key = key + ":building"
+        # Imports in flight: import token -> deadline (ms); read with the generations.
+        self.imports_key = key + ":imports"
 
     def load(self) -> BloomFilter | None:
         try:
@@ -305,25 +329,77 @@ class RedisFilterStore:
         return BloomFilter(self.m_bits, self.k, data or b"")
 
     def add(self, codes: Sequence[str | int]) -> None:
-        """OR the codes (or organic codes' integer keys) into the shared bits: read, merge
-        locally, write back if nobody else wrote meanwhile (WATCH). A few MB per import
-        chunk instead of 7 SETBITs per code."""
+        """OR the codes (or organic codes' integer keys) into the shared bits.
+
+        A few codes (a JSON call, a BQ batch): BITFIELD SETs of just their bits. A chunk of
+        an import: read, merge locally, write back if nobody else wrote meanwhile (WATCH).
+        Measured on this machine's Redis (2 M-code filter: 4 MiB, k=12): 5,000 codes cost
+        0.15-0.25 s as BITFIELD SETs (redis-py packing 240 k arguments) against 0.05-0.06 s
+        read-merge-write, 100,000 codes 2.8-3.6 s against 0.08-0.17 s; Redis itself spends
+        a few ms either way. So bits for small writes, the string for chunks, over the
+        import's own client (seconds, not the verify path's 50 ms).
+        """
         if not codes:
             return
-        while True:
-            with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(self.key)
-                    current = pipe.get(self.key)
-                    bloom = BloomFilter(self.m_bits, self.k, current if isinstance(current, bytes) else b"")
-                    bloom.update(codes)
-                    pipe.multi()
-                    pipe.set(self.key, bytes(bloom.bits))
-                    pipe.execute()
-                    break
-                except redis.WatchError:
-                    continue
-        self.client.setnx(self.meta_key, f"{self.m_bits}:{self.k}")
+        if len(codes) * self.k <= _BITFIELD_MAX_BITS:
+            bits = sorted({p for code in codes for p in positions(code, self.m_bits, self.k)})
+            args: list[Any] = []
+            for pos in bits:
+                args += ("SET", "u1", pos, 1)
+            self.client.execute_command("BITFIELD", self.key, *args)
+        else:
+            while True:
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(self.key)
+                        current = pipe.get(self.key)
+                        bloom = BloomFilter(
+                            self.m_bits, self.k, current if isinstance(current, bytes) else b""
+                        )
+                        bloom.update(codes)
+                        pipe.multi()
+                        pipe.set(self.key, bytes(bloom.bits))
+                        pipe.execute()
+                        break
+                    except redis.WatchError:
+                        continue
+        # No meta is written here: bits added to a filter that is missing (never built, lost
+        # with a Redis restart) hold only these codes, and must not be trusted as "every
+        # issued code" (every older code would answer not_found). Start-up or
+        # `flask rebuild-filter` builds it whole.
+
+    def might_contain(self, code: str) -> bool | None:
+        """Ask the shared bits themselves, in one round trip (BITFIELD_RO): for a worker
+        whose copy may be older than an import in flight. None: cannot tell (no filter of
+        this size, Redis away), so the caller asks the database."""
+        args: list[Any] = []
+        for pos in positions(code, self.m_bits, self.k):
+            args += ("GET", "u1", pos)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.meta_key)
+            pipe.execute_command("BITFIELD_RO", self.key, *args)
+            meta, bits = pipe.execute()
+        except REDIS_ERRORS:
+            metrics.incr("redis_errors")
+            return None
+        if meta is None or meta.decode() != f"{self.m_bits}:{self.k}":
+            return None
+        return all(bits)
+
+    def importing(self, token: str, ttl_s: float) -> None:
+        """Say an import is in flight for the next `ttl_s` (every chunk says it again). A
+        deadline, not a flag: an importer that dies or loses Redis stops renewing it, and
+        workers reload the filter once it lapses (the generation may never have moved)."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.imports_key, {token: now_ms + int(ttl_s * 1000)})
+        pipe.zremrangebyscore(self.imports_key, "-inf", now_ms)
+        pipe.expire(self.imports_key, int(ttl_s) * 2 + 1)
+        pipe.execute()
+
+    def imported(self, token: str) -> None:
+        self.client.zrem(self.imports_key, token)
 
     def replace(self, bloom: BloomFilter) -> None:
         """Install a filter rebuilt from the database (flask rebuild-filter, first start).
@@ -377,3 +453,13 @@ class MemoryFilterStore:
     def add(self, codes: Sequence[str | int]) -> None:
         if self._bloom is not None:
             self._bloom.update(codes)
+
+    # One process, no shared bits: an import here is seen through the generations alone.
+    def might_contain(self, code: str) -> bool | None:
+        return None
+
+    def importing(self, token: str, ttl_s: float) -> None:
+        return None
+
+    def imported(self, token: str) -> None:
+        return None

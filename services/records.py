@@ -157,6 +157,7 @@ class RecordResolver:
         self.status = _Tier(50_000)
         self._gens: dict[str, int] | None = None
         self._gens_ok = False
+        self._importing = False  # an import is in flight (the generations say so)
         self._checked_at = 0.0
         self._filter: MembershipFilter | None = None
         self._bodies: frozenset[str] | None = None
@@ -175,15 +176,21 @@ class RecordResolver:
             self._checked_at = now
             gens = self.generations.current()
             if gens is None:
-                # Cannot see other workers' changes: fall back to short local lifetimes.
+                # Cannot see other workers' changes: short local lifetimes, and the filter's
+                # "never issued" is not believed (see find_record).
                 self._gens_ok = False
                 return
             old = self._gens
-            self._gens, self._gens_ok = gens, True
+            # Back after generations could not be read: an import may have saved codes and
+            # failed to move the generation meanwhile (Redis was away), so reload as if it had.
+            recovered = old is not None and not self._gens_ok
+            importing = gens.get("imports", 0) > 0
+            started_or_ended = importing != self._importing
+            self._gens, self._gens_ok, self._importing = gens, True, importing
             if old is None or old.get("status") != gens.get("status"):
                 self.status.clear()
                 self._bodies = None
-            if old is None or old.get("codes") != gens.get("codes"):
+            if old is None or old.get("codes") != gens.get("codes") or recovered or started_or_ended:
                 self.records.clear()
                 self._load_filter()
 
@@ -204,8 +211,9 @@ class RecordResolver:
 
     @property
     def _max_age(self) -> float | None:
-        # Healthy generations: entries live until a change. Otherwise one second (CONTRACT: 1 s).
-        return None if self._gens_ok else 1.0
+        # Healthy generations: entries live until a change. Otherwise, or while an import
+        # lands codes chunk by chunk, one second (CONTRACT: 1 s).
+        return None if self._gens_ok and not self._importing else 1.0
 
     def known_bodies(self) -> frozenset[str] | None:
         self.refresh()
@@ -254,19 +262,19 @@ class RecordResolver:
         else:
             metrics.incr("db_reads")
             value = load()
-            self.shared.set(
-                shared_key, pack(value), self.absent_ttl_s if value is None else ttl_s, unlock=lock
-            )
+            # An absence seen while codes may be landing lives a second, like the local one.
+            absent_ttl = self.absent_ttl_s if self._max_age is None else 1
+            self.shared.set(shared_key, pack(value), absent_ttl if value is None else ttl_s, unlock=lock)
         tier.put(local_key, value)
         return value
 
     def find_record(self, parsed: ParsedCode) -> CodeRecord | None:
         assert parsed.kind is not None
         kind, code = parsed.kind, parsed.code
-        cached = self.records.get(code, self._max_age if not self._gens_ok else None)
+        cached = self.records.get(code, self._max_age)
         if cached is not _MISSING:
             return cached
-        if self._filter is not None and not self._filter.might_contain(code):
+        if self._never_issued(code):
             metrics.incr("filter_negatives")
             self.records.put(code, None)
             return None
@@ -280,6 +288,22 @@ class RecordResolver:
             lambda raw: _unpack_record(code, kind, raw),
             lock=True,
         )
+
+    def _never_issued(self, code: str) -> bool:
+        """The filter says the code was never issued, and this worker may believe it.
+
+        Its copy of the filter is as old as the last codes generation it saw. While the
+        generations cannot be read it cannot tell whether codes were saved since (an import
+        whose Redis went away could not move the generation): the database answers. While
+        an import is in flight, its codes are in the shared bits before they are saved, so
+        a negative here is asked again of the shared bits (one round trip), and if they
+        cannot tell, of the database. So a saved code is never answered "never issued".
+        """
+        if self._filter is None or not self._gens_ok or self._filter.might_contain(code):
+            return False
+        if not self._importing:
+            return True
+        return self.filters is not None and self.filters.might_contain(code) is False
 
     def _status_item(self, kind: str, key: Any, load: Callable[[], Any], cls: type) -> Any:
         return self._through(
@@ -326,6 +350,7 @@ class RecordResolver:
             )
         return Resolution(record, group=group, certificate=cert, order=order)
 
-    def forget_codes(self, codes: list[str]) -> None:
-        """After an import: drop shared entries (including cached "absent") of these codes."""
-        self.shared.delete([f"c:{c}" for c in codes])
+    def forget_codes(self, codes: list[str], via: SharedCache | None = None) -> None:
+        """After an import: drop shared entries (including cached "absent") of these codes,
+        through `via` when given (an importer's own client, whose errors it must see)."""
+        (via or self.shared).delete([f"c:{c}" for c in codes])

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from domain.bulk import Scope
 from domain.errors import BadInput, Forbidden
-from services.admin import rows_from_csv, rows_from_xlsx
+from services.admin import ImportStopped, rows_from_csv, rows_from_xlsx
 from verify_api.app import container
 from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body
@@ -82,8 +82,14 @@ def codes() -> Response:
             except UnicodeDecodeError as exc:
                 raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
             rows = rows_from_csv(io.StringIO(text))
+    else:
+        rows = _rows()
+    try:
         return jsonify(admin.import_codes(rows, _scope()).as_dict())
-    return jsonify(admin.import_codes(_rows(), _scope()).as_dict())
+    except ImportStopped as exc:
+        # Part landed: the problem says exactly what (accepted, rejected, rows_read).
+        headers = {"Retry-After": str(exc.retry_after_s)} if exc.status >= 500 else None
+        return problem(exc.status, exc.code, exc.detail, headers=headers, **exc.extra())
 
 
 @bp.post("/orders/<number>/void")

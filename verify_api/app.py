@@ -117,6 +117,7 @@ def build(settings: Settings) -> Container:
     filters: FilterStore | None
     shared: SharedCache
     generations: Generations
+    writer_caches: tuple[Generations, FilterStore | None, SharedCache | None]  # admin writes' own
     if is_cluster(settings.scan_store_url):
         raise SettingsError(
             "the scan store needs one Redis server, not a cluster: set SCAN_REDIS_URL to a "
@@ -127,6 +128,14 @@ def build(settings: Settings) -> Container:
         shared = RedisSharedCache(redis_client)
         generations = RedisGenerations(redis_client)
         filters = RedisFilterStore(redis_client, m_bits, k)
+        # Admin writes and imports get a client of their own: they move the filter (MBs) and
+        # must see every failure, so seconds and a few retries, not the verify path's 50 ms.
+        writer = make_redis(settings.redis_url, timeout_ms=5000, max_connections=8, retries=3)
+        writer_caches = (
+            RedisGenerations(writer),
+            RedisFilterStore(writer, m_bits, k),
+            RedisSharedCache(writer, strict=True),
+        )
         probe = make_redis(settings.redis_url, timeout_ms=1000)
         up = reachable(probe)
         probe.close()
@@ -147,6 +156,7 @@ def build(settings: Settings) -> Container:
         shared = NullSharedCache()
         generations = SqlGenerations(registry)
         filters = MemoryFilterStore(m_bits, k, registry.iter_codes)
+        writer_caches = (generations, filters, None)
     resolver = RecordResolver(registry, shared, generations, filters, refresh_s=settings.generation_refresh_s)
     scan_sql = SqlScanStore(engine)
     scan_client = None
@@ -182,7 +192,13 @@ def build(settings: Settings) -> Container:
         scans=scans,
         verify=verify,
         admin=AdminService(
-            registry, resolver, generations, filters, settings.admin_bootstrap_token, places().region_name
+            registry,
+            resolver,
+            writer_caches[0],
+            writer_caches[1],
+            settings.admin_bootstrap_token,
+            places().region_name,
+            shared=writer_caches[2],
         ),
         scan_sql=scan_sql,
         scan_admin=ScanAdminService(verify, scans, scan_sql, registry),
