@@ -105,3 +105,16 @@ def test_mini_program_inputs_take_only_json_numbers() -> None:
             seconds.validate_python(bad)
     with pytest.raises(ValidationError):
         Location.model_validate({"lat": 0.0, "lng": False})
+
+
+def test_the_414_of_gunicorn_is_documented_where_a_code_rides_in_the_url(embedded_app: Flask) -> None:
+    from pathlib import Path
+
+    from gunicorn.config import Config
+
+    # A 2,048-character code, percent-encoded, can pass gunicorn's request-line limit.
+    assert "limit_request_line" not in Path("gunicorn.conf.py").read_text()
+    assert Config().limit_request_line == 4094
+    paths = embedded_app.test_client().get("/openapi.json").get_json()["paths"]
+    for path in ("/api/v1/codes/{code}", "/c/{code}"):
+        assert "414" in paths[path]["get"]["responses"], path
