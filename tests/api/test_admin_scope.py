@@ -419,3 +419,58 @@ def test_the_guarded_upsert_leaves_another_bodys_code_alone_even_without_the_ser
     assert stray["certificate"]["number"] == A_NO
     assert registry.find_code(STRAY, CodeKind.ORGANIC).identity_code is None  # type: ignore[union-attr]
     assert registry.find_code(CODE_B, CodeKind.ORGANIC).identity_code == "B-own"  # type: ignore[union-attr]
+
+
+# -- review findings: scope follows current ownership, orders only for rows that land ---------
+
+
+def raise_copy_flag(w: World) -> None:
+    """A suspicious copy flag on CODE_A (six distinct clients), stored as `flask worker` does."""
+    resp = w.http.post("/api/v1/admin/scans", json=events(CODE_A, "copy"), headers=ADMIN).get_json()
+    assert resp["accepted"] == 6
+    persist(w.app)
+    assert verify(w.http, CODE_A)["verdict"] == "suspicious"
+
+
+def flag_codes(w: World, who: dict[str, str]) -> set[str]:
+    return {f["code"] for f in w.http.get("/api/v1/admin/flags", headers=who).get_json()["items"]}
+
+
+def test_a_former_owner_neither_sees_nor_reviews_flags_after_the_certificate_changes_holder(
+    world: World,
+) -> None:
+    raise_copy_flag(world)
+    flag_id = world.http.get("/api/v1/admin/flags", headers=world.x).get_json()["items"][0]["id"]
+    moved = {**CERT_A, "holder": "丙农场", "producer": "丙农场"}
+    assert world.http.post("/api/v1/admin/certificates", json=[moved], headers=world.a).get_json() == {
+        "accepted": 1,
+        "rejected": [],
+    }
+    z = bearer(container(world.app).admin.create_token("brand Z", "organization", "丙农场"))
+    assert flag_codes(world, world.x) == set()
+    resp = world.http.patch(f"/api/v1/admin/flags/{flag_id}", json={"status": "dismissed"}, headers=world.x)
+    assert resp.status_code == 404
+    assert verify(world.http, CODE_A)["verdict"] == "suspicious"
+    assert flag_codes(world, z) == {CODE_A}
+    assert flag_codes(world, world.a) == {CODE_A}
+    resp = world.http.patch(f"/api/v1/admin/flags/{flag_id}", json={"status": "dismissed"}, headers=z)
+    assert resp.status_code == 200
+
+
+def test_flags_follow_a_code_moved_to_another_certificate(world: World) -> None:
+    raise_copy_flag(world)
+    # Body A issues a second certificate, held by brand Y, and moves CODE_A onto it.
+    other = {**CERT_A, "number": "0123OP2600019", "holder": "乙农场", "producer": "乙农场"}
+    assert (
+        world.http.post("/api/v1/admin/certificates", json=[other], headers=world.a).get_json()["accepted"]
+        == 1
+    )
+    rows = [code_row(CODE_A, other["number"], "A-009")]
+    assert world.http.post("/api/v1/admin/codes", json=rows, headers=world.a).get_json()["accepted"] == 1
+    assert flag_codes(world, world.x) == set()
+    assert flag_codes(world, world.y) == {CODE_A}
+    flag_id = world.http.get("/api/v1/admin/flags", headers=world.y).get_json()["items"][0]["id"]
+    resp = world.http.patch(f"/api/v1/admin/flags/{flag_id}", json={"status": "dismissed"}, headers=world.x)
+    assert resp.status_code == 404
+    page = world.http.get(f"/api/v1/admin/flags?certificate={other['number']}", headers=world.y).get_json()
+    assert {f["code"] for f in page["items"]} == {CODE_A}
