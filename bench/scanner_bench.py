@@ -84,7 +84,9 @@ def _peak_rss_kb() -> int:
 
 
 # ----------------------------------------------------------------------------- engines
-# Each factory returns run(data: bytes) -> (symbols [(symbology, payload)], digits [str]).
+# Each factory returns run(data: bytes, bodies: frozenset[str]) -> (symbols [(symbology,
+# payload)], digits [str]); `bodies` are the certification bodies of the photo's set (only
+# the project scanner uses them).
 
 Result = tuple[list[tuple[str, str]], list[str]]
 
@@ -110,10 +112,10 @@ _ZXING_NAMES = {
 }
 
 
-def _zxing() -> Callable[[bytes], Result]:
+def _zxing() -> Callable[[bytes, frozenset[str]], Result]:
     import zxingcpp
 
-    def run(data: bytes) -> Result:
+    def run(data: bytes, bodies: frozenset[str]) -> Result:
         gray = _decode_gray(data)
         out = []
         for r in zxingcpp.read_barcodes(gray):
@@ -126,12 +128,12 @@ def _zxing() -> Callable[[bytes], Result]:
     return run
 
 
-def _pyzbar() -> Callable[[bytes], Result]:
+def _pyzbar() -> Callable[[bytes, frozenset[str]], Result]:
     from pyzbar import pyzbar
 
     names = {"QRCODE": "qr", "EAN13": "ean13", "CODE128": "code128", "EAN8": "ean8", "UPCA": "upca"}
 
-    def run(data: bytes) -> Result:
+    def run(data: bytes, bodies: frozenset[str]) -> Result:
         gray = _decode_gray(data)
         return [
             (names.get(r.type, r.type.lower()), r.data.decode("utf-8", "replace"))
@@ -141,12 +143,12 @@ def _pyzbar() -> Callable[[bytes], Result]:
     return run
 
 
-def _opencv(aruco: bool) -> Callable[[bytes], Result]:
+def _opencv(aruco: bool) -> Callable[[bytes, frozenset[str]], Result]:
     import cv2
 
     detector = cv2.QRCodeDetectorAruco() if aruco else cv2.QRCodeDetector()
 
-    def run(data: bytes) -> Result:
+    def run(data: bytes, bodies: frozenset[str]) -> Result:
         gray = _decode_gray(data)
         ok, infos, _points, _straight = detector.detectAndDecodeMulti(gray)
         return ([("qr", t) for t in infos if t] if ok else []), []
@@ -166,14 +168,14 @@ def organic_runs(texts: Iterable[str]) -> list[str]:
     return found
 
 
-def _rapidocr() -> Callable[[bytes], Result]:
+def _rapidocr() -> Callable[[bytes, frozenset[str]], Result]:
     import numpy as np
     from PIL import Image, ImageOps
     from rapidocr_onnxruntime import RapidOCR
 
     engine = RapidOCR()
 
-    def run(data: bytes) -> Result:
+    def run(data: bytes, bodies: frozenset[str]) -> Result:
         with Image.open(io.BytesIO(data)) as im:
             bgr = np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(im).convert("RGB"))[:, :, ::-1])
         result, _ = engine(bgr)
@@ -185,7 +187,7 @@ def _rapidocr() -> Callable[[bytes], Result]:
 _LAST_EXTRA: dict[str, float] = {}
 
 
-def _project(ocr: str, body_codes: frozenset[str]) -> Callable[[bytes], Result]:
+def _project(ocr: str, body_codes: frozenset[str]) -> Callable[[bytes, frozenset[str]], Result]:
     from scanner import Scanner  # ImportError is reported as "not available"
 
     try:
@@ -193,8 +195,8 @@ def _project(ocr: str, body_codes: frozenset[str]) -> Callable[[bytes], Result]:
     except TypeError:  # a Scanner without the ocr switch: its default behaviour
         scanner = Scanner(known_body_codes=body_codes)
 
-    def run(data: bytes) -> Result:
-        result = scanner.scan(data)
+    def run(data: bytes, bodies: frozenset[str]) -> Result:
+        result = scanner.scan(data, known_body_codes=bodies)
         symbols = [(f.symbology, f.payload) for f in result.found if f.symbology != "digits"]
         digits = [f.payload for f in result.found if f.symbology == "digits"]
         # The OCR stage's own time, for the "OCR median on a 12 MP photo" criterion.
@@ -205,7 +207,7 @@ def _project(ocr: str, body_codes: frozenset[str]) -> Callable[[bytes], Result]:
     return run
 
 
-def make_engine(name: str, body_codes: frozenset[str]) -> Callable[[bytes], Result]:
+def make_engine(name: str, body_codes: frozenset[str]) -> Callable[[bytes, frozenset[str]], Result]:
     if name == "zxing":
         return _zxing()
     if name == "pyzbar":
@@ -223,11 +225,16 @@ def make_engine(name: str, body_codes: frozenset[str]) -> Callable[[bytes], Resu
     raise ValueError(f"unknown engine {name!r}")
 
 
-def engine_worker(name: str, files: list[str], warm_file: str, body_codes: list[str], out_path: str) -> None:
-    """Runs in a fresh (spawned) process: set up one engine, run it over `files`."""
+def engine_worker(
+    name: str, files: list[str], warm_file: str, body_codes: dict[str, list[str]], out_path: str
+) -> None:
+    """Runs in a fresh (spawned) process: set up one engine, run it over `files`.
+    `body_codes`: per photo set, the bodies its codes are issued by (unseen photos are
+    named "u…")."""
     report: dict[str, Any] = {"engine": name}
+    bodies = {k: frozenset(v) for k, v in body_codes.items()}
     try:
-        run = make_engine(name, frozenset(body_codes))
+        run = make_engine(name, bodies["dev"])
     except ImportError as exc:
         report["unavailable"] = f"{type(exc).__name__}: {exc}"
         Path(out_path).write_text(json.dumps(report))
@@ -238,7 +245,7 @@ def engine_worker(name: str, files: list[str], warm_file: str, body_codes: list[
         return
     try:
         # Load models and first-call paths before timing starts.
-        run(Path(warm_file).read_bytes())
+        run(Path(warm_file).read_bytes(), bodies["dev"])
     except Exception as exc:  # the warm-up only loads things; a failure shows up per image
         log(f"[{name}] warm-up failed: {exc!r}")
     report["rss_after_setup_kb"] = _proc_status_kb("VmRSS")
@@ -248,7 +255,7 @@ def engine_worker(name: str, files: list[str], warm_file: str, body_codes: list[
         data = Path(path).read_bytes()
         t0 = time.perf_counter()
         try:
-            symbols, digits = run(data)
+            symbols, digits = run(data, bodies["unseen" if Path(path).name.startswith("u") else "dev"])
             error = None
         except Exception as exc:  # an engine crash on one photo is a miss, not the end of the run
             symbols, digits, error = [], [], f"{type(exc).__name__}: {exc}"[:200]
@@ -275,11 +282,12 @@ def engine_worker(name: str, files: list[str], warm_file: str, body_codes: list[
 
 
 def run_engine(name: str, files: list[str], workdir: Path) -> dict[str, Any]:
-    from bench.labels import ALL_BODY_CODES
+    from bench import labels, labels_unseen
 
     out = workdir / f"result-{name}.json"
     ctx = mp.get_context("spawn")
-    args = (name, files, str(workdir / "warm.jpg"), sorted(ALL_BODY_CODES), str(out))
+    bodies = {"dev": sorted(labels.ALL_BODY_CODES), "unseen": sorted(labels_unseen.ALL_BODY_CODES)}
+    args = (name, files, str(workdir / "warm.jpg"), bodies, str(out))
     proc = ctx.Process(target=engine_worker, args=args, name=f"bench-{name}")
     proc.start()
     proc.join()
@@ -478,7 +486,7 @@ def ratios(engines: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "vs_union": (p / union) if union else None,
         }
     z = engines.get("zxing", {}).get("tiers", {}).get("all", {}).get("median_ms")
-    pm = proj["tiers"]["all"]["median_ms"]
+    pm = proj["tiers"].get("all", {}).get("median_ms")
     if z and pm:
         out["project_median_ms"] = pm
         out["zxing_median_ms"] = z
@@ -512,6 +520,34 @@ def print_ratios(r: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- main
 
 
+def _folded_angle(degrees: float) -> float:
+    """How far a text line leans from horizontal, 0-90°: a label turned by 180° + a reads
+    like one turned by a (the reader turns upside-down lines)."""
+    return abs((degrees + 90) % 180 - 90)
+
+
+def _sample_meta(s: Any, name: str, photo_set: str, angle: float) -> dict[str, Any]:
+    return {
+        "file": name,
+        "set": photo_set,
+        "index": s.index,
+        "tier": s.tier,
+        "kind": s.kind,
+        "truth_codes": [list(c) for c in s.truth_codes],
+        "truth_digits": s.truth_digits,
+        "digit_height_px": s.digit_height_px,
+        "megapixels": s.megapixels,
+        "width": s.width,
+        "height": s.height,
+        "format": s.format,
+        "exif_orientation": s.exif_orientation,
+        "qr_module_px": s.qr_module_px,
+        "layout": s.layout,
+        "angle": round(angle, 2),
+        "bytes": len(s.image),
+    }
+
+
 def write_samples(n: int, seed: int, tiers: tuple[str, ...], directory: Path) -> list[dict[str, Any]]:
     from bench.labels import generate
 
@@ -520,30 +556,109 @@ def write_samples(n: int, seed: int, tiers: tuple[str, ...], directory: Path) ->
     for s in generate(n, seed, tiers=tiers):
         name = f"{s.index:05d}-{s.tier}-{s.kind.replace('+', '_')}.{'png' if s.format == 'png' else 'jpg'}"
         (directory / name).write_bytes(s.image)
-        meta.append(
-            {
-                "file": name,
-                "index": s.index,
-                "tier": s.tier,
-                "kind": s.kind,
-                "truth_codes": [list(c) for c in s.truth_codes],
-                "truth_digits": s.truth_digits,
-                "digit_height_px": s.digit_height_px,
-                "megapixels": s.megapixels,
-                "width": s.width,
-                "height": s.height,
-                "format": s.format,
-                "exif_orientation": s.exif_orientation,
-                "qr_module_px": s.qr_module_px,
-                "layout": s.layout,
-                "bytes": len(s.image),
-            }
-        )
+        meta.append(_sample_meta(s, name, "dev", _folded_angle(s.distortions.get("rotation", 0.0))))
         now = time.perf_counter()
         if now - last > 5 or len(meta) == n:
             last = now
             log(f"[generate] {len(meta)}/{n}  {now - start:.0f}s")
     return meta
+
+
+def write_unseen(n: int, seed: int, directory: Path) -> list[dict[str, Any]]:
+    """The never-tuned set (bench/labels_unseen.py); file names start with "u"."""
+    from bench.labels_unseen import generate
+
+    meta: list[dict[str, Any]] = []
+    start = last = time.perf_counter()
+    for s in generate(n, seed):
+        name = f"u{s.index:05d}-{s.tier}-{s.kind.replace('+', '_')}.jpg"
+        (directory / name).write_bytes(s.image)
+        row = _sample_meta(s, name, "unseen", _folded_angle(s.angle))
+        row.update(face=s.face, troubles=list(s.troubles))
+        meta.append(row)
+        now = time.perf_counter()
+        if now - last > 5 or len(meta) == n:
+            last = now
+            log(f"[generate unseen] {len(meta)}/{n}  {now - start:.0f}s")
+    return meta
+
+
+ANGLE_BANDS = ((0.0, 10.0, "0-10°"), (10.0, 20.0, "10-20°"), (20.0, 35.0, "20-35°"), (35.0, 90.1, ">35°"))
+
+
+def angle_table(meta: list[dict[str, Any]], outputs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Printed-code read rates per band of the label's in-plane angle (folded to 0-90°)."""
+    rows = []
+    for lo, hi, label in ANGLE_BANDS:
+        ms = [m for m in meta if m["truth_digits"] and m["file"] in outputs and lo <= m["angle"] < hi]
+        if not ms:
+            continue
+        hit = [m["truth_digits"] in outputs[m["file"]]["digits"] for m in ms]
+        big = [h for m, h in zip(ms, hit, strict=True) if (m["digit_height_px"] or 0) >= 12]
+        rows.append(
+            {
+                "band": label,
+                "photos": len(ms),
+                "read": sum(hit),
+                "rate": _rate(sum(hit), len(ms)),
+                "photos_ge12": len(big),
+                "rate_ge12": _rate(sum(big), len(big)),
+            }
+        )
+    return rows
+
+
+def digits_summary(meta: list[dict[str, Any]], outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """All photos with a printed code (any print size), wrong codes, false positives, times."""
+    ms = [m for m in meta if m["file"] in outputs]
+    pos = [m for m in ms if m["truth_digits"]]
+    read = sum(m["truth_digits"] in outputs[m["file"]]["digits"] for m in pos)
+    wrong = sum(
+        d != m["truth_digits"] for m in ms if m["kind"] != "negative" for d in outputs[m["file"]]["digits"]
+    )
+    neg = [m for m in ms if m["kind"] == "negative"]
+    fp = sum(bool(outputs[m["file"]]["digits"]) for m in neg)
+    times = [outputs[m["file"]]["ms"] for m in ms]
+    ocr_12 = [
+        outputs[m["file"]]["extra"].get("ocr_ms")
+        for m in ms
+        if m["megapixels"] >= 11.5 and outputs[m["file"]].get("extra", {}).get("ocr_ms") is not None
+    ]
+    return {
+        "digit_photos": len(pos),
+        "digits_read": read,
+        "digits_rate": _rate(read, len(pos)),
+        "wrong_digits": wrong,
+        "negatives": len(neg),
+        "fp_negatives": fp,
+        "median_ms": _pct(times, 0.5),
+        "p95_ms": _pct(times, 0.95),
+        "ocr_median_ms_12mp": _pct(ocr_12, 0.5),
+        "photos_12mp": len(ocr_12),
+    }
+
+
+def print_digit_sets(per_set: dict[str, dict[str, Any]]) -> None:
+    print("Printed digits (project-ocr) per photo set; angle = the label's in-plane lean, folded to 0-90°:")
+    for name, d in per_set.items():
+        sm = d["summary"]
+        print(
+            f"  {name:<7} all digit photos {sm['digits_read']}/{sm['digit_photos']} = "
+            f"{_fmt(sm['digits_rate'], 'rate')}; wrong codes {sm['wrong_digits']}; "
+            f"false positives {sm['fp_negatives']}/{sm['negatives']} negatives; "
+            f"whole photo median {_fmt(sm['median_ms'], 'ms').strip()} ms, "
+            f"p95 {_fmt(sm['p95_ms'], 'ms').strip()} ms; OCR stage median on 12 MP "
+            f"{_fmt(sm['ocr_median_ms_12mp'], 'ms').strip()} ms ({sm['photos_12mp']} photos)"
+        )
+    print()
+    print(f"  {'set':<7} {'angle':<7} {'photos':>6} {'read':>5} {'rate':>7} {'>=12px':>7} {'rate':>7}")
+    for name, d in per_set.items():
+        for r in d["angles"]:
+            print(
+                f"  {name:<7} {r['band']:<7} {r['photos']:>6} {r['read']:>5} {_fmt(r['rate'], 'rate'):>7}"
+                f" {r['photos_ge12']:>7} {_fmt(r['rate_ge12'], 'rate'):>7}"
+            )
+    print()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -562,6 +677,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="OCR engines run on at most this many of the photos with printed digits or negatives "
         "(default: all of them)",
     )
+    ap.add_argument(
+        "--unseen-n",
+        type=int,
+        default=200,
+        help="photos of the never-tuned set (bench/labels_unseen.py) read by the OCR engines and the "
+        "project scanner beside the development set (default 200; 0 skips it)",
+    )
+    ap.add_argument("--unseen-seed", type=int, default=None, help="default: labels_unseen.SEED (fixed)")
     ap.add_argument("--json", type=Path, help="write every number (and per-photo outputs) here")
     ap.add_argument("--keep", type=Path, help="keep the generated photos in this directory")
     return ap.parse_args(argv)
@@ -569,6 +692,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.unseen_seed is None:
+        from bench.labels_unseen import SEED
+
+        args.unseen_seed = SEED
     tiers = tuple(t.strip() for t in args.tiers.split(",") if t.strip())
     wanted = list(ALL_ENGINES) if args.engines == "all" else [e.strip() for e in args.engines.split(",")]
     for e in wanted:
@@ -590,9 +717,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.ocr_limit is not None:
             ocr_meta = ocr_meta[: args.ocr_limit]
         files_ocr = [str(photo_dir / m["file"]) for m in ocr_meta]
+        # The never-tuned set is read by the engines that read printed digits.
+        unseen_meta = write_unseen(args.unseen_n, args.unseen_seed, photo_dir) if args.unseen_n > 0 else []
+        files_unseen = [str(photo_dir / m["file"]) for m in unseen_meta]
         reports: dict[str, dict[str, Any]] = {}
         for name in wanted:
             files = files_ocr if name in OCR_ENGINES else files_all
+            if name in (*OCR_ENGINES, "project") and not (args.no_ocr and name == "project"):
+                files = files + files_unseen
             engine_name = "project-noocr" if name == "project" and args.no_ocr else name
             log(f"[{name}] starting on {len(files)} photos")
             reports[name] = run_engine(engine_name, files, workdir)
@@ -667,6 +799,42 @@ def main(argv: list[str] | None = None) -> int:
             "project-ocr = ocr=always on the OCR subset: the printed-digit reader.\n"
         )
         print_table(engines)
+        unseen_engines: dict[str, dict[str, Any]] = {}
+        if unseen_meta:
+            for name, rep in reports.items():
+                if "unavailable" in rep or name not in (*OCR_ENGINES, "project"):
+                    continue
+                outputs = {r["file"]: r for r in rep["results"]}
+                unseen_engines[name] = {
+                    "tiers": score(
+                        unseen_meta,
+                        outputs,
+                        qr=name != "rapidocr",
+                        digits=True,
+                        other=False,
+                        rss_kb=rep.get("peak_rss_kb"),
+                        rss_setup_kb=rep.get("rss_after_setup_kb"),
+                    )
+                }
+            kinds = {
+                k: sum(1 for m in unseen_meta if m["kind"] == k)
+                for k in sorted({m["kind"] for m in unseen_meta})
+            }
+            print(
+                f"Never-tuned set (bench/labels_unseen.py, seed {args.unseen_seed}): "
+                f"{len(unseen_meta)} photos, kinds {kinds}\n"
+            )
+            print_table(unseen_engines)
+        per_set: dict[str, dict[str, Any]] = {}
+        if "results" in reports.get("project-ocr", {}):
+            outputs = {r["file"]: r for r in reports["project-ocr"]["results"]}
+            for set_name, set_meta in (("dev", ocr_meta), ("unseen", unseen_meta)):
+                if set_meta:
+                    per_set[set_name] = {
+                        "summary": digits_summary(set_meta, outputs),
+                        "angles": angle_table(set_meta, outputs),
+                    }
+            print_digit_sets(per_set)
         if "project" not in engines or "unavailable" in engines.get("project", {}):
             print("project scanner: not available")
         r = ratios(engines)
@@ -688,6 +856,9 @@ def main(argv: list[str] | None = None) -> int:
                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 "samples": meta,
                 "engines": engines,
+                "unseen_samples": unseen_meta,
+                "unseen_engines": unseen_engines,
+                "digit_sets": per_set,
                 "ratios": r,
                 "outputs": {n: rep.get("results") for n, rep in reports.items()},
             }
