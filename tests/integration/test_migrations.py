@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -53,3 +55,29 @@ def test_bq_tokens_compare_case_sensitively_on_every_backend(engine: sa.Engine) 
         )
         found = conn.execute(sa.select(t.bq_codes.c.role).where(t.bq_codes.c.token == "AB3XYZ12")).all()
     assert [r.role for r in found] == ["b"]
+
+
+def test_downgrading_token_expiry_revokes_the_tokens_already_expired(engine: sa.Engine) -> None:
+    # Before 0005 nothing knew of expiry: an expired token kept would work again.
+    upgrade(engine)
+    from registry import schema as t
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    common = {"scope_kind": "all", "created_at": now - timedelta(days=400)}
+    with engine.begin() as conn:
+        conn.execute(
+            t.api_tokens.insert(),
+            [
+                {**common, "token_hash": "e" * 64, "name": "expired", "expires_at": now - timedelta(days=1)},
+                {**common, "token_hash": "l" * 64, "name": "live", "expires_at": now + timedelta(days=30)},
+                {**common, "token_hash": "n" * 64, "name": "never", "expires_at": None},
+            ],
+        )
+    downgrade(engine, "0004")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, revoked_at FROM api_tokens ORDER BY name")).all()
+    assert {r.name: r.revoked_at is not None for r in rows} == {
+        "expired": True,
+        "live": False,
+        "never": False,
+    }
