@@ -26,6 +26,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from cache import keys
 from cache.bloom import BloomFilter, positions
 from domain import metrics
 
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 CLUSTER_SCHEME = "redis+cluster://"
-# The imports in flight, under the generations' prefix ("v:"): see RedisFilterStore.importing.
-IMPORTS_KEY = "bloom:imports"
+# The imports in flight, under the generations' prefix: see RedisFilterStore.importing.
+IMPORTS_KEY = keys.IMPORTS
 # Up to this many bits a filter add sends BITFIELD SETs; past it, the whole string (measured).
 _BITFIELD_MAX_BITS = 24_000
 # What a failing Redis raises: a cluster that cannot be reached raises
@@ -60,7 +61,7 @@ def cluster_nodes(url: str) -> tuple[list[ClusterNode], str | None, str | None]:
         host, _, port = part.strip().rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"not a host:port in REDIS_URL: {part!r}")
-        nodes.append(ClusterNode(host, int(port)))
+        nodes.append(ClusterNode(host, int(port)))  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
     return nodes, user, password
 
 
@@ -196,7 +197,7 @@ class Breaker:
 
 class RedisSharedCache:
     def __init__(
-        self, client: redis.Redis, *, prefix: str = "v:", backoff_s: float = 1.0, strict: bool = False
+        self, client: redis.Redis, *, prefix: str = keys.PREFIX, backoff_s: float = 1.0, strict: bool = False
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -221,7 +222,8 @@ class RedisSharedCache:
             return default
 
     def get(self, key: str) -> bytes | None:
-        return self._run(lambda: self.client.get(self.prefix + key), None)
+        value: bytes | None = self._run(lambda: self.client.get(self.prefix + key), None)
+        return value
 
     def get_or_lock(self, key: str, lock_ms: int) -> tuple[bytes | None, bool]:
         """One round trip: the value, and whether this caller won the right to refill it."""
@@ -229,19 +231,20 @@ class RedisSharedCache:
         def call() -> tuple[bytes | None, bool]:
             pipe = self.client.pipeline(transaction=False)
             pipe.get(self.prefix + key)
-            pipe.set(self.prefix + "lk:" + key, b"1", nx=True, px=lock_ms)
+            pipe.set(self.prefix + keys.LOCK + key, b"1", nx=True, px=lock_ms)
             value, locked = pipe.execute()
             return value, bool(locked)
 
         # Redis down: everyone may refill, from the database.
-        return self._run(call, (None, True))
+        answer: tuple[bytes | None, bool] = self._run(call, (None, True))
+        return answer
 
     def set(self, key: str, value: bytes, ttl_s: int, *, unlock: bool = False) -> None:
         def call() -> None:
             pipe = self.client.pipeline(transaction=False)
             pipe.set(self.prefix + key, value, ex=ttl_s)
             if unlock:
-                pipe.delete(self.prefix + "lk:" + key)
+                pipe.delete(self.prefix + keys.LOCK + key)
             pipe.execute()
 
         self._run(call, None)
@@ -269,11 +272,11 @@ class RedisGenerations:
     since their own copy predates the codes the import has saved so far.
     """
 
-    NAMES = ("status", "codes")
+    NAMES = keys.GENERATION_NAMES
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "v:") -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = keys.PREFIX) -> None:
         self.client = client
-        self.keys = [prefix + "gen:" + n for n in self.NAMES]
+        self.keys = [keys.generation(n, prefix) for n in self.NAMES]
         self.imports_key = prefix + IMPORTS_KEY
 
     def current(self) -> dict[str, int] | None:
@@ -303,17 +306,18 @@ class RedisGenerations:
 class RedisFilterStore:
     """The Bloom filter's bits in one Redis string, shared by every worker and every import."""
 
-    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = "v:bloom") -> None:
-        self.client = client
+    def __init__(self, client: redis.Redis, m_bits: int, k: int, *, key: str = keys.FILTER) -> None:
+        # Any: redis-py leaves execute_command and watch untyped, and this may be a LazyCluster.
+        self.client: Any = client
         self.m_bits = m_bits
         self.k = k
         self.key = key
         # The size the bits were built for: bits are trusted only under a matching meta,
         # so the meta is written after the bits and removed before a rebuild.
-        self.meta_key = key + ":meta"
-        self.building_key = key + ":building"
+        self.meta_key = key + keys.FILTER_META
+        self.building_key = key + keys.FILTER_BUILDING
         # Imports in flight: import token -> deadline (ms); read with the generations.
-        self.imports_key = key + ":imports"
+        self.imports_key = key + keys.FILTER_IMPORTS
 
     def load(self) -> BloomFilter | None:
         try:

@@ -22,6 +22,8 @@ from typing import Protocol
 import redis
 from redis.exceptions import LockError, LockNotOwnedError
 
+from cache import keys
+
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[], tuple[str, int]]  # () -> (token, expires_in seconds)
@@ -36,7 +38,7 @@ class TokenStore(Protocol):
 
 
 class RedisTokenStore:
-    def __init__(self, client: redis.Redis, prefix: str = "wx:token:") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = keys.WECHAT_TOKEN) -> None:
         self.client = client
         self.key = prefix + "value"
         self.lock_key = prefix + "lock"

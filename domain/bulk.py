@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,16 @@ class RowError:
 
     def as_dict(self) -> dict[str, object]:
         return {"row": self.row, "key": self.key, "code": self.code, "detail": self.detail}
+
+
+class RowProblem(NamedTuple):
+    """A row the file reader could not read: rejected like a bad row, and the good rows
+    before and after it land (a generator cannot raise mid-stream without losing the
+    chunk being gathered)."""
+
+    key: str
+    code: str
+    detail: str
 
 
 @dataclass(slots=True)

@@ -6,10 +6,14 @@ Protocols, so unit tests hand them in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
 
-from domain.codes import CodeKind
+from domain.bulk import BulkResult, Scope
+from domain.certificates import CertificateStatus
+from domain.codes import CodeKind, ParsedCode
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -17,8 +21,9 @@ from domain.records import (
     CodeRecord,
     LabelGroup,
     OrderState,
+    ScanInput,
+    ScanResult,
 )
-from domain.scans import ScanInput, ScanResult
 
 
 class RegistryReader(Protocol):
@@ -69,18 +74,11 @@ class FilterStore(Protocol):
     def imported(self, token: str) -> None: ...
 
 
-class ScanLedger(Protocol):
-    """Where a verify's scan goes: records it and answers the code's history and open flags
-    in the same call (`peek`: the answer without recording). Implemented by
-    anomaly.adapter.ScanLedgerAdapter over a Redis or in-process scan store; the names of
-    every role around scans are in domain.scans."""
+class ScanRecorder(Protocol):
+    """Records one scan and answers the code's history and open flags in the same call."""
 
     def record(self, scan: ScanInput) -> ScanResult: ...
     def peek(self, code: str, client: str | None) -> ScanResult: ...
-
-
-# The port's name before issue 15 (item 4); services/verify.py and fakes move to ScanLedger.
-ScanRecorder = ScanLedger
 
 
 class DecodedSymbol(Protocol):
@@ -110,3 +108,113 @@ class PhotoScanner(Protocol):
     (domain errors) for uploads that are not a usable image."""
 
     def read(self, image: bytes, *, known_body_codes: frozenset[str] | None) -> PhotoReading: ...
+
+
+# -- the record reader and the registry's admin side (issue 15, item 2) -------------------------
+# The verify path reads codes through a RecordReader (cache.records.RecordResolver: worker
+# memory, then the shared cache, then the registry); the admin service writes through an
+# AdminRegistry (registry.store.SqlRegistry), which owns its transactions.
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Everything the verdict needs about one code; `record` None means "never issued"."""
+
+    record: CodeRecord | None
+    group: LabelGroup | None = None
+    batch: BatchGroup | None = None
+    certificate: CertificateState | None = None
+    order: OrderState | None = None
+    batch_state: BatchState | None = None
+
+
+class RecordReader(Protocol):
+    """A code to its record and current status, as of at most a second ago."""
+
+    def known_bodies(self) -> frozenset[str] | None: ...  # None: cannot tell now
+    def resolve(self, parsed: ParsedCode) -> Resolution: ...
+
+
+class RecordCache(RecordReader, Protocol):
+    """The record reader as writers see it: after a change they drop what it holds."""
+
+    def refresh(self, *, force: bool = False) -> None: ...
+    # Drop codes' shared entries (cached absences too), through `via` when given: a
+    # writer's own client, whose errors it must see.
+    def forget_codes(self, codes: list[str], via: SharedCache | None = None) -> None: ...
+
+
+# An organic code row as the registry saves it: (organic key, label group id, issued on,
+# identity code).
+CodeRow = tuple[int, int, date | None, str | None]
+
+
+class AdminRegistry(Protocol):
+    """What the admin use cases write and read in the registry. Each method is one
+    transaction of its own; rows come validated by the service."""
+
+    # tokens
+    def find_token(self, token_hash: str) -> tuple[Scope, datetime | None] | None: ...
+    def touch_token(self, token_id: int, at: datetime, not_since: datetime) -> None: ...
+    def scope_target_id(self, scope_kind: str, name: str) -> int: ...
+    def create_token(
+        self,
+        token_hash: str,
+        name: str,
+        scope_kind: str,
+        scope_id: int | None,
+        expires_at: datetime | None = None,
+    ) -> int: ...
+    def list_tokens(self, scope: Scope) -> list[dict[str, Any]]: ...
+    def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]: ...
+
+    # bodies and certificates
+    def upsert_bodies(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> BulkResult: ...
+    def upsert_certificates(
+        self, rows: Sequence[tuple[int, Mapping[str, Any]]], scope: Scope
+    ) -> BulkResult: ...
+    def change_certificate_status(
+        self,
+        number: str,
+        status: CertificateStatus,
+        reason: str | None,
+        effective_on: date | None,
+        scope: Scope,
+    ) -> CertificateState: ...
+    def certificate_history(self, number: str) -> list[dict[str, Any]]: ...
+    def certificate(self, number: str) -> CertificateState | None: ...
+
+    # codes and orders
+    def certificate_refs(self) -> dict[str, tuple[int, int, int]]: ...
+    def product_ids(self) -> dict[tuple[int, str], int]: ...
+    def body_numbering(self) -> dict[int, tuple[str, str | None]]: ...
+    def code_owners(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]: ...
+    @property
+    def bulk_file_supported(self) -> bool: ...  # save_codes(bulk_file=True) loads a file
+    def find_order(self, number: str) -> tuple[int, int] | None: ...  # (order id, certificate id)
+    # The label group and its order, made on first sight in one transaction: (group id,
+    # (order id, the order's certificate id)); the group None when the order is another's.
+    def label_group_for(
+        self,
+        certificate_id: int,
+        product_id: int,
+        package: str,
+        label_spec: str,
+        order: str | None = None,
+    ) -> tuple[int | None, tuple[int, int] | None]: ...
+    # One chunk of codes in one transaction; the keys the owner guard (`body_id`) skipped.
+    def save_codes(
+        self, rows: list[CodeRow], *, body_id: int | None = None, bulk_file: bool = False
+    ) -> list[int]: ...
+    def void_order(self, number: str, reason: str | None, scope: Scope) -> OrderState: ...
+
+    # BQ batches
+    def upsert_batch(
+        self,
+        batch: Mapping[str, Any],
+        codes: Sequence[tuple[int, str, str]],
+        organization_id: int | None,
+        scope: Scope | None = None,
+    ) -> tuple[int, BulkResult]: ...
+    def batch_ref(self, number: str) -> tuple[int, int | None] | None: ...
+    def activate_batch(self, number: str) -> BatchState: ...

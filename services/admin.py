@@ -8,19 +8,16 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
-import io
 import logging
 import operator
 import os
 import secrets
 import tempfile
-import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, NotRequired
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -34,7 +31,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from domain.bulk import BulkResult, Scope
+from domain.bulk import BulkResult, RowProblem, Scope
 from domain.certificates import (
     CERTIFICATE_PATTERN,
     CertificateStatus,
@@ -43,9 +40,8 @@ from domain.certificates import (
     parse_certificate_number,
 )
 from domain.codes import organic_key
-from domain.errors import BadInput, DomainError, Forbidden, NotFound, PayloadTooLarge, Unavailable
-from domain.ports import FilterStore, Generations, SharedCache
-from services.records import RecordResolver
+from domain.errors import BadInput, DomainError, Forbidden, NotFound, Unavailable
+from domain.ports import FilterStore, Generations, RecordCache, SharedCache
 
 if TYPE_CHECKING:
     from registry.store import SqlRegistry
@@ -299,7 +295,7 @@ class AdminService:
     def __init__(
         self,
         registry: SqlRegistry,
-        resolver: RecordResolver,
+        resolver: RecordCache,
         generations: Generations,
         filters: FilterStore | None,
         bootstrap_token: str | None,
@@ -785,164 +781,6 @@ class AdminService:
         }
 
 
-# -- file formats ------------------------------------------------------------------------
-
-
-class RowProblem(NamedTuple):
-    """A row the file reader could not read: rejected like a bad row, and the good rows
-    before and after it land (a generator cannot raise mid-stream without losing the
-    chunk being gathered)."""
-
-    key: str
-    code: str
-    detail: str
-
-
-def rows_from_csv(stream: io.TextIOBase | Iterator[str]) -> Iterator[dict[str, Any] | RowProblem]:
-    """A CSV's rows as dicts. A line the csv module refuses (a field over its 128 KiB limit)
-    is a rejected row and reading goes on at the next line; only a missing header refuses
-    the whole file (before anything is saved)."""
-    reader = csv.reader(stream)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise BadInput(f"the CSV's header row cannot be read: {exc}", code="invalid_file") from exc
-    names = [h.strip() for h in header or []]
-    if "code" not in names:
-        raise BadInput("the CSV needs a header row with at least a 'code' column", code="invalid_file")
-    plain = "" not in names
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield RowProblem("", "invalid_row", f"line {reader.line_num} cannot be read as CSV: {exc}")
-            continue
-        # Blank cells are absent fields; pydantic strips whitespace from the rest. Most rows
-        # have no blank cell: those are built in one C call (a million-row import).
-        if plain and "" not in values:
-            yield dict(zip(names, values, strict=False))
-        else:
-            yield {name: value for name, value in zip(names, values, strict=False) if value and name}
-
-
-def _cell(value: Any) -> Any:
-    """A spreadsheet cell as the row models expect it: dates as dates, numbers as text."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int):
-        return value
-    return str(value).strip()
-
-
-# XLSX bounds, checked on the zip's directory before openpyxl opens anything: a workbook is
-# a zip of XML, and a few KB can unpack to GBs (a bomb), declare a sheet of 17 billion
-# cells (openpyxl's read-only mode pads every row to the declared width) or hold shared
-# strings that all sit in memory at once. Legitimate files stay far below: a million codes
-# make ~35 MB of shared strings; XML compresses 5-20x.
-XLSX_MAX_UNPACKED = 512 * 1024 * 1024  # all members together
-XLSX_MAX_SHARED_STRINGS = 64 * 1024 * 1024  # xl/sharedStrings.xml, parsed whole into memory
-XLSX_MAX_RATIO = 200  # unpacked/packed of any member over 1 MiB (bombs: 1,000x and more)
-XLSX_MAX_ROWS = 1_048_576  # Excel's own limit, whatever the sheet declares
-XLSX_MAX_COLUMNS = 64  # the code row has 8 fields; columns further right are never read
-
-
-def _check_xlsx_zip(data: bytes) -> None:
-    try:
-        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise BadInput("not a readable XLSX workbook", code="invalid_file") from exc
-    # The sizes are the directory's claims; zipfile never unpacks more than a member claims
-    # (past it the CRC fails and openpyxl's read raises), so they bound what is unpacked.
-    if sum(m.file_size for m in members) > XLSX_MAX_UNPACKED:
-        raise PayloadTooLarge(
-            f"the workbook unpacks to more than {XLSX_MAX_UNPACKED // 2**20} MiB; split it or send CSV",
-            code="xlsx_too_large",
-        )
-    for m in members:
-        if m.filename.lower().endswith("sharedstrings.xml") and m.file_size > XLSX_MAX_SHARED_STRINGS:
-            raise PayloadTooLarge(
-                f"the workbook's shared strings exceed {XLSX_MAX_SHARED_STRINGS // 2**20} MiB; send CSV",
-                code="xlsx_too_large",
-            )
-        if m.file_size > 2**20 and m.file_size > XLSX_MAX_RATIO * max(m.compress_size, 1):
-            raise BadInput(
-                f"{m.filename} unpacks {m.file_size // max(m.compress_size, 1):,} times its size: "
-                "not a workbook a spreadsheet program writes",
-                code="invalid_file",
-            )
-
-
-def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
-    """The first worksheet's rows as dicts, within the XLSX bounds above. Rows are read as
-    they are in the file (the declared dimension is ignored), at most XLSX_MAX_ROWS of them
-    and the first XLSX_MAX_COLUMNS columns. A sheet that breaks off mid-way is a rejected
-    row there; the rows before it land."""
-    from openpyxl import load_workbook
-
-    _check_xlsx_zip(data)
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a non-workbook
-        raise BadInput("not a readable XLSX workbook", code="invalid_file") from exc
-    if not book.worksheets:
-        raise BadInput("the workbook has no worksheet", code="invalid_file")
-    sheet = book.worksheets[0]
-    sheet.reset_dimensions()  # never the declared size: openpyxl pads every row up to it
-    rows = sheet.iter_rows(max_row=XLSX_MAX_ROWS, max_col=XLSX_MAX_COLUMNS, values_only=True)
-    try:
-        header = next(rows, None)
-    except Exception as exc:
-        raise BadInput("the sheet's first row cannot be read", code="invalid_file") from exc
-    if header is None or "code" not in [str(h).strip() for h in header if h is not None]:
-        raise BadInput("the sheet needs a header row with at least a 'code' column", code="invalid_file")
-    names = [str(h).strip() if h is not None else "" for h in header]
-    seen = 1
-    while True:
-        try:
-            values = next(rows)
-        except StopIteration:
-            return
-        except Exception as exc:  # broken XML mid-sheet: what came before stands
-            detail = f"the sheet cannot be read past row {seen}: {type(exc).__name__}"
-            yield RowProblem("", "invalid_file", detail)
-            return
-        seen += 1
-        if values is None or values.count(None) == len(values):
-            continue
-        row = {
-            name: _cell(value)
-            for name, value in zip(names, values, strict=False)
-            if name and value is not None
-        }
-        if isinstance(row.get("code"), int):
-            # Excel keeps 15 significant digits and drops leading zeros: a code stored as a
-            # number is already damaged, so say so instead of guessing its digits.
-            row["code"] = f"number-cell:{row['code']}"
-        for name in ("identity_code", "order", "package", "label_spec", "product", "certificate"):
-            if isinstance(row.get(name), int):
-                row[name] = str(row[name])
-        yield row
-
-
-# What a spreadsheet program runs as a formula when a cell starts with it (OWASP, "CSV
-# Injection"): every CSV or XLSX this service writes passes its cells through here.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A cell a spreadsheet shows rather than runs: text starting like a formula gets a
-    leading single quote (numbers and dates stay as they are)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     chunk: list[Any] = []
     for item in items:
@@ -952,23 +790,3 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-class Progress:
-    """Prints rows/s to stderr at most twice a second (for long CLI imports)."""
-
-    def __init__(self, out: Any, total: int | None = None) -> None:
-        self.out = out
-        self.total = total
-        self.start = time.monotonic()
-        self.last = 0.0
-
-    def __call__(self, seen: int, accepted: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        rate = seen / max(now - self.start, 1e-9)
-        total = f"/{self.total:,}" if self.total else ""
-        self.out.write(f"\r{seen:,}{total} rows read, {accepted:,} accepted, {rate:,.0f} rows/s")
-        self.out.flush()

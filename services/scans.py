@@ -12,12 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
-from domain.scans import FlagRule
 from services.verify import CHANNELS, VerifyRequest, VerifyService
 
 if TYPE_CHECKING:
-    from anomaly.adapter import ScanLedgerAdapter
-    from registry.scans import SqlScanArchive
+    from anomaly.adapter import ScanStore
+    from registry.scans import SqlScanStore
     from registry.store import SqlRegistry
 
 
@@ -38,7 +37,15 @@ class ScanEventIn(BaseModel):
 
 
 # The rules a flag can name (the `rule` filter of GET /api/v1/admin/flags).
-FLAG_RULES = tuple(FlagRule)
+FLAG_RULES = (
+    "distinct_scanners",
+    "impossible_travel",
+    "province_spread",
+    "velocity",
+    "shopper_report",
+    "over_quantity",
+    "off_market",
+)
 
 
 class FlagReviewIn(BaseModel):
@@ -49,7 +56,7 @@ class FlagReviewIn(BaseModel):
 
 class ScanAdminService:
     def __init__(
-        self, verify: VerifyService, scans: ScanLedgerAdapter, sql: SqlScanArchive, registry: SqlRegistry
+        self, verify: VerifyService, scans: ScanStore, sql: SqlScanStore, registry: SqlRegistry
     ) -> None:
         self.verify = verify
         self.scans = scans

@@ -11,7 +11,7 @@ from typing import Any
 from domain import metrics
 from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize
 from domain.errors import BadInput, TooManyRequests, Unavailable
-from domain.ports import ScanRecorder
+from domain.ports import RecordReader, Resolution, ScanRecorder
 from domain.records import (
     LOOKUP_CHANNEL,
     VERIFIED_CHANNEL_PREFIX,
@@ -22,7 +22,6 @@ from domain.records import (
     ScanSummary,
 )
 from domain.verdicts import Verdict, decide, issued_while_valid, message
-from services.records import RecordResolver, Resolution
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def _day(value: date | None) -> str | None:
 class VerifyService:
     def __init__(
         self,
-        resolver: RecordResolver,
+        resolver: RecordReader,
         scans: ScanRecorder | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,

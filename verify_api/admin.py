@@ -9,8 +9,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from domain.bulk import Scope
 from domain.errors import BadInput, Forbidden
-from services.admin import ImportStopped, rows_from_csv, rows_from_xlsx
+from services.admin import ImportStopped
 from verify_api.app import container
+from verify_api.files import rows_from_csv, rows_from_xlsx
 from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body
 

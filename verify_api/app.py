@@ -20,6 +20,7 @@ from anomaly.adapter import ScanStore, build_recorder
 from anomaly.events import ScanEvent, hash_client
 from anomaly.geo import locate, places
 from cache.bloom import BloomFilter
+from cache.records import RecordResolver
 from cache.redis_cache import (
     MemoryFilterStore,
     NullSharedCache,
@@ -38,7 +39,6 @@ from registry.scans import SqlScanStore
 from registry.store import SqlRegistry
 from services.admin import AdminService
 from services.photos import PhotoService
-from services.records import RecordResolver
 from services.scans import ScanAdminService
 from services.shoppers import ShopperService
 from services.verify import VerifyService

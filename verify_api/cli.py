@@ -16,10 +16,11 @@ from cache.bloom import BloomFilter
 from domain.bulk import Scope
 from domain.errors import DomainError
 from registry.engine import downgrade, upgrade
-from services.admin import ImportStopped, Progress, rows_from_csv, rows_from_xlsx, spreadsheet_safe
+from services.admin import ImportStopped
 from services.demo import seed
 from verify_api.app import container
 from verify_api.bulk import write, writer_process
+from verify_api.files import Progress, rows_from_csv, rows_from_xlsx, spreadsheet_safe
 
 db = AppGroup("db", help="Schema migrations (Alembic).")
 

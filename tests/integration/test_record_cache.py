@@ -12,13 +12,13 @@ import pytest
 from flask import Flask
 
 from cache.bloom import BloomFilter
+from cache.records import RecordResolver
 from cache.redis_cache import RedisFilterStore, RedisGenerations, RedisSharedCache, make_redis
 from domain import metrics
 from domain.codes import normalize
 from registry.engine import make_engine
 from registry.store import SqlRegistry
 from services.demo import seed
-from services.records import RecordResolver
 from tests.conftest import settings_for
 from verify_api.app import container, create_app
 

@@ -1,4 +1,9 @@
-"""Read-through resolution of a code to its record, label group and current status.
+"""The tiered record reader: a code to its record, label group and current status.
+
+The verify service's `domain.ports.RecordReader` (and the admin service's
+`RecordCache`), implemented over the ports of the shared cache, the generations, the
+filter of issued codes and the registry. Key names come from cache.keys.
+
 
 Three tiers: this worker's memory, the shared cache (Redis), the registry (SQL).
 Immutable records (code → group) are cached for long; mutable status (certificate,
@@ -15,17 +20,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 import msgpack
 
+from cache import keys
 from domain import metrics
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind, ParsedCode
 from domain.errors import Unavailable
-from domain.ports import FilterStore, Generations, MembershipFilter, RegistryReader, SharedCache
+from domain.ports import (
+    FilterStore,
+    Generations,
+    MembershipFilter,
+    RegistryReader,
+    Resolution,
+    SharedCache,
+)
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -39,19 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = object()
 _ABSENT = b""  # a cached "does not exist"
-_STATUS_LAYOUT = 2  # bump when a cached status record (LabelGroup, …) changes its fields
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """Everything the verdict needs about one code; `record` None means "never issued"."""
-
-    record: CodeRecord | None
-    group: LabelGroup | None = None
-    batch: BatchGroup | None = None
-    certificate: CertificateState | None = None
-    order: OrderState | None = None
-    batch_state: BatchState | None = None
 
 
 class _Tier:
@@ -88,7 +87,8 @@ def _pack_record(rec: CodeRecord | None) -> bytes:
     if rec is None:
         return _ABSENT
     issued = rec.issued_on.toordinal() if rec.issued_on else 0
-    return msgpack.packb([rec.group_id, issued, rec.identity_code, rec.bq_role])
+    packed: bytes = msgpack.packb([rec.group_id, issued, rec.identity_code, rec.bq_role])
+    return packed
 
 
 def _unpack_record(code: str, kind: CodeKind, raw: bytes) -> CodeRecord | None:
@@ -107,7 +107,8 @@ def _pack_dataclass(obj: Any) -> bytes:
         if isinstance(value, date):
             value = ["d" if type(value) is date else "t", value.isoformat()]
         fields.append(value)
-    return msgpack.packb(fields, use_bin_type=True)
+    packed: bytes = msgpack.packb(fields, use_bin_type=True)
+    return packed
 
 
 def _unpack_value(value: Any) -> Any:
@@ -227,10 +228,8 @@ class RecordResolver:
     # -- tiers ------------------------------------------------------------------------------
 
     def _status_key(self, kind: str, key: Any) -> str:
-        gen = self._gens["status"] if self._gens else 0
-        # The layout version in the name: during a rolling deploy, workers of two releases
-        # never read each other's packed values (a field added to a record would not unpack).
-        return f"s{_STATUS_LAYOUT}.{gen}:{kind}:{key}"
+        # The generation and the layout version in the name (see cache.keys).
+        return keys.status_record(self._gens["status"] if self._gens else 0, kind, key)
 
     def _through(
         self,
@@ -271,23 +270,24 @@ class RecordResolver:
     def find_record(self, parsed: ParsedCode) -> CodeRecord | None:
         assert parsed.kind is not None
         kind, code = parsed.kind, parsed.code
-        cached = self.records.get(code, self._max_age)
+        cached: CodeRecord | None = self.records.get(code, self._max_age)
         if cached is not _MISSING:
             return cached
         if self._never_issued(code):
             metrics.incr("filter_negatives")
             self.records.put(code, None)
             return None
-        return self._through(
+        found: CodeRecord | None = self._through(
             self.records,
             code,
-            f"c:{code}",
+            keys.CODE + code,
             self.record_ttl_s,
             lambda: self.registry.find_code(code, kind),
             _pack_record,
             lambda raw: _unpack_record(code, kind, raw),
             lock=True,
         )
+        return found
 
     def _never_issued(self, code: str) -> bool:
         """The filter says the code was never issued, and this worker may believe it.
@@ -353,4 +353,4 @@ class RecordResolver:
     def forget_codes(self, codes: list[str], via: SharedCache | None = None) -> None:
         """After an import: drop shared entries (including cached "absent") of these codes,
         through `via` when given (an importer's own client, whose errors it must see)."""
-        (via or self.shared).delete([f"c:{c}" for c in codes])
+        (via or self.shared).delete([keys.CODE + c for c in codes])

@@ -1,0 +1,61 @@
+"""Every Redis key name the verify path's caches use, in one place.
+
+A key name is a contract between releases: during a rolling deploy two releases read
+and write the same keys, so renaming one here is a data migration, not a refactor.
+The names below are the ones the service has always written (they predate this
+module); the scan store's keys live with the scan store (anomaly/).
+
+Layout (one server or a Redis Cluster; no call spans two keys' slots atomically):
+
+    v:c:<code>                      a code's record, or b"" for "never issued"
+    v:lk:<key>                      a refill lock (SET NX PX) beside any v:<key>
+    v:s<layout>.<gen>:<kind>:<key>  a status record under the "status" generation
+    v:gen:status, v:gen:codes       change generations (INCR)
+    v:bloom, v:bloom:meta           the filter of issued codes and the size it was built for
+    v:bloom:building                one process builds a missing filter at a time
+    v:bloom:imports                 imports in flight (sorted set: token -> deadline ms)
+    wx:token:value, wx:token:lock   the WeChat access token shared by every worker
+"""
+
+from __future__ import annotations
+
+# The namespace of the shared record cache and the generations; the functions below
+# name keys inside it (the adapters add it), the constants after them are whole names.
+PREFIX = "v:"
+LOCK = "lk:"  # + the key it guards: a refill lock beside a cached value
+CODE = "c:"  # + the code: its record
+
+# Bump when a cached status record (LabelGroup, CertificateState, ...) changes its
+# fields: in the key name, so workers of two releases never unpack each other's values.
+STATUS_LAYOUT = 2
+
+GENERATION_NAMES = ("status", "codes")
+
+
+def code_record(code: str) -> str:
+    """A code's cached record (inside PREFIX)."""
+    return CODE + code
+
+
+def status_record(generation: int, kind: str, key: object) -> str:
+    """A status record (group, certificate, order, batch, batch state) under a status
+    generation (inside PREFIX): a new generation is a new set of names, so one change
+    reaches every worker without deleting any key."""
+    return f"s{STATUS_LAYOUT}.{generation}:{kind}:{key}"
+
+
+def generation(name: str, prefix: str = PREFIX) -> str:
+    return prefix + "gen:" + name
+
+
+# The filter of issued codes (whole names).
+FILTER = PREFIX + "bloom"
+FILTER_META = ":meta"  # + the filter's key: "<m_bits>:<k>", written after the bits
+FILTER_BUILDING = ":building"  # + the filter's key: the builder's claim
+FILTER_IMPORTS = ":imports"  # + the filter's key: imports in flight
+# The imports in flight as the generations read them (inside PREFIX): the same key as
+# FILTER + FILTER_IMPORTS, read in the generations' round trip.
+IMPORTS = "bloom" + FILTER_IMPORTS
+
+# The WeChat access token shared by every worker (cache.wechat_tokens).
+WECHAT_TOKEN = "wx:token:"  # noqa: S105 - a key name, not a secret
