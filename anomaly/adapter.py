@@ -1,6 +1,6 @@
-"""The scan store as the verify service sees it (domain.ports.ScanRecorder): turns a
+"""The scan ledger as the verify service sees it (domain.ports.ScanLedger): turns a
 ScanInput into a minimized ScanEvent (hashed ids, rounded coordinates, coarse place) and
-the recorder's outcome into the shopper's scan summary and open flags.
+its scan store's outcome into the shopper's scan summary and open flags.
 
 A scan store on Redis sits behind a breaker like the shared cache's: after a failed call
 (a 50 ms timeout, no retry) the store is skipped for a second without touching Redis,
@@ -20,32 +20,37 @@ from typing import Any, TypeVar
 from anomaly.events import ScanEvent, hash_client, new_event_id
 from anomaly.geo import locate, locate_ip
 from anomaly.rules import Flag, ProductContext, RuleConfig, parse_package_kg
-from anomaly.state import MemoryScanRecorder, RedisScanRecorder, ScanOutcome, ScanStoreUnavailable
+from anomaly.state import MemoryScanStore, RedisScanStore, ScanOutcome, ScanStateStore, ScanStoreUnavailable
 from cache.redis_cache import Breaker
 from domain import metrics
 from domain.errors import Unavailable
-from domain.records import LabelGroup, OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.records import LabelGroup
+from domain.scans import OpenFlag, ScanInput, ScanResult, ScanSummary
 
 T = TypeVar("T")
 BACKOFF_S = 1.0  # as the shared cache's: an outage costs a worker one timeout a second
 
 
-class ScanStore:
+class ScanLedgerAdapter:
+    """The scan ledger (domain.ports.ScanLedger) of a deployment over its scan store
+    (`RedisScanStore` or `MemoryScanStore`): minimizes each ScanInput into a ScanEvent,
+    guards a networked store with a breaker, and answers ScanResults."""
+
     def __init__(
         self,
         secret: bytes,
-        recorder: RedisScanRecorder | MemoryScanRecorder,
+        store: ScanStateStore,
         *,
         ip_db: str | None = None,
         backoff_s: float = BACKOFF_S,
     ) -> None:
         self.secret = secret
-        self.recorder = recorder
+        self.store = store
         self.ip_db = ip_db
         # Only a store behind a network can stall; the in-process one needs no breaker.
         self.breaker = (
             Breaker(backoff_s, metric="scan_store_redis_errors", name="scan store")
-            if isinstance(recorder, RedisScanRecorder)
+            if isinstance(store, RedisScanStore)
             else None
         )
         # One HMAC per client and IP, not per verify: shoppers and their addresses repeat.
@@ -100,7 +105,7 @@ class ScanStore:
         # Imported events carry their own ids; their flags must be listed when the call returns.
         imported = scan.event_id is not None
         outcome = self._call(
-            lambda: self.recorder.record(
+            lambda: self.store.record(
                 self.event(scan), sync_flags=imported, dedupe=imported, product=self._product(scan.group)
             ),
             must_try=imported,
@@ -117,7 +122,7 @@ class ScanStore:
         )
 
     def peek(self, code: str, client: str | None) -> ScanResult:
-        outcome = self._call(lambda: self.recorder.peek(code, self._hash(client), at=datetime.now(UTC)))
+        outcome = self._call(lambda: self.store.peek(code, self._hash(client), at=datetime.now(UTC)))
         return self._result(outcome, known_client=client is not None)
 
     @staticmethod
@@ -137,15 +142,15 @@ class ScanStore:
         return ScanResult(summary, flags, outcome.throttled)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
-        if isinstance(self.recorder, MemoryScanRecorder):
-            return self.recorder.restore(events, flags)
+        if isinstance(self.store, MemoryScanStore):
+            return self.store.restore(events, flags)
         return 0
 
     def set_flag_status(self, code: str, rule: str, status: str) -> None:
-        self._call(lambda: self.recorder.set_flag_status(code, rule, status), must_try=True)
+        self._call(lambda: self.store.set_flag_status(code, rule, status), must_try=True)
 
 
-def build_recorder(
+def build_scan_ledger(
     secret: bytes,
     redis_client: Any,
     rules: dict[str, Any],
@@ -154,15 +159,19 @@ def build_recorder(
     event_sink: Callable[[list[ScanEvent]], None] | None = None,
     ip_db: str | None = None,
     key_prefix: str = "s:",
-) -> ScanStore:
-    """The scan store for a deployment: on Redis when a client is given, else in process.
+) -> ScanLedgerAdapter:
+    """The scan ledger for a deployment: on Redis when a client is given, else in process.
     `ip_db`: an ip2region `.xdb` file to use instead of the one the `ip-region` package
     ships; `key_prefix`: where the Redis keys and streams live."""
     config = RuleConfig.from_mapping(rules)
     if redis_client is not None:
-        recorder: RedisScanRecorder | MemoryScanRecorder = RedisScanRecorder(
-            redis_client, config, key_prefix, flag_sink=flag_sink
-        )
+        store: ScanStateStore = RedisScanStore(redis_client, config, key_prefix, flag_sink=flag_sink)
     else:
-        recorder = MemoryScanRecorder(config, flag_sink=flag_sink, event_sink=event_sink)
-    return ScanStore(secret, recorder, ip_db=ip_db)
+        store = MemoryScanStore(config, flag_sink=flag_sink, event_sink=event_sink)
+    return ScanLedgerAdapter(secret, store, ip_db=ip_db)
+
+
+# The names the composition root imports today (verify_api/app.py, moving to webapp/):
+# kept until it switches to ScanLedgerAdapter and build_scan_ledger (issue 15, item 4).
+ScanStore = ScanLedgerAdapter
+build_recorder = build_scan_ledger

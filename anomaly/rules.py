@@ -29,11 +29,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from anomaly.geo import distance_km
+from domain.scans import Flag, FlagRule, PlaceSource, Severity
 
 if TYPE_CHECKING:
     from anomaly.events import ScanEvent
@@ -114,7 +115,7 @@ class RecentScan:
         coordinates, else the IP's city."""
         if self.province is None:
             return None
-        return self.source or ("gps" if self.lat is not None else "ip")
+        return self.source or (PlaceSource.GPS if self.lat is not None else PlaceSource.IP)
 
     def evidence(self) -> dict[str, Any]:
         # Scanner hashes are shortened further: enough to tell scans apart in a report.
@@ -145,14 +146,6 @@ class CodeScanState:
     you_first_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Flag:
-    rule: str
-    severity: str  # "warn" | "suspicious"
-    raised_at: datetime
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
@@ -178,10 +171,10 @@ def distinct_scanners(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
     if n < cfg.distinct_warn:
         return None
     m = n if state.distinct_networks is None else state.distinct_networks
-    severity = "suspicious" if m >= cfg.distinct_suspicious else "warn"
+    severity = Severity.SUSPICIOUS if m >= cfg.distinct_suspicious else Severity.WARN
     window = [s for s in state.recent if s.at_ms >= state.now_ms - cfg.distinct_window_days * DAY_MS]
     return Flag(
-        "distinct_scanners",
+        FlagRule.DISTINCT_SCANNERS,
         severity,
         _at(state.now_ms),
         {
@@ -211,7 +204,9 @@ def impossible_travel(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
         kmh = km / hours
         if km <= cfg.travel_min_km or kmh <= cfg.travel_kmh:
             continue
-        trusted = earlier.place_from == later.place_from == "wechat" and earlier.ident != later.ident
+        trusted = (
+            earlier.place_from == later.place_from == PlaceSource.WECHAT and earlier.ident != later.ident
+        )
         rank = 2 if trusted else 1
         if worst is None or (rank, kmh) > (worst[0], worst[2]):
             worst = (rank, km, kmh, earlier, later)
@@ -219,8 +214,8 @@ def impossible_travel(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
         return None
     rank, km, kmh, earlier, later = worst
     return Flag(
-        "impossible_travel",
-        "suspicious" if rank == 2 else "warn",
+        FlagRule.IMPOSSIBLE_TRAVEL,
+        Severity.SUSPICIOUS if rank == 2 else Severity.WARN,
         _at(state.now_ms),
         {
             "km": round(km),
@@ -237,18 +232,25 @@ def province_spread(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
     # Each scanner counts once, at its first place: a traveller re-checking is one scanner.
     # A province weighs as its best-known place: GPS 1, an IP's city less (mobile IPs
     # resolve to a gateway that may be provinces away).
-    weights = {"gps": 1.0, "wechat": 1.0, "ip": cfg.ip_place_weight}
+    weights: dict[str, float] = {
+        PlaceSource.GPS: 1.0,
+        PlaceSource.WECHAT: 1.0,
+        PlaceSource.IP: cfg.ip_place_weight,
+    }
     provinces: dict[str, RecentScan] = {}
     for scan in _first_per_scanner(window):
         best = provinces.get(scan.province or "")
-        if best is None or weights[scan.place_from or "ip"] > weights[best.place_from or "ip"]:
+        if (
+            best is None
+            or weights[scan.place_from or PlaceSource.IP] > weights[best.place_from or PlaceSource.IP]
+        ):
             provinces[scan.province or ""] = scan
-    weight = sum(weights[s.place_from or "ip"] for s in provinces.values())
+    weight = sum(weights[s.place_from or PlaceSource.IP] for s in provinces.values())
     if weight < cfg.provinces:
         return None
     # Toward `suspicious`: one place per identity, and only places a client cannot simply
     # claim (a verified session's GPS, an IP's city).
-    costly = {"wechat": 1.0, "ip": cfg.ip_place_weight}
+    costly: dict[str, float] = {PlaceSource.WECHAT: 1.0, PlaceSource.IP: cfg.ip_place_weight}
     firsts: dict[str, RecentScan] = {}
     for scan in sorted(window, key=lambda s: s.at_ms):
         if scan.ident and scan.place_from in costly:
@@ -256,10 +258,10 @@ def province_spread(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
     strong: dict[str, float] = {}
     for scan in firsts.values():
         key = scan.province or ""
-        strong[key] = max(strong.get(key, 0.0), costly[scan.place_from or "ip"])
-    severity = "suspicious" if sum(strong.values()) >= cfg.provinces else "warn"
+        strong[key] = max(strong.get(key, 0.0), costly[scan.place_from or PlaceSource.IP])
+    severity = Severity.SUSPICIOUS if sum(strong.values()) >= cfg.provinces else Severity.WARN
     return Flag(
-        "province_spread",
+        FlagRule.PROVINCE_SPREAD,
         severity,
         _at(state.now_ms),
         {
@@ -284,8 +286,8 @@ def velocity(state: CodeScanState, cfg: RuleConfig) -> Flag | None:
     # `suspicious` only when the identities (networks, verified sessions) exceed it too.
     window, scans, limit, idents = max(found, key=lambda f: f[3] > f[2])
     return Flag(
-        "velocity",
-        "suspicious" if idents > limit else "warn",
+        FlagRule.VELOCITY,
+        Severity.SUSPICIOUS if idents > limit else Severity.WARN,
         _at(state.now_ms),
         {
             "window": window,
@@ -311,7 +313,9 @@ def evaluate(state: CodeScanState, cfg: RuleConfig, settled: frozenset[str] = fr
     ]
 
 
-CODE_RULE_NAMES = tuple(rule.__name__ for rule in CODE_RULES)
+# A rule's function name is its flag's rule name: FlagRule() refuses a name the domain
+# does not know, when this module is imported.
+CODE_RULE_NAMES = tuple(FlagRule(rule.__name__) for rule in CODE_RULES)
 
 
 def enumeration(not_found_last_hour: int, cfg: RuleConfig) -> bool:
@@ -328,8 +332,8 @@ def over_quantity(per_package: Mapping[float, int], certified_tonnes: float, now
     if seen_tonnes <= certified_tonnes:
         return None
     return Flag(
-        "over_quantity",
-        "suspicious",
+        FlagRule.OVER_QUANTITY,
+        Severity.SUSPICIOUS,
         now,
         {
             "distinct_codes": sum(per_package.values()),
@@ -349,8 +353,8 @@ def off_market(
     if not declared or province is None or province in declared or (scan.city and scan.city in declared):
         return None
     return Flag(
-        "off_market",
-        "warn",
+        FlagRule.OFF_MARKET,
+        Severity.WARN,
         now,
         {"province": province, "city": scan.city, "declared": sorted(declared), "scans": [scan.evidence()]},
     )

@@ -1,5 +1,7 @@
 """The scan hot path: one Redis round trip per verify records the scan, appends the event
 to a stream and returns the code's state, on which the rules run in the same request.
+`RedisScanStore` runs it (the script is anomaly/scan.lua, its KEYS, ARGV and reply named
+in anomaly/scripts.py); `MemoryScanStore` is its in-process twin.
 
 Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
 
@@ -36,7 +38,7 @@ Flags are evaluated in Python on the returned state. Only when one is new or esc
 there a second, rare call (an atomic upsert that never downgrades a flag and keeps a
 review's "confirmed"); every later verify sees it in its single round trip.
 
-`MemoryScanRecorder` runs the same logic in process for the embedded default.
+`MemoryScanStore` runs the same logic in process for the embedded default.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -64,231 +66,40 @@ from anomaly.rules import (
     evaluate,
     product_rules,
 )
-from domain.records import LOOKUP_CHANNEL
+from anomaly.scripts import (
+    FlagArgs,
+    FlagKeys,
+    FlagReply,
+    ScanArgs,
+    ScanKeys,
+    ScanReply,
+    flag_script,
+    scan_script,
+)
+from domain.scans import (
+    ACTIVE_STATUSES,
+    LOOKUP_CHANNEL,
+    SEVERITY_RANK,
+    FlagRule,
+    FlagStatus,
+    PlaceSource,
+    Severity,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "s:"
 STREAM = DEFAULT_PREFIX + "stream"
 FLAG_STREAM = DEFAULT_PREFIX + "flags"
-ACTIVE = ("open", "confirmed")
+ACTIVE = ACTIVE_STATUSES  # the flags a verify answers with
 NOT_FOUND_TTL_MS = DAY_MS  # state of never-issued codes is not worth keeping long
 FLAG_STREAM_MAXLEN = 100_000
 
-_SCRIPT = """
-local now = tonumber(ARGV[1])
-local scanner = ARGV[2]
-local record = ARGV[8] == '1'
-local found = ARGV[7] ~= 'not_found'
-local throttled = 0
-local duplicate = 0
-local quiet_repeat = false
-local product_codes = {}
-local gps = ARGV[5] ~= '' and ARGV[21] == '1'
-local function pv_count(pv)
-  if pv == '' then return 0 end
-  local _, bars = string.gsub(pv, '|', '')
-  return bars + 1
-end
--- Only events that come with their own ids (imports, redeliveries) can repeat.
-if record and ARGV[16] == '1' then
-  if redis.call('SADD', KEYS[5], ARGV[9]) == 0 then duplicate = 1; record = false end
-  redis.call('PEXPIRE', KEYS[5], ARGV[14])
-end
--- Enumeration: distinct never-issued codes per client and per IP in a one-hour window.
--- A set stops growing at the limit + 1, so a guesser costs a bounded few hundred bytes.
-local lookup = ARGV[29] == '1'
-local counting = (record or lookup) and not found
-local has_ip = ARGV[18] ~= ''
-local by_ip = has_ip and KEYS[9] == KEYS[6]  -- no client id: the scanner is the IP
-local client_over = false
-local ip_over = false
-local function count_in(key, limit)
-  local c = redis.call('SCARD', key)
-  if counting and c <= limit then
-    if redis.call('SADD', key, ARGV[19]) == 1 then
-      c = c + 1
-      if c == 1 then redis.call('PEXPIRE', key, 3600000) end
-    end
-  end
-  return c > limit
-end
-if scanner ~= '' and not by_ip then client_over = count_in(KEYS[6], tonumber(ARGV[13])) end
-if has_ip then
-  if client_over then
-    -- A refused client's guesses do not spend its neighbours' budget.
-    ip_over = redis.call('SCARD', KEYS[9]) > tonumber(ARGV[20])
-  else
-    ip_over = count_in(KEYS[9], tonumber(ARGV[20]))
-  end
-end
--- Refused (429): a guessing client, or a never-issued code from a guessing network.
--- A refused lookup records nothing; an issued code asked from a guessing network is
--- answered and recorded, but never as the code's first scan.
-if client_over or (ip_over and not found) then
-  throttled = 1
-  record = false
-end
-local first_ok = not ip_over
-if record then
-  local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-  -- Sliding retention, refreshed now and then rather than on every scan.
-  local refresh = n == 1 or n % 16 == 0
-  -- Never-issued codes keep only a count (and their events): guessers must not fill
-  -- memory.
-  if found then
-    local st = redis.call('HMGET', KEYS[1], 'f', 'pv', 'gs', 'gm', 'tv', 'lt')
-    local f = tonumber(st[1] or '0')
-    if not st[5] then
-      -- State from before the gate's fields were kept ('lg'): that code's history is
-      -- always read, so no rule misses a scan recorded before the upgrade.
-      redis.call('HSET', KEYS[1], 'tv', '1')
-      if f ~= 0 then redis.call('HSET', KEYS[1], 'lg', '1') end
-    end
-    -- An event older than the newest one (an import out of time order): trimming the
-    -- history by arrival then no longer drops the oldest scan, so pairs can appear
-    -- later without GPS on the scan at hand ('oo' keeps the gate open for this code).
-    local latest = tonumber(st[6] or '0')
-    if now > latest then redis.call('HSET', KEYS[1], 'lt', now)
-    elseif now < latest then redis.call('HSET', KEYS[1], 'oo', '1') end
-    -- The product's codes seen on shelves, per package weight (a hash per certificate
-    -- product), counted exactly once per code: at its first genuine scan.
-    if first_ok and f == 0 and ARGV[26] ~= '' then
-      redis.call('HINCRBY', KEYS[10], ARGV[26], 1)
-      redis.call('PEXPIRE', KEYS[10], ARGV[14])
-      product_codes = redis.call('HGETALL', KEYS[10])
-    end
-    if first_ok and (f == 0 or now < f) then
-      -- A place the client only claimed does not name the code's first place.
-      if ARGV[28] == '1' then
-        redis.call('HSET', KEYS[1], 'f', now, 'fc', ARGV[3], 'fp', ARGV[4])
-      else
-        redis.call('HSET', KEYS[1], 'f', now, 'fc', '', 'fp', '')
-      end
-      -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
-      if f == 0 then refresh = true end
-    end
-    local known_scanner = false
-    if scanner ~= '' then
-      local v = redis.call('HGET', KEYS[2], scanner)
-      known_scanner = v ~= false
-      if v then
-        local first, cnt = string.match(v, '(%d+),(%d+)')
-        redis.call('HSET', KEYS[2], scanner, math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1))
-        local last = tonumber(redis.call('ZSCORE', KEYS[8], scanner) or '0')
-        if now > last then
-          redis.call('ZADD', KEYS[8], now, scanner)
-        end
-        -- The same scanner again within the hour, without GPS or any place: no rule can
-        -- change (each folds a scanner's repeats, only GPS places make travel pairs, and
-        -- a place could be this scanner's first for the province spread), so the history
-        -- need not be read. The common case: a shopper checking twice.
-        -- Not for an import older than the scanner's last scan: its windows reach further back.
-        local recent_repeat = last >= now - 3600000 and last <= now
-        if recent_repeat and ARGV[5] == '' and ARGV[4] == '' then quiet_repeat = true end
-        if redis.call('ZSCORE', KEYS[11], ARGV[27]) == false then quiet_repeat = false end
-      elseif redis.call('ZCARD', KEYS[8]) < tonumber(ARGV[12]) then
-        redis.call('HSET', KEYS[2], scanner, now .. ',1')
-        redis.call('ZADD', KEYS[8], now, scanner)
-      else
-        -- Past the cap the distinct count stops growing but the history still holds
-        -- these scanners: the count no longer bounds the velocity rule.
-        redis.call('HSET', KEYS[1], 'cap', '1')
-      end
-    end
-    -- The scanner's identity (its network, or its verified session), taken at its first
-    -- scan: a shopper re-checking from other networks on a trip is still one identity.
-    if scanner ~= '' and ARGV[27] ~= '' then
-      local last_seen = redis.call('ZSCORE', KEYS[11], ARGV[27])
-      if last_seen then
-        if now > tonumber(last_seen) then redis.call('ZADD', KEYS[11], now, ARGV[27]) end
-      elseif not known_scanner and redis.call('ZCARD', KEYS[11]) < tonumber(ARGV[12]) then
-        redis.call('ZADD', KEYS[11], now, ARGV[27])
-      end
-    end
-    -- What the history gate below needs without reading the history: the first few
-    -- provinces seen (up to the spread threshold) and whether two scanners sent GPS.
-    if ARGV[4] ~= '' and scanner ~= '' then
-      local pv = st[2] or ''
-      local seen = string.find('|' .. pv .. '|', '|' .. ARGV[4] .. '|', 1, true)
-      if pv_count(pv) < tonumber(ARGV[22]) and not seen then
-        if pv == '' then pv = ARGV[4] else pv = pv .. '|' .. ARGV[4] end
-        redis.call('HSET', KEYS[1], 'pv', pv)
-      end
-    end
-    if gps and scanner ~= '' then
-      if not st[3] then redis.call('HSET', KEYS[1], 'gs', scanner)
-      elseif not st[4] and st[3] ~= scanner then redis.call('HSET', KEYS[1], 'gm', '1') end
-    end
-    local entry = {ARGV[1], scanner, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[30], ARGV[9]}
-    redis.call('LPUSH', KEYS[3], table.concat(entry, '|'))
-    redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
-    if refresh then
-      for _, k in ipairs({KEYS[2], KEYS[3], KEYS[8], KEYS[11]}) do redis.call('PEXPIRE', k, ARGV[14]) end
-    end
-  end
-  if refresh then redis.call('PEXPIRE', KEYS[1], ARGV[14]) end
-  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[15], '*', 'e', ARGV[17])
-end
-local h = redis.call('HMGET', KEYS[1], 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo')
-local distinct = redis.call('ZCOUNT', KEYS[8], now - tonumber(ARGV[10]), '+inf')
-local idents = math.min(distinct, redis.call('ZCOUNT', KEYS[11], now - tonumber(ARGV[10]), '+inf'))
-local you = ''
-if scanner ~= '' then you = redis.call('HGET', KEYS[2], scanner) or '' end
-local flags = redis.call('HGETALL', KEYS[4])
--- The history is read (and the rules run) only when some rule could raise or escalate a
--- flag on this scan; each test below is an upper bound of what its rule needs, and a rule
--- already at "suspicious" cannot change. Not for a quiet repeat either.
-local rank = {}
-for i = 1, #flags, 2 do
-  if string.sub(flags[i + 1], 1, 11) == 'suspicious|' then rank[flags[i]] = 2 else rank[flags[i]] = 1 end
-end
-local recent = {}
-if record and found and distinct >= 2 and not quiet_repeat then
-  -- Raising a rule to `warn` needs scanners; to `suspicious`, identities (and, for
-  -- travel, a verified session's place on this scan).
-  local want = 0
-  if distinct >= tonumber(ARGV[23]) then want = 1 end
-  if idents >= tonumber(ARGV[24]) then want = 2 end
-  local velocity = rank['velocity'] or 0
-  local travel = rank['impossible_travel'] or 0
-  local open = (rank['distinct_scanners'] or 0) < want
-    or (distinct > tonumber(ARGV[25]) and velocity < 1)
-    or (idents > tonumber(ARGV[25]) and velocity < 2)
-    or (gps and h[5] == '1' and (travel < 1 or (travel < 2 and ARGV[31] == '1')))
-    or (pv_count(h[4] or '') >= tonumber(ARGV[22]) and (rank['province_spread'] or 0) < 2)
-    or h[6] == '1' or h[7] == '1' or h[8] == '1'
-  if open then recent = redis.call('LRANGE', KEYS[3], 0, -1) end
-end
-return {tonumber(h[1] or '0'), tonumber(h[2] or '0'), h[3] or '', distinct, you, throttled, duplicate,
-  recent, flags, product_codes, idents}
-"""
-
-# The script's history gate names each rule: a new rule needs its own test there.
-if set(CODE_RULE_NAMES) != {"distinct_scanners", "velocity", "impossible_travel", "province_spread"}:
+# The script's history gate (anomaly/scan.lua) names each rule: a new rule needs its own
+# test there.
+_GATED = {FlagRule.DISTINCT_SCANNERS, FlagRule.VELOCITY, FlagRule.IMPOSSIBLE_TRAVEL, FlagRule.PROVINCE_SPREAD}
+if set(CODE_RULE_NAMES) != _GATED:
     raise RuntimeError(f"the scan script's history gate does not know every rule: {CODE_RULE_NAMES}")
-
-# Raise or escalate flags atomically: two verifies racing must not let a "warn" computed
-# a moment earlier overwrite a "suspicious", nor a raise reopen a confirmed flag.
-_FLAG_SCRIPT = """
-local rank = {warn = 1, suspicious = 2}
-local written = {}
-for i = 3, #ARGV, 4 do
-  local rule, severity, raised, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local old = redis.call('HGET', KEYS[1], rule)
-  local old_sev, old_status = nil, nil
-  if old then old_sev, old_status = string.match(old, '^(%a+)|%d+|(%a+)$') end
-  if not old or rank[severity] > (rank[old_sev] or 0) then
-    local status = 'open'
-    if old_status == 'confirmed' then status = 'confirmed' end
-    redis.call('HSET', KEYS[1], rule, severity .. '|' .. raised .. '|' .. status)
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'flag', payload)
-    written[#written + 1] = rule
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {written, redis.call('HGETALL', KEYS[1])}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +128,7 @@ class ScanStoreUnavailable(Exception):
 FlagSink = Callable[[str, Flag], None]
 StoredFlags = dict[str, tuple[str, int, str]]  # rule -> (severity, raised ms, status)
 
-_RANK = {"warn": 1, "suspicious": 2}
+_RANK = SEVERITY_RANK
 
 
 def _ms_dt(ms: int | None) -> datetime | None:
@@ -332,8 +143,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-_SOURCES = {"w": "wechat", "g": "gps", "i": "ip"}
-_SOURCE_CHARS = {v: k for k, v in _SOURCES.items()}
+_SOURCES = {"w": PlaceSource.WECHAT, "g": PlaceSource.GPS, "i": PlaceSource.IP}
+_SOURCE_CHARS: dict[str, str] = {v: k for k, v in _SOURCES.items()}
 
 
 def _trust(event: ScanEvent) -> str:
@@ -398,12 +209,14 @@ def _changed_flags(raised: list[Flag], stored: StoredFlags) -> list[Flag]:
 
 def _apply(stored: StoredFlags, flag: Flag) -> None:
     old_status = stored[flag.rule][2] if flag.rule in stored else ""
-    status = "confirmed" if old_status == "confirmed" else "open"
+    status = FlagStatus.CONFIRMED if old_status == FlagStatus.CONFIRMED else FlagStatus.OPEN
     stored[flag.rule] = (flag.severity, _ms(flag.raised_at), status)
 
 
 def _settled(stored: StoredFlags) -> frozenset[str]:
-    return frozenset(rule for rule, (severity, _at, _status) in stored.items() if severity == "suspicious")
+    return frozenset(
+        rule for rule, (severity, _at, _status) in stored.items() if severity == Severity.SUSPICIOUS
+    )
 
 
 def _active(stored: StoredFlags) -> tuple[Flag, ...]:
@@ -419,10 +232,35 @@ def _ms(at: datetime) -> int:
 
 
 def _probe(code: str, client: str | None, at: datetime | None) -> ScanEvent:
-    return ScanEvent("", code, at or datetime.now(UTC), "peek", "", client, None, None, None, None, None)
+    return ScanEvent(
+        "", code, at or datetime.now(UTC), LOOKUP_CHANNEL, "", client, None, None, None, None, None
+    )
 
 
-class RedisScanRecorder:
+class ScanStateStore(Protocol):
+    """The live scan state and rules behind the scan ledger: `RedisScanStore` (shared by
+    every worker) or `MemoryScanStore` (in process). Both take a minimized ScanEvent and
+    answer a ScanOutcome; the property test in tests/integration/test_anomaly_redis.py
+    holds them to the same answers."""
+
+    def record(
+        self,
+        event: ScanEvent,
+        *,
+        record_scan: bool = ...,
+        sync_flags: bool = ...,
+        dedupe: bool = ...,
+        product: ProductContext | None = ...,
+    ) -> ScanOutcome: ...
+    def peek(self, code: str, client: str | None, *, at: datetime | None = ...) -> ScanOutcome: ...
+    def set_flag_status(self, code: str, rule: str, status: str) -> None: ...
+
+
+class RedisScanStore:
+    """The scan state in Redis: one scan.lua call per verify (see the module docstring),
+    the rules run here on its reply, and a flags.lua call only when a flag is new or
+    escalates. Raises ScanStoreUnavailable when Redis fails or times out."""
+
     def __init__(
         self,
         client: redis.Redis,
@@ -439,26 +277,29 @@ class RedisScanRecorder:
         self.flag_stream = key_prefix + "flags"
         self.flag_sink = flag_sink
         self.stream_maxlen = stream_maxlen
-        self.script = client.register_script(_SCRIPT)
-        self.flag_script = client.register_script(_FLAG_SCRIPT)
+        self.script = client.register_script(scan_script())
+        self.flag_script = client.register_script(flag_script())
 
     def keys(
         self, code: str, scanner: str | None, ip_hash: str | None = None, product: str | None = None
-    ) -> list[str]:
+    ) -> ScanKeys:
         p, tag = self.prefix, "{" + code + "}"
-        return [
-            f"{p}{tag}:h",
-            f"{p}{tag}:u",
-            f"{p}{tag}:r",
-            f"{p}{tag}:fl",
-            f"{p}{tag}:ev",
-            f"{p}e:{scanner or '-'}",
-            self.stream,
-            f"{p}{tag}:z",
-            f"{p}e:{ip_hash or scanner or '-'}",
-            f"{p}q:{product or '-'}",
-            f"{p}{tag}:n",
-        ]
+        return ScanKeys(
+            state=f"{p}{tag}:h",
+            scanners=f"{p}{tag}:u",
+            recent=f"{p}{tag}:r",
+            flags=f"{p}{tag}:fl",
+            event_ids=f"{p}{tag}:ev",
+            client_guesses=f"{p}e:{scanner or '-'}",
+            stream=self.stream,
+            scanner_last=f"{p}{tag}:z",
+            ip_guesses=f"{p}e:{ip_hash or scanner or '-'}",
+            product_codes=f"{p}q:{product or '-'}",
+            identities=f"{p}{tag}:n",
+        )
+
+    def flags_key(self, code: str) -> str:
+        return f"{self.prefix}{{{code}}}:fl"
 
     def record(
         self,
@@ -481,45 +322,45 @@ class RedisScanRecorder:
             record_scan = False
         source = event.place_source
         ttl = NOT_FOUND_TTL_MS if event.verdict == "not_found" else cfg.retention_days * DAY_MS
-        args: list[Any] = [
-            event.at_ms,
-            event.client or "",
-            event.city or "",
-            event.province or "",
-            "" if event.lat is None else event.lat,
-            "" if event.lng is None else event.lng,
-            event.verdict,
-            "1" if record_scan else "0",
-            event.event_id if record_scan else "",
-            cfg.distinct_window_days * DAY_MS,
-            cfg.recent_max,
-            cfg.scanners_max,
-            cfg.enumeration_per_hour,
-            ttl,
-            self.stream_maxlen,
-            "1" if record_scan and dedupe else "0",
-            event.to_json() if record_scan else "",
-            event.ip_hash or "",
-            event.code,
-            cfg.enumeration_ip_per_hour,
-            "" if event.lng is None else "1",
-            cfg.provinces,
-            cfg.distinct_warn,
-            cfg.distinct_suspicious,
-            min(cfg.velocity_hour, cfg.velocity_day),
-            _kg(product) if record_scan and event.verdict == "genuine" else "",
-            event.identity or "",
-            "0" if source == "gps" else "1",  # a place the first scan may show
-            "1" if lookup else "0",
-            _trust(event),
-            "1" if source == "wechat" else "0",
-        ]
+        args = ScanArgs(
+            now=event.at_ms,
+            scanner=event.client or "",
+            city=event.city or "",
+            province=event.province or "",
+            lat="" if event.lat is None else event.lat,
+            lng="" if event.lng is None else event.lng,
+            verdict=event.verdict,
+            record="1" if record_scan else "0",
+            event_id=event.event_id if record_scan else "",
+            distinct_window_ms=cfg.distinct_window_days * DAY_MS,
+            recent_max=cfg.recent_max,
+            scanners_max=cfg.scanners_max,
+            enumeration_per_hour=cfg.enumeration_per_hour,
+            ttl_ms=ttl,
+            stream_maxlen=self.stream_maxlen,
+            dedupe="1" if record_scan and dedupe else "0",
+            event_json=event.to_json() if record_scan else "",
+            ip_hash=event.ip_hash or "",
+            code=event.code,
+            enumeration_ip_per_hour=cfg.enumeration_ip_per_hour,
+            has_coordinates="" if event.lng is None else "1",
+            provinces=cfg.provinces,
+            distinct_warn=cfg.distinct_warn,
+            distinct_suspicious=cfg.distinct_suspicious,
+            velocity_min=min(cfg.velocity_hour, cfg.velocity_day),
+            package_kg=_kg(product) if record_scan and event.verdict == "genuine" else "",
+            identity=event.identity or "",
+            place_shown="0" if source == PlaceSource.GPS else "1",  # a place the first scan may show
+            lookup="1" if lookup else "0",
+            trust=_trust(event),
+            wechat_place="1" if source == PlaceSource.WECHAT else "0",
+        )
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
-            raw = self.script(keys=keys, args=args)
+            reply = ScanReply._make(self.script(keys=keys, args=args))
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
-        return self._outcome(event, raw, record_scan, sync_flags, product)
+        return self._outcome(event, reply, record_scan, sync_flags, product)
 
     def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
         """The same answer without recording anything (GET of a code)."""
@@ -528,79 +369,82 @@ class RedisScanRecorder:
     def _outcome(
         self,
         event: ScanEvent,
-        raw: list[Any],
+        reply: ScanReply,
         recorded: bool,
         sync_flags: bool,
         product: ProductContext | None,
     ) -> ScanOutcome:
-        n, first_ms, first_city, distinct, you, throttled, duplicate, recent, stored_pairs, seen, _ = raw
-        city = _text(first_city) or None
+        city = _text(reply.first_city) or None
         you_count = you_first = None
         if event.client:
             you_count = 0
-            if you:
-                you_first_ms, count = _text(you).split(",")
+            if reply.you:
+                you_first_ms, count = _text(reply.you).split(",")
                 you_count, you_first = int(count), _ms_dt(int(you_first_ms))
-        stored = _stored_flags([_text(x) for x in stored_pairs]) if stored_pairs else {}
+        stored = _stored_flags([_text(x) for x in reply.flags]) if reply.flags else {}
         raised: list[Flag] = []
-        if recorded and not duplicate and recent:
-            raised = self.code_rules(event, raw, stored)
-        genuine_scan = recorded and not duplicate and not throttled and event.verdict != "not_found"
+        if recorded and not reply.duplicate and reply.recent:
+            raised = self.code_rules(event, reply, stored)
+        genuine_scan = (
+            recorded and not reply.duplicate and not reply.throttled and event.verdict != "not_found"
+        )
         if genuine_scan and product is not None:
-            raised += product_rules(product, RecentScan.of(event), _seen(seen), event.at)
+            raised += product_rules(product, RecentScan.of(event), _seen(reply.product_codes), event.at)
         if raised and (changed := _changed_flags(raised, stored)):
             stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(
-            n,
-            _ms_dt(first_ms),
+            reply.scans,
+            _ms_dt(reply.first_ms),
             city,
-            distinct,
+            reply.distinct,
             you_count,
             you_first,
             _active(stored) if stored else (),
-            bool(throttled),
-            bool(duplicate),
+            bool(reply.throttled),
+            bool(reply.duplicate),
         )
 
-    def code_rules(self, event: ScanEvent, raw: list[Any], stored: StoredFlags) -> list[Flag]:
+    def code_rules(self, event: ScanEvent, reply: ScanReply, stored: StoredFlags) -> list[Flag]:
         """The per-code rules on the state the script returned for `event` (a scan it
         recorded), skipping the rules `stored` already holds at their highest severity."""
-        n, first_ms, first_city, distinct, *_, recent, _pairs, _seen, idents = raw
         state = CodeScanState(
             code=event.code,
             now_ms=event.at_ms,
-            count=n,
-            first_at_ms=first_ms or None,
-            first_city=_text(first_city) or None,
-            distinct_scanners=distinct,
-            recent=_recent([_text(x) for x in recent]),
-            distinct_networks=idents,
+            count=reply.scans,
+            first_at_ms=reply.first_ms or None,
+            first_city=_text(reply.first_city) or None,
+            distinct_scanners=reply.distinct,
+            recent=_recent([_text(x) for x in reply.recent]),
+            distinct_networks=reply.identities,
         )
         return evaluate(state, self.config, _settled(stored))
 
     def _raise(self, code: str, flags: list[Flag], *, sync: bool) -> StoredFlags:
-        args: list[Any] = [FLAG_STREAM_MAXLEN, self.config.retention_days * DAY_MS]
+        args: list[Any] = list(
+            FlagArgs(stream_maxlen=FLAG_STREAM_MAXLEN, ttl_ms=self.config.retention_days * DAY_MS)
+        )
         by_rule = {flag.rule: flag for flag in flags}
         for flag in flags:
             args += [flag.rule, flag.severity, _ms(flag.raised_at), flag_payload(code, flag)]
         try:
-            written, pairs = self.flag_script(keys=[self.keys(code, None)[3], self.flag_stream], args=args)
+            keys = FlagKeys(flags=self.flags_key(code), flag_stream=self.flag_stream)
+            reply = FlagReply._make(self.flag_script(keys=keys, args=args))
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
         if sync and self.flag_sink is not None:
-            for rule in written:
+            for rule in reply.written:
                 try:
                     self.flag_sink(code, by_rule[_text(rule)])
                 except Exception:  # the flags stream still carries it to the worker
                     log.exception("flag not written to the database now; the worker will")
-        return _stored_flags([_text(x) for x in pairs])
+        return _stored_flags([_text(x) for x in reply.flags])
 
     def set_flag_status(self, code: str, rule: str, status: str) -> None:
         """A review (confirmed, dismissed, reopened) as the next verify must see it."""
-        key = self.keys(code, None)[3]
+        key = self.flags_key(code)
         try:
             current = self.client.hget(key, rule)
-            severity, raised = _text(current).split("|")[:2] if current else ("warn", "0")
+            severity, raised = _text(current).split("|")[:2] if current else (Severity.WARN, "0")
             self.client.hset(key, rule, f"{severity}|{raised}|{status}")
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
@@ -632,7 +476,7 @@ class _CodeState:
     event_ids: set[str] = field(default_factory=set)
 
 
-class MemoryScanRecorder:
+class MemoryScanStore:
     """The same state and rules in process (embedded default: one machine, no Redis).
     Thread-safe. Events go straight to `event_sink` (the SQL store) instead of a stream,
     and flags to `flag_sink` at once: there is no worker in this deployment."""
@@ -682,7 +526,7 @@ class MemoryScanRecorder:
         dedupe: bool = True,
         product: ProductContext | None = None,
     ) -> ScanOutcome:
-        """As `RedisScanRecorder.record`; flags always reach `flag_sink` before returning
+        """As `RedisScanStore.record`; flags always reach `flag_sink` before returning
         and every event id is deduplicated (`sync_flags`/`dedupe` are accepted for a
         common signature)."""
         del sync_flags, dedupe

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 import redis
 
 from anomaly.events import ScanEvent
-from anomaly.rules import Flag
 from anomaly.state import DEFAULT_PREFIX
+from domain.scans import SEVERITY_RANK, Flag
 
 log = logging.getLogger(__name__)
 GROUP = "persist"
@@ -88,7 +88,7 @@ class MemorySink:
                 self.events.setdefault(event.event_id, event)
 
     def write_flags(self, flags: list[tuple[str, Flag]]) -> None:
-        rank = {"warn": 1, "suspicious": 2}
+        rank = SEVERITY_RANK
         with self._lock:
             for code, flag in flags:
                 old = self.flags.get((code, flag.rule))

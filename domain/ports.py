@@ -21,9 +21,8 @@ from domain.records import (
     CodeRecord,
     LabelGroup,
     OrderState,
-    ScanInput,
-    ScanResult,
 )
+from domain.scans import ScanInput, ScanResult
 
 
 class RegistryReader(Protocol):
@@ -74,11 +73,18 @@ class FilterStore(Protocol):
     def imported(self, token: str) -> None: ...
 
 
-class ScanRecorder(Protocol):
-    """Records one scan and answers the code's history and open flags in the same call."""
+class ScanLedger(Protocol):
+    """Where a verify's scan goes: records it and answers the code's history and open flags
+    in the same call (`peek`: the answer without recording). Implemented by
+    anomaly.adapter.ScanLedgerAdapter over a Redis or in-process scan store; the names of
+    every role around scans are in domain.scans."""
 
     def record(self, scan: ScanInput) -> ScanResult: ...
     def peek(self, code: str, client: str | None) -> ScanResult: ...
+
+
+# The port's name before issue 15 (item 4); services/verify.py and fakes move to ScanLedger.
+ScanRecorder = ScanLedger
 
 
 class DecodedSymbol(Protocol):

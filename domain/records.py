@@ -15,6 +15,17 @@ from typing import Any
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind
 
+# The scan types moved to domain.scans with the rest of the scan vocabulary; re-exported
+# here while callers move over (issue 15, item 4).
+from domain.scans import (  # noqa: F401
+    LOOKUP_CHANNEL,
+    VERIFIED_CHANNEL_PREFIX,
+    OpenFlag,
+    ScanInput,
+    ScanResult,
+    ScanSummary,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class CodeRecord:
@@ -97,55 +108,3 @@ class OrderState:
 class BatchState:
     number: str
     activated_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ScanSummary:
-    """How often a code was queried, as the shopper sees it ("queried 3 times, first on … in …")."""
-
-    count: int
-    first_at: datetime | None
-    first_city: str | None
-    distinct_scanners: int
-    you_count: int | None = None
-    you_first_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OpenFlag:
-    rule: str
-    severity: str  # "warn" | "suspicious"
-    raised_at: datetime
-
-
-# A scan from a WeChat-verified session (a costly identity) reaches the scan store with
-# its channel prefixed by this mark; the scan event strips it and keeps `verified`.
-VERIFIED_CHANNEL_PREFIX = "wx:"
-# A read-only lookup (GET of a code, the result page) of a never-issued code: counted
-# toward the asker's enumeration budget, never recorded as a scan.
-LOOKUP_CHANNEL = "peek"
-
-
-@dataclass(frozen=True, slots=True)
-class ScanInput:
-    """One verify, as the scan store needs it. `client` and `ip` are raw here and are
-    hashed with the server's key by the scan store before anything is kept."""
-
-    code: str
-    kind: str | None
-    at: datetime
-    channel: str
-    verdict: str
-    client: str | None = None
-    ip: str | None = None
-    lat: float | None = None
-    lng: float | None = None
-    event_id: str | None = None
-    group: LabelGroup | None = None  # the code's label group, for the product rules
-
-
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    summary: ScanSummary
-    flags: tuple[OpenFlag, ...] = ()
-    throttled: bool = False

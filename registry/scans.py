@@ -107,7 +107,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-class SqlScanStore:
+class SqlScanArchive:
+    """The database copy of every scan event and flag (filled by the worker, or at once in
+    the embedded default), read by the dashboards, exports and flag reviews."""
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
@@ -485,3 +488,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         return datetime.fromisoformat(raised), int(flag_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput("cursor is not one this API returned", code="invalid_cursor") from exc
+
+
+# The name the composition root imports today (verify_api/app.py, moving to webapp/):
+# kept until it switches to SqlScanArchive (issue 15, item 4).
+SqlScanStore = SqlScanArchive

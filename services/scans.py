@@ -12,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
+from domain.scans import FlagRule
 from services.verify import CHANNELS, VerifyRequest, VerifyService
 
 if TYPE_CHECKING:
-    from anomaly.adapter import ScanStore
-    from registry.scans import SqlScanStore
+    from anomaly.adapter import ScanLedgerAdapter
+    from registry.scans import SqlScanArchive
     from registry.store import SqlRegistry
 
 
@@ -37,15 +38,7 @@ class ScanEventIn(BaseModel):
 
 
 # The rules a flag can name (the `rule` filter of GET /api/v1/admin/flags).
-FLAG_RULES = (
-    "distinct_scanners",
-    "impossible_travel",
-    "province_spread",
-    "velocity",
-    "shopper_report",
-    "over_quantity",
-    "off_market",
-)
+FLAG_RULES = tuple(FlagRule)
 
 
 class FlagReviewIn(BaseModel):
@@ -56,7 +49,7 @@ class FlagReviewIn(BaseModel):
 
 class ScanAdminService:
     def __init__(
-        self, verify: VerifyService, scans: ScanStore, sql: SqlScanStore, registry: SqlRegistry
+        self, verify: VerifyService, scans: ScanLedgerAdapter, sql: SqlScanArchive, registry: SqlRegistry
     ) -> None:
         self.verify = verify
         self.scans = scans

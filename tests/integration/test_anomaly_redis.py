@@ -25,7 +25,7 @@ from redis.retry import Retry
 
 from anomaly.events import ScanEvent, hash_client
 from anomaly.rules import Flag, RuleConfig
-from anomaly.state import MemoryScanRecorder, RedisScanRecorder, ScanStoreUnavailable
+from anomaly.state import MemoryScanStore, RedisScanStore, ScanStoreUnavailable
 from anomaly.worker import GROUP, MemorySink, StreamWorker
 from tests.unit.anomaly.helpers import BEIJING, CHENGDU, CODE, GUANGZHOU, HANGZHOU, NOW, SHANGHAI, event
 
@@ -72,8 +72,8 @@ def prefix(rds: redis.Redis) -> Iterator[str]:
         rds.delete(*keys)
 
 
-def recorder(rds: redis.Redis, prefix: str, **cfg: Any) -> RedisScanRecorder:
-    return RedisScanRecorder(rds, RuleConfig(**cfg), prefix)
+def recorder(rds: redis.Redis, prefix: str, **cfg: Any) -> RedisScanStore:
+    return RedisScanStore(rds, RuleConfig(**cfg), prefix)
 
 
 def stream_events(rds: redis.Redis, prefix: str) -> list[ScanEvent]:
@@ -246,7 +246,7 @@ def test_never_issued_codes_keep_only_a_short_lived_count(rds: redis.Redis, pref
 
 def test_redis_failures_surface_as_scan_store_unavailable() -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    rec = RedisScanRecorder(dead, RuleConfig())
+    rec = RedisScanStore(dead, RuleConfig())
     with pytest.raises(ScanStoreUnavailable):
         rec.record(event(1, "alice", NOW))
     with pytest.raises(ScanStoreUnavailable):
@@ -264,7 +264,7 @@ def test_redis_and_in_process_recorders_give_the_same_answers(rds: redis.Redis, 
         script.append(event(f"g{i}", "guesser", NOW + i * M, code=f"0123269{i:011d}", verdict="not_found"))
     script.append(event("g-real", "guesser", NOW + 13 * M))
     script.sort(key=lambda e: e.at)
-    mem = MemoryScanRecorder(RuleConfig())
+    mem = MemoryScanStore(RuleConfig())
     red = recorder(rds, prefix)
 
     def seen(out: Any) -> tuple:
@@ -476,7 +476,7 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
     twin, which always evaluates every rule, every scan of any history — out of time order,
     past the scanner cap, with reviews — raises the same flags."""
     code = f"0123269{next(_codes):011d}"
-    mem, red = MemoryScanRecorder(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
+    mem, red = MemoryScanStore(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
     at = NOW
     for i, (who, minutes, where, gps, verified, net) in enumerate(steps):
         at += minutes * M
@@ -502,7 +502,7 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
 
 
 def _replay_both(rds: redis.Redis, prefix: str, events: list[ScanEvent], **cfg: Any) -> list[str]:
-    mem, red = MemoryScanRecorder(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
+    mem, red = MemoryScanStore(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
     raised: list[str] = []
     for e in events:
         got = [(f.rule, f.severity) for f in red.record(e, dedupe=True).flags]

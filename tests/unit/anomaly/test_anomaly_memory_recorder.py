@@ -9,17 +9,17 @@ from datetime import timedelta
 
 from anomaly.events import ScanEvent, hash_client
 from anomaly.rules import Flag, RuleConfig
-from anomaly.state import MemoryScanRecorder
+from anomaly.state import MemoryScanStore
 from tests.unit.anomaly.helpers import BEIJING, CHENGDU, CODE, GUANGZHOU, HANGZHOU, NOW, SHANGHAI, event
 
 M = timedelta(minutes=1)
 PLACES = [HANGZHOU, BEIJING, GUANGZHOU, SHANGHAI, CHENGDU]
 
 
-def recorder(**cfg: int) -> tuple[MemoryScanRecorder, list[ScanEvent], list[tuple[str, Flag]]]:
+def recorder(**cfg: int) -> tuple[MemoryScanStore, list[ScanEvent], list[tuple[str, Flag]]]:
     events: list[ScanEvent] = []
     flags: list[tuple[str, Flag]] = []
-    rec = MemoryScanRecorder(
+    rec = MemoryScanStore(
         RuleConfig(**cfg), flag_sink=lambda code, flag: flags.append((code, flag)), event_sink=events.extend
     )
     return rec, events, flags

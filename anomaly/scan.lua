@@ -1,0 +1,204 @@
+-- One verify's scan in one round trip: record it, append its event to the stream, and
+-- answer the code's state (see anomaly/state.py for the keys and the rules).
+--
+-- KEYS, ARGV and the reply are read and written by name only: anomaly/scripts.py
+-- prepends `local K_<NAME> = KEYS[i]`, `local A_<NAME> = ARGV[i]` and `local R_<NAME> = i`
+-- generated from ScanKeys, ScanArgs and ScanReply, so a field is added in one place.
+-- Every value in ARGV is a string; numbers go through tonumber().
+local now = tonumber(A_NOW)
+local scanner = A_SCANNER
+local record = A_RECORD == '1'
+local found = A_VERDICT ~= 'not_found'
+local throttled = 0
+local duplicate = 0
+local quiet_repeat = false
+local product_codes = {}
+local gps = A_LAT ~= '' and A_HAS_COORDINATES == '1'
+local function pv_count(pv)
+  if pv == '' then return 0 end
+  local _, bars = string.gsub(pv, '|', '')
+  return bars + 1
+end
+-- Only events that come with their own ids (imports, redeliveries) can repeat.
+if record and A_DEDUPE == '1' then
+  if redis.call('SADD', K_EVENT_IDS, A_EVENT_ID) == 0 then duplicate = 1; record = false end
+  redis.call('PEXPIRE', K_EVENT_IDS, A_TTL_MS)
+end
+-- Enumeration: distinct never-issued codes per client and per IP in a one-hour window.
+-- A set stops growing at the limit + 1, so a guesser costs a bounded few hundred bytes.
+local lookup = A_LOOKUP == '1'
+local counting = (record or lookup) and not found
+local has_ip = A_IP_HASH ~= ''
+local by_ip = has_ip and K_IP_GUESSES == K_CLIENT_GUESSES  -- no client id: the scanner is the IP
+local client_over = false
+local ip_over = false
+local function count_in(key, limit)
+  local c = redis.call('SCARD', key)
+  if counting and c <= limit then
+    if redis.call('SADD', key, A_CODE) == 1 then
+      c = c + 1
+      if c == 1 then redis.call('PEXPIRE', key, 3600000) end
+    end
+  end
+  return c > limit
+end
+if scanner ~= '' and not by_ip then client_over = count_in(K_CLIENT_GUESSES, tonumber(A_ENUMERATION_PER_HOUR)) end
+if has_ip then
+  if client_over then
+    -- A refused client's guesses do not spend its neighbours' budget.
+    ip_over = redis.call('SCARD', K_IP_GUESSES) > tonumber(A_ENUMERATION_IP_PER_HOUR)
+  else
+    ip_over = count_in(K_IP_GUESSES, tonumber(A_ENUMERATION_IP_PER_HOUR))
+  end
+end
+-- Refused (429): a guessing client, or a never-issued code from a guessing network.
+-- A refused lookup records nothing; an issued code asked from a guessing network is
+-- answered and recorded, but never as the code's first scan.
+if client_over or (ip_over and not found) then
+  throttled = 1
+  record = false
+end
+local first_ok = not ip_over
+if record then
+  local n = redis.call('HINCRBY', K_STATE, 'n', 1)
+  -- Sliding retention, refreshed now and then rather than on every scan.
+  local refresh = n == 1 or n % 16 == 0
+  -- Never-issued codes keep only a count (and their events): guessers must not fill
+  -- memory.
+  if found then
+    local st = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt')
+    local f = tonumber(st[1] or '0')
+    if not st[5] then
+      -- State from before the gate's fields were kept ('lg'): that code's history is
+      -- always read, so no rule misses a scan recorded before the upgrade.
+      redis.call('HSET', K_STATE, 'tv', '1')
+      if f ~= 0 then redis.call('HSET', K_STATE, 'lg', '1') end
+    end
+    -- An event older than the newest one (an import out of time order): trimming the
+    -- history by arrival then no longer drops the oldest scan, so pairs can appear
+    -- later without GPS on the scan at hand ('oo' keeps the gate open for this code).
+    local latest = tonumber(st[6] or '0')
+    if now > latest then redis.call('HSET', K_STATE, 'lt', now)
+    elseif now < latest then redis.call('HSET', K_STATE, 'oo', '1') end
+    -- The product's codes seen on shelves, per package weight (a hash per certificate
+    -- product), counted exactly once per code: at its first genuine scan.
+    if first_ok and f == 0 and A_PACKAGE_KG ~= '' then
+      redis.call('HINCRBY', K_PRODUCT_CODES, A_PACKAGE_KG, 1)
+      redis.call('PEXPIRE', K_PRODUCT_CODES, A_TTL_MS)
+      product_codes = redis.call('HGETALL', K_PRODUCT_CODES)
+    end
+    if first_ok and (f == 0 or now < f) then
+      -- A place the client only claimed does not name the code's first place.
+      if A_PLACE_SHOWN == '1' then
+        redis.call('HSET', K_STATE, 'f', now, 'fc', A_CITY, 'fp', A_PROVINCE)
+      else
+        redis.call('HSET', K_STATE, 'f', now, 'fc', '', 'fp', '')
+      end
+      -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
+      if f == 0 then refresh = true end
+    end
+    local known_scanner = false
+    if scanner ~= '' then
+      local v = redis.call('HGET', K_SCANNERS, scanner)
+      known_scanner = v ~= false
+      if v then
+        local first, cnt = string.match(v, '(%d+),(%d+)')
+        redis.call('HSET', K_SCANNERS, scanner, math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1))
+        local last = tonumber(redis.call('ZSCORE', K_SCANNER_LAST, scanner) or '0')
+        if now > last then
+          redis.call('ZADD', K_SCANNER_LAST, now, scanner)
+        end
+        -- The same scanner again within the hour, without GPS or any place: no rule can
+        -- change (each folds a scanner's repeats, only GPS places make travel pairs, and
+        -- a place could be this scanner's first for the province spread), so the history
+        -- need not be read. The common case: a shopper checking twice.
+        -- Not for an import older than the scanner's last scan: its windows reach further back.
+        local recent_repeat = last >= now - 3600000 and last <= now
+        if recent_repeat and A_LAT == '' and A_PROVINCE == '' then quiet_repeat = true end
+        if redis.call('ZSCORE', K_IDENTITIES, A_IDENTITY) == false then quiet_repeat = false end
+      elseif redis.call('ZCARD', K_SCANNER_LAST) < tonumber(A_SCANNERS_MAX) then
+        redis.call('HSET', K_SCANNERS, scanner, now .. ',1')
+        redis.call('ZADD', K_SCANNER_LAST, now, scanner)
+      else
+        -- Past the cap the distinct count stops growing but the history still holds
+        -- these scanners: the count no longer bounds the velocity rule.
+        redis.call('HSET', K_STATE, 'cap', '1')
+      end
+    end
+    -- The scanner's identity (its network, or its verified session), taken at its first
+    -- scan: a shopper re-checking from other networks on a trip is still one identity.
+    if scanner ~= '' and A_IDENTITY ~= '' then
+      local last_seen = redis.call('ZSCORE', K_IDENTITIES, A_IDENTITY)
+      if last_seen then
+        if now > tonumber(last_seen) then redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
+      elseif not known_scanner and redis.call('ZCARD', K_IDENTITIES) < tonumber(A_SCANNERS_MAX) then
+        redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY)
+      end
+    end
+    -- What the history gate below needs without reading the history: the first few
+    -- provinces seen (up to the spread threshold) and whether two scanners sent GPS.
+    if A_PROVINCE ~= '' and scanner ~= '' then
+      local pv = st[2] or ''
+      local seen = string.find('|' .. pv .. '|', '|' .. A_PROVINCE .. '|', 1, true)
+      if pv_count(pv) < tonumber(A_PROVINCES) and not seen then
+        if pv == '' then pv = A_PROVINCE else pv = pv .. '|' .. A_PROVINCE end
+        redis.call('HSET', K_STATE, 'pv', pv)
+      end
+    end
+    if gps and scanner ~= '' then
+      if not st[3] then redis.call('HSET', K_STATE, 'gs', scanner)
+      elseif not st[4] and st[3] ~= scanner then redis.call('HSET', K_STATE, 'gm', '1') end
+    end
+    local entry = {A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}
+    redis.call('LPUSH', K_RECENT, table.concat(entry, '|'))
+    redis.call('LTRIM', K_RECENT, 0, tonumber(A_RECENT_MAX) - 1)
+    if refresh then
+      for _, k in ipairs({K_SCANNERS, K_RECENT, K_SCANNER_LAST, K_IDENTITIES}) do redis.call('PEXPIRE', k, A_TTL_MS) end
+    end
+  end
+  if refresh then redis.call('PEXPIRE', K_STATE, A_TTL_MS) end
+  redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', A_EVENT_JSON)
+end
+local h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo')
+local distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
+local idents = math.min(distinct, redis.call('ZCOUNT', K_IDENTITIES, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf'))
+local you = ''
+if scanner ~= '' then you = redis.call('HGET', K_SCANNERS, scanner) or '' end
+local flags = redis.call('HGETALL', K_FLAGS)
+-- The history is read (and the rules run) only when some rule could raise or escalate a
+-- flag on this scan; each test below is an upper bound of what its rule needs, and a rule
+-- already at "suspicious" cannot change. Not for a quiet repeat either.
+local rank = {}
+for i = 1, #flags, 2 do
+  if string.sub(flags[i + 1], 1, 11) == 'suspicious|' then rank[flags[i]] = 2 else rank[flags[i]] = 1 end
+end
+local recent = {}
+if record and found and distinct >= 2 and not quiet_repeat then
+  -- Raising a rule to `warn` needs scanners; to `suspicious`, identities (and, for
+  -- travel, a verified session's place on this scan).
+  local want = 0
+  if distinct >= tonumber(A_DISTINCT_WARN) then want = 1 end
+  if idents >= tonumber(A_DISTINCT_SUSPICIOUS) then want = 2 end
+  local velocity = rank['velocity'] or 0
+  local travel = rank['impossible_travel'] or 0
+  local open = (rank['distinct_scanners'] or 0) < want
+    or (distinct > tonumber(A_VELOCITY_MIN) and velocity < 1)
+    or (idents > tonumber(A_VELOCITY_MIN) and velocity < 2)
+    or (gps and h[5] == '1' and (travel < 1 or (travel < 2 and A_WECHAT_PLACE == '1')))
+    or (pv_count(h[4] or '') >= tonumber(A_PROVINCES) and (rank['province_spread'] or 0) < 2)
+    or h[6] == '1' or h[7] == '1' or h[8] == '1'
+  if open then recent = redis.call('LRANGE', K_RECENT, 0, -1) end
+end
+local reply = {}
+reply[R_SCANS] = tonumber(h[1] or '0')
+reply[R_FIRST_MS] = tonumber(h[2] or '0')
+reply[R_FIRST_CITY] = h[3] or ''
+reply[R_DISTINCT] = distinct
+reply[R_YOU] = you
+reply[R_THROTTLED] = throttled
+reply[R_DUPLICATE] = duplicate
+reply[R_RECENT] = recent
+reply[R_FLAGS] = flags
+reply[R_PRODUCT_CODES] = product_codes
+reply[R_IDENTITIES] = idents
+return reply

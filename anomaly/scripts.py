@@ -1,0 +1,145 @@
+"""The Lua scripts of the scan store and their calling convention, named in one place.
+
+Each script's KEYS, ARGV and reply are a NamedTuple here: the Python side builds the keys
+and arguments as those tuples (a tuple is what redis-py sends, in field order) and decodes
+the reply into one, and the script reads them through names generated from the same
+fields: `local K_STATE = KEYS[1]`, `local A_NOW = ARGV[1]`, `local R_SCANS = 1`, … are
+prepended to the `.lua` file. Adding a field is one line here plus its use in the script;
+nothing is counted by hand. tests/unit/anomaly/test_anomaly_scripts.py checks that the
+two sides agree.
+
+The `.lua` files are package data of `anomaly` (read with importlib.resources, so they
+are found from a checkout, an installed package or the Docker image, which copies the tree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, NamedTuple
+
+from domain.scans import SEVERITY_RANK
+
+
+class ScanKeys(NamedTuple):
+    """The keys scan.lua touches (see anomaly.state for what each holds)."""
+
+    state: str  # s:{C}:h
+    scanners: str  # s:{C}:u
+    recent: str  # s:{C}:r
+    flags: str  # s:{C}:fl
+    event_ids: str  # s:{C}:ev
+    client_guesses: str  # s:e:{S}
+    stream: str  # s:stream
+    scanner_last: str  # s:{C}:z
+    ip_guesses: str  # s:e:{I} (the scanner's when there is no IP)
+    product_codes: str  # s:q:{P}
+    identities: str  # s:{C}:n
+
+
+class ScanArgs(NamedTuple):
+    """scan.lua's arguments. Redis hands every one to the script as a string: flags are
+    "1"/"0" and absent values ""."""
+
+    now: int  # the scan's time, ms
+    scanner: str  # the scanner's hash ("" for none)
+    city: str
+    province: str
+    lat: float | str
+    lng: float | str
+    verdict: str
+    record: str  # "1": record the scan; "0": only read
+    event_id: str
+    distinct_window_ms: int
+    recent_max: int
+    scanners_max: int
+    enumeration_per_hour: int
+    ttl_ms: int
+    stream_maxlen: int
+    dedupe: str  # "1": the event id came from outside and may repeat
+    event_json: str
+    ip_hash: str
+    code: str
+    enumeration_ip_per_hour: int
+    has_coordinates: str  # "1" when the scan came with coordinates
+    provinces: int
+    distinct_warn: int
+    distinct_suspicious: int
+    velocity_min: int
+    package_kg: str  # the package weight to count the product's code under; "" for none
+    identity: str
+    place_shown: str  # "1": the place may name the code's first place (not a claim)
+    lookup: str  # "1": a read-only lookup that counts toward enumeration
+    trust: str  # the history entry's trust field
+    wechat_place: str  # "1": the place came from a verified session
+
+
+class ScanReply(NamedTuple):
+    """What scan.lua answers: the code's state, this scan included."""
+
+    scans: int  # how often the code was scanned
+    first_ms: int  # 0: never scanned
+    first_city: bytes | str
+    distinct: int  # distinct scanners in the window
+    you: bytes | str  # "first_ms,count" of this scanner, "" for none
+    throttled: int
+    duplicate: int
+    recent: list[Any]  # the history entries, only when some rule could change
+    flags: list[Any]  # rule, "severity|raised_ms|status", … (HGETALL)
+    product_codes: list[Any]  # package kg, codes, … (only at a code's first genuine scan)
+    identities: int  # distinct identities in the window
+
+
+class FlagKeys(NamedTuple):
+    flags: str  # s:{C}:fl
+    flag_stream: str  # s:flags
+
+
+class FlagArgs(NamedTuple):
+    """flags.lua's fixed arguments; one (rule, severity, raised ms, payload) per flag follow."""
+
+    stream_maxlen: int
+    ttl_ms: int
+
+
+class FlagReply(NamedTuple):
+    written: list[Any]  # the rules raised or escalated by this call
+    flags: list[Any]  # the code's flags after it (HGETALL)
+
+
+def prologue(keys: type[tuple[Any, ...]], args: type[tuple[Any, ...]], reply: type[tuple[Any, ...]]) -> str:
+    """The Lua lines that name every KEYS, ARGV and reply position of a script."""
+    lines = [f"local K_{name.upper()} = KEYS[{i}]" for i, name in enumerate(_fields(keys), 1)]
+    lines += [f"local A_{name.upper()} = ARGV[{i}]" for i, name in enumerate(_fields(args), 1)]
+    lines += [f"local R_{name.upper()} = {i}" for i, name in enumerate(_fields(reply), 1)]
+    return "\n".join(lines) + "\n"
+
+
+def constants(values: Mapping[str, int | Mapping[str, int]]) -> str:
+    """Lua locals for values the Python side owns (numbers, and tables of numbers by name)."""
+    lines = []
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            items = ", ".join(f"{k} = {v}" for k, v in value.items())
+            lines.append(f"local {name} = {{{items}}}")
+        else:
+            lines.append(f"local {name} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _fields(layout: type[tuple[Any, ...]]) -> tuple[str, ...]:
+    return layout._fields  # type: ignore[attr-defined]
+
+
+def source(name: str) -> str:
+    """A `.lua` file shipped in this package, as written (without the generated names)."""
+    return resources.files("anomaly").joinpath(name).read_text(encoding="utf-8")
+
+
+def scan_script() -> str:
+    return prologue(ScanKeys, ScanArgs, ScanReply) + source("scan.lua")
+
+
+def flag_script() -> str:
+    head = constants({"FLAG_ARGS": len(FlagArgs._fields), "SEVERITY_RANK": dict(SEVERITY_RANK)})
+    return head + prologue(FlagKeys, FlagArgs, FlagReply) + source("flags.lua")

@@ -1,0 +1,149 @@
+"""The vocabulary of scans and flags: what a verify leaves behind and what the rules say
+about a code. Pure values; the scan store (anomaly/), its SQL archive (registry/scans.py)
+and the services all speak these names.
+
+The roles around them, one name each:
+
+- `domain.ports.ScanLedger`: the port the verify service records a scan through and
+  reads a code's history and open flags from (`ScanInput` in, `ScanResult` out);
+- `anomaly.adapter.ScanLedgerAdapter`: the ledger for a deployment: minimizes a
+  `ScanInput` into a scan event (hashed ids, rounded coordinates) and guards its store
+  with a breaker;
+- `anomaly.state.RedisScanStore` / `anomaly.state.MemoryScanStore`: the live scan state
+  and rules, in Redis (one Lua script per verify) or in process (the embedded default);
+- `registry.scans.SqlScanArchive`: the database copy of every event and flag, which the
+  worker fills from the streams and the dashboards, exports and reviews read.
+
+Enums are `StrEnum`s: members compare and hash as their strings, so values read back
+from Redis, SQL or JSON match them without conversion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from domain.records import LabelGroup
+
+
+class Severity(StrEnum):
+    """How sure a flag is. `warn` opens a flag for the brand to review; only `suspicious`
+    (evidence that is costly to fake) changes the shopper's verdict."""
+
+    WARN = "warn"
+    SUSPICIOUS = "suspicious"
+
+
+# A flag only ever moves up this order (an escalation), never down.
+SEVERITY_RANK: dict[str, int] = {Severity.WARN: 1, Severity.SUSPICIOUS: 2}
+
+
+class FlagStatus(StrEnum):
+    """Where a flag stands in review: raised (`open`), kept by a reviewer (`confirmed`),
+    set aside (`dismissed`; it opens again only if it escalates)."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+
+
+# The flags a verify answers with (a dismissed one is not shown).
+ACTIVE_STATUSES: tuple[FlagStatus, ...] = (FlagStatus.OPEN, FlagStatus.CONFIRMED)
+
+
+class FlagRule(StrEnum):
+    """The rules a flag can name. Per code, from its scans: `distinct_scanners`,
+    `impossible_travel`, `province_spread`, `velocity` (anomaly.rules.CODE_RULES). From a
+    shopper: `shopper_report` (a report of a suspected counterfeit). Per certificate
+    product: `over_quantity` (more codes on shelves than its certified quantity can fill)
+    and `off_market` (scanned outside its declared sales region)."""
+
+    DISTINCT_SCANNERS = "distinct_scanners"
+    IMPOSSIBLE_TRAVEL = "impossible_travel"
+    PROVINCE_SPREAD = "province_spread"
+    VELOCITY = "velocity"
+    SHOPPER_REPORT = "shopper_report"
+    OVER_QUANTITY = "over_quantity"
+    OFF_MARKET = "off_market"
+
+
+class PlaceSource(StrEnum):
+    """Where a scan's place came from, from costliest to cheapest to fake: coordinates
+    from a WeChat-verified session, coordinates claimed in a public request, the IP's city."""
+
+    WECHAT = "wechat"
+    GPS = "gps"
+    IP = "ip"
+
+
+# Event kinds carried on a scan's channel (the channels themselves are the verify
+# service's: manual, qr, photo, web, wechat, api).
+# A scan from a WeChat-verified session (a costly identity) reaches the scan store with
+# its channel prefixed by this mark; the scan event strips it and keeps `verified`.
+VERIFIED_CHANNEL_PREFIX = "wx:"
+# A read-only lookup (GET of a code, the result page) of a never-issued code: counted
+# toward the asker's enumeration budget, never recorded as a scan.
+LOOKUP_CHANNEL = "peek"
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A rule's finding about a code (or its product), with the evidence a reviewer reads:
+    scans by event id, time and city; scanners only as short hash prefixes."""
+
+    rule: str  # a FlagRule
+    severity: str  # a Severity
+    raised_at: datetime
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """How often a code was queried, as the shopper sees it ("queried 3 times, first on … in …")."""
+
+    count: int
+    first_at: datetime | None
+    first_city: str | None
+    distinct_scanners: int
+    you_count: int | None = None
+    you_first_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFlag:
+    """A flag as a verify answers it: open or confirmed (see ACTIVE_STATUSES)."""
+
+    rule: str  # a FlagRule
+    severity: str  # a Severity
+    raised_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScanInput:
+    """One verify, as the scan store needs it. `client` and `ip` are raw here and are
+    hashed with the server's key by the scan store before anything is kept."""
+
+    code: str
+    kind: str | None
+    at: datetime
+    channel: str
+    verdict: str
+    client: str | None = None
+    ip: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    event_id: str | None = None
+    group: LabelGroup | None = None  # the code's label group, for the product rules
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What the ledger answers for one scan: the summary, the active flags, and whether the
+    asker is refused for guessing codes (`throttled`)."""
+
+    summary: ScanSummary
+    flags: tuple[OpenFlag, ...] = ()
+    throttled: bool = False
