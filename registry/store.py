@@ -46,6 +46,18 @@ def _naive(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+def _deadlock(exc: BaseException | None) -> bool:
+    """Whether InnoDB rolled the transaction back as a deadlock (error 1213), here or in the
+    errors that led here: the rollback to a savepoint the deadlock already erased fails
+    with its own error (1305) and carries the deadlock as its context."""
+    while exc is not None:
+        orig = getattr(exc, "orig", None)
+        if orig is not None and getattr(orig, "args", (None,))[:1] == (1213,):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
@@ -434,6 +446,13 @@ class SqlRegistry:
             rows = conn.execute(sa.select(p.c.certificate_id, p.c.name, p.c.id)).all()
         return {(r.certificate_id, r.name): r.id for r in rows}
 
+    def find_order(self, number: str) -> tuple[int, int] | None:
+        """(order id, its certificate id) of an existing order."""
+        o = t.orders
+        with self._read() as conn:
+            row = conn.execute(sa.select(o.c.id, o.c.certificate_id).where(o.c.number == number)).first()
+        return None if row is None else (row.id, row.certificate_id)
+
     def ensure_order(self, conn: sa.Connection, number: str, certificate_id: int) -> tuple[int, int]:
         """(order id, its certificate id), creating the order on first sight."""
         o = t.orders
@@ -508,20 +527,22 @@ class SqlRegistry:
 
     def write_codes(
         self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, body_id: int | None = None
-    ) -> None:
+    ) -> list[int]:
         """Upsert organic code rows {code (int key), group_id, issued_on, identity_code}.
 
         With `body_id` (a body token's import) an existing code is updated only while its
         current label group is a certificate of that body: the service checks ownership per
         chunk beforehand, and this guard holds even if another import moved a code between
-        that check and this write.
+        that check and this write. Returns the keys the guard skipped, read back in the same
+        transaction: the upsert's row count cannot tell a skipped row from an unchanged one
+        (MySQL counts found rows), and the rows it touched stay locked until the commit.
         """
         if not rows:
-            return
+            return []
         cols = ["issued_on", "identity_code", "group_id"]
         if body_id is None:
             conn.execute(self._upsert(t.organic_codes, ["code"], cols), list(rows))
-            return
+            return []
         oc = t.organic_codes
         # The body of the code's current group, written out: SQLAlchemy does not correlate a
         # subquery with the row an upsert updates. Both MySQL's ON DUPLICATE KEY and SQLite's
@@ -545,6 +566,13 @@ class SqlRegistry:
                 index_elements=["code"], set_={col: stmt.excluded[col] for col in cols}, where=ours
             )
         conn.execute(stmt, list(rows))
+        g, c = t.label_groups, t.certificates
+        foreign = conn.execute(
+            sa.select(oc.c.code)
+            .select_from(oc.join(g, g.c.id == oc.c.group_id).join(c, c.c.id == g.c.certificate_id))
+            .where(oc.c.code.in_([row["code"] for row in rows]), c.c.body_id != body_id)
+        ).scalars()
+        return [int(key) for key in foreign]
 
     def load_codes_file(self, conn: sa.Connection, path: str) -> int:
         """MySQL only: LOAD DATA LOCAL INFILE of a tab-separated file (code, group, issued, identity).
@@ -656,6 +684,31 @@ class SqlRegistry:
     # -- admin: BQ batches -----------------------------------------------------------------
 
     def upsert_batch(
+        self,
+        batch: Mapping[str, Any],
+        codes: Sequence[tuple[int, str, str]],
+        organization_id: int | None,
+        scope: Scope | None = None,
+    ) -> tuple[int, BulkResult]:
+        """`_upsert_batch`; a deadlock is the 409 of a batch created meanwhile.
+
+        Two calls creating the same new number on MariaDB both take the gap lock of
+        `SELECT ... FOR UPDATE` on the missing row, then both insert and wait for each
+        other: InnoDB rolls one back with error 1213, an OperationalError, which the
+        IntegrityError handler inside never sees. That call saved nothing, and its answer is
+        the same as losing the race to the unique key.
+        """
+        try:
+            return self._upsert_batch(batch, codes, organization_id, scope)
+        except sa.exc.OperationalError as exc:
+            if not _deadlock(exc):
+                raise
+            raise Conflict(
+                f"batch {batch['number']} was written by another call meanwhile; nothing was saved, retry",
+                code="batch_conflict",
+            ) from exc
+
+    def _upsert_batch(
         self,
         batch: Mapping[str, Any],
         codes: Sequence[tuple[int, str, str]],

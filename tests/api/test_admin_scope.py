@@ -9,11 +9,14 @@ tokens for body A, body B, organization X and organization Y.
 from __future__ import annotations
 
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -474,3 +477,36 @@ def test_flags_follow_a_code_moved_to_another_certificate(world: World) -> None:
     assert resp.status_code == 404
     page = world.http.get(f"/api/v1/admin/flags?certificate={other['number']}", headers=world.y).get_json()
     assert {f["code"] for f in page["items"]} == {CODE_A}
+
+
+def test_two_calls_creating_the_same_new_batch_on_mariadb_get_one_batch_and_one_409(
+    service_app: Flask,
+) -> None:
+    http = service_app.test_client()
+    registry = container(service_app).registry
+    both_locked = threading.Barrier(2, timeout=10)
+
+    def after_both_locked(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        # Both calls have run SELECT ... FOR UPDATE on the missing number (a gap lock each)
+        # before either inserts: the interleaving that deadlocks, made certain.
+        if statement.startswith("INSERT INTO batches"):
+            both_locked.wait()
+
+    sa.event.listen(registry.engine, "before_cursor_execute", after_both_locked)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda n: service_app.test_client().post(
+                        "/api/v1/admin/batches",
+                        json={**BATCH_X, "codes": [{"a_code": f"QA{n}345678", "b_code": f"QB{n}345678"}]},
+                        headers=ADMIN,
+                    ),
+                    (1, 2),
+                )
+            )
+    finally:
+        sa.event.remove(registry.engine, "before_cursor_execute", after_both_locked)
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    assert [a.get_json()["code"] for a in answers if a.status_code == 409] == ["batch_conflict"]
+    assert http.post("/api/v1/verify", json={"input": "QA1345678"}).status_code == 200
