@@ -133,6 +133,12 @@ _BQ_GENUINE = (
     "This traceability code is genuine: its batch passed inspection and was activated; see the trace below.",
 )
 
+_BQ_NOT_FOUND = (
+    "查无此溯源码。溯源码区分大小写，请逐个核对字母的大小写（如 K 与 k）后重试；仍查不到，可能是假冒标志。",
+    "No such traceability code. These codes are case-sensitive: check each letter's upper and "
+    "lower case (K or k) and try again; if it is still not found, the label may be counterfeit.",
+)
+
 _INVALID_MESSAGES: dict[InvalidReason, tuple[str, str]] = {
     InvalidReason.EMPTY: ("请输入标志上的有机码或溯源码。", "Enter the code printed on the label."),
     InvalidReason.LENGTH: (
@@ -189,6 +195,10 @@ def message(
             )
     if bq and verdict is Verdict.GENUINE:
         text = _BQ_GENUINE[idx]
+    if bq and verdict is Verdict.NOT_FOUND:
+        # BQ tokens are case-sensitive (WCA7Kp2Qx9Lm is not wca7kp2qx9lm): a wrong case is
+        # the likeliest typing slip, so it is said before "may be counterfeit".
+        text = _BQ_NOT_FOUND[idx]
     if already_verified and verdict is Verdict.GENUINE:
         text += (
             " This anti-counterfeit code was already verified before: see when and where below."
