@@ -24,6 +24,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP) ## Create .venv and install pinned dependencies (and the few Debian packages needed)
 
 run: $(STAMP) ## Serve the product on http://127.0.0.1:8000 (embedded SQLite + in-process cache, demo data)
+	$(VENV)/bin/flask --app wsgi db upgrade
 	$(VENV)/bin/flask --app wsgi seed-demo
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 

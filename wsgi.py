@@ -1,6 +1,5 @@
 """The WSGI entry point: settings from the environment, then create_app(). Nothing else."""
 
-from verify_api.app import create_app
-from verify_api.settings import Settings
+from webapp import Settings, create_app
 
 app = create_app(Settings.from_env())

@@ -88,13 +88,15 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
         "PYTHONPATH": str(ROOT),
     }
     from domain.bulk import Scope
-    from verify_api.app import build
-    from verify_api.settings import Settings
+    from webapp.schema import migrate
+    from webapp.settings import Settings
+    from webapp.wiring import Container
 
     settings = Settings(
         database_url=db_url, redis_url=args.redis, secret_key="bench", expected_codes=args.rows * 2
     )
-    c = build(settings)
+    c = Container(settings)
+    migrate(c.engine)
     scope = Scope("all", None, None, "bench")
     c.admin.upsert_bodies([{"code": "0123", "name": "Bench body"}], scope)
     c.admin.upsert_certificates(

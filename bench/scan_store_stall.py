@@ -117,10 +117,10 @@ def main() -> None:
             "WEB_CONCURRENCY": "2",
         }
         from services.demo import seed
-        from verify_api.app import container, create_app
-        from verify_api.settings import Settings
+        from webapp import container, create_app
+        from webapp.settings import Settings
 
-        demo = seed(container(create_app(Settings.from_env(env))).admin, date.today())
+        demo = seed(container(create_app(Settings.from_env(env), migrate=True)).admin, date.today())
         app = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "wsgi:app"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -250,8 +250,9 @@ def fresh_stores(mysql_url: str, redis_url: str, db: str) -> tuple[str, redis.Re
 def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
     """Register a body/certificate and n codes straight through the admin service's bulk path."""
     from domain.bulk import Scope
-    from verify_api.app import build
-    from verify_api.settings import Settings
+    from webapp.schema import migrate
+    from webapp.settings import Settings
+    from webapp.wiring import Container
 
     settings = Settings(
         database_url=db_url,
@@ -260,7 +261,8 @@ def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
         expected_codes=max(n * 2, 100_000),
         rate_limits=False,
     )
-    c = build(settings)
+    c = Container(settings)
+    migrate(c.engine)
     scope = Scope("all", None, None, "bench")
     c.admin.upsert_bodies([{"code": "0123", "legacy_code": "123", "name": "Bench body"}], scope)
     c.admin.upsert_certificates(

@@ -118,12 +118,12 @@ def main() -> None:
     from domain.codes import check_without_lookup, normalize
     from domain.records import ScanInput
     from services.verify import VerifyRequest
-    from verify_api.app import container, create_app
     from verify_api.public import parse_verify, respond
     from verify_api.request_input import json_body
-    from verify_api.settings import Settings
+    from webapp import container, create_app
+    from webapp.settings import Settings
 
-    app = create_app(Settings.from_env())
+    app = create_app(Settings.from_env(), migrate=True)
     c = container(app)
     rng = random.Random(7)
     # Genuine traffic as in `make bench` (c): each code checked by one of its three shoppers.

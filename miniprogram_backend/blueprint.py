@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 from urllib.parse import unquote
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from domain.codes import MAX_INPUT_CHARS, normalize
@@ -22,10 +22,26 @@ from domain.verdicts import pick_language
 from miniprogram_backend.sessions import MemorySessions, RedisSessions, WxUser
 from services.inputs import Location, UnixSeconds
 from services.verify import VerifyRequest
+from verify_api.context import services
 from verify_api.request_input import bearer_token, json_body_or_none
+
+if TYPE_CHECKING:
+    from miniprogram_backend.wechat import WeChatClient
 
 log = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__, url_prefix="/wx/v1")
+EXTENSION = "wechat"
+
+
+class WeChat(Protocol):
+    """The adapters this blueprint needs, provided by the composition root (webapp) in
+    `app.extensions[EXTENSION]`."""
+
+    @property
+    def client(self) -> WeChatClient: ...
+    @property
+    def sessions(self) -> MemorySessions | RedisSessions: ...
+
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 _IMAGE_MAGIC = {
@@ -70,12 +86,8 @@ class ReportIn(BaseModel):
     lng: Annotated[float, Field(ge=-180, le=180)] | None = None
 
 
-def _c() -> Any:
-    return current_app.extensions["verify"]
-
-
-def _wx() -> Any:
-    return current_app.extensions["wechat"]
+def _wx() -> WeChat:
+    return cast(WeChat, current_app.extensions[EXTENSION])
 
 
 def _json(model: type[BaseModel]) -> Any:
@@ -112,7 +124,7 @@ def _session() -> Response | None:
     if request.endpoint == "wechat.login":
         return None
     token = bearer_token()
-    user = _wx()["sessions"].get(token) if token else None
+    user = _wx().sessions.get(token) if token else None
     if user is None:
         raise Unauthorized("log in with POST /wx/v1/login and send the token as a bearer token")
     g.wx_user = user
@@ -126,11 +138,11 @@ def _user() -> WxUser:
 @bp.post("/login")
 def login() -> Response:
     data = _json(LoginIn)
-    sessions = _wx()["sessions"]
+    sessions = _wx().sessions
     # Redis skipped after a failure: a 503 before the js_code is spent at WeChat on a
     # session we could not store (create() answers the same if Redis fails now).
     sessions.check_available()
-    session = _wechat_call(_wx()["client"].code_to_session, data.js_code)
+    session = _wechat_call(_wx().client.code_to_session, data.js_code)
     token = sessions.create(WxUser(session.openid))
     # Only our token goes back, never the openid; WeChat's session_key is kept nowhere.
     return _respond({"token": token, "token_type": "Bearer", "expires_in": 30 * 86_400})
@@ -154,7 +166,7 @@ def verify() -> Response:
     else:
         raise BadInput("send `input` (typed code) or `q` (the scanned QR's URL)", code="input_required")
     lat, lng = (data.location.lat, data.location.lng) if data.location else (None, None)
-    answer = _c().verify.verify(
+    answer = services().verify.verify(
         VerifyRequest(
             input=raw,
             channel=channel,
@@ -172,18 +184,18 @@ def verify() -> Response:
 
 @bp.get("/me/history")
 def history() -> Response:
-    return _respond({"items": _c().shoppers.history(_user().openid)})
+    return _respond({"items": services().shoppers.history(_user().openid)})
 
 
 @bp.delete("/me/history")
 def erase_history() -> Response:
     openid = _user().openid
-    deleted = _c().shoppers.erase(openid)
+    deleted = services().shoppers.erase(openid)
     # Erasure covers what holds the openid in Redis too: every session of this shopper
     # ends (their token stops working; they log in again). With Redis away that fails as
     # a 503 after the checks are deleted: the erasure is not done until a retry (which
     # deletes nothing twice) ends the sessions too.
-    _wx()["sessions"].end_all(openid)
+    _wx().sessions.end_all(openid)
     return _respond({"deleted": deleted})
 
 
@@ -224,7 +236,7 @@ def scan() -> Response:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         raise BadInput(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body") from exc
-    answer = _c().photos.scan(
+    answer = services().photos.scan(
         photo,
         VerifyRequest(
             input="",
@@ -256,38 +268,13 @@ def report() -> Response:
     if normalize(data.code).invalid is not None:
         raise BadInput("the report must name a code from the label", code="invalid_code")
     user = _user()
-    client = _wx()["client"]
+    client = _wx().client
     # WeChat's content checks run before anyone else sees the text or the photo.
     if data.text and not _wechat_call(client.check_text, user.openid, data.text):
         raise WxProblem(422, "content_rejected", "the text did not pass WeChat's content check")
     if photo is not None and not _wechat_call(client.check_image, photo, photo_type):
         raise WxProblem(422, "content_rejected", "the photo did not pass WeChat's content check")
-    created = _c().shoppers.report(
+    created = services().shoppers.report(
         user.openid, data.code, data.text, data.shop, data.lat, data.lng, photo, photo_type
     )
     return _respond(created, 201)
-
-
-def init_app(app: Flask) -> None:
-    """Build the WeChat client and session store from the app's settings and register /wx/v1."""
-    try:
-        from miniprogram_backend.wechat import WeChatClient
-    except ModuleNotFoundError as exc:  # the protocol layer is not installed in this build
-        log.warning("WeChat backend disabled: %s", exc)
-        return
-    c = app.extensions["verify"]
-    settings = c.settings
-    if c.redis is not None:
-        from cache.wechat_tokens import RedisTokenStore
-
-        token_store: Any = RedisTokenStore(c.redis, "wx:token:")
-        sessions: Any = RedisSessions(c.redis)
-    else:
-        from cache.wechat_tokens import MemoryTokenStore
-
-        token_store, sessions = MemoryTokenStore(), MemorySessions()
-    client = WeChatClient(
-        settings.wechat_appid or "", settings.wechat_secret or "", settings.wechat_api_base, token_store
-    )
-    app.extensions["wechat"] = {"client": client, "sessions": sessions}
-    app.register_blueprint(bp)

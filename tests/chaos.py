@@ -46,8 +46,9 @@ from anomaly.events import ScanEvent, hash_client
 from anomaly.worker import GROUP
 from registry import schema as t
 from services.demo import seed
-from verify_api.app import container, create_app
-from verify_api.settings import Settings
+from tests.conftest import make_app
+from webapp import container
+from webapp.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "nothing-lost-secret"
@@ -329,7 +330,6 @@ def _worker_env(database_url: str, redis_url: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         SECRET_KEY=SECRET,
-        MIGRATE_ON_START="0",
         RATE_LIMITS="off",
         EXPECTED_CODES="100000",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -542,7 +542,7 @@ class Scenario:
             # Generous: a reply only goes missing when Redis dies, not when the box is busy.
             redis_timeout_ms=3000,
         )
-        app = create_app(settings)  # migrates the fresh database
+        app = make_app(settings)  # migrates the fresh database
         self.engine = container(app).scan_sql.engine
         codes = _recorded_codes(app)
         rds = self.redis.client()

@@ -14,8 +14,7 @@ import redis as redis_lib
 from flask import Flask
 
 from tests.fakes.wechat_server import fake_wechat  # noqa: F401 - a fixture for every test module
-from verify_api.app import create_app
-from verify_api.settings import Settings
+from webapp import Settings, create_app
 
 MYSQL_URL = os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -118,14 +117,20 @@ def settings_for(database_url: str, redis_url: str | None = None, **extra: objec
     )
 
 
+def make_app(settings: Settings) -> Flask:
+    """The app for a test, its schema migrated first. A served app is migrated once by
+    gunicorn's master (or `flask db upgrade`), never by create_app itself: tests ask."""
+    return create_app(settings, migrate=True)
+
+
 @pytest.fixture
 def embedded_app(sqlite_url: str) -> Flask:
-    return create_app(settings_for(sqlite_url))
+    return make_app(settings_for(sqlite_url))
 
 
 @pytest.fixture
 def service_app(mysql_db: str, redis_url: str) -> Flask:
-    return create_app(settings_for(mysql_db, redis_url))
+    return make_app(settings_for(mysql_db, redis_url))
 
 
 @pytest.fixture(params=["embedded", "services"])

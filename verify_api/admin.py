@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from domain.bulk import Scope
 from domain.errors import BadInput, Forbidden
 from services.admin import ImportStopped
-from verify_api.app import container
+from verify_api.context import services
 from verify_api.files import rows_from_csv, rows_from_xlsx
 from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body
@@ -22,7 +22,7 @@ MAX_ROWS_JSON = 100_000
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    scope = container(current_app).admin.authenticate(bearer_token())
+    scope = services().admin.authenticate(bearer_token())
     if scope is None:
         return problem(
             401,
@@ -54,22 +54,22 @@ def _rows() -> list[Any]:
 
 @bp.post("/bodies")
 def bodies() -> Response:
-    return jsonify(container(current_app).admin.upsert_bodies(_rows(), _scope()).as_dict())
+    return jsonify(services().admin.upsert_bodies(_rows(), _scope()).as_dict())
 
 
 @bp.post("/certificates")
 def certificates() -> Response:
-    return jsonify(container(current_app).admin.upsert_certificates(_rows(), _scope()).as_dict())
+    return jsonify(services().admin.upsert_certificates(_rows(), _scope()).as_dict())
 
 
 @bp.patch("/certificates/<number>")
 def certificate_status(number: str) -> Response:
-    return jsonify(container(current_app).admin.change_certificate_status(number, json_body(), _scope()))
+    return jsonify(services().admin.change_certificate_status(number, json_body(), _scope()))
 
 
 @bp.post("/codes")
 def codes() -> Response:
-    admin = container(current_app).admin
+    admin = services().admin
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -101,12 +101,12 @@ def void_order(number: str) -> Response:
         reason = body.get("reason") if isinstance(body, dict) else None
         if reason is not None and not isinstance(reason, str):
             raise BadInput("reason must be a string", code="invalid_body")
-    return jsonify(container(current_app).admin.void_order(number, reason, _scope()))
+    return jsonify(services().admin.void_order(number, reason, _scope()))
 
 
 @bp.post("/batches")
 def batches() -> Response:
-    return jsonify(container(current_app).admin.upsert_batch(json_body(), _scope()))
+    return jsonify(services().admin.upsert_batch(json_body(), _scope()))
 
 
 @bp.post("/batches/<number>/activate")
@@ -115,29 +115,29 @@ def activate(number: str) -> Response:
     if not scope.is_all:
         # Activation follows the inspection; the regulator does it (DOMAIN.md), never the producer.
         raise Forbidden("BQ batches are activated by the regulator")
-    return jsonify(container(current_app).admin.activate_batch(number, scope))
+    return jsonify(services().admin.activate_batch(number, scope))
 
 
 @bp.post("/scans")
 def import_scans() -> Response:
-    return jsonify(container(current_app).scan_admin.import_events(_rows(), _scope()).as_dict())
+    return jsonify(services().scan_admin.import_events(_rows(), _scope()).as_dict())
 
 
 @bp.get("/flags")
 def flags() -> Response:
-    return jsonify(container(current_app).scan_admin.list_flags(_scope(), request.args.to_dict()))
+    return jsonify(services().scan_admin.list_flags(_scope(), request.args.to_dict()))
 
 
 @bp.patch("/flags/<int:flag_id>")
 def review_flag(flag_id: int) -> Response:
-    return jsonify(container(current_app).scan_admin.review_flag(flag_id, json_body(), _scope()))
+    return jsonify(services().scan_admin.review_flag(flag_id, json_body(), _scope()))
 
 
 @bp.get("/tokens")
 def tokens() -> Response:
-    return jsonify(container(current_app).admin.list_tokens(_scope()))
+    return jsonify(services().admin.list_tokens(_scope()))
 
 
 @bp.delete("/tokens/<int:token_id>")
 def revoke_token(token_id: int) -> Response:
-    return jsonify(container(current_app).admin.revoke_token(token_id, _scope()))
+    return jsonify(services().admin.revoke_token(token_id, _scope()))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from cache.redis_cache import reachable
 from domain import metrics
-from verify_api.app import container
-from verify_api.scanning import engines
+from verify_api.context import services
 
 bp = Blueprint("health", __name__)
 
@@ -21,12 +19,9 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    c = container(current_app)
-    database = "ok" if c.registry.ping() else "down"
-    cache = "embedded" if c.redis is None else "ok" if reachable(c.redis) else "down"
-    scans = cache
-    if c.scan_redis is not None and c.scan_redis is not c.redis:
-        scans = "ok" if reachable(c.scan_redis) else "down"
+    c = services()
+    found = c.readiness()
+    database, cache, scans = found["database"], found["cache"], found["scan_store"]
     states = (("database", database), ("cache", cache), ("scan_store", scans))
     degraded = [name for name, state in states if state == "down"]
     # A store down still answers (cached codes, or from the database; scans are an
@@ -39,7 +34,7 @@ def readyz() -> tuple[Response, int]:
         scan_store=scans,
         degraded=degraded,
         # A photo of a digits-only label needs the OCR engine; without it only QR codes read.
-        engines=engines(),
+        engines=c.engines(),
     ), status
 
 

@@ -18,7 +18,8 @@ same verify unlimited (`make bench`, run (i)). What it did for us is the few lin
 glue below; the counting is still the `limits` library's.
 
 Redis failing or slow (50 ms): this worker counts in its own memory for a few seconds and
-then tries Redis again, so an outage neither refuses verifies nor lifts every limit.
+then tries Redis again, so an outage neither refuses verifies nor lifts every limit (the
+storage and that fallback are built by the composition root: webapp/limits.py).
 No X-RateLimit-* headers (each would cost a read per answer); a refused request says when
 to come back: `Retry-After` of the longest window it exceeded, read only on refusal.
 """
@@ -26,33 +27,20 @@ to come back: `Retry-After` of the longest window it exceeded, read only on refu
 from __future__ import annotations
 
 import hashlib
-import logging
-import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-import redis
 from flask import Blueprint, Flask, Response, request
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from cache.redis_cache import is_cluster
-from domain import metrics
 from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body_or_none
-from verify_api.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Sized for carrier NAT: one address in front of thousands of shoppers (issue 14).
 IP_LIMIT = "1200/minute;30000/hour"
 CLIENT_LIMIT = "60/minute;1000/hour"
 UPLOAD_LIMIT = "20/minute;300/hour"
 KEY_PREFIX = "rl"
-_DOWN_FOR_S = 5.0  # after a Redis error, count in memory this long before trying again
 # Read-only lookups of a code share the verify's windows (and its enumeration budget).
 SHARED_WINDOWS = {"public.get_code": "public.verify", "web.result": "public.verify"}
 
@@ -89,99 +77,20 @@ def bearer_key() -> str:
 Check = tuple[RateLimitItem, str, str]  # (window, scope, key)
 
 
-class RateLimits:
-    """Counts a request in every window that applies to it; `hit` returns the windows
-    exceeded (every window is counted even past a refusal, so hammering on through a 429
-    spends the hour too) and the limiter that counted them."""
+class WindowCounter(Protocol):
+    """Counts a request in its windows (webapp.limits.RateLimits, built by the root)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.fallback = FixedWindowRateLimiter(MemoryStorage())
-        self.url = settings.redis_url
-        self.options: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1}
-        if is_cluster(self.url):
-            # The cluster client's default is ten retries with backoff: ~0.6 s per hit on a
-            # hung node. Fail fast (and open), as on one server.
-            self.options["retry"] = Retry(NoBackoff(), 0)
-        # Built on first use: a cluster client contacts its nodes when it is made, and a
-        # Redis that is away at start must not stop the app from starting.
-        self._storage: RedisStorage | None = None
-        self._down_until = 0.0
-
-    def _redis(self) -> tuple[RedisStorage, FixedWindowRateLimiter] | None:
-        if not self.url or time.monotonic() < self._down_until:
-            return None
-        if self._storage is None:
-            storage = storage_from_string(self.url, **self.options)
-            assert isinstance(storage, RedisStorage)
-            self._storage = storage
-            self._limiter = FixedWindowRateLimiter(storage)
-        return self._storage, self._limiter
-
-    def hit(self, checks: Sequence[Check]) -> tuple[list[Check], FixedWindowRateLimiter]:
-        try:
-            found = self._redis()
-            if found is not None:
-                storage, limiter = found
-                if isinstance(storage, RedisClusterStorage):
-                    # A cluster spreads the keys over nodes: each window is its own round trip.
-                    exceeded = [c for c in checks if not limiter.hit(c[0], KEY_PREFIX, c[1], c[2])]
-                else:
-                    counts = self._incr(storage, checks)
-                    exceeded = [c for c, n in zip(checks, counts, strict=True) if n > c[0].amount]
-                return exceeded, limiter
-        except Exception:  # whatever the storage raises, limits fail open
-            metrics.incr("rate_limit_storage_errors")
-            log.warning(
-                "rate limit storage failed; counting in this worker for %ss", _DOWN_FOR_S, exc_info=True
-            )
-            self._down_until = time.monotonic() + _DOWN_FOR_S
-        return [c for c in checks if not self.fallback.hit(c[0], KEY_PREFIX, c[1], c[2])], self.fallback
-
-    @staticmethod
-    def _incr(storage: RedisStorage, checks: Sequence[Check]) -> list[int]:
-        client: Any = storage.get_connection()
-        script = storage.lua_incr_expire
-        for attempt in (1, 2):
-            # EVALSHA queued by hand: redis-py's Script in a pipeline asks SCRIPT EXISTS first,
-            # a round trip on every call.
-            pipe = client.pipeline(transaction=False)
-            for item, scope, key in checks:
-                storage_key = storage.prefixed_key(item.key_for(KEY_PREFIX, scope, key))
-                pipe.evalsha(script.sha, 1, storage_key, item.get_expiry(), 1)
-            try:
-                return [int(n) for n in pipe.execute()]
-            except redis.exceptions.NoScriptError:
-                # Redis restarted and lost its scripts; nothing was counted. Load and retry.
-                if attempt == 2:
-                    raise
-                client.script_load(storage.SCRIPT_INCR_EXPIRE)
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    def retry_after(exceeded: Sequence[Check], limiter: FixedWindowRateLimiter) -> int:
-        """Seconds until the longest exceeded window resets, read from the store that
-        counted them; a minute when it cannot say."""
-        try:
-            reset = max(
-                limiter.get_window_stats(item, KEY_PREFIX, scope, key).reset_time
-                for item, scope, key in exceeded
-            )
-            return max(1, int(reset - time.time()))
-        except Exception:  # the refusal stands; only its hint is a guess
-            log.warning("rate limit storage unreachable; Retry-After guessed", exc_info=True)
-            return 60
+    def hit(self, checks: Sequence[Check]) -> tuple[list[Check], Any]: ...
+    def retry_after(self, exceeded: Sequence[Check], limiter: Any) -> int: ...
 
 
 def init_limits(
     app: Flask,
-    settings: Settings,
+    limits: WindowCounter,
     blueprints: Sequence[tuple[Blueprint, Callable[[], str], str]],
-) -> RateLimits | None:
+) -> None:
     """Limit each blueprint per IP and per the key its function gives; its upload endpoint
     (the third item) per IP with the upload limit instead."""
-    if not settings.rate_limits:
-        return None
-    limits = RateLimits(settings)
     app.extensions["verify_limits"] = limits
     ip_items, client_items, upload_items = (parse_many(x) for x in (IP_LIMIT, CLIENT_LIMIT, UPLOAD_LIMIT))
 
@@ -226,4 +135,3 @@ def init_limits(
         app.before_request_funcs.setdefault("web", []).insert(
             0, limited("web", client_key, "", only_shared=True)
         )
-    return limits

@@ -13,7 +13,7 @@ from domain.codes import MAX_INPUT_CHARS
 from domain.errors import BadInput, PayloadTooLarge
 from domain.verdicts import pick_language
 from services.verify import VerifyRequest
-from verify_api.app import container
+from verify_api.context import services
 from verify_api.request_input import json_body
 
 bp = Blueprint("public", __name__, url_prefix="/api/v1")
@@ -63,7 +63,7 @@ def respond(answer: dict[str, Any], status: int = 200, *, max_age: int = 0) -> R
 @bp.post("/verify")
 def verify() -> Response:
     data = parse_verify(json_body())
-    c = container(current_app)
+    c = services()
     answer = c.verify.verify(
         VerifyRequest(
             input=data.input,
@@ -91,7 +91,7 @@ def get_code(code: str) -> Response:
     if len(code) > MAX_INPUT_CHARS:
         raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
     lang = pick_language(request.headers.get("Accept-Language"))
-    c = container(current_app)
+    c = services()
     c.resolver.refresh()
     key = (code, lang, c.resolver.generation_key())
     now = time.monotonic()
@@ -125,7 +125,7 @@ def read_image_upload(field_names: tuple[str, ...] = ("image",)) -> bytes:
     The limit is applied to this request only (the admin API accepts larger files);
     Werkzeug then stops reading at that many bytes, Content-Length given or not.
     """
-    limit = container(current_app).settings.max_upload_bytes
+    limit = services().max_upload_bytes
     if request.mimetype != "multipart/form-data":
         raise BadInput(
             "send multipart/form-data with the photo in the `image` field", code="multipart_required"
@@ -171,7 +171,7 @@ def scan_fields() -> ScanFields:
 def scan_photo() -> Response:
     image = read_image_upload()
     fields = scan_fields()
-    answer = container(current_app).photos.scan(
+    answer = services().photos.scan(
         image,
         VerifyRequest(
             input="",

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from domain.codes import MAX_INPUT_CHARS
 from domain.errors import BadInput
 from services.verify import VerifyRequest
-from verify_api.app import container
+from verify_api.context import services
 
 bp = Blueprint("web", __name__)
 
@@ -52,7 +52,7 @@ def result(code: str) -> str:
         raise BadInput("code too long", code="input_too_long")
     # A QR may carry the code in a query parameter: hand the whole URL to the normalizer.
     raw = request.full_path.rstrip("?") if request.args else code
-    answer = container(current_app).verify.verify(
+    answer = services().verify.verify(
         # The IP: a never-issued code looked up here spends the enumeration budget.
         VerifyRequest(input=raw, channel="web", lang="zh", ip=request.remote_addr),
         record=False,

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from registry import schema as t
 from tests.conftest import ADMIN
-from verify_api.app import container
+from webapp import container
 
 BODY = {"code": "0123", "name": "示范认证中心", "approval_number": "CNCA-R-2002-123"}
 OTHER_BODY = {"code": "0456", "name": "另一认证中心"}

@@ -24,7 +24,7 @@ from anomaly.worker import StreamWorker
 from domain.codes import CodeKind
 from registry import schema as t
 from tests.conftest import ADMIN
-from verify_api.app import container
+from webapp import container
 
 BODIES = [
     {"code": "0123", "legacy_code": "123", "name": "甲认证中心"},

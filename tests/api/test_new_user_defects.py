@@ -14,7 +14,7 @@ from domain.codes import InvalidReason, normalize
 from services.demo import seed
 from tests.conftest import ADMIN
 from tests.images import encode, label
-from verify_api.app import container
+from webapp import container
 
 
 def test_a_foreign_body_with_a_three_digit_serial_has_no_legacy_code() -> None:

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate
 
 from services.demo import seed
 from tests.conftest import ADMIN
-from verify_api.app import container
+from webapp import container
 
 SKIP = ("/static/", "/docs/assets/", "/favicon.ico")  # static files, not API operations
 

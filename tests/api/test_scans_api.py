@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from services.demo import seed
 from tests.images import bomb_png, canvas, encode, label, paste, symbol
-from verify_api.app import container
+from webapp import container
 
 PROBLEM_STATUSES = {400, 413, 415, 422}
 

@@ -33,11 +33,11 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from registry.scans import _encode_cursor
 from services.demo import demo_rows, seed
-from tests.conftest import ADMIN, MYSQL_URL, _mysql_parts, _redis_db_url, _unavailable, settings_for
+from tests.conftest import ADMIN, MYSQL_URL, _mysql_parts, _redis_db_url, _unavailable, make_app, settings_for
 from tests.fakes.wechat_server import FakeWeChat
 from tests.images import symbol
-from verify_api.app import container, create_app
 from verify_api.docs import spec
+from webapp import container
 
 # Fuzzed cases per operation and generation mode; the examples and coverage phases add
 # their own (a fixed set each). Bounded so the whole file stays well inside CI's time.
@@ -228,7 +228,7 @@ def target(
             redis_client.close()
 
         cleanup.append(drop)
-    app = _seeded(create_app(settings))
+    app = _seeded(make_app(settings))
     login = app.test_client().post("/wx/v1/login", json={"js_code": "schemathesis-shopper"})
     assert login.status_code == 200, login.get_data(as_text=True)
     tokens = {"bearer": ADMIN["Authorization"].split()[1], "wx": login.get_json()["token"]}

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from services.demo import seed
 from tests.conftest import _unavailable
-from verify_api.app import container
+from webapp import container
 
 
 def _pages(app: Flask) -> dict[str, str]:

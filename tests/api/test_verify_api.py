@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from services.demo import seed
-from verify_api.app import container
+from webapp import container
 
 FIELDS = {
     "code",

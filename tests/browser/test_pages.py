@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from services.demo import seed
 from tests.conftest import _unavailable
-from verify_api.app import container
+from webapp import container
 
 CHROMIUM = "/usr/bin/chromium"
 # Quiet on a closed network: no background fetches, no first-run, no sandbox as root.

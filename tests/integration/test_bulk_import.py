@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from domain.bulk import Scope
-from verify_api.app import container
+from webapp import container
 
 CERT = f"0123OP{date.today().year % 100:02d}00017"
 YY = f"{date.today().year % 100:02d}"

@@ -27,8 +27,8 @@ from werkzeug.test import encode_multipart
 from domain.bulk import Scope
 from domain.codes import normalize
 from services.admin import ImportStopped
-from tests.conftest import ADMIN, REQUIRED, settings_for
-from verify_api.app import container, create_app
+from tests.conftest import ADMIN, REQUIRED, make_app, settings_for
+from webapp import container
 
 YY = f"{date.today().year % 100:02d}"
 CERT = f"0123OP{YY}00017"
@@ -105,7 +105,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 
 @pytest.fixture
 def app(mysql_db: str, own_redis: OwnRedis) -> Flask:
-    app = create_app(settings_for(mysql_db, own_redis.url))
+    app = make_app(settings_for(mysql_db, own_redis.url))
     c = container(app)
     c.admin.upsert_bodies([{"code": "0123", "name": "Test body"}], ALL)
     c.admin.upsert_certificates(

@@ -8,9 +8,8 @@ import io
 import pytest
 from flask import Flask
 
-from tests.conftest import settings_for
+from tests.conftest import make_app, settings_for
 from verify_api import limits
-from verify_api.app import create_app
 
 
 @pytest.fixture
@@ -28,7 +27,7 @@ def _codes(app: Flask, n: int, client: str | None = None) -> list[int]:
 def test_limits_per_client_and_per_ip_in_redis(
     tight: None, mysql_db: str, redis_url: str, redis_client
 ) -> None:
-    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
     assert _codes(app, 4, client="a") == [200, 200, 200, 429]
     assert _codes(app, 2, client="b") == [200, 429]  # the IP's 5/minute is spent
     resp = app.test_client().post("/api/v1/verify", json={"input": "x", "client": "c"})
@@ -44,7 +43,7 @@ def test_retry_after_is_the_window_that_was_hit(
     # Both windows are spent by the third request: the answer must name the hour, not
     # send the client back after a minute to be refused again.
     monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/minute;2/hour")
-    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
     assert _codes(app, 3, client="hourly") == [200, 200, 429]
     resp = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "hourly"})
     assert resp.status_code == 429
@@ -56,16 +55,16 @@ def test_retry_after_is_the_window_that_was_hit(
 
 
 def test_limits_fail_open_when_redis_is_down(tight: None, sqlite_url: str) -> None:
-    app = create_app(settings_for(sqlite_url, None, rate_limits=True).with_(redis_url=None))
+    app = make_app(settings_for(sqlite_url, None, rate_limits=True).with_(redis_url=None))
     # In-process storage still limits; the Redis-down case is below.
     assert _codes(app, 4, client="a")[-1] == 429
-    down = create_app(settings_for(sqlite_url, "redis://127.0.0.1:1/0", rate_limits=True))
+    down = make_app(settings_for(sqlite_url, "redis://127.0.0.1:1/0", rate_limits=True))
     statuses = _codes(down, 3, client="a")
     assert 500 not in statuses and statuses[0] == 200
 
 
 def test_rate_limits_off_disables_them(tight: None, sqlite_url: str) -> None:
-    app = create_app(settings_for(sqlite_url, rate_limits=False))
+    app = make_app(settings_for(sqlite_url, rate_limits=False))
     assert set(_codes(app, 8, client="a")) == {200}
 
 
@@ -73,7 +72,7 @@ def test_photo_uploads_have_their_own_limit(
     monkeypatch: pytest.MonkeyPatch, mysql_db: str, redis_url: str, redis_client
 ) -> None:
     monkeypatch.setattr(limits, "UPLOAD_LIMIT", "2/minute")
-    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
     http = app.test_client()
     statuses = [
         http.post(
@@ -93,7 +92,7 @@ def test_limits_survive_redis_losing_its_scripts(
 ) -> None:
     # A Redis restart empties its script cache: the windows' pipelined EVALSHA must load
     # the script again and count each request once, not twice and not never.
-    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
     assert _codes(app, 1, client="flushed") == [200]
     redis_client.script_flush()
     assert _codes(app, 3, client="flushed") == [200, 200, 429]
@@ -112,7 +111,7 @@ def test_every_window_is_counted_in_one_round_trip(
         return original(self, raise_on_error)
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", spy)
-    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
     app.test_client().post("/api/v1/verify", json={"input": "012326000000000001", "client": "one"})
     # Four windows (a minute and an hour, per IP and per client) in one pipeline.
     assert 4 in executed
@@ -123,7 +122,7 @@ def test_every_window_is_counted_in_one_round_trip(
 def test_code_lookups_and_the_result_page_share_the_verify_windows(
     tight: None, mysql_db: str, redis_url: str
 ) -> None:
-    app = create_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
     assert _codes(app, 6, client="a")[-1] == 429
     # The IP's 5/minute is spent by its verifies: the read-only paths are no way around it.
     http = app.test_client()

@@ -19,8 +19,8 @@ from domain.codes import normalize
 from registry.engine import make_engine
 from registry.store import SqlRegistry
 from services.demo import seed
-from tests.conftest import settings_for
-from verify_api.app import container, create_app
+from tests.conftest import make_app, settings_for
+from webapp import container
 
 
 class CountingRegistry:
@@ -101,7 +101,7 @@ def test_never_issued_codes_are_answered_by_the_filter_not_the_database(
 
 
 def test_redis_down_answers_from_the_database_and_counts_it(mysql_db: str) -> None:
-    app = create_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
+    app = make_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
     before = metrics.value("redis_errors")
     # Seeding bumps generations in Redis, which is down: the admin call says so (503) ...
     resp = app.test_client().post(

@@ -18,10 +18,10 @@ import redis as redis_lib
 from redis.cluster import RedisCluster
 
 from services.demo import seed
-from tests.conftest import ADMIN, REQUIRED, settings_for
+from tests.conftest import ADMIN, REQUIRED, make_app, settings_for
 from verify_api import limits
-from verify_api.app import container, create_app
-from verify_api.settings import SettingsError
+from webapp import container
+from webapp.settings import SettingsError
 
 
 def _free_ports(n: int) -> list[int]:
@@ -130,7 +130,7 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
     monkeypatch.setattr(limits, "CLIENT_LIMIT", "30/minute")
     nodes_url = f"redis+cluster://{cluster[0]}"  # every node named: any one may be down at start
     settings = settings_for(mysql_db, nodes_url, rate_limits=True).with_(scan_redis_url=redis_url)
-    app = create_app(settings)
+    app = make_app(settings)
     demo = seed(container(app).admin, date.today())
     http = app.test_client()
 
@@ -194,13 +194,13 @@ def test_a_cluster_that_is_away_costs_the_cache_not_the_answer(
     settings = settings_for(mysql_db, f"redis+cluster://{cluster[0]}", rate_limits=True).with_(
         scan_redis_url=redis_url
     )
-    demo = seed(container(create_app(settings)).admin, date.today())
+    demo = seed(container(make_app(settings)).admin, date.today())
     nodes = cluster[1]
     for proc in nodes:
         proc.send_signal(signal.SIGSTOP)  # hung, not refusing: the worst case for timeouts
     try:
         started = time.monotonic()
-        app = create_app(settings)  # a new worker starts without the cache …
+        app = make_app(settings)  # a new worker starts without the cache …
         assert time.monotonic() - started < 10
         http = app.test_client()
         for _ in range(3):  # … and answers from the database
@@ -215,4 +215,4 @@ def test_a_cluster_that_is_away_costs_the_cache_not_the_answer(
 
 def test_the_scan_store_is_never_put_on_a_cluster(cluster: tuple[str, list], mysql_db: str) -> None:
     with pytest.raises(SettingsError, match="SCAN_REDIS_URL"):
-        create_app(settings_for(mysql_db, f"redis+cluster://{cluster[0]}"))
+        make_app(settings_for(mysql_db, f"redis+cluster://{cluster[0]}"))

@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from services.demo import seed
-from tests.conftest import ADMIN, settings_for
+from tests.conftest import ADMIN, make_app, settings_for
 from tests.integration.test_scans import persist
-from verify_api.app import container, create_app
+from webapp import container
 
 HARBIN = (45.80, 126.53)
 URUMQI = (43.83, 87.62)  # ~3,060 km from Harbin
@@ -30,7 +30,7 @@ def limited_app(request: pytest.FixtureRequest) -> Flask:
         url, redis_url = request.getfixturevalue("sqlite_url"), None
     else:
         url, redis_url = request.getfixturevalue("mysql_db"), request.getfixturevalue("redis_url")
-    return create_app(settings_for(url, redis_url, rate_limits=True))
+    return make_app(settings_for(url, redis_url, rate_limits=True))
 
 
 def _demo(app: Flask) -> dict[str, str]:
@@ -156,7 +156,7 @@ def test_never_issued_codes_looked_up_read_only_spend_the_enumeration_budget(
 ) -> None:
     for url, rds in ((sqlite_url, None), (mysql_db, redis_url)):
         settings = settings_for(url, rds, rate_limits=True, rules={"enumeration_ip_per_hour": 20})
-        app = create_app(settings)
+        app = make_app(settings)
         demo = _demo(app)
         http = app.test_client()
         ip = {"REMOTE_ADDR": NAT_IP}

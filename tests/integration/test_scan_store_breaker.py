@@ -23,8 +23,8 @@ import redis as redis_lib
 from cache.redis_cache import Breaker
 from domain import metrics
 from services.demo import seed
-from tests.conftest import REQUIRED, settings_for
-from verify_api.app import container, create_app
+from tests.conftest import REQUIRED, make_app, settings_for
+from webapp import container
 
 
 class ScanServer:
@@ -93,7 +93,7 @@ class FakeClock:
 def test_a_stalled_scan_store_is_tried_once_per_backoff_while_verifies_are_answered(
     mysql_db: str, redis_url: str, scan_server: ScanServer
 ) -> None:
-    app = create_app(settings_for(mysql_db, redis_url, scan_redis_url=scan_server.url))
+    app = make_app(settings_for(mysql_db, redis_url, scan_redis_url=scan_server.url))
     c = container(app)
     demo = seed(c.admin, date.today())
     clock = FakeClock()

@@ -17,7 +17,7 @@ from anomaly.state import STREAM
 from anomaly.worker import GROUP, StreamWorker
 from services.demo import seed
 from tests.conftest import ADMIN
-from verify_api.app import container
+from webapp import container
 
 CITIES = [
     (30.27, 120.15),
@@ -235,10 +235,9 @@ def test_the_worker_drains_events_once_and_reclaims_a_dead_consumers(
 
 
 def test_scan_store_outage_answers_without_scans(mysql_db: str) -> None:
-    from tests.conftest import settings_for
-    from verify_api.app import create_app
+    from tests.conftest import make_app, settings_for
 
-    app = create_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
+    app = make_app(settings_for(mysql_db, "redis://127.0.0.1:1/0"))
     resp = app.test_client().post("/api/v1/verify", json={"input": "012326000000000001"})
     assert resp.status_code == 200 and resp.get_json()["scans"] is None
 

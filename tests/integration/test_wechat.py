@@ -18,10 +18,10 @@ from flask import Flask
 from cache.wechat_tokens import MemoryTokenStore, RedisTokenStore
 from miniprogram_backend.wechat import CodeUsed, InvalidCode, RateLimited, SystemBusy, WeChatClient
 from services.demo import seed
-from tests.conftest import ADMIN, settings_for
+from tests.conftest import ADMIN, make_app, settings_for
 from tests.fakes.wechat_server import FakeWeChat
 from tests.images import encode, label
-from verify_api.app import container, create_app
+from webapp import container
 
 
 def client(fake: FakeWeChat, store=None) -> WeChatClient:  # type: ignore[no-untyped-def]
@@ -82,7 +82,7 @@ def wx_app(fake_wechat: FakeWeChat, request: pytest.FixtureRequest) -> Flask:
         settings = settings_for(request.getfixturevalue("mysql_db"), request.getfixturevalue("redis_url"))
     else:
         settings = settings_for(request.getfixturevalue("sqlite_url"))
-    return create_app(
+    return make_app(
         settings.with_(wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base)
     )
 
@@ -190,7 +190,7 @@ def test_the_mini_program_is_rate_limited_per_session(
     settings = settings_for(mysql_db, redis_url, rate_limits=True).with_(
         wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base
     )
-    http = create_app(settings).test_client()
+    http = make_app(settings).test_client()
 
     def session(js_code: str) -> dict[str, str]:
         token = http.post("/wx/v1/login", json={"js_code": js_code}).get_json()["token"]
@@ -206,7 +206,7 @@ def test_the_mini_program_is_rate_limited_per_session(
     # Requests with a token the blueprint refuses are counted too (per IP): guessing
     # tokens is not free.
     monkeypatch.setattr(limits, "IP_LIMIT", "3/minute")
-    guesser = create_app(settings).test_client()
+    guesser = make_app(settings).test_client()
     statuses = [
         guesser.get("/wx/v1/me/history", headers={"Authorization": f"Bearer wxs_guess-{i}"}).status_code
         for i in range(4)
@@ -253,12 +253,12 @@ def test_a_token_refresh_survives_its_lock_key_vanishing_mid_fetch(redis_client:
 def test_a_login_is_answered_when_the_token_lock_vanishes_mid_call(
     fake_wechat: FakeWeChat, mysql_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = create_app(
+    app = make_app(
         settings_for(mysql_db, redis_url).with_(
             wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base
         )
     )
-    wx = app.extensions["wechat"]["client"]
+    wx = app.extensions["wechat"].client
     fetch = wx._fetch_stable_token
 
     def fetch_while_the_lock_vanishes(force: bool) -> tuple[str, int]:

@@ -23,10 +23,10 @@ from flask.testing import FlaskClient
 
 from domain import metrics
 from services.demo import seed
-from tests.conftest import settings_for
+from tests.conftest import make_app, settings_for
 from tests.fakes.wechat_server import FakeWeChat
 from tests.integration.test_scan_store_breaker import FakeClock, ScanServer
-from verify_api.app import container, create_app
+from webapp import container
 
 
 class SessionServer(ScanServer):
@@ -79,10 +79,10 @@ def outage(fake_wechat: FakeWeChat, mysql_db: str, tmp_path: Path) -> Iterator[O
     settings = settings_for(mysql_db, server.url).with_(
         wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base
     )
-    app = create_app(settings)
+    app = make_app(settings)
     demo = seed(container(app).admin, date.today())
     clock = FakeClock()
-    sessions = app.extensions["wechat"]["sessions"]
+    sessions = app.extensions["wechat"].sessions
     sessions.clock = clock
     sessions.breaker.clock = clock
     yield Outage(app, app.test_client(), server, clock, fake_wechat, demo["genuine"])

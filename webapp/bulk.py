@@ -10,16 +10,18 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from typing import Any
 
-from verify_api.settings import Settings
+from webapp.settings import Settings
 
 _admin: Any = None
 
 
 def _init(settings: Settings) -> None:
     global _admin  # noqa: PLW0603 - one service per writer process, built once
-    from verify_api.app import build
+    from webapp.wiring import Container
 
-    _admin = build(settings.with_(migrate_on_start=False)).admin
+    # The admin service alone: its registry, record cache and writer caches. No scan store,
+    # no replay of scan events, no scanner, no blueprints (build() used to make them all).
+    _admin = Container(settings).admin
 
 
 def write(out: list[tuple[int, int, date | None, str | None]], codes: list[str]) -> None:

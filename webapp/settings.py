@@ -1,4 +1,5 @@
-"""All configuration, read from the environment once, into one frozen object."""
+"""All configuration, read from the environment once, into one frozen object (the app,
+the CLI and gunicorn.conf.py read the same one)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class Settings:
     # script spans keys of several slots. Defaults to REDIS_URL; required apart when
     # REDIS_URL is a Redis Cluster.
     scan_redis_url: str | None = None
+    host: str = "127.0.0.1"
     port: int = 8000
     secret_key: str = ""
     admin_bootstrap_token: str | None = None
@@ -39,7 +41,6 @@ class Settings:
     wechat_api_base: str = "https://api.weixin.qq.com"
     rate_limits: bool = True
     demo: bool = False
-    migrate_on_start: bool = True
     redis_timeout_ms: int = 50
     generation_refresh_s: float = 0.2
     expected_codes: int = 2_000_000
@@ -85,6 +86,7 @@ class Settings:
             database_url=database_url,
             redis_url=env.get("REDIS_URL") or None,
             scan_redis_url=env.get("SCAN_REDIS_URL") or None,
+            host=env.get("HOST") or "127.0.0.1",
             port=port,
             secret_key=secret,
             admin_bootstrap_token=env.get("ADMIN_BOOTSTRAP_TOKEN") or None,
@@ -93,7 +95,6 @@ class Settings:
             wechat_api_base=(env.get("WECHAT_API_BASE") or "https://api.weixin.qq.com").rstrip("/"),
             rate_limits=env.get("RATE_LIMITS", "on").strip().lower() not in ("off", "0", "false", "no"),
             demo=_bool(env.get("DEMO"), False),
-            migrate_on_start=_bool(env.get("MIGRATE_ON_START"), True),
             redis_timeout_ms=timeout,
             expected_codes=expected,
             proxy_count=proxies,

@@ -1,4 +1,9 @@
-"""Operator commands: `flask --app wsgi <command>`."""
+"""Operator commands: `flask --app wsgi <command>`.
+
+Each command builds only what it uses (the container builds members on first use):
+`db upgrade` the engine alone (no Redis, no filter), `import-codes` the admin service
+and its caches (no scan store, so no replay of scan events), `seed-demo` the admin and
+scan services, `worker` the SQL scan archive and its own Redis client."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask
@@ -15,12 +21,13 @@ from flask.cli import AppGroup
 from cache.bloom import BloomFilter
 from domain.bulk import Scope
 from domain.errors import DomainError
-from registry.engine import downgrade, upgrade
+from registry.engine import downgrade
 from services.admin import ImportStopped
 from services.demo import seed
-from verify_api.app import container
-from verify_api.bulk import write, writer_process
 from verify_api.files import Progress, rows_from_csv, rows_from_xlsx, spreadsheet_safe
+from webapp.bulk import write, writer_process
+from webapp.schema import migrate
+from webapp.wiring import container
 
 db = AppGroup("db", help="Schema migrations (Alembic).")
 
@@ -31,7 +38,7 @@ def db_upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: head)."""
     from flask import current_app
 
-    upgrade(container(current_app).registry.engine, revision)
+    migrate(container(current_app).engine, revision)
     click.echo(f"database at {revision}")
 
 
@@ -41,7 +48,7 @@ def db_downgrade(revision: str) -> None:
     """Migrate the database down to REVISION (e.g. base)."""
     from flask import current_app
 
-    downgrade(container(current_app).registry.engine, revision)
+    downgrade(container(current_app).engine, revision)
     click.echo(f"database at {revision}")
 
 
@@ -54,7 +61,8 @@ def register(app: Flask) -> None:
     @click.option("--target", help="the body's 4-digit code, or the organization's name")
     @click.option(
         "--expires-in-days",
-        type=click.IntRange(min=0),
+        # Bounded: a date past year 9999 was an OverflowError traceback, not a message.
+        type=click.IntRange(0, 36500),
         default=365,
         show_default=True,
         help="days until the token stops working; 0 = never",
@@ -99,7 +107,7 @@ def register(app: Flask) -> None:
         c = container(app)
         scope = Scope("all", None, None, "cli")
         progress = Progress(sys.stderr)
-        options: dict = {"chunk": chunk, "progress": progress, "bulk_file": True}
+        options: dict[str, Any] = {"chunk": chunk, "progress": progress, "bulk_file": True}
         pool = None
         if c.registry.dialect in ("mysql", "mariadb"):
             pool = writer_process(c.settings)

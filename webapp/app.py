@@ -1,0 +1,188 @@
+"""The composition root: `create_app(settings)` builds the app: the adapters and services
+(webapp/wiring.py, each built on first use), the blueprints, the CLI, the rate limits,
+the logs. Nothing happens at import time, and nothing below imports this package: the
+blueprints reach their services through `verify_api.context.services()`.
+
+Migrations run in one place: `webapp.schema.migrate` (gunicorn's master runs it before
+any worker starts, `flask --app wsgi db upgrade` runs it by hand, tests and scripts ask
+for it with `create_app(settings, migrate=True)`)."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request
+from flask.sessions import SessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from domain import metrics
+from services.catalog import EXTENSION, Services
+from verify_api import problems
+from webapp import logs
+from webapp.schema import migrate as migrate_schema
+from webapp.settings import Settings
+from webapp.wiring import Container, container
+
+log = logging.getLogger(__name__)
+
+# Security headers on every response (a small hook rather than flask-talisman, whose
+# defaults force HTTPS redirects and session-cookie settings this app has no use for, and
+# which adds two hooks per request on the verify path). The pages' scripts and styles are
+# files under /static and /docs/assets, so no inline script or style is allowed; Swagger
+# UI draws its icons from data: URLs; nothing may frame a page (clickjacking).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+# A client's X-Request-Id is echoed (and logged) only when it looks like an id: past that
+# a header of any length and content would land in our logs and answers.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+# Templates and static files belong to the web entrypoint (verify_api); the root serves them.
+_WEB = Path(problems.__file__).resolve().parent
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Flask:
+    """The app for `settings`. `migrate=True` migrates the schema first (tests, scripts); a
+    served app is migrated by gunicorn's master or `flask --app wsgi db upgrade`."""
+    settings = settings or Settings.from_env()
+    logs.configure()
+    container = Container(settings)  # checks the settings now; builds each member on first use
+    if migrate:
+        migrate_schema(container.engine)
+    app = Flask(__name__, static_folder=str(_WEB / "static"), template_folder=str(_WEB / "templates"))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_admin_upload_bytes,
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
+    if settings.proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
+    # Typed here so mypy checks the container against what the blueprints are promised.
+    promised: Services = container
+    app.extensions[EXTENSION] = promised
+    app.extensions["container"] = container
+    app.extensions["web_visits"] = container.recent_visits  # no I/O: a client, not a connection
+    problems.register(app)
+
+    from verify_api import admin, docs, health, public, web
+    from verify_api.limits import bearer_key, client_key, init_limits
+    from webapp import cli
+
+    for module in (public, admin, health, docs, web):
+        app.register_blueprint(module.bp)
+    cli.register(app)
+    wechat = _wechat(app, container)
+    _dashboard(app)
+    if settings.rate_limits:
+        from webapp.limits import RateLimits
+
+        # The public API per IP and per client id; the mini-program's shoppers the same, per
+        # IP and per session token. Photo uploads per IP, with their own tighter limit.
+        limited: list[tuple[Blueprint, Callable[[], str], str]] = [
+            (public.bp, client_key, "public.scan_photo")
+        ]
+        if wechat is not None:
+            limited.append((wechat, bearer_key, "wechat.scan"))
+        init_limits(app, RateLimits(settings.redis_url), limited)
+
+    # No cookie sessions anywhere: skip Flask building a signing serializer per request.
+    app.session_interface = _NoSessions()
+    ids = itertools.count()
+    prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:6]}-"
+    access = logs.request_logger()
+
+    @app.after_request
+    def _stamp(resp: Response) -> Response:
+        # Stamped here rather than in a before_request hook: one hook less on every request.
+        given = request.headers.get("X-Request-Id")
+        rid = given if given and _REQUEST_ID.fullmatch(given) else f"{prefix}{next(ids):x}"
+        resp.headers["X-Request-Id"] = rid
+        resp.headers.update(SECURITY_HEADERS)
+        status = resp.status_code
+        if status >= 500:
+            metrics.incr("responses_5xx")
+        start = request.environ.get(_START)
+        rule = request.url_rule
+        # The route's template, never the path (a path carries the code); no IP, no client.
+        access.info(
+            "request",
+            request_id=rid,
+            method=request.method,
+            route=rule.rule if rule is not None else None,
+            status=status,
+            duration_ms=round((time.perf_counter() - start) * 1000, 2) if start is not None else None,
+        )
+        return resp
+
+    return app
+
+
+def warm(app: Flask) -> None:
+    """Build what serving needs before the first request (gunicorn's post_worker_init)."""
+    container(app).warm()
+
+
+_START = "webapp.start"
+
+
+class _Timed:
+    """Notes when a request arrived, for the request's log line (a WSGI wrapper rather than
+    a before_request hook: no Flask hook on the verify path for it)."""
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[_START] = time.perf_counter()
+        return self.wsgi_app(environ, start_response)
+
+
+class _NoSessions(SessionInterface):
+    def open_session(self, app: Flask, request: Any) -> None:
+        return None
+
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        return None
+
+
+def _wechat(app: Flask, container: Container) -> Blueprint | None:
+    """The mini-program's blueprint and its WeChat adapters (client, sessions), built on
+    first use; skipped when its protocol layer is not installed in this build."""
+    try:
+        from miniprogram_backend import blueprint
+        from webapp import wechat  # noqa: F401 - its protocol layer (wechatpy) is importable
+    except ModuleNotFoundError as exc:
+        log.warning("WeChat backend disabled: %s", exc)
+        return None
+    app.extensions[blueprint.EXTENSION] = container.wechat
+    app.register_blueprint(blueprint.bp)
+    return blueprint.bp
+
+
+def _dashboard(app: Flask) -> None:
+    """The dashboard's blueprint, once its package provides one."""
+    try:
+        module = importlib.import_module("dashboard.blueprint")
+    except ModuleNotFoundError as exc:
+        if exc.name != "dashboard.blueprint":
+            raise
+        return
+    app.register_blueprint(module.bp)

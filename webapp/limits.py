@@ -1,0 +1,112 @@
+"""The rate-limit storage: the `limits` library's Redis storage (its increment script),
+built here in the composition root, with an in-memory fallback while Redis fails. The
+request-side glue (which windows a request counts in, the 429 answer) is
+verify_api/limits.py; see its docstring for the limits themselves and why one round trip.
+
+Redis failing or slow (50 ms): this worker counts in its own memory for a few seconds and
+then tries Redis again, so an outage neither refuses verifies nor lifts every limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from cache.redis_cache import is_cluster
+from domain import metrics
+from verify_api.limits import KEY_PREFIX, Check
+
+log = logging.getLogger(__name__)
+
+_DOWN_FOR_S = 5.0  # after a Redis error, count in memory this long before trying again
+
+
+class RateLimits:
+    """Counts a request in every window that applies to it; `hit` returns the windows
+    exceeded (every window is counted even past a refusal, so hammering on through a 429
+    spends the hour too) and the limiter that counted them."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self.fallback = FixedWindowRateLimiter(MemoryStorage())
+        self.url = redis_url
+        self.options: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1}
+        if is_cluster(self.url):
+            # The cluster client's default is ten retries with backoff: ~0.6 s per hit on a
+            # hung node. Fail fast (and open), as on one server.
+            self.options["retry"] = Retry(NoBackoff(), 0)
+        # Built on first use: a cluster client contacts its nodes when it is made, and a
+        # Redis that is away at start must not stop the app from starting.
+        self._storage: RedisStorage | None = None
+        self._down_until = 0.0
+
+    def _redis(self) -> tuple[RedisStorage, FixedWindowRateLimiter] | None:
+        if not self.url or time.monotonic() < self._down_until:
+            return None
+        if self._storage is None:
+            storage = storage_from_string(self.url, **self.options)
+            assert isinstance(storage, RedisStorage)
+            self._storage = storage
+            self._limiter = FixedWindowRateLimiter(storage)
+        return self._storage, self._limiter
+
+    def hit(self, checks: Sequence[Check]) -> tuple[list[Check], FixedWindowRateLimiter]:
+        try:
+            found = self._redis()
+            if found is not None:
+                storage, limiter = found
+                if isinstance(storage, RedisClusterStorage):
+                    # A cluster spreads the keys over nodes: each window is its own round trip.
+                    exceeded = [c for c in checks if not limiter.hit(c[0], KEY_PREFIX, c[1], c[2])]
+                else:
+                    counts = self._incr(storage, checks)
+                    exceeded = [c for c, n in zip(checks, counts, strict=True) if n > c[0].amount]
+                return exceeded, limiter
+        except Exception:  # whatever the storage raises, limits fail open
+            metrics.incr("rate_limit_storage_errors")
+            log.warning(
+                "rate limit storage failed; counting in this worker for %ss", _DOWN_FOR_S, exc_info=True
+            )
+            self._down_until = time.monotonic() + _DOWN_FOR_S
+        return [c for c in checks if not self.fallback.hit(c[0], KEY_PREFIX, c[1], c[2])], self.fallback
+
+    @staticmethod
+    def _incr(storage: RedisStorage, checks: Sequence[Check]) -> list[int]:
+        client: Any = storage.get_connection()
+        script = storage.lua_incr_expire
+        for attempt in (1, 2):
+            # EVALSHA queued by hand: redis-py's Script in a pipeline asks SCRIPT EXISTS first,
+            # a round trip on every call.
+            pipe = client.pipeline(transaction=False)
+            for item, scope, key in checks:
+                storage_key = storage.prefixed_key(item.key_for(KEY_PREFIX, scope, key))
+                pipe.evalsha(script.sha, 1, storage_key, item.get_expiry(), 1)
+            try:
+                return [int(n) for n in pipe.execute()]
+            except redis.exceptions.NoScriptError:
+                # Redis restarted and lost its scripts; nothing was counted. Load and retry.
+                if attempt == 2:
+                    raise
+                client.script_load(storage.SCRIPT_INCR_EXPIRE)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def retry_after(exceeded: Sequence[Check], limiter: FixedWindowRateLimiter) -> int:
+        """Seconds until the longest exceeded window resets, read from the store that
+        counted them; a minute when it cannot say."""
+        try:
+            reset = max(
+                limiter.get_window_stats(item, KEY_PREFIX, scope, key).reset_time
+                for item, scope, key in exceeded
+            )
+            return max(1, int(reset - time.time()))
+        except Exception:  # the refusal stands; only its hint is a guess
+            log.warning("rate limit storage unreachable; Retry-After guessed", exc_info=True)
+            return 60

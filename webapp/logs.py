@@ -1,0 +1,79 @@
+"""Structured logs: one JSON object per line on stderr, through structlog.
+
+Our own loggers (`logging.getLogger(__name__)` in every package) and the request line
+(`request_logger()`, one per answered request, written by the root's after_request hook)
+share one handler on the root logger, so every line is JSON with a timestamp, level and
+logger name. gunicorn's error log keeps its own handlers (it does not propagate).
+
+What a line may carry: the request id, method, route *template* (`/c/<path:code>`, never
+the path: a path carries the code), status and duration. Never a raw openid, IP address or
+list of codes: scan events hold keyed hashes of those, and so do the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import orjson
+import structlog
+
+_HANDLER = "webapp-json"
+REQUEST_LOGGER = "webapp.request"
+
+_SHARED: list[Any] = [
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def _dumps(obj: Any, **_: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def json_formatter() -> logging.Formatter:
+    """Renders a stdlib record, or a structlog event, as one JSON line."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+    )
+
+
+class _Stderr(logging.StreamHandler[Any]):
+    """Writes to whatever sys.stderr is when a line is written (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure(level: int = logging.INFO) -> None:
+    """Idempotent: every create_app calls it, and tests create many apps."""
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    if not any(h.get_name() == _HANDLER for h in root.handlers):
+        handler = _Stderr()
+        handler.set_name(_HANDLER)
+        handler.setFormatter(json_formatter())
+        root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
+
+
+def request_logger() -> Any:
+    return structlog.stdlib.get_logger(REQUEST_LOGGER)

@@ -1,0 +1,281 @@
+"""The adapter builders: SQL, the caches, the scan store, the photo scanner, WeChat, and
+the services over them, for one app (or one CLI command, or one writer process).
+
+Each member of `Container` is built on its first use, under one lock, and then read as a
+plain attribute: `flask db upgrade` builds the engine and nothing else (no Redis, no
+filter), an import builds the admin service without the scan store (no event replay),
+a bulk writer process builds only what `AdminService.write_chunk` needs. A web worker
+builds what serving needs at start (`warm`, from gunicorn's post_worker_init), before
+its threads take requests.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any, cast
+
+from flask import Flask
+
+from anomaly.adapter import ScanLedgerAdapter, build_scan_ledger
+from anomaly.events import ScanEvent, hash_client
+from anomaly.geo import locate, places
+from cache.bloom import BloomFilter
+from cache.recent_visits import RecentVisits, build_recent_visits
+from cache.records import RecordResolver
+from cache.redis_cache import (
+    MemoryFilterStore,
+    NullSharedCache,
+    RedisFilterStore,
+    RedisGenerations,
+    RedisSharedCache,
+    is_cluster,
+    make_redis,
+    reachable,
+)
+from domain.ports import FilterStore, Generations, SharedCache
+from registry.engine import make_engine, make_lookup_engine
+from registry.generations import SqlGenerations
+from registry.scans import SqlScanArchive
+from registry.store import SqlRegistry
+from services.admin import AdminService
+from services.photos import PhotoService
+from services.scans import ScanAdminService
+from services.shoppers import ShopperService
+from services.verify import VerifyService
+from webapp.lazy import lazy
+from webapp.scanning import ScannerAdapter, engines
+from webapp.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def check(settings: Settings) -> None:
+    """Fail at start on settings that cannot work together (no I/O)."""
+    if is_cluster(settings.scan_store_url):
+        raise SettingsError(
+            "the scan store needs one Redis server, not a cluster: set SCAN_REDIS_URL to a "
+            "redis:// URL when REDIS_URL is a redis+cluster:// one"
+        )
+
+
+def ensure_filter(store: RedisFilterStore, registry: SqlRegistry, redis_client: Any) -> None:
+    """Build the shared filter from the registry once, by one process, if Redis has none."""
+    if store.exists():
+        return
+    if not redis_client.set(store.building_key, b"1", nx=True, ex=600):
+        return  # another process is building it; until then lookups go to the database
+    try:
+        bloom = BloomFilter(store.m_bits, store.k)
+        bloom.update(registry.iter_codes())
+        store.replace(bloom)
+        RedisGenerations(redis_client).bump("codes")
+    finally:
+        redis_client.delete(store.building_key)
+
+
+class Container:
+    """Every adapter and service of one app, each built on first use (services.catalog's
+    `Services` is the part the blueprints see)."""
+
+    def __init__(self, settings: Settings) -> None:
+        check(settings)
+        self.settings = settings
+        self._lock = threading.RLock()  # builders call each other: verify -> resolver -> filters
+
+    # -- SQL ---------------------------------------------------------------------------------
+
+    @lazy
+    def engine(self) -> Any:
+        return make_engine(self.settings.database_url)
+
+    @lazy
+    def registry(self) -> SqlRegistry:
+        return SqlRegistry(self.engine, make_lookup_engine(self.settings.database_url))
+
+    @lazy
+    def scan_sql(self) -> SqlScanArchive:
+        return SqlScanArchive(self.engine)
+
+    # -- caches ------------------------------------------------------------------------------
+
+    @lazy
+    def redis(self) -> Any:
+        """The verify path's Redis client (50 ms, fails open), or None when embedded."""
+        s = self.settings
+        return make_redis(s.redis_url, timeout_ms=s.redis_timeout_ms) if s.redis_url else None
+
+    @lazy
+    def _filter_size(self) -> tuple[int, int]:
+        return BloomFilter.sized_for(self.settings.expected_codes)
+
+    @lazy
+    def shared(self) -> SharedCache:
+        return RedisSharedCache(self.redis) if self.redis is not None else NullSharedCache()
+
+    @lazy
+    def generations(self) -> Generations:
+        return RedisGenerations(self.redis) if self.redis is not None else SqlGenerations(self.registry)
+
+    @lazy
+    def filters(self) -> FilterStore:
+        m_bits, k = self._filter_size
+        if self.redis is None:
+            return MemoryFilterStore(m_bits, k, self.registry.iter_codes)
+        store = RedisFilterStore(self.redis, m_bits, k)
+        url = self.settings.redis_url
+        assert url is not None
+        probe = make_redis(url, timeout_ms=1000)
+        up = reachable(probe)
+        probe.close()
+        if not up:
+            # Asked with a short timeout first: a hung Redis would hold the start for the
+            # build's long one. Until a filter exists, lookups ask the database.
+            log.warning("redis unreachable at start: no code filter until the next start or rebuild-filter")
+            return store
+        # Start-up may take longer than a request: a slow first build is fine here.
+        builder = make_redis(url, timeout_ms=30_000)
+        try:
+            ensure_filter(store, self.registry, builder)
+        except Exception:  # Redis went away meanwhile: serve from the database
+            log.exception("could not build the code filter at start")
+        finally:
+            builder.close()
+        return store
+
+    @lazy
+    def _writer_caches(self) -> tuple[Generations, FilterStore | None, SharedCache | None]:
+        """Admin writes' and imports' own: they move the filter (MBs) and must see every
+        failure, so seconds and a few retries, not the verify path's 50 ms."""
+        if self.redis is None:
+            return self.generations, self.filters, None
+        url = self.settings.redis_url
+        assert url is not None
+        m_bits, k = self._filter_size
+        writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3)
+        return (
+            RedisGenerations(writer),
+            RedisFilterStore(writer, m_bits, k),
+            RedisSharedCache(writer, strict=True),
+        )
+
+    @lazy
+    def resolver(self) -> RecordResolver:
+        return RecordResolver(
+            self.registry,
+            self.shared,
+            self.generations,
+            self.filters,
+            refresh_s=self.settings.generation_refresh_s,
+        )
+
+    # -- scans -------------------------------------------------------------------------------
+
+    @lazy
+    def scan_redis(self) -> Any:
+        url = self.settings.scan_store_url
+        if url is None:
+            return None
+        if url == self.settings.redis_url:
+            return self.redis
+        return make_redis(url, timeout_ms=self.settings.redis_timeout_ms)
+
+    @lazy
+    def scans(self) -> ScanLedgerAdapter:
+        scans = build_scan_ledger(
+            self.settings.secret_key.encode(),
+            self.scan_redis,
+            dict(self.settings.rules),
+            flag_sink=self.scan_sql.upsert_flag,
+            event_sink=self.scan_sql.store_events,
+        )
+        if self.scan_redis is None:
+            # Embedded default: scan history lives in this process; rebuild it from the database.
+            sql = self.scan_sql
+            restored = scans.restore((ScanEvent(**e) for e in sql.iter_events()), sql.flag_states())
+            if restored:
+                log.info("restored %d scan events into the in-process scan store", restored)
+        return scans
+
+    # -- services (services.catalog.Services) ------------------------------------------------
+
+    @lazy
+    def verify(self) -> VerifyService:
+        return VerifyService(self.resolver, self.scans, throttle=self.settings.rate_limits)
+
+    @lazy
+    def admin(self) -> AdminService:
+        generations, filters, shared = self._writer_caches
+        return AdminService(
+            self.registry,
+            self.resolver,
+            generations,
+            filters,
+            self.settings.admin_bootstrap_token,
+            places().region_name,
+            shared=shared,
+        )
+
+    @lazy
+    def scan_admin(self) -> ScanAdminService:
+        return ScanAdminService(self.verify, self.scans, self.scan_sql, self.registry)
+
+    @lazy
+    def shoppers(self) -> ShopperService:
+        secret = self.settings.secret_key.encode()
+        return ShopperService(self.scan_sql, functools.partial(hash_client, secret), locate)
+
+    @lazy
+    def photos(self) -> PhotoService:
+        s = self.settings
+        return PhotoService(
+            ScannerAdapter(max_bytes=s.max_upload_bytes, time_budget_ms=s.scan_time_budget_ms), self.verify
+        )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.settings.max_upload_bytes
+
+    def readiness(self) -> dict[str, str]:
+        database = "ok" if self.registry.ping() else "down"
+        cache = "embedded" if self.redis is None else "ok" if reachable(self.redis) else "down"
+        scans = cache
+        if self.scan_redis is not None and self.scan_redis is not self.redis:
+            scans = "ok" if reachable(self.scan_redis) else "down"
+        return {"database": database, "cache": cache, "scan_store": scans}
+
+    def engines(self) -> dict[str, bool]:
+        return engines()
+
+    @lazy
+    def recent_visits(self) -> RecentVisits:
+        """The web result page's recent visits, beside the scan store (its Redis, or here)."""
+        return build_recent_visits(self.scan_redis, self.settings.secret_key.encode())
+
+    @lazy
+    def wechat(self) -> Any:
+        """The mini-program's adapters (webapp.wechat.WeChatAdapters); its protocol layer is
+        imported only here, so a build without it runs the rest."""
+        from webapp.wechat import WeChatAdapters
+
+        return WeChatAdapters(self.settings, lambda: self.redis)
+
+    def check_image(self, photo: bytes, kind: str) -> bool | None:
+        """WeChat's image content check on a photo the web shows to others; None when WeChat
+        is not configured here."""
+        s = self.settings
+        if not (s.wechat_appid and s.wechat_secret):
+            return None
+        return bool(self.wechat.check_image(photo, kind))
+
+    def warm(self) -> None:
+        """Build what serving needs now, not on the first request: the filter, the scan
+        store (and, embedded, its replay from the database), every service."""
+        for name in ("verify", "admin", "scan_admin", "shoppers", "photos"):
+            getattr(self, name)
+
+
+def container(app: Flask) -> Container:
+    """The root's own view of an app's adapters and services (CLI commands, tests, bench)."""
+    return cast(Container, app.extensions["container"])
