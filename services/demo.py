@@ -10,6 +10,75 @@ from services.admin import AdminService
 from services.scans import ScanAdminService
 
 ALL = Scope("all", None, None, "demo")
+_REASONS = {
+    "suspended": "监督抽查不合格，责令整改",
+    "revoked": "超范围使用有机标志",
+    "cancelled": "获证组织申请注销",
+}
+
+
+# Each certificate holder with what it plausibly grows or makes (name, description,
+# certified tonnes), the package and the label printed for it. Status notes are not part
+# of any name: the certificate's status says it.
+_HOLDERS: dict[str, tuple[str, str, str, str, str, str]] = {
+    # number suffix: (holder, product, description, tonnes, package, label spec)
+    "00017": (
+        "黑龙江龙泉有机农业有限公司",
+        "有机大米",
+        "五常稻花香2号有机大米",
+        "120.000",
+        "5千克真空包装",
+        "25×16毫米椭圆形",
+    ),
+    "00018": (
+        "吉林松原绿野米业有限公司",
+        "有机小米",
+        "松原黄小米，当季新米",
+        "40.000",
+        "2.5千克编织袋",
+        "25×16毫米椭圆形",
+    ),
+    "00019": (
+        "辽宁盘锦鑫田食品有限公司",
+        "有机大米",
+        "盘锦蟹田大米",
+        "80.000",
+        "10千克编织袋",
+        "直径20毫米圆形",
+    ),
+    "00020": (
+        "内蒙古赤峰塞北杂粮专业合作社",
+        "有机荞麦",
+        "赤峰敖汉旗荞麦米",
+        "25.000",
+        "1千克纸盒",
+        "直径15毫米圆形",
+    ),
+    "00021": (
+        "山东日照青山茶业有限公司",
+        "有机绿茶",
+        "日照绿茶，春茶一级",
+        "3.000",
+        "250克铁罐",
+        "直径15毫米圆形",
+    ),
+    "00022": (
+        "江西婺源源头茶叶专业合作社",
+        "绿茶",
+        "婺源绿茶（有机转换期）",
+        "5.000",
+        "100克纸盒",
+        "直径15毫米圆形",
+    ),
+    "00023": (
+        "贵州仁怀赤水河高粱种植有限公司",
+        "有机高粱",
+        "红缨子糯高粱，酿酒原料",
+        "300.000",
+        "25千克编织袋",
+        "30×20毫米椭圆形",
+    ),
+}
 
 
 def demo_rows(today: date) -> dict[str, Any]:
@@ -20,7 +89,6 @@ def demo_rows(today: date) -> dict[str, Any]:
 
     def cert(
         number: str,
-        holder: str,
         status: str = "valid",
         kind: str = "organic",
         *,
@@ -28,34 +96,28 @@ def demo_rows(today: date) -> dict[str, Any]:
         valid_until: date = until,
         body: str = "0123",
     ) -> dict[str, Any]:
+        holder, product, description, tonnes, _, _ = _HOLDERS[number[-5:]]
         return {
             "number": number,
             "body_code": body,
             "holder": holder,
             "producer": holder,
             "kind": kind,
-            "category": "processing",
+            "category": "processing" if product in ("有机绿茶", "绿茶") else "crop",
             "valid_from": valid_from.isoformat(),
             "valid_until": valid_until.isoformat(),
             "status": status,
-            "products": [
-                {"name": "有机大米", "description": "五常稻花香有机大米 5kg", "certified_tonnes": "120.000"}
-            ],
+            "products": [{"name": product, "description": description, "certified_tonnes": tonnes}],
         }
 
     certs = [
-        cert(f"0123OP{yy:02d}00017", "黑龙江示范有机农场有限公司"),
-        cert(f"0123OP{yy:02d}00018", "吉林示范米业有限公司（证书已暂停）"),
-        cert(f"0123OP{yy:02d}00019", "辽宁示范食品有限公司（证书已撤销）"),
-        cert(f"0123OP{yy:02d}00020", "内蒙古示范杂粮合作社（证书已注销）"),
-        cert(
-            f"0123OP{(yy - 2):02d}00021",
-            "山东示范茶业有限公司（证书已过期）",
-            valid_from=old_from,
-            valid_until=old_until,
-        ),
-        cert(f"0123OP{yy:02d}00022", "江西示范农业有限公司（转换期）", kind="conversion"),
-        cert("123OP1100023", "贵州示范酒业有限公司（17位旧码）", valid_from=year_ago, valid_until=until),
+        cert(f"0123OP{yy:02d}00017"),
+        cert(f"0123OP{yy:02d}00018"),  # suspended below
+        cert(f"0123OP{yy:02d}00019"),  # revoked below
+        cert(f"0123OP{yy:02d}00020"),  # cancelled below
+        cert(f"0123OP{(yy - 2):02d}00021", valid_from=old_from, valid_until=old_until),  # expired
+        cert(f"0123OP{yy:02d}00022", kind="conversion"),
+        cert("123OP1100023", valid_from=year_ago, valid_until=until),  # a 17-digit legacy label
     ]
 
     def code(
@@ -66,15 +128,16 @@ def demo_rows(today: date) -> dict[str, Any]:
         prefix: str = "0123",
     ) -> dict[str, Any]:
         year = issued.year % 100
+        _, product, _, _, package, label_spec = _HOLDERS[cert_no[-5:]]
         return {
             "code": f"{prefix}{year:02d}{i:012d}",
             "identity_code": f"{issued.year}{i:05d}",
             "certificate": cert_no,
-            "product": "有机大米",
+            "product": product,
             "issued_on": issued.isoformat(),
             "order": order,
-            "package": "5kg 真空袋",
-            "label_spec": "25*16mm oval",
+            "package": package,
+            "label_spec": label_spec,
         }
 
     codes = [
@@ -91,20 +154,20 @@ def demo_rows(today: date) -> dict[str, Any]:
     batches = [
         {
             "number": f"WCMY{today:%Y%m%d}A",
-            "producer": "五常示范米业有限公司",
+            "producer": "五常市民乐乡稻花香米业有限公司",
             "product": "五常大米（稻花香2号）",
             "net_content_kg": "5",
             "codes": [{"a_code": "WCA7Kp2Qx9Lm", "b_code": "WCB3Zt8Rv1Nq"}],
             "trace": {
                 "plot": "五常市民乐乡 3 号地块",
                 "seed": "五优稻4号",
-                "inputs": "有机肥 2 次",
-                "inspection": "抽检合格（报告 WC-2026-0917）",
+                "inputs": "腐熟农家肥 2 次，人工除草",
+                "inspection": f"{today.year} 年秋季抽检合格（报告 WC-{today.year}-0917）",
             },
         },
         {
             "number": f"WCMY{today:%Y%m%d}B",
-            "producer": "五常示范米业有限公司",
+            "producer": "五常市民乐乡稻花香米业有限公司",
             "product": "五常大米（稻花香2号）",
             "net_content_kg": "5",
             "codes": [{"a_code": "WCA0Unactive1", "b_code": "WCB0Unactive1"}],
@@ -139,8 +202,8 @@ def seed(admin: AdminService, today: date, scans: ScanAdminService | None = None
         number = rows["certs"][idx]["number"]
         current = admin.registry.certificate(number)
         if current is not None and current.status.value != status:
-            admin.change_certificate_status(number, {"status": status, "reason": "演示"}, ALL)
-    admin.void_order(f"{today:%Y%m%d}-002", "演示：退订", ALL)
+            admin.change_certificate_status(number, {"status": status, "reason": _REASONS[status]}, ALL)
+    admin.void_order(f"{today:%Y%m%d}-002", "客户退订，标志已回收", ALL)
     c = rows["codes"]
     yy = today.year % 100
     copied = c[1]["code"]

@@ -1,5 +1,9 @@
-"""A mini-program shopper's own data: history of their checks, erasure, and reports of
-suspected counterfeits (which reach the brand as evidence on the code's flags)."""
+"""A shopper's own data: history of their checks, erasure, and reports of suspected
+counterfeits (which reach the brand as evidence on the code's `shopper_report` flag).
+
+Reports come from the mini-program (the reporter is the WeChat user) and from the web
+result page (the reporter is the page's first-party visitor id): one path, one evidence
+shape, the entrypoint named in `channel`."""
 
 from __future__ import annotations
 
@@ -7,17 +11,37 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from domain.china_time import iso_utc
 from domain.codes import normalize
 from domain.errors import BadInput
 
+# The photo types the label system accepts, told by their first bytes (never by the
+# client's Content-Type or file name).
+_IMAGE_MAGIC = {
+    b"\xff\xd8\xff": "image/jpeg",
+    b"\x89PNG": "image/png",
+    b"RIFF": "image/webp",
+    b"GIF8": "image/gif",
+    b"BM": "image/bmp",
+}
+
+
+def sniff_photo_type(data: bytes) -> str | None:
+    """The image type of an uploaded photo from its bytes; None when it is none of ours."""
+    kind = next((t for magic, t in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    if kind == "image/webp" and data[8:12] != b"WEBP":
+        return None
+    return kind
+
+
 if TYPE_CHECKING:
-    from registry.scans import SqlScanStore
+    from registry.scans import SqlScanArchive
 
 
 class ShopperService:
     def __init__(
         self,
-        sql: SqlScanStore,
+        sql: SqlScanArchive,
         hash_client: Callable[[str], str | None],
         locate: Callable[[float | None, float | None], tuple[str | None, str | None]],
     ) -> None:
@@ -35,7 +59,7 @@ class ShopperService:
 
     def report(
         self,
-        openid: str,
+        reporter: str,
         code: str,
         text: str | None,
         shop: str | None,
@@ -43,22 +67,30 @@ class ShopperService:
         lng: float | None,
         photo: bytes | None,
         photo_type: str | None,
+        *,
+        place: str | None = None,
+        channel: str = "wechat",
     ) -> dict[str, int]:
+        """`reporter`: the WeChat openid, or `web:<visitor id>` from the result page (kept
+        only as a keyed hash). `place`: where it was bought, as the shopper wrote it."""
         parsed = normalize(code)
         if parsed.invalid is not None:
             raise BadInput("the report must name a code from the label", code="invalid_code")
         city, province = self.locate(
             round(lat, 2) if lat is not None else None, round(lng, 2) if lng is not None else None
         )
-        client = self.hash_client(openid)
+        client = self.hash_client(reporter)
         report_id = self.sql.add_report(parsed.code, client, text, shop, photo, photo_type, city, province)
         flag_id = self.sql.add_evidence(
             parsed.code,
             {
                 "report_id": report_id,
-                "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "at": iso_utc(datetime.now(UTC)),
+                "channel": channel,
                 "text": text,
                 "shop": shop,
+                # The reports table has no column for it (yet): the brand reads it here.
+                "place": place,
                 "city": city,
                 "province": province,
                 "photo": photo is not None,

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from domain import metrics
+from domain.china_time import china_today, iso_utc
 from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize
 from domain.errors import BadInput, TooManyRequests, Unavailable
-from domain.ports import RecordReader, Resolution, ScanRecorder
+from domain.ports import RecordReader, Resolution, ScanLedger
 from domain.records import (
     LOOKUP_CHANNEL,
     VERIFIED_CHANNEL_PREFIX,
@@ -26,6 +27,8 @@ from domain.verdicts import Verdict, decide, issued_while_valid, message
 log = logging.getLogger(__name__)
 
 CHANNELS = frozenset({"manual", "qr", "photo", "web", "wechat", "api"})
+# Wuchang rice traceability labels are one printed size (the provider's 50 mm square).
+BQ_LABEL_SPEC = "50×50毫米方形溯源防伪标签"
 # The enumeration window of the scan store: a refused guesser may come back after it.
 ENUMERATION_WINDOW_S = 3600
 
@@ -47,11 +50,9 @@ class VerifyRequest:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    # API timestamps: UTC with its offset (`Z`); people read them in China time (the
+    # result page, through domain.china_time).
+    return iso_utc(value)
 
 
 def _day(value: date | None) -> str | None:
@@ -62,7 +63,7 @@ class VerifyService:
     def __init__(
         self,
         resolver: RecordReader,
-        scans: ScanRecorder | None,
+        scans: ScanLedger | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         throttle: bool = True,
@@ -78,7 +79,9 @@ class VerifyService:
         if req.channel not in CHANNELS:
             raise BadInput(f"channel must be one of {sorted(CHANNELS)}", code="invalid_channel")
         now = req.at or self.clock()
-        today = now.date()
+        # China's calendar day decides expiry and the year check: at 00:30 Beijing time
+        # UTC still says yesterday, and a certificate's last day ends at midnight in China.
+        today = china_today(now)
         parsed = normalize(req.input)
         if parsed.invalid is None and parsed.kind is not CodeKind.BQ:
             parsed = check_without_lookup(parsed, today=today, known_bodies=self.resolver.known_bodies())
@@ -203,8 +206,8 @@ class VerifyService:
             product = {
                 "name": res.batch.product,
                 "description": None,
-                "package": f"{res.batch.net_content_kg:g} kg" if res.batch.net_content_kg else None,
-                "label_spec": "50*50mm BQ",
+                "package": f"{res.batch.net_content_kg:g}千克" if res.batch.net_content_kg else None,
+                "label_spec": BQ_LABEL_SPEC,
             }
             activated = res.batch_state.activated_at if res.batch_state else None
             tr = res.batch.trace
@@ -246,7 +249,10 @@ class VerifyService:
             "certification_body": body,
             "issued_on": _day(rec.issued_on) if rec else None,
             "issued_while_valid": while_valid,
-            "scans": _scans(summary),
+            # A never-issued code has no history a shopper could read (the scan is still
+            # recorded, for the enumeration budget and the brand's view): null, as the
+            # contract says for fields that do not apply.
+            "scans": _scans(summary) if verdict is not Verdict.NOT_FOUND else None,
             "flags": [
                 {"rule": f.rule, "severity": f.severity, "raised_at": _iso(f.raised_at)}
                 for f in (scan.flags if scan else ())

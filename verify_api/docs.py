@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, Response, jsonify, send_from_directory
+from flask import Blueprint, Response, jsonify, request, send_from_directory
 
 bp = Blueprint("docs", __name__)
 _SPEC = Path(__file__).with_name("openapi.yaml")
@@ -31,7 +31,9 @@ def spec() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(spec())
+    # "Try it out" calls the server the reader is on, whatever its host, port or scheme
+    # (PORT, a proxy with PROXY_COUNT), not the document's placeholder.
+    return jsonify({**spec(), "servers": [{"url": request.host_url.rstrip("/")}]})
 
 
 @bp.get("/docs")

@@ -42,7 +42,13 @@ CLIENT_LIMIT = "60/minute;1000/hour"
 UPLOAD_LIMIT = "20/minute;300/hour"
 KEY_PREFIX = "rl"
 # Read-only lookups of a code share the verify's windows (and its enumeration budget).
-SHARED_WINDOWS = {"public.get_code": "public.verify", "web.result": "public.verify"}
+SHARED_WINDOWS = {
+    "public.get_code": "public.verify",
+    "web.result": "public.verify",
+    "web.search": "public.verify",
+    "web.empty_code": "public.verify",
+    "web.report": "web.report",  # the web page's report form: the upload limit, per IP
+}
 
 
 def _ip() -> str:
@@ -133,5 +139,5 @@ def init_limits(
     if "web" in app.blueprints:
         # The result page: only its lookup of a code is limited (the home page is not).
         app.before_request_funcs.setdefault("web", []).insert(
-            0, limited("web", client_key, "", only_shared=True)
+            0, limited("web", client_key, "web.report", only_shared=True)
         )

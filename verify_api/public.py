@@ -18,6 +18,31 @@ from verify_api.request_input import json_body
 
 bp = Blueprint("public", __name__, url_prefix="/api/v1")
 
+# A public JSON body holds one code (2,048 characters, 12 KB even written as \uXXXX
+# escapes), a location and a client id: 16 KB is room to spare. The app-wide limit is the
+# admin uploads' 64 MB, which a public endpoint must not read. Photo uploads keep their
+# own limit (read_image_upload), set per request.
+MAX_PUBLIC_BODY_BYTES = 16 * 1024
+# Bounded endpoints: every public one, and the mini-program's JSON ones (its photo
+# uploads, /wx/v1/scan and a multipart /wx/v1/reports, bound themselves).
+_UPLOADS = frozenset({"public.scan_photo", "wechat.scan", "wechat.report"})
+
+
+@bp.before_app_request
+def _bound_public_bodies() -> None:
+    # An app-wide hook: it runs before every blueprint's own hooks, the rate limits'
+    # (which read the body for its client id) included.
+    if request.blueprint not in ("public", "wechat"):
+        return
+    if request.endpoint in _UPLOADS and request.mimetype == "multipart/form-data":
+        return
+    if request.content_length is not None and request.content_length > MAX_PUBLIC_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"the body is larger than {MAX_PUBLIC_BODY_BYTES // 1024} KB", code="body_too_large"
+        )
+    # Without a length (chunked), Werkzeug stops reading at the limit: a 413 problem.
+    request.max_content_length = MAX_PUBLIC_BODY_BYTES
+
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="ignore")

@@ -59,7 +59,7 @@ def test_every_organic_verdict_over_the_api(any_app: Flask, demo: dict[str, str]
     if verdict == "not_found":
         assert body["product"] is None and body["certificate"] is None
     else:
-        assert body["product"]["name"] == "有机大米"
+        assert body["product"]["name"] and body["product"]["label_spec"]
         assert body["certificate"]["number"].startswith("0123OP")
         assert body["certification_body"] == {"code": "0123", "name": "示范有机产品认证中心（演示）"}
         assert body["issued_while_valid"] is True

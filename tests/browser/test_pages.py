@@ -74,23 +74,90 @@ def page(browser, request: pytest.FixtureRequest):  # type: ignore[no-untyped-de
     context.close()
 
 
+def _scans(page) -> str:  # type: ignore[no-untyped-def]
+    return str(page.inner_text("#scans"))
+
+
 def test_a_shopper_types_a_code_and_sees_it_genuine_with_this_check_counted(page, site) -> None:  # type: ignore[no-untyped-def]
     base, codes = site
     page.goto(base + "/")
     page.fill("input[name=code]", codes["genuine"])
     page.click("button[type=submit]")
-    page.wait_for_url(f"**/c/{codes['genuine']}")
+    page.wait_for_url(f"**/search?code={codes['genuine']}")
     assert "真品" in page.inner_text(".badge")
-    # The page's own script records the visit and rewrites the history line: it ran.
-    page.wait_for_function("document.getElementById('scans').textContent.includes('1 次')")
+    # Rendered by the server with this check counted: no script changes it afterwards.
+    assert "这是该码的第一次查询，就是您这次" in _scans(page)
+    assert page.locator("script").count() == 0
     assert page.problems == []
 
 
-def test_a_voided_code_reads_as_voided(page, site) -> None:  # type: ignore[no-untyped-def]
+def test_a_label_url_opens_the_answer_and_a_reload_is_not_a_second_scan(page, site) -> None:  # type: ignore[no-untyped-def]
     base, codes = site
     page.goto(f"{base}/c/{codes['voided']}")
     assert "已作废" in page.inner_text(".badge")
-    page.wait_for_function("document.getElementById('scans').textContent.includes('次')")
+    first = _scans(page)
+    assert "第一次查询" in first
+    page.reload()
+    page.goto(f"{base}/c/{codes['voided']}")
+    assert _scans(page) == first  # the same visitor, within ten minutes: the same check
+    assert page.problems == []
+
+
+def test_an_empty_search_is_stopped_on_the_home_page_with_a_message(page, site) -> None:  # type: ignore[no-untyped-def]
+    base, _ = site
+    page.goto(base + "/")
+    page.click("button[type=submit]")
+    assert page.inner_text("#lookup-error") == "请输入标志上的编码。"
+    assert page.url == base + "/"
+    assert page.problems == []
+
+
+def test_an_over_long_search_is_stopped_on_the_home_page_with_a_message(page, site) -> None:  # type: ignore[no-untyped-def]
+    base, _ = site
+    page.goto(base + "/")
+    page.fill("input[name=code]", "1" * 2100)
+    page.click("button[type=submit]")
+    assert "输入太长了" in page.inner_text("#lookup-error")
+    assert page.url == base + "/"
+    # Without the script (or past it) the server says the same on a page, never JSON.
+    page.goto(base + "/search?code=" + "1" * 2100)
+    assert "输入太长了" in page.inner_text("#lookup-error")
+    page.goto(base + "/c/")
+    assert "请输入标志上的编码" in page.inner_text("#lookup-error")
+    assert all("400" in p for p in page.problems)  # only the console's note of the 400s
+
+
+def test_a_bq_code_typed_in_the_wrong_case_gets_a_hint_and_the_right_case_the_trace(page, site) -> None:  # type: ignore[no-untyped-def]
+    base, codes = site
+    page.goto(base + "/")
+    assert "区分大小写" in page.inner_text("#formats")
+    page.fill("input[name=code]", codes["genuine (BQ A code)"].lower())
+    page.click("button[type=submit]")
+    page.wait_for_selector("#case-hint")
+    assert "查无此码" in page.inner_text(".badge") and "大小写" in page.inner_text("#case-hint")
+    page.goto(base + "/")
+    page.fill("input[name=code]", codes["genuine (BQ A code)"])
+    page.click("button[type=submit]")
+    page.wait_for_selector(".badge")
+    assert "真品" in page.inner_text(".badge") and "五优稻4号" in page.inner_text("body")
+    assert page.problems == []
+
+
+def test_a_shopper_reports_a_suspected_fake_with_a_photo(page, site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    base, codes = site
+    photo = tmp_path / "label.jpg"
+    Image.new("RGB", (320, 240), (180, 30, 30)).save(photo, "JPEG")
+    page.goto(f"{base}/c/{codes['genuine']}")
+    page.click("#report summary")
+    page.fill("#r-text", "标签印刷模糊，价格只有正常的一半")
+    page.fill("#r-shop", "某某生鲜超市")
+    page.fill("#r-place", "杭州市西湖区")
+    page.set_input_files("#r-photo", str(photo))
+    page.click("#report button[type=submit]")
+    page.wait_for_url("**/reported?code=*")
+    assert "举报已提交" in page.inner_text(".badge")
     assert page.problems == []
 
 

@@ -126,6 +126,9 @@ def test_code_lookups_and_the_result_page_share_the_verify_windows(
     assert _codes(app, 6, client="a")[-1] == 429
     # The IP's 5/minute is spent by its verifies: the read-only paths are no way around it.
     http = app.test_client()
-    for path in ("/api/v1/codes/012326000000000001", "/c/012326000000000001"):
-        resp = http.get(path)
-        assert resp.status_code == 429 and resp.get_json()["code"] == "rate_limited", path
+    resp = http.get("/api/v1/codes/012326000000000001")
+    assert resp.status_code == 429 and resp.get_json()["code"] == "rate_limited"
+    # The result page says the same to a person: a friendly page, never JSON (issue 19).
+    page = http.get("/c/012326000000000001")
+    assert page.status_code == 429 and page.mimetype == "text/html" and "Retry-After" in page.headers
+    assert 'data-code="rate_limited"' in page.get_data(as_text=True)
