@@ -835,10 +835,11 @@ def main(argv: list[str] | None = None) -> int:
                         "angles": angle_table(set_meta, outputs),
                     }
             print_digit_sets(per_set)
-        if "project" not in engines or "unavailable" in engines.get("project", {}):
+        if "project" in wanted and "unavailable" in engines.get("project", {"unavailable": "no results"}):
             print("project scanner: not available")
         r = ratios(engines)
-        print_ratios(r)
+        if "project" in engines:
+            print_ratios(r)
         r.update(timing)
         zq, pq = timing.get("zxing_qr_photos_median_ms"), timing.get("project_qr_photos_median_ms")
         if zq and pq:

@@ -49,6 +49,9 @@ _CLOSER_ZOOM = 2.0  # the most a closer look enlarges its region
 _WIDEN = 2.0  # a place to look closer: a found box widened by this many times its short side
 _MAX_CLOSER_LOOKS = 3  # finer detections around places where the first found something
 _TURN_CONFIDENCE = 0.9  # the engine's own threshold for turning a line read as upside down
+_PROPOSAL_SIDE = 1000  # long side of the copy where print too small to detect is looked for
+_EDGE_CONTRAST = 28  # grey levels across a 3 px neighbourhood that make a pixel an edge
+_MIN_LEAN = 5.0  # degrees: text leaning less is detected as well as level text
 
 _PREFIX = re.compile(r"有\s*[机機]\s*[码碼]")
 # Characters OCR confuses with digits on this typeface family. Only the unambiguous
@@ -218,23 +221,39 @@ class DigitReader:
         engine = _Engine.get()
         h, w = gray.shape
         first_scale = _first_scale(h, w)
-        readings, uncertain, boxes = self._pass(engine, gray, deadline, first_scale)
+        readings, uncertain, boxes, rich = self._pass(engine, gray, deadline, first_scale)
         if readings or time.perf_counter() > deadline:
             return readings, uncertain
+        # Lines that lean are found, but often as fragments (a digit group whose box is
+        # nearly square takes no clear direction, so the groups do not join into a line):
+        # the same look once more, turned so that the digit lines found lie level.
+        lean = _lean(rich)
+        if abs(lean) >= _MIN_LEAN:
+            readings, unsure, more_boxes, _ = self._pass(engine, gray, deadline, first_scale, lean=lean)
+            uncertain += unsure
+            if readings or time.perf_counter() > deadline:
+                return readings, uncertain
+            boxes = boxes + more_boxes
         # Small print on a large photo is too small at the detector's scale, but the label
         # still shows as a few boxes (or a symbol): look again at each such place alone,
-        # at a finer scale (one more detection each, not a tiling of the whole photo).
-        for left, top, right, bottom in _regions(boxes, hints or [], (w, h))[:_MAX_CLOSER_LOOKS]:
+        # at a finer scale (one more detection each, not a tiling of the whole photo),
+        # turned level when the text found there leans.
+        # Print so small at the first look's scale that nothing was detected still shows
+        # as a dense patch of edges (a label's text on its paper).
+        proposals = _proposals(gray) if first_scale < 1 else []
+        for left, top, right, bottom in _regions(boxes, hints or [], (w, h), proposals)[:_MAX_CLOSER_LOOKS]:
             crop_scale = min(_CLOSER_ZOOM, _CLOSE_SIDE / max(right - left, bottom - top, 1))
             if crop_scale < 1.5 * first_scale or time.perf_counter() > deadline:
                 continue  # the region would not be seen any finer
-            more, unsure, _ = self._pass(
+            inside = [q for q in boxes + proposals if _centre_in(q, (left, top, right, bottom))]
+            more, unsure, _, _ = self._pass(
                 engine,
                 gray[top:bottom, left:right],
                 deadline,
                 crop_scale,
                 offset=(left, top),
                 inner=(left > 0, top > 0, right < w, bottom < h),
+                lean=_lean(inside),
             )
             uncertain += unsure
             if more:
@@ -249,26 +268,35 @@ class DigitReader:
         scale: float,
         offset: tuple[int, int] = (0, 0),
         inner: tuple[bool, bool, bool, bool] = (False, False, False, False),
-    ) -> tuple[list[DigitReading], list[Uncertain], list[np.ndarray]]:
-        """Readings, uncertain readings, and every text box found (full-image coordinates).
-        `scale`: the size the detector sees `gray` at; `inner`: which of the left, top,
-        right and bottom edges of `gray` lie inside the photo (a closer look's region)."""
+        lean: float = 0.0,
+    ) -> tuple[list[DigitReading], list[Uncertain], list[np.ndarray], list[np.ndarray]]:
+        """Readings, uncertain readings, every text box found and the boxes whose text is
+        digit-rich (full-image coordinates). `scale`: the size the detector sees `gray`
+        at; `inner`: which of the left, top, right and bottom edges of `gray` lie inside
+        the photo (a closer look's region); `lean`: degrees the text leans (clockwise), to
+        be turned level for the detector."""
         if min(gray.shape) * scale < 8:
-            return [], [], []  # nothing a detector could see (a sliver of an image)
+            return [], [], [], []  # nothing a detector could see (a sliver of an image)
         if scale == 1:
             small = gray
         else:
             interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
             small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
-        boxes, _ = engine.text_det(_bgr(small))
+        if abs(lean) >= _MIN_LEAN:
+            level, back = _levelled(small, lean)
+            boxes, _ = engine.text_det(_bgr(level))
+            if boxes is not None and len(boxes):
+                boxes = [cv2.transform(np.asarray(b, np.float32)[None], back)[0] for b in boxes]
+        else:
+            boxes, _ = engine.text_det(_bgr(small))
         if boxes is None or len(boxes) == 0:
-            return [], [], []
+            return [], [], [], []
         quads = [_along(np.asarray(b, np.float32) / scale) for b in boxes]
         found_boxes = [q + np.asarray(offset, np.float32) for q in quads]
         lines = [_cut_line(gray, q, 0.15) for q in quads]
         keep = [i for i, line in enumerate(lines) if line.size and line.shape[1] >= line.shape[0] * 2]
         if not keep or time.perf_counter() > deadline:
-            return [], [], found_boxes
+            return [], [], found_boxes, []
         # A label photographed upside down (or turned past 90°) gives lines cut upside
         # down; the engine's orientation classifier says which, and only a confident
         # "180" turns a line (and its box, so later looks are cut the same way).
@@ -280,6 +308,7 @@ class DigitReader:
         # First look: every line once; only lines that may hold a code get a second look.
         first, _ = engine.text_rec([_bgr(lines[i]) for i in keep])
         texts = {i: (str(t), float(sc)) for i, (t, sc) in zip(keep, first, strict=True)}
+        rich = [found_boxes[i] for i, (t, _) in texts.items() if _digit_count(t) >= 6 or _PREFIX.search(t)]
         readings: list[DigitReading] = []
         uncertain: list[Uncertain] = []
         ch, cw = gray.shape
@@ -314,8 +343,45 @@ class DigitReader:
                 readings.append(reading)
             elif reading is not None:
                 uncertain.append(reading)
+        if not readings:
+            for top, bottom in _stacked_lines(texts, quads, deadline):
+                if time.perf_counter() > deadline:
+                    break
+                reading = self._read_stacked(engine, gray, top, bottom, offset)
+                doubt = None
+                for q in (top, bottom):
+                    if _at_inner_edge(q, (cw, ch), inner, float(np.linalg.norm(q[3] - q[0]))):
+                        doubt = "region_edge"
+                if isinstance(reading, DigitReading) and doubt is not None:
+                    reading = Uncertain(reading.code, doubt)
+                if isinstance(reading, DigitReading):
+                    readings.append(reading)
+                elif reading is not None:
+                    uncertain.append(reading)
         readings.sort(key=lambda r: (not r.prefixed, -r.confidence))
-        return readings, uncertain, found_boxes
+        return readings, uncertain, found_boxes, rich
+
+    def _read_stacked(
+        self, engine: Any, gray: np.ndarray, top: np.ndarray, bottom: np.ndarray, offset: tuple[int, int]
+    ) -> DigitReading | Uncertain | None:
+        """A code printed over two lines: each look reads both lines the same way, and the
+        look's text is the upper line's followed by the lower line's; then the same vote."""
+        upper, lower = _cut_line(gray, top, 0.15), _cut_line(gray, bottom, 0.15)
+        if not upper.size or not lower.size:
+            return None
+        _, turns, _ = engine.text_cls([_bgr(upper), _bgr(lower)])
+        if _turned(turns[0]) and _turned(turns[1]):
+            # Upside down: what lies above in the photo is the second line.
+            top, bottom = np.roll(bottom, 2, axis=0), np.roll(top, 2, axis=0)
+            upper, lower = cv2.rotate(lower, cv2.ROTATE_180), cv2.rotate(upper, cv2.ROTATE_180)
+        a, b = _variants(upper), _variants(lower)
+        looks, _ = engine.text_rec([_bgr(v) for v in a + b])
+        n = len(a)
+        texts = [str(looks[k][0]) + str(looks[n + k][0]) for k in range(n)]
+        scores = [min(float(looks[k][1]), float(looks[n + k][1])) for k in range(n)]
+        points = np.vstack([top, bottom]).astype(np.float32)
+        box = cv2.boxPoints(cv2.minAreaRect(points)).astype(np.float32)
+        return self._decide(texts, scores, box, offset)
 
     def _decide(
         self, texts: list[str], scores: list[float], quad: np.ndarray, offset: tuple[int, int]
@@ -409,23 +475,10 @@ def _code_lines(
     a line is never also offered cut short; the whole line is cut and read again as one.
     A line with a box of another size just beyond either end may be missing digits: it
     is read, but only to be reported as uncertain."""
-    frames = [_Frame.of(q) for q in quads]
-    parent = list(range(len(quads)))
-    root = functools.partial(_root, parent)
-
-    for a, fa in enumerate(frames):
-        if time.perf_counter() > deadline:
-            return []
-        if fa is None:
-            continue
-        for b in range(a):
-            fb = frames[b]
-            if fb is not None and root(a) != root(b) and (_continues(fa, fb) or _continues(fb, fa)):
-                parent[root(a)] = root(b)
-    groups: dict[int, list[int]] = {}
-    for i, f in enumerate(frames):
-        if f is not None:
-            groups.setdefault(root(i), []).append(i)
+    frames, grouped = _line_groups(quads, deadline)
+    if grouped is None:
+        return []
+    groups = dict(enumerate(grouped))
     out: list[tuple[np.ndarray, tuple[str, float] | None, str | None]] = []
     for members in groups.values():
         rich = [i for i in members if i in texts and _digit_rich(texts[i][0])]
@@ -446,15 +499,7 @@ def _code_lines(
             joined = "".join(texts[i][0] for i in order if i in texts)
             if not (_PREFIX.search(joined) or max((len(d) for d, _ in candidates(joined)), default=0) >= 12):
                 continue
-            o = np.array([frame.ox, frame.oy], np.float32)
-            u = np.array([frame.ux, frame.uy], np.float32)
-            n = np.array([-frame.uy, frame.ux], np.float32)
-            rel = np.vstack([quads[i] for i in members]) - o
-            t0, t1 = float((rel @ n).min()), float((rel @ n).max())
-            box = np.array(
-                [o + lo * u + t0 * n, o + hi * u + t0 * n, o + hi * u + t1 * n, o + lo * u + t1 * n],
-                np.float32,
-            )
+            box = _group_box(frame, [quads[i] for i in members], lo, hi)
             look = None
         doubt = None
         for j, fj in enumerate(frames):
@@ -470,6 +515,88 @@ def _code_lines(
                 break
         out.append((box, look, doubt))
     return out
+
+
+def _group_box(frame: _Frame, quads: list[np.ndarray], lo: float, hi: float) -> np.ndarray:
+    """One box along `frame`'s line from `lo` to `hi`, as tall as `quads` reach across it."""
+    o = np.array([frame.ox, frame.oy], np.float32)
+    u = np.array([frame.ux, frame.uy], np.float32)
+    n = np.array([-frame.uy, frame.ux], np.float32)
+    rel = np.vstack(quads) - o
+    t0, t1 = float((rel @ n).min()), float((rel @ n).max())
+    return np.array(
+        [o + lo * u + t0 * n, o + hi * u + t0 * n, o + hi * u + t1 * n, o + lo * u + t1 * n], np.float32
+    )
+
+
+def _stacked_lines(
+    texts: dict[int, tuple[str, float]], quads: list[np.ndarray], deadline: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Codes printed over two lines (small round labels): (upper line, lower line) pairs of
+    digit lines, one just below the other, as tall and as turned, overlapping along the
+    line, holding 16-19 digits together at the first look. A line that could pair with
+    more than one other is left alone: which two belong together would be a guess."""
+    frames, grouped = _line_groups(quads, deadline)
+    if grouped is None:
+        return []
+    lines: list[tuple[np.ndarray, _Frame, int, bool]] = []
+    for members in grouped:
+        main = max(members, key=lambda i: frames[i].length)  # type: ignore[union-attr]
+        frame = frames[main]
+        assert frame is not None
+        spans = {i: frame.span(frames[i]) for i in members}  # type: ignore[arg-type]
+        joined = "".join(texts[i][0] for i in sorted(members, key=lambda i: spans[i][0]) if i in texts)
+        folded = unicodedata.normalize("NFKC", joined)
+        rest = _SEPARATORS.sub("", _PREFIX.sub("", folded).translate(_CONFUSABLE))
+        count = _digit_count(folded)
+        if not 4 <= count <= 14 or not rest.isdigit():
+            continue  # not a line of digits (another script, letters, a lone word)
+        lo, hi = min(v[0] for v in spans.values()), max(v[1] for v in spans.values())
+        box = _group_box(frame, [quads[i] for i in members], lo, hi)
+        box_frame = _Frame.of(box)
+        if box_frame is not None:
+            lines.append((box, box_frame, count, bool(_PREFIX.search(folded))))
+    pairs: list[tuple[int, int]] = []
+    for a, (_, fa, na, _) in enumerate(lines):
+        for b, (_, fb, nb, b_prefixed) in enumerate(lines):
+            if a == b or b_prefixed or not 16 <= na + nb <= 19:
+                continue
+            if not 0.75 * fa.height < fb.height < 1.33 * fa.height or fa.ux * fb.ux + fa.uy * fb.uy < 0.97:
+                continue
+            lo, hi, across = fa.span(fb)
+            drop = across - fa.height / 2  # from the middle of a to the middle of b
+            overlap = min(hi, fa.length) - max(lo, 0.0)
+            if 1.0 * fa.height <= drop <= 2.6 * fa.height and overlap >= 0.3 * min(fa.length, hi - lo):
+                pairs.append((a, b))
+    out = []
+    for a, b in pairs:
+        if sum(1 for p in pairs if a in p or b in p) == 1:
+            out.append((lines[a][0], lines[b][0]))
+    return out
+
+
+def _line_groups(
+    quads: list[np.ndarray], deadline: float
+) -> tuple[list[_Frame | None], list[list[int]] | None]:
+    """Boxes that continue one another (either way round) as printed lines: each box's
+    frame, and the lines as lists of box indices (None when the deadline passed)."""
+    frames = [_Frame.of(q) for q in quads]
+    parent = list(range(len(quads)))
+    root = functools.partial(_root, parent)
+    for a, fa in enumerate(frames):
+        if time.perf_counter() > deadline:
+            return frames, None
+        if fa is None:
+            continue
+        for b in range(a):
+            fb = frames[b]
+            if fb is not None and root(a) != root(b) and (_continues(fa, fb) or _continues(fb, fa)):
+                parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for i, f in enumerate(frames):
+        if f is not None:
+            groups.setdefault(root(i), []).append(i)
+    return frames, list(groups.values())
 
 
 def _root(parent: list[int], i: int) -> int:
@@ -511,7 +638,10 @@ def _first_scale(h: int, w: int) -> float:
 
 
 def _regions(
-    boxes: list[np.ndarray], hints: list[np.ndarray], size: tuple[int, int]
+    boxes: list[np.ndarray],
+    hints: list[np.ndarray],
+    size: tuple[int, int],
+    proposals: list[np.ndarray] | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """Places to look closer: (left, top, right, bottom), places holding a symbol first,
     then the smallest (seen the finest).
@@ -550,6 +680,14 @@ def _regions(
             continue
         symbol = any(rects[i][1] for i in members)
         out.append((not symbol, float((right - left) * (bottom - top)), (left, top, right, bottom)))
+    # A proposed patch of print already covers the label's text: it is widened a little
+    # and never merged with others (a large box nearby would make it too coarse to see).
+    for q in proposals or []:
+        r = _widen(q, 0.5)
+        left, top = int(max(0, r[0, 0])), int(max(0, r[0, 1]))
+        right, bottom = int(min(w, r[2, 0])), int(min(h, r[2, 1]))
+        if right - left >= 8 and bottom - top >= 8:
+            out.append((True, float((right - left) * (bottom - top)), (left, top, right, bottom)))
     out.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in out]
 
@@ -561,6 +699,75 @@ def _widen(quad: np.ndarray, factor: float) -> np.ndarray:
     x0, y0 = q.min(axis=0) - factor * short
     x1, y1 = q.max(axis=0) + factor * short
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def _digit_count(text: str) -> int:
+    return sum(ch.isdigit() for ch in unicodedata.normalize("NFKC", text))
+
+
+def _lean(quads: list[np.ndarray]) -> float:
+    """The angle (degrees, clockwise from level) most of the text in `quads` leans by: the
+    length-weighted median direction of the boxes long enough to have one."""
+    angles: list[tuple[float, float]] = []
+    for q in quads:
+        along, across = q[1] - q[0], q[3] - q[0]
+        length, height = float(np.hypot(*along)), float(np.hypot(*across))
+        if length >= 2.5 * height > 0:
+            angles.append((math.degrees(math.atan2(float(along[1]), float(along[0]))), length))
+    if not angles:
+        return 0.0
+    angles.sort()
+    half, acc = sum(w for _, w in angles) / 2, 0.0
+    for angle, weight in angles:
+        acc += weight
+        if acc >= half:
+            return angle
+    return angles[-1][0]  # pragma: no cover
+
+
+def _levelled(img: np.ndarray, lean: float) -> tuple[np.ndarray, np.ndarray]:
+    """`img` turned by `lean` degrees so text leaning that much lies level (on a canvas
+    large enough to keep every corner), and the affine map back to `img`'s pixels."""
+    h, w = img.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), lean, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    out_w, out_h = int(h * sin + w * cos + 0.5), int(h * cos + w * sin + 0.5)
+    matrix[0, 2] += out_w / 2 - w / 2
+    matrix[1, 2] += out_h / 2 - h / 2
+    level = cv2.warpAffine(
+        img, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return level, cv2.invertAffineTransform(matrix)
+
+
+def _proposals(gray: np.ndarray, limit: int = 4) -> list[np.ndarray]:
+    """Places that look like print, as boxes along their longer side (full-image pixels):
+    on a ~1000 px copy, patches where most pixels are strong edges (text on a label),
+    not a lone line or an outline; the largest `limit` of them."""
+    h, w = gray.shape
+    q = min(1.0, _PROPOSAL_SIDE / max(h, w))
+    small = cv2.resize(gray, None, fx=q, fy=q, interpolation=cv2.INTER_AREA) if q < 1 else gray
+    grad = cv2.morphologyEx(small, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    density = cv2.boxFilter((grad > _EDGE_CONTRAST).astype(np.float32), -1, (9, 9))
+    dense = cv2.dilate((density > 0.35).astype(np.uint8), np.ones((5, 5), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
+    found = []
+    for k in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        if area >= 150 and bw * bh <= 0.25 * small.size:
+            found.append((area, k, x, y, bw, bh))
+    found.sort(reverse=True)
+    out = []
+    for _, k, x, y, bw, bh in found[:limit]:
+        ys, xs = np.nonzero(labels[y : y + bh, x : x + bw] == k)
+        rect = cv2.minAreaRect(np.c_[xs + x, ys + y].astype(np.float32))
+        out.append(_along(cv2.boxPoints(rect) / q))
+    return out
+
+
+def _centre_in(quad: np.ndarray, rect: tuple[int, int, int, int]) -> bool:
+    x, y = (float(v) for v in quad.mean(axis=0))
+    return rect[0] <= x < rect[2] and rect[1] <= y < rect[3]
 
 
 def _digit_rich(text: str) -> bool:

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from scanner.errors import CorruptImage, ImageTooLarge, NotAnImage, TooManyPixels
 
@@ -60,7 +60,7 @@ def load(data: bytes, *, max_bytes: int, max_pixels: int) -> Photo:
             im = Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError:
         raise TooManyPixels(f"the image declares more than {max_pixels:,} pixels (the limit)") from None
-    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise NotAnImage("not a JPEG, PNG, WebP, BMP or GIF image") from None
     width, height = im.size
     if width <= 0 or height <= 0:

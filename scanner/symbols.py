@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -156,7 +157,7 @@ class SymbolReader:
     """The barcode cascade. Stateless apart from its options; safe to share between threads."""
 
     def __init__(self, *, use_pyzbar: bool = False) -> None:
-        self._pyzbar: Callable[[np.ndarray], list] | None = None
+        self._pyzbar: Callable[[np.ndarray], list[Any]] | None = None
         if use_pyzbar:
             from pyzbar import pyzbar  # optional engine: needs Debian's libzbar0
 
