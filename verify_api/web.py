@@ -284,7 +284,7 @@ def _lang() -> str:
 
 def _visits() -> RecentVisits:
     # Built by the composition root beside the scan store (its Redis, or this process).
-    return current_app.extensions["web_visits"]  # type: ignore[no-any-return]
+    return current_app.extensions["web_visits"]
 
 
 def _visitor() -> tuple[str, bool]:
