@@ -319,9 +319,15 @@ class Traffic:
 
 
 def _recorded_codes(app: Any) -> list[str]:
-    """The demo's codes whose verify records a scan (invalid formats record nothing)."""
+    """The demo's codes whose verify records a scan and says so (invalid formats record
+    nothing; a not_found answer records its scan but carries `scans: null`, so it could
+    never be told acknowledged)."""
     samples = seed(container(app).admin, date.today())
-    return [code for verdict, code in samples.items() if not verdict.startswith("invalid_format")]
+    return [
+        code
+        for verdict, code in samples.items()
+        if not verdict.startswith("invalid_format") and not verdict.startswith("not_found")
+    ]
 
 
 def _worker_env(database_url: str, redis_url: str) -> dict[str, str]:
