@@ -369,11 +369,14 @@ def search() -> Response:
 def empty_code() -> Response:
     # A label URL carrying its code as a query parameter (?code=, ?c=, WeChat's ?q=) is a
     # label scan; otherwise nothing was asked.
-    if any(k in request.args for k in ("code", "c", "q")):
-        raw = request.full_path
-        if len(raw) > MAX_INPUT_CHARS:
-            raise BadInput(f"input is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
-        return _result(raw, "qr")
+    for key in ("code", "c", "q"):
+        if key in request.args:
+            # The parameter's value is the input (a code, or for WeChat's q the label's own
+            # URL, decoded once here): the 2,048-character limit is the value's, as documented.
+            raw = request.args[key]
+            if len(raw) > MAX_INPUT_CHARS:
+                raise BadInput(f"input is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
+            return _result(raw, "qr")
     return _home(TEXTS[_lang()]["err_empty"], status=400)
 
 
