@@ -633,12 +633,11 @@ class SqlRegistry:
             self._load_codes(rows)
             return []
         with self.engine.begin() as conn:
-            self.write_codes(
+            return self.write_codes(
                 conn,
                 [{"code": k, "group_id": g, "issued_on": d, "identity_code": i} for k, g, d, i in rows],
                 body_id=body_id,
             )
-        return []
 
     def _load_codes(self, rows: list[tuple[int, int, date | None, str | None]]) -> None:
         rows.sort(key=operator.itemgetter(0))  # InnoDB loads sorted keys ~1.6x faster (NOTES.md)

@@ -5,19 +5,15 @@ so it shows in every verify answer within a second.
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import logging
-import operator
-import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -39,12 +35,10 @@ from domain.certificates import (
     check_body_codes,
     parse_certificate_number,
 )
+from domain.china_time import china_today, iso_utc
 from domain.codes import organic_key
 from domain.errors import BadInput, DomainError, Forbidden, NotFound, Unavailable
-from domain.ports import FilterStore, Generations, RecordCache, SharedCache
-
-if TYPE_CHECKING:
-    from registry.store import SqlRegistry
+from domain.ports import AdminRegistry, FilterStore, Generations, RecordCache, SharedCache
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +288,7 @@ def hash_token(raw: str) -> str:
 class AdminService:
     def __init__(
         self,
-        registry: SqlRegistry,
+        registry: AdminRegistry,
         resolver: RecordCache,
         generations: Generations,
         filters: FilterStore | None,
@@ -446,7 +440,12 @@ class AdminService:
             raise BadInput(_errors(exc), code="invalid_body") from exc
         number = parse_certificate_number(number).text
         state = self.registry.change_certificate_status(
-            number, CertificateStatus(change.status), change.reason, change.effective_on, scope
+            number,
+            CertificateStatus(change.status),
+            change.reason,
+            # Unsaid, a change takes effect on China's today (the server's clock is UTC).
+            change.effective_on or china_today(datetime.now(UTC)),
+            scope,
         )
         self._changed("status")
         return {
@@ -457,7 +456,7 @@ class AdminService:
                 {
                     **h,
                     "effective_on": h["effective_on"].isoformat() if h["effective_on"] else None,
-                    "changed_at": h["changed_at"].isoformat(),
+                    "changed_at": iso_utc(h["changed_at"]),  # stored naive UTC: say so
                 }
                 for h in self.registry.certificate_history(number)
             ],
@@ -489,16 +488,24 @@ class AdminService:
         groups: dict[tuple[Any, ...], int] = {}
         orders: dict[str, tuple[int, int]] = {}
         # A body token's writes are guarded against taking over another body's codes; LOAD
-        # DATA ... REPLACE cannot be guarded, so it is for the all scope (the CLI) only.
-        guard = None if scope.is_all else scope.id
-        use_file = bulk_file and self.registry.dialect in ("mysql", "mariadb") and guard is None
+        # DATA ... REPLACE cannot be guarded, so it is for the all scope (the CLI) only, and
+        # so is a `writer` (the CLI's writer process always loads files).
+        if writer is not None and not scope.is_all:
+            raise ValueError("a writer loads files with REPLACE: the all scope only")
+        guard = scope.id if scope.kind == "body" else None
+        use_file = bulk_file and self.registry.bulk_file_supported and scope.is_all
         numbering = self.registry.body_numbering()
-        prefixes: dict[int, tuple[str, str | None]] = {}
+        prefixes: dict[str, tuple[str, str | None]] = {}  # certificate -> its body's prefixes
+        # Label groups are checked per row but made (with their order) only for rows that
+        # pass every check: a refused row never takes an order number someone else needs.
+        checked: dict[tuple[Any, ...], tuple[str, str] | None] = {}
         own = executor is None
         pool = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="import")
         write = writer or functools.partial(self.write_chunk, use_file=use_file, body_id=guard)
         in_flight = max(1, getattr(pool, "_max_workers", 1))
-        pending: list[tuple[Future[Any], int]] = []  # writes in flight, with their row counts
+        # Writes in flight, with their row counts and, for a guarded write, where each code
+        # came from (the guard may skip a code another body took since the chunk's check).
+        pending: list[tuple[Future[Any], int, dict[int, tuple[int, str]] | None]] = []
         landed = offset = 0
         failure: Exception | None = None
         token: str | None = None
@@ -512,6 +519,7 @@ class AdminService:
                 out: list[tuple[int, int, date | None, str | None]] = []
                 codes: list[str] = []
                 where: list[int] = []
+                ungrouped: dict[int, tuple[Any, ...]] = {}  # row of `out` -> its group to make
                 for local_i, m in good:
                     code = m["code"]
                     # One dict lookup per row in the common case: the row's label group.
@@ -522,18 +530,20 @@ class AdminService:
                         m.get("package", ""),
                         m.get("label_spec", ""),
                     )
-                    group_id = groups.get(gkey)
-                    if group_id is None:
-                        group_id = self._group_for(
-                            gkey, certs, products, orders, scope, offset + local_i, code, result
-                        )
-                        if group_id is None:
+                    group_id = groups.get(gkey, 0)
+                    if not group_id:
+                        if gkey not in checked:
+                            checked[gkey] = self._group_refusal(gkey, certs, products, orders, scope)
+                        refusal = checked[gkey]
+                        if refusal is not None:
+                            result.reject(offset + local_i, code, *refusal)
                             continue
-                        groups[gkey] = group_id
-                        prefixes[group_id] = numbering.get(certs[gkey[0]][1], ("", None))
+                    prefix = prefixes.get(gkey[0])
+                    if prefix is None:
+                        prefix = prefixes[gkey[0]] = numbering.get(certs[gkey[0]][1], ("", None))
                     # A code carries its body's number (4 digits; a 17-digit legacy code the
                     # 3-digit legacy one): a certificate of one body never takes another's.
-                    current, legacy = prefixes[group_id]
+                    current, legacy = prefix
                     if (code[:4] != current) if len(code) == 18 else (code[:3] != legacy):
                         result.reject(
                             offset + local_i,
@@ -542,28 +552,35 @@ class AdminService:
                             f"the code's body prefix is not that of certificate {gkey[0]}'s body",
                         )
                         continue
+                    if not group_id:
+                        ungrouped[len(out)] = gkey
                     out.append((organic_key(code), group_id, m.get("issued_on"), m.get("identity_code")))
                     codes.append(code)
                     where.append(offset + local_i)
                 if guard is not None and out:
-                    out, codes = self._own_codes(guard, out, codes, where, result)
+                    kept = self._own_codes(guard, out, codes, where, result)
+                    if len(kept) < len(out):
+                        ungrouped = {new: ungrouped[old] for new, old in enumerate(kept) if old in ungrouped}
+                        out, codes, where = ([rows[i] for i in kept] for rows in (out, codes, where))  # type: ignore[assignment]
+                if ungrouped:
+                    out, codes, where = self._make_groups(
+                        out, codes, where, ungrouped, groups, certs, products, orders, result
+                    )
                 while len(pending) >= in_flight:
-                    future, n = pending.pop(0)
-                    future.result()  # bounded memory; a failed write surfaces here
-                    landed += n
-                pending.append((pool.submit(write, out, codes), len(out)))
+                    landed += self._written(*pending.pop(0), result)  # bounded memory
+                rows_of = dict(zip((row[0] for row in out), zip(where, codes, strict=True), strict=True))
+                pending.append((pool.submit(write, out, codes), len(out), rows_of if guard else None))
                 offset += len(block)
                 if progress is not None:
-                    progress(offset, landed + sum(n for _, n in pending))
+                    progress(offset, landed + sum(p[1] for p in pending))
         except Exception as exc:
             failure = exc
         finally:
             # Every exit path: the writes in flight end and are counted, and the caches are
             # told (the generations move) whatever failed, so what landed verifies.
-            for future, n in pending:
+            for future, n, sources in pending:
                 try:
-                    future.result()
-                    landed += n
+                    landed += self._written(future, n, sources, result)
                 except Exception as exc:
                     failure = failure or exc
             if own:
@@ -578,44 +595,93 @@ class AdminService:
             raise ImportStopped(result, offset, untold)
         return result
 
-    def _group_for(
+    def _group_refusal(
         self,
         gkey: tuple[Any, ...],
         certs: dict[str, tuple[int, int, int]],
         products: dict[tuple[int, str], int],
         orders: dict[str, tuple[int, int]],
         scope: Scope,
-        row: int,
-        code: str,
-        result: BulkResult,
-    ) -> int | None:
-        """Resolve (certificate, product, order, package, label) to a label group, or reject the row."""
-        cert_no, product, order, package, label_spec = gkey
+    ) -> tuple[str, str] | None:
+        """Why rows of (certificate, product, order, package, label) are refused, or None;
+        nothing is created here (see `_make_groups`)."""
+        cert_no, product, order, _package, _label_spec = gkey
         ref = certs.get(cert_no)
         if ref is None:
-            result.reject(row, code, "unknown_certificate", f"no certificate {cert_no}")
-            return None
+            return "unknown_certificate", f"no certificate {cert_no}"
         cert_id, body_id, _org = ref
         if not scope.may_write_body(body_id):
-            result.reject(row, code, "forbidden", "the certificate belongs to another body")
-            return None
-        product_id = products.get((cert_id, product))
-        if product_id is None:
-            result.reject(row, code, "unknown_product", f"certificate {cert_no} lists no product {product!r}")
-            return None
-        order_id = 0
-        if order:
-            if order not in orders:
-                with self.registry.engine.begin() as conn:
-                    orders[order] = self.registry.ensure_order(conn, order, cert_id)
-            order_id, order_cert = orders[order]
-            if order_cert != cert_id:
-                result.reject(
-                    row, code, "order_certificate_mismatch", f"order {order} belongs to another certificate"
-                )
-                return None
-        with self.registry.engine.begin() as conn:
-            return self.registry.ensure_group(conn, cert_id, product_id, order_id, package, label_spec)
+            return "forbidden", "the certificate belongs to another body"
+        if (cert_id, product) not in products:
+            return "unknown_product", f"certificate {cert_no} lists no product {product!r}"
+        if order and order not in orders:
+            found = self.registry.find_order(order)
+            if found is not None:
+                orders[order] = found
+        if order and order in orders and orders[order][1] != cert_id:
+            return "order_certificate_mismatch", f"order {order} belongs to another certificate"
+        return None
+
+    def _make_groups(
+        self,
+        out: list[tuple[int, int, date | None, str | None]],
+        codes: list[str],
+        where: list[int],
+        ungrouped: dict[int, tuple[Any, ...]],
+        groups: dict[tuple[Any, ...], int],
+        certs: dict[str, tuple[int, int, int]],
+        products: dict[tuple[int, str], int],
+        orders: dict[str, tuple[int, int]],
+        result: BulkResult,
+    ) -> tuple[list[tuple[int, int, date | None, str | None]], list[str], list[int]]:
+        """Make the label groups (and orders) of rows that passed every check, now that they
+        did. An order made meanwhile on another certificate (by another import, or by an
+        earlier row of this one naming the same new number) refuses the row."""
+        kept: list[int] = []
+        for i, row in enumerate(out):
+            gkey = ungrouped.get(i)
+            if gkey is not None and gkey not in groups:
+                cert_no, product, order, package, label_spec = gkey
+                cert_id = certs[cert_no][0]
+                if not order or order not in orders or orders[order][1] == cert_id:
+                    # The order (made on first sight) and the group in one transaction.
+                    group_id, order_ref = self.registry.label_group_for(
+                        cert_id, products[(cert_id, product)], package, label_spec, order
+                    )
+                    if order_ref is not None:
+                        orders[order] = order_ref
+                    if group_id is not None:
+                        groups[gkey] = group_id
+            if gkey is not None:
+                if gkey not in groups:
+                    result.reject(
+                        where[i],
+                        codes[i],
+                        "order_certificate_mismatch",
+                        f"order {gkey[2]} belongs to another certificate",
+                    )
+                    continue
+                out[i] = (row[0], groups[gkey], row[2], row[3])
+            kept.append(i)
+        if len(kept) == len(out):
+            return out, codes, where
+        return [out[i] for i in kept], [codes[i] for i in kept], [where[i] for i in kept]
+
+    def _written(
+        self,
+        future: Future[Any],
+        n: int,
+        sources: dict[int, tuple[int, str]] | None,
+        result: BulkResult,
+    ) -> int:
+        """How many rows of a finished write landed; the guard's skips are `forbidden` rows
+        (a code another body took between the chunk's owner check and its write)."""
+        skipped = future.result() or ()  # a failed write surfaces here
+        for key in skipped:
+            if sources is not None and key in sources:
+                row, code = sources[key]
+                result.reject(row, code, "forbidden", "the code belongs to another body's certificate")
+        return n - len(skipped)
 
     def _own_codes(
         self,
@@ -624,21 +690,18 @@ class AdminService:
         codes: list[str],
         where: list[int],
         result: BulkResult,
-    ) -> tuple[list[tuple[int, int, date | None, str | None]], list[str]]:
-        """Drop the chunk's rows whose code already belongs to another body (one query per
-        chunk): a body token never takes over another body's code."""
+    ) -> list[int]:
+        """The rows of the chunk to keep: those whose code is new or already this body's (one
+        query per chunk); a body token never takes over another body's code."""
         owners = self.registry.code_owners([row[0] for row in out])
         foreign = {key for key, (owner, _org) in owners.items() if owner != body_id}
-        if not foreign:
-            return out, codes
-        kept_out, kept_codes = [], []
-        for row, code, at in zip(out, codes, where, strict=True):
+        kept = []
+        for i, (row, code, at) in enumerate(zip(out, codes, where, strict=True)):
             if row[0] in foreign:
                 result.reject(at, code, "forbidden", "the code belongs to another body's certificate")
             else:
-                kept_out.append(row)
-                kept_codes.append(code)
-        return kept_out, kept_codes
+                kept.append(i)
+        return kept
 
     def write_chunk(
         self,
@@ -646,31 +709,25 @@ class AdminService:
         codes: list[str],
         use_file: bool,
         body_id: int | None = None,
-    ) -> None:
-        """Write one validated chunk and tell the caches (filter, shared records) about its codes.
+    ) -> list[int]:
+        """Write one validated chunk and tell the caches (filter, shared records) about its codes;
+        the keys a guarded write (`body_id`) skipped as another body's.
 
         The filter hears of the codes before they are saved and their cached absences are
         dropped before and after (see `_announce_codes`): when Redis fails first, nothing of
         the chunk is saved; when it fails after, the chunk is saved and will verify.
         """
         if not out:
-            return
+            return []
         self._propagate_codes(codes, [row[0] for row in out])
-        with self.registry.engine.begin() as conn:
-            if use_file:
-                self._load_file(conn, out)
-            else:
-                self.registry.write_codes(
-                    conn,
-                    [{"code": k, "group_id": g, "issued_on": d, "identity_code": i} for k, g, d, i in out],
-                    body_id=body_id,
-                )
+        skipped = self.registry.save_codes(out, body_id=body_id, bulk_file=use_file)
         try:
             # Absences some worker cached between the first drop and the commit (while an
             # import is in flight they live a second anyway): best effort.
             self.resolver.forget_codes(codes, via=self.shared)
         except Exception:
             log.warning("codes saved; their cached absences could not be dropped", exc_info=True)
+        return skipped
 
     def _propagate_codes(self, codes: list[str], keys: list[int] | None = None) -> None:
         """Before a chunk is saved: its codes into the filter, their cached absences out."""
@@ -718,20 +775,6 @@ class AdminService:
         finally:
             self.resolver.refresh(force=True)
         return None
-
-    def _load_file(self, conn: Any, rows: list[tuple[int, int, date | None, str | None]]) -> None:
-        rows.sort(key=operator.itemgetter(0))  # InnoDB loads sorted keys ~1.6x faster (NOTES.md)
-        fd, path = tempfile.mkstemp(suffix=".tsv")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                # LOAD DATA's own escaping: a tab, newline or backslash in an identity code
-                # is written as \<char> and read back as itself; None is an empty field (NULL).
-                csv.writer(
-                    fh, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n"
-                ).writerows(rows)
-            self.registry.load_codes_file(conn, path)
-        finally:
-            os.unlink(path)
 
     def void_order(self, number: str, reason: str | None, scope: Scope) -> dict[str, Any]:
         state = self.registry.void_order(number, reason, scope)

@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from anomaly.worker import StreamWorker
+from domain.bulk import Scope
 from domain.codes import CodeKind
 from registry import schema as t
 from tests.conftest import ADMIN
@@ -477,6 +478,66 @@ def test_flags_follow_a_code_moved_to_another_certificate(world: World) -> None:
     assert resp.status_code == 404
     page = world.http.get(f"/api/v1/admin/flags?certificate={other['number']}", headers=world.y).get_json()
     assert {f["code"] for f in page["items"]} == {CODE_A}
+
+
+def test_a_rejected_row_creates_no_order_another_body_could_need(world: World) -> None:
+    # Body A sends rows that are themselves refused, naming an order number body B will use.
+    squat = [
+        code_row("045626000000000005", A_NO, "B-002"),  # body B's prefix on A's certificate
+        code_row(CODE_B, A_NO, "B-003"),  # body B's code
+    ]
+    resp = world.http.post("/api/v1/admin/codes", json=squat, headers=world.a).get_json()
+    assert resp["accepted"] == 0
+    assert [r["code"] for r in resp["rejected"]] == ["code_body_mismatch", "code_body_mismatch"]
+    rows = [code_row("045626000000000002", B_NO, "B-002"), code_row("045626000000000003", B_NO, "B-003")]
+    assert world.http.post("/api/v1/admin/codes", json=rows, headers=world.b).get_json() == {
+        "accepted": 2,
+        "rejected": [],
+    }
+    assert verify(world.http, "045626000000000002")["certificate"]["number"] == B_NO
+
+
+def test_a_row_refused_as_another_bodys_code_creates_no_order(world: World) -> None:
+    plant_stray_code(world.app)  # body B's numbering, on body A's certificate
+    rows = [code_row(STRAY, B_NO, "A-777")]
+    resp = world.http.post("/api/v1/admin/codes", json=rows, headers=world.b).get_json()
+    assert [r["code"] for r in resp["rejected"]] == ["forbidden"]
+    rows = [code_row("012326000000000007", A_NO, "A-777")]
+    assert world.http.post("/api/v1/admin/codes", json=rows, headers=world.a).get_json() == {
+        "accepted": 1,
+        "rejected": [],
+    }
+
+
+def test_a_code_the_guard_skips_is_reported_forbidden_not_accepted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race: STRAY moved to body A after body B's per-chunk owner check, which here
+    # kept every row, as it did before the move.
+    plant_stray_code(world.app)
+    admin = container(world.app).admin
+    monkeypatch.setattr(admin, "_own_codes", lambda _body, out, *_rest: list(range(len(out))))
+    rows = [code_row(STRAY, B_NO, "B-001"), code_row("045626000000000004", B_NO, "B-001")]
+    resp = world.http.post("/api/v1/admin/codes", json=rows, headers=world.b).get_json()
+    assert resp["accepted"] == 1
+    assert [(r["row"], r["key"], r["code"]) for r in resp["rejected"]] == [(0, STRAY, "forbidden")]
+    assert verify(world.http, STRAY)["certificate"]["number"] == A_NO
+
+
+def test_an_import_through_a_file_writer_is_refused_for_a_body_scope(world: World) -> None:
+    body_a = container(world.app).registry.scope_target_id("body", "0123")
+    with pytest.raises(ValueError, match="all scope"):
+        container(world.app).admin.import_codes(
+            [code_row(CODE_A, A_NO, "A-001")], Scope("body", body_a), writer=lambda *_: None
+        )
+
+
+def test_create_token_with_an_expiry_past_year_9999_says_so_without_a_traceback(world: World) -> None:
+    result = world.app.test_cli_runner().invoke(
+        args=["create-token", "x", "--scope", "all", "--expires-in-days", "3000000"]
+    )
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.exception
+    assert "Error:" in result.output
 
 
 def test_two_calls_creating_the_same_new_batch_on_mariadb_get_one_batch_and_one_409(

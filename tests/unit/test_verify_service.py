@@ -1,0 +1,138 @@
+"""The verify use case against in-memory fakes of its ports (tests/fakes): the registry's
+facts and the scan history make the verdict; admin changes reach it through the
+generations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from domain.errors import BadInput, TooManyRequests
+from tests.fakes.house import ALL, House, cert_number, code_row, organic_code, stocked_house
+
+
+@pytest.fixture
+def house() -> House:
+    house = stocked_house()
+    cert = cert_number("0123", 17)
+    house.admin.import_codes(
+        [
+            code_row(organic_code("0123", 1), cert, order="ORDER-1"),
+            code_row(organic_code("0123", 2), cert, order="ORDER-2"),
+        ],
+        ALL,
+    )
+    return house
+
+
+def test_an_issued_code_of_a_valid_certificate_verifies_as_genuine(house: House) -> None:
+    answer = house.answer(organic_code("0123", 1))
+    assert answer["verdict"] == "genuine"
+    assert answer["certificate"]["number"] == cert_number("0123", 17)
+    assert answer["certification_body"]["code"] == "0123"
+    assert answer["product"]["name"] == "有机大米"
+
+
+def test_a_code_never_issued_verifies_as_not_found(house: House) -> None:
+    assert house.answer(organic_code("0123", 999))["verdict"] == "not_found"
+
+
+def test_a_code_of_an_unknown_body_is_invalid_without_a_lookup(house: House) -> None:
+    answer = house.answer(organic_code("0999", 1))
+    assert answer["verdict"] == "invalid_format"
+    assert answer["reason"] == "unknown_body"
+    assert house.ledger.scans == {}  # nothing recorded for a malformed code
+
+
+def test_a_voided_orders_codes_verify_as_voided(house: House) -> None:
+    assert house.answer(organic_code("0123", 1))["verdict"] == "genuine"  # cached by the reader now
+    house.admin.void_order("ORDER-1", "labels stolen", ALL)
+    assert house.answer(organic_code("0123", 1))["verdict"] == "voided"
+    assert house.answer(organic_code("0123", 2))["verdict"] == "genuine"  # another order
+
+
+def test_a_suspended_certificates_codes_verify_as_suspended(house: House) -> None:
+    house.answer(organic_code("0123", 1))
+    house.admin.change_certificate_status(cert_number("0123", 17), {"status": "suspended"}, ALL)
+    assert house.answer(organic_code("0123", 1))["verdict"] == "certificate_suspended"
+
+
+def test_a_suspicious_flag_turns_a_genuine_answer_suspicious(house: House) -> None:
+    code = organic_code("0123", 1)
+    house.ledger.raise_flag(code, "impossible_travel", "suspicious", house.now - timedelta(hours=1))
+    answer = house.answer(code)
+    assert answer["verdict"] == "suspicious"
+    assert answer["flags"][0]["rule"] == "impossible_travel"
+
+
+def test_a_warn_flag_is_shown_but_leaves_the_verdict(house: House) -> None:
+    code = organic_code("0123", 1)
+    house.ledger.raise_flag(code, "velocity", "warn", house.now)
+    answer = house.answer(code)
+    assert answer["verdict"] == "genuine" and answer["flags"][0]["severity"] == "warn"
+
+
+def test_each_verify_is_counted_in_the_codes_scan_history(house: House) -> None:
+    code = organic_code("0123", 1)
+    house.answer(code, client="alice")
+    house.answer(code, client="bob")
+    scans = house.answer(code, client="alice")["scans"]
+    assert scans["count"] == 3 and scans["distinct_scanners"] == 2
+    assert scans["you"]["count"] == 2
+
+
+def test_a_read_only_lookup_records_no_scan(house: House) -> None:
+    code = organic_code("0123", 1)
+    house.verify.verify(_request(code), record=False)
+    assert code not in house.ledger.scans
+
+
+def test_a_scan_store_outage_still_answers_the_verdict(house: House) -> None:
+    house.ledger.down = True
+    answer = house.answer(organic_code("0123", 1))
+    assert answer["verdict"] == "genuine" and answer["scans"] is None
+
+
+def test_a_client_guessing_many_unknown_codes_is_refused(house: House) -> None:
+    house.ledger.enumeration_per_hour = 3
+    for serial in range(900, 903):
+        house.answer(organic_code("0123", serial), client="guesser")
+    with pytest.raises(TooManyRequests) as refused:
+        house.answer(organic_code("0123", 903), client="guesser")
+    assert refused.value.code == "enumeration_throttled"
+
+
+def test_an_unknown_channel_is_bad_input(house: House) -> None:
+    with pytest.raises(BadInput) as bad:
+        house.answer(organic_code("0123", 1), channel="carrier-pigeon")
+    assert bad.value.code == "invalid_channel"
+
+
+def test_a_code_saved_by_an_import_verifies_at_once_though_a_worker_cached_its_absence() -> None:
+    house = stocked_house()
+    code = organic_code("0123", 5)
+    assert house.answer(code)["verdict"] == "not_found"  # the filter and the reader say so now
+    house.admin.import_codes([code_row(code, cert_number("0123", 17))], ALL)
+    assert house.answer(code)["verdict"] == "genuine"
+
+
+def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
+    house = House()
+    batch = {
+        "number": "WC-2026-1",
+        "producer": "五常示范米业",
+        "product": "五常大米",
+        "codes": [{"a_code": "WCA7Kp2Qx9Lm", "b_code": "WCB3Zt8Rv1Nq"}],
+    }
+    house.admin.upsert_batch(batch, ALL)
+    assert house.answer("WCA7Kp2Qx9Lm")["verdict"] == "not_activated"
+    house.admin.activate_batch("WC-2026-1", ALL)
+    answer = house.answer("WCA7Kp2Qx9Lm")
+    assert answer["verdict"] == "genuine" and answer["trace"]["batch"] == "WC-2026-1"
+
+
+def _request(code: str) -> object:
+    from services.verify import VerifyRequest
+
+    return VerifyRequest(code)
