@@ -5,12 +5,8 @@ away and after it is back, never `not_found`."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +14,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 import sqlalchemy as sa
 from flask import Flask
 from werkzeug.datastructures import FileStorage
@@ -27,7 +22,8 @@ from werkzeug.test import encode_multipart
 from domain.bulk import Scope
 from domain.codes import normalize
 from services.admin import ImportStopped
-from tests.conftest import ADMIN, REQUIRED, make_app, settings_for
+from tests.conftest import ADMIN, make_app, settings_for
+from tests.redis_server import RedisChild
 from webapp import container
 
 YY = f"{date.today().year % 100:02d}"
@@ -39,63 +35,9 @@ def _code(n: int) -> str:
     return f"0123{YY}{n:012d}"
 
 
-class OwnRedis:
-    """A redis-server child on a free port, which the test may stop and start again."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        server = shutil.which("redis-server")
-        assert server
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root),
-             "--save", "", "--appendonly", "no", "--logfile", str(self.root / "log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis_lib.Redis(port=self.port, socket_timeout=1)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis_lib.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        """Gone at once, its data with it."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def shutdown_saving(self) -> None:
-        """Gone at once; its data comes back with the next start (a restart)."""
-        assert self.proc is not None
-        with contextlib.suppress(redis_lib.ConnectionError):
-            redis_lib.Redis(port=self.port, socket_timeout=5).shutdown(save=True)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    if not shutil.which("redis-server"):
-        if REQUIRED:
-            pytest.fail("redis-server is needed for the import failure tests and REQUIRE_SERVICES=1")
-        pytest.skip("redis-server is not installed")
-    server = OwnRedis(tmp_path)
+def own_redis(tmp_path: Path) -> Iterator[RedisChild]:
+    server = RedisChild(tmp_path, "the import failure tests")
     server.start()
     try:
         yield server
@@ -104,7 +46,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 
 
 @pytest.fixture
-def app(mysql_db: str, own_redis: OwnRedis) -> Flask:
+def app(mysql_db: str, own_redis: RedisChild) -> Flask:
     app = make_app(settings_for(mysql_db, own_redis.url))
     c = container(app)
     c.admin.upsert_bodies([{"code": "0123", "name": "Test body"}], ALL)
@@ -135,7 +77,7 @@ def verdicts(app: Flask, codes: list[str]) -> set[str]:
 
 
 def test_an_upload_whose_redis_dies_says_what_landed_and_every_saved_code_verifies(
-    app: Flask, own_redis: OwnRedis, mysql_db: str
+    app: Flask, own_redis: RedisChild, mysql_db: str
 ) -> None:
     total = 60_000  # twelve chunks of 5,000: Redis dies after the first lands
     buf = io.StringIO()
@@ -197,7 +139,7 @@ def test_an_upload_whose_redis_dies_says_what_landed_and_every_saved_code_verifi
 
 
 def test_an_import_whose_redis_restarts_mid_way_reports_the_rows_saved_which_verify(
-    app: Flask, own_redis: OwnRedis
+    app: Flask, own_redis: RedisChild
 ) -> None:
     c = container(app)
 
@@ -230,7 +172,7 @@ def test_an_import_whose_redis_restarts_mid_way_reports_the_rows_saved_which_ver
 
 
 def test_an_import_in_flight_makes_workers_ask_the_shared_bits_before_saying_never_issued(
-    app: Flask, own_redis: OwnRedis
+    app: Flask, own_redis: RedisChild
 ) -> None:
     # A worker holds its filter from before the import; the import's codes are saved chunk
     # by chunk and the generation moves only at the end. Mid-way, saved codes verify.

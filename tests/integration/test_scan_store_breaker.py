@@ -8,90 +8,32 @@ one the test moves, so nothing depends on how fast the machine is."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_lib
 
 from cache.redis_cache import Breaker
 from domain import metrics
 from services.demo import seed
-from tests.conftest import REQUIRED, make_app, settings_for
+from tests.conftest import make_app, settings_for
+from tests.fakes.caches import FakeClock
+from tests.redis_server import RedisChild
 from webapp import container
 
 
-class ScanServer:
-    """A redis-server child on a free port; `restart()` replaces a stalled one."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            if REQUIRED:
-                pytest.fail("redis-server is needed for the scan-store stall test and REQUIRE_SERVICES=1")
-            pytest.skip("redis-server is not installed")
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root), "--logfile", str(self.root / "log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        end = time.monotonic() + 20
-        while True:
-            try:
-                redis_lib.Redis(port=self.port, socket_timeout=1).ping()
-                return
-            except redis_lib.ConnectionError:
-                if time.monotonic() > end or self.proc.poll() is not None:
-                    raise
-                time.sleep(0.05)
-
-    def pause(self) -> None:
-        # CLIENT UNPAUSE would itself wait out the pause: a long pause, ended by restart().
-        redis_lib.Redis(port=self.port).execute_command("CLIENT", "PAUSE", 60_000, "ALL")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
 @pytest.fixture
-def scan_server(tmp_path: Path) -> Iterator[ScanServer]:
-    server = ScanServer(tmp_path)
+def scan_server(tmp_path: Path) -> Iterator[RedisChild]:
+    server = RedisChild(tmp_path, "the scan-store stall test")
     server.start()
     yield server
     server.stop()
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_stalled_scan_store_is_tried_once_per_backoff_while_verifies_are_answered(
-    mysql_db: str, redis_url: str, scan_server: ScanServer
+    mysql_db: str, redis_url: str, scan_server: RedisChild
 ) -> None:
     app = make_app(settings_for(mysql_db, redis_url, scan_redis_url=scan_server.url))
     c = container(app)

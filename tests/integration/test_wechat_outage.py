@@ -24,12 +24,13 @@ from flask.testing import FlaskClient
 from domain import metrics
 from services.demo import seed
 from tests.conftest import make_app, settings_for
+from tests.fakes.caches import FakeClock
 from tests.fakes.wechat_server import FakeWeChat
-from tests.integration.test_scan_store_breaker import FakeClock, ScanServer
+from tests.redis_server import RedisChild
 from webapp import container
 
 
-class SessionServer(ScanServer):
+class SessionServer(RedisChild):
     """Our own redis-server, which can be stalled (SIGSTOP: connections open, no answer)
     and resumed with its data, or killed and started again empty."""
 
@@ -74,7 +75,7 @@ class Outage:
 
 @pytest.fixture
 def outage(fake_wechat: FakeWeChat, mysql_db: str, tmp_path: Path) -> Iterator[Outage]:
-    server = SessionServer(tmp_path)
+    server = SessionServer(tmp_path, "the WeChat outage tests")
     server.start()
     settings = settings_for(mysql_db, server.url).with_(
         wechat_appid="wx-app", wechat_secret="wx-secret", wechat_api_base=fake_wechat.base
