@@ -45,7 +45,8 @@ class BulkResult:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Who an admin token speaks for: everything, one certification body, or one organization."""
+    """Who an admin token (or a dashboard account) speaks for: everything, one certification
+    body, or one organization. What each may read and write is domain.access's policy."""
 
     kind: str  # "all" | "body" | "organization"
     id: int | None = None
@@ -56,12 +57,7 @@ class Scope:
     def is_all(self) -> bool:
         return self.kind == "all"
 
-    def may_write_body(self, body_id: int) -> bool:
-        return self.is_all or (self.kind == "body" and self.id == body_id)
-
-    def may_read(self, body_id: int | None, organization_id: int | None) -> bool:
-        if self.is_all:
-            return True
-        if self.kind == "body":
-            return body_id is not None and body_id == self.id
-        return organization_id is not None and organization_id == self.id
+    @property
+    def actor(self) -> str:
+        """Who a change is recorded as (a certificate's status history)."""
+        return self.name or self.kind

@@ -6,11 +6,12 @@ Protocols, so unit tests hand them in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from domain.access import Owner
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateStatus
 from domain.codes import CodeKind, ParsedCode
@@ -157,7 +158,12 @@ CodeRow = tuple[int, int, date | None, str | None]
 
 class AdminRegistry(Protocol):
     """What the admin use cases write and read in the registry. Each method is one
-    transaction of its own; rows come validated by the service."""
+    transaction of its own; rows come validated by the service.
+
+    The registry decides no access: it reports owners (domain.access.Owner), filters lists
+    by the owner the service names (`owned_by`, None: all), and where a row must be checked
+    inside its own transaction (locked, so no other write moves its owner in between) it
+    hands the row's owner to the service's check (`allowed`, `check`)."""
 
     # tokens
     def find_token(self, token_hash: str) -> tuple[Scope, datetime | None] | None: ...
@@ -171,21 +177,29 @@ class AdminRegistry(Protocol):
         scope_id: int | None,
         expires_at: datetime | None = None,
     ) -> int: ...
-    def list_tokens(self, scope: Scope) -> list[dict[str, Any]]: ...
-    def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]: ...
+    # Tokens of the owner's scope (a body's, an organization's), every token for None.
+    def list_tokens(self, owned_by: Owner | None) -> list[dict[str, Any]]: ...
+    def revoke_token(self, token_id: int, owned_by: Owner | None) -> dict[str, Any]: ...
 
     # bodies and certificates
     def upsert_bodies(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> BulkResult: ...
+    # `allowed` is asked of the body a row would certify under and of the certificate's
+    # current owner; a refused row is rejected `forbidden`.
     def upsert_certificates(
-        self, rows: Sequence[tuple[int, Mapping[str, Any]]], scope: Scope
+        self,
+        rows: Sequence[tuple[int, Mapping[str, Any]]],
+        allowed: Callable[[Owner], bool],
+        changed_by: str,
     ) -> BulkResult: ...
+    # A certificate `allowed` refuses is not found.
     def change_certificate_status(
         self,
         number: str,
         status: CertificateStatus,
         reason: str | None,
         effective_on: date | None,
-        scope: Scope,
+        allowed: Callable[[Owner], bool],
+        changed_by: str,
     ) -> CertificateState: ...
     def certificate_history(self, number: str) -> list[dict[str, Any]]: ...
     def certificate(self, number: str) -> CertificateState | None: ...
@@ -194,7 +208,7 @@ class AdminRegistry(Protocol):
     def certificate_refs(self) -> dict[str, tuple[int, int, int]]: ...
     def product_ids(self) -> dict[tuple[int, str], int]: ...
     def body_numbering(self) -> dict[int, tuple[str, str | None]]: ...
-    def code_owners(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]: ...
+    def code_owners(self, keys: Sequence[int]) -> dict[int, Owner]: ...  # of existing codes
     @property
     def bulk_file_supported(self) -> bool: ...  # save_codes(bulk_file=True) loads a file
     def find_order(self, number: str) -> tuple[int, int] | None: ...  # (order id, certificate id)
@@ -212,7 +226,8 @@ class AdminRegistry(Protocol):
     def save_codes(
         self, rows: list[CodeRow], *, body_id: int | None = None, bulk_file: bool = False
     ) -> list[int]: ...
-    def void_order(self, number: str, reason: str | None, scope: Scope) -> OrderState: ...
+    def order_owner(self, number: str) -> Owner | None: ...  # its certificate's
+    def void_order(self, number: str, reason: str | None) -> OrderState: ...
 
     # BQ batches
     def upsert_batch(
@@ -220,7 +235,7 @@ class AdminRegistry(Protocol):
         batch: Mapping[str, Any],
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
-        scope: Scope | None = None,
-    ) -> tuple[int, BulkResult]: ...
-    def batch_ref(self, number: str) -> tuple[int, int | None] | None: ...
+        check: Callable[[Owner, bool], None] | None = None,
+    ) -> tuple[int, BulkResult]: ...  # `check(owner, activated)` of an existing batch raises to refuse
+    def batch_owner(self, number: str) -> Owner | None: ...
     def activate_batch(self, number: str) -> BatchState: ...

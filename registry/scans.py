@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 
-from domain.bulk import Scope
+from domain.access import Owner
 from domain.codes import organic_key
 from domain.errors import BadInput, NotFound
 from registry import schema as t
@@ -321,7 +321,7 @@ class SqlScanArchive:
 
     def list_flags(
         self,
-        scope: Scope,
+        owned_by: Owner | None,
         *,
         rule: str | None = None,
         severity: str | None = None,
@@ -343,10 +343,11 @@ class SqlScanArchive:
             .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mysql")
             .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mariadb")
         )
-        if scope.kind == "body":
-            query = query.where(body == scope.id)
-        elif scope.kind == "organization":
-            query = query.where(org == scope.id)
+        # The flags of codes the owner holds now (every flag for None).
+        if owned_by is not None and owned_by.body_id is not None:
+            query = query.where(body == owned_by.body_id)
+        elif owned_by is not None:
+            query = query.where(org == owned_by.organization_id)
         if rule:
             query = query.where(f.c.rule == rule)
         if severity:
@@ -383,7 +384,11 @@ class SqlScanArchive:
         next_cursor = _encode_cursor(rows[-1].raised_at, rows[-1].id) if more and rows else None
         return {"items": items, "next": next_cursor}
 
-    def update_flag(self, flag_id: int, status: str, note: str | None, scope: Scope) -> dict[str, Any]:
+    def update_flag(
+        self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]
+    ) -> dict[str, Any]:
+        """Review a flag; one whose current owner `allowed` (the service's policy) refuses is
+        not found."""
         f = t.flags
         with self.engine.begin() as conn:
             body, org, _cert = _current_owner()
@@ -392,7 +397,7 @@ class SqlScanArchive:
                 .select_from(_owned_flags())
                 .where(f.c.id == flag_id)
             ).first()
-            if row is None or not scope.may_read(row.owner_body, row.owner_org):
+            if row is None or not allowed(Owner(row.owner_body, row.owner_org)):
                 raise NotFound(f"no flag {flag_id}", code="flag_not_found")
             conn.execute(
                 f.update()

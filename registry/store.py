@@ -13,13 +13,14 @@ import json
 import operator
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 
+from domain.access import Owner
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateKind, CertificateStatus, check_status_change
 from domain.codes import CodeKind, organic_code_from_key, organic_key
@@ -296,7 +297,15 @@ class SqlRegistry:
             conn.execute(sa.select(t.organizations.c.id).where(t.organizations.c.name == name)).scalar_one()
         )
 
-    def upsert_certificates(self, rows: Sequence[tuple[int, Mapping[str, Any]]], scope: Scope) -> BulkResult:
+    def upsert_certificates(
+        self,
+        rows: Sequence[tuple[int, Mapping[str, Any]]],
+        allowed: Callable[[Owner], bool],
+        changed_by: str,
+    ) -> BulkResult:
+        """Create or update certificates and their products; `allowed` (the service's policy)
+        is asked of the body each row would certify under and, inside the row's transaction,
+        of the certificate's current owner."""
         result = BulkResult()
         bodies = self.body_ids()
         c = t.certificates
@@ -306,14 +315,17 @@ class SqlRegistry:
                 if body_id is None:
                     result.reject(i, row["number"], "unknown_body", f"no body with code {row['body_code']}")
                     continue
-                if not scope.may_write_body(body_id):
+                if not allowed(Owner(body_id=body_id)):
                     result.reject(i, row["number"], "forbidden", "the certificate belongs to another body")
                     continue
                 with conn.begin_nested():
                     existing = conn.execute(
-                        sa.select(c.c.id, c.c.body_id, c.c.status).where(c.c.number == row["number"])
+                        sa.select(c.c.id, c.c.body_id, c.c.organization_id, c.c.status).where(
+                            c.c.number == row["number"]
+                        )
                     ).first()
-                    if existing is not None and not scope.may_write_body(existing.body_id):
+                    current = Owner(existing.body_id, existing.organization_id) if existing else None
+                    if current is not None and not allowed(current):
                         result.reject(
                             i, row["number"], "forbidden", "the certificate belongs to another body"
                         )
@@ -335,7 +347,7 @@ class SqlRegistry:
                     if existing is None:
                         values["status_since"] = None if row["status"] == "valid" else row["valid_from"]
                         cert_id = conn.execute(c.insert().values(**values)).inserted_primary_key[0]  # type: ignore[index]
-                        self._history(conn, cert_id, row["status"], "created", None, scope)
+                        self._history(conn, cert_id, row["status"], "created", None, changed_by)
                     else:
                         cert_id = existing.id
                         if existing.status != row["status"]:
@@ -347,7 +359,7 @@ class SqlRegistry:
                                 result.reject(i, row["number"], "status_final", str(exc))
                                 continue
                             values["status_since"] = date.today()
-                            self._history(conn, cert_id, row["status"], "import", None, scope)
+                            self._history(conn, cert_id, row["status"], "import", None, changed_by)
                         conn.execute(c.update().where(c.c.id == cert_id).values(**values))
                     for product in row.get("products") or []:
                         conn.execute(
@@ -374,7 +386,7 @@ class SqlRegistry:
         status: str,
         reason: str | None,
         effective_on: date | None,
-        scope: Scope,
+        changed_by: str,
     ) -> None:
         conn.execute(
             t.certificate_status_history.insert().values(
@@ -383,7 +395,7 @@ class SqlRegistry:
                 reason=reason,
                 effective_on=effective_on,
                 changed_at=_now(),
-                changed_by=scope.name or scope.kind,
+                changed_by=changed_by,
             )
         )
 
@@ -393,14 +405,19 @@ class SqlRegistry:
         status: CertificateStatus,
         reason: str | None,
         effective_on: date | None,
-        scope: Scope,
+        allowed: Callable[[Owner], bool],
+        changed_by: str,
     ) -> CertificateState:
+        """Change a certificate's status; one `allowed` (the service's policy) refuses, asked
+        of its owner on the locked row, is not found."""
         c = t.certificates
         with self.engine.begin() as conn:
             row = conn.execute(
-                sa.select(c.c.id, c.c.body_id, c.c.status).where(c.c.number == number).with_for_update()
+                sa.select(c.c.id, c.c.body_id, c.c.organization_id, c.c.status)
+                .where(c.c.number == number)
+                .with_for_update()
             ).first()
-            if row is None or not scope.may_write_body(row.body_id):
+            if row is None or not allowed(Owner(row.body_id, row.organization_id)):
                 raise NotFound(f"no certificate {number}", code="certificate_not_found")
             current = CertificateStatus(row.status)
             check_status_change(current, status)
@@ -415,7 +432,7 @@ class SqlRegistry:
                     updated_at=_now(),
                 )
             )
-            self._history(conn, row.id, status.value, reason, since, scope)
+            self._history(conn, row.id, status.value, reason, since, changed_by)
         state = self.certificate(number)
         assert state is not None
         return state
@@ -497,10 +514,10 @@ class SqlRegistry:
             rows = conn.execute(sa.select(b.c.id, b.c.code, b.c.legacy_code)).all()
         return {r.id: (r.code, r.legacy_code) for r in rows}
 
-    def code_owners(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """organic key -> (body id, organization id) of the certificate each existing code is on."""
+    def code_owners(self, keys: Sequence[int]) -> dict[int, Owner]:
+        """organic key -> the owner (body, organization) of the certificate each existing code is on."""
         oc, g, c = t.organic_codes, t.label_groups, t.certificates
-        owners: dict[int, tuple[int, int]] = {}
+        owners: dict[int, Owner] = {}
         with self._read() as conn:
             for start in range(0, len(keys), 5000):
                 rows = conn.execute(
@@ -508,13 +525,13 @@ class SqlRegistry:
                     .select_from(oc.join(g, g.c.id == oc.c.group_id).join(c, c.c.id == g.c.certificate_id))
                     .where(oc.c.code.in_(keys[start : start + 5000]))
                 ).all()
-                owners.update({int(r.code): (r.body_id, r.organization_id) for r in rows})
+                owners.update({int(r.code): Owner(r.body_id, r.organization_id) for r in rows})
         return owners
 
-    def bq_owners(self, tokens: Sequence[str]) -> dict[str, int | None]:
-        """BQ token -> the organization owning its batch (None: a batch with no owner)."""
+    def bq_owners(self, tokens: Sequence[str]) -> dict[str, Owner]:
+        """BQ token -> the owner of its batch: an organization (None: a batch with no owner)."""
         q, b = t.bq_codes, t.batches
-        owners: dict[str, int | None] = {}
+        owners: dict[str, Owner] = {}
         with self._read() as conn:
             for start in range(0, len(tokens), 1000):
                 rows = conn.execute(
@@ -522,7 +539,7 @@ class SqlRegistry:
                     .select_from(q.join(b, b.c.id == q.c.batch_id))
                     .where(q.c.token.in_(tokens[start : start + 1000]))
                 ).all()
-                owners.update({r.token: r.organization_id for r in rows})
+                owners.update({r.token: Owner(organization_id=r.organization_id) for r in rows})
         return owners
 
     def write_codes(
@@ -654,30 +671,29 @@ class SqlRegistry:
         finally:
             os.unlink(path)
 
-    def order_ref(self, number: str) -> tuple[int, int, str] | None:
+    def order_owner(self, number: str) -> Owner | None:
+        """The owner of an order: its certificate's body and organization."""
         o, c = t.orders, t.certificates
         with self._read() as conn:
             row = conn.execute(
-                sa.select(o.c.id, c.c.body_id, o.c.status)
+                sa.select(c.c.body_id, c.c.organization_id)
                 .select_from(o.join(c, c.c.id == o.c.certificate_id))
                 .where(o.c.number == number)
             ).first()
-        return None if row is None else (row.id, row.body_id, row.status)
+        return None if row is None else Owner(row.body_id, row.organization_id)
 
-    def void_order(self, number: str, reason: str | None, scope: Scope) -> OrderState:
-        ref = self.order_ref(number)
-        if ref is None or not scope.may_write_body(ref[1]):
-            raise NotFound(f"no order {number}", code="order_not_found")
+    def void_order(self, number: str, reason: str | None) -> OrderState:
         o = t.orders
         with self.engine.begin() as conn:
             # Voiding twice keeps the first time: the call is idempotent.
             conn.execute(
                 o.update()
-                .where(o.c.id == ref[0], o.c.voided_at.is_(None))
+                .where(o.c.number == number, o.c.voided_at.is_(None))
                 .values(status="voided", voided_at=_now(), void_reason=reason)
             )
         state = self.order(number)
-        assert state is not None
+        if state is None:
+            raise NotFound(f"no order {number}", code="order_not_found")
         return state
 
     # -- admin: BQ batches -----------------------------------------------------------------
@@ -687,7 +703,7 @@ class SqlRegistry:
         batch: Mapping[str, Any],
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
-        scope: Scope | None = None,
+        check: Callable[[Owner, bool], None] | None = None,
     ) -> tuple[int, BulkResult]:
         """`_upsert_batch`; a deadlock is the 409 of a batch created meanwhile.
 
@@ -698,7 +714,7 @@ class SqlRegistry:
         the same as losing the race to the unique key.
         """
         try:
-            return self._upsert_batch(batch, codes, organization_id, scope)
+            return self._upsert_batch(batch, codes, organization_id, check)
         except sa.exc.OperationalError as exc:
             if not _deadlock(exc):
                 raise
@@ -712,17 +728,16 @@ class SqlRegistry:
         batch: Mapping[str, Any],
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
-        scope: Scope | None = None,
+        check: Callable[[Owner, bool], None] | None = None,
     ) -> tuple[int, BulkResult]:
         """Create or update a batch and link its A/B codes; a token already in another batch is rejected.
 
-        Who may write is checked here, on the row locked for this transaction: an
-        organization writes only its own batches and none once activated (shoppers would
-        see a forged producer or inspection); the all scope writes any. An update never
-        takes the owner away: `organization_id` None keeps the current one.
+        An existing batch's owner and whether it is activated go to `check` (the service's
+        policy, which raises to refuse) on the row locked for this transaction, so no other
+        write changes them in between. An update never takes the owner away:
+        `organization_id` None keeps the current one.
         """
         b, q = t.batches, t.bq_codes
-        scope = scope or Scope("all")
         result = BulkResult()
         with self.engine.begin() as conn:
             existing = conn.execute(
@@ -730,14 +745,8 @@ class SqlRegistry:
                 .where(b.c.number == batch["number"])
                 .with_for_update()
             ).first()
-            if existing is not None and not scope.is_all:
-                if existing.organization_id is None or existing.organization_id != scope.id:
-                    raise NotFound(f"no batch {batch['number']}", code="batch_not_found")
-                if existing.activated_at is not None:
-                    raise Conflict(
-                        f"batch {batch['number']} is activated; only the regulator may change it",
-                        code="batch_activated",
-                    )
+            if existing is not None and check is not None:
+                check(Owner(organization_id=existing.organization_id), existing.activated_at is not None)
             values = {
                 "number": batch["number"],
                 "producer": batch["producer"],
@@ -784,11 +793,12 @@ class SqlRegistry:
                 conn.execute(q.insert(), fresh)
         return int(batch_id), result
 
-    def batch_ref(self, number: str) -> tuple[int, int | None] | None:
+    def batch_owner(self, number: str) -> Owner | None:
+        """The owner of a batch: its organization (None: a batch with no owner)."""
         b = t.batches
         with self._read() as conn:
-            row = conn.execute(sa.select(b.c.id, b.c.organization_id).where(b.c.number == number)).first()
-        return None if row is None else (row.id, row.organization_id)
+            row = conn.execute(sa.select(b.c.organization_id).where(b.c.number == number)).first()
+        return None if row is None else Owner(organization_id=row.organization_id)
 
     def activate_batch(self, number: str) -> BatchState:
         b = t.batches
@@ -854,14 +864,16 @@ class SqlRegistry:
                 .values(last_used_at=_naive(at))
             )
 
-    def _token_scope(self, scope: Scope) -> Any:
-        """The tokens a scope may see and revoke: those of the same body or organization."""
+    def _tokens_of(self, owned_by: Owner | None) -> Any:
+        """The tokens scoped to the owner's body or organization (all of them for None)."""
         a = t.api_tokens
-        if scope.is_all:
+        if owned_by is None:
             return sa.true()
-        return sa.and_(a.c.scope_kind == scope.kind, a.c.scope_id == scope.id)
+        if owned_by.body_id is not None:
+            return sa.and_(a.c.scope_kind == "body", a.c.scope_id == owned_by.body_id)
+        return sa.and_(a.c.scope_kind == "organization", a.c.scope_id == owned_by.organization_id)
 
-    def list_tokens(self, scope: Scope) -> list[dict[str, Any]]:
+    def list_tokens(self, owned_by: Owner | None) -> list[dict[str, Any]]:
         a = t.api_tokens
         with self._read() as conn:
             rows = conn.execute(
@@ -875,7 +887,7 @@ class SqlRegistry:
                     a.c.last_used_at,
                     a.c.revoked_at,
                 )
-                .where(self._token_scope(scope))
+                .where(self._tokens_of(owned_by))
                 .order_by(a.c.id)
             ).all()
         return [
@@ -897,20 +909,20 @@ class SqlRegistry:
         with self._read() as conn:
             return [int(i) for i in conn.execute(sa.select(a.c.id).where(a.c.name == name)).scalars()]
 
-    def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]:
-        """Revoke a token of the scope's own body or organization (any, for the all scope);
-        revoking twice keeps the first time."""
+    def revoke_token(self, token_id: int, owned_by: Owner | None) -> dict[str, Any]:
+        """Revoke a token of the owner's body or organization (any, for None); revoking twice
+        keeps the first time."""
         a = t.api_tokens
         with self.engine.begin() as conn:
             found = conn.execute(
-                sa.select(a.c.id).where(a.c.id == token_id, self._token_scope(scope))
+                sa.select(a.c.id).where(a.c.id == token_id, self._tokens_of(owned_by))
             ).first()
             if found is None:
                 raise NotFound(f"no token {token_id}", code="token_not_found")
             conn.execute(
                 a.update().where(a.c.id == token_id, a.c.revoked_at.is_(None)).values(revoked_at=_now())
             )
-        return next(i for i in self.list_tokens(scope) if i["id"] == token_id)
+        return next(i for i in self.list_tokens(owned_by) if i["id"] == token_id)
 
     def scope_target_id(self, scope_kind: str, name: str) -> int:
         """The id a new token is scoped to: a body by its 4-digit code, an organization by name."""

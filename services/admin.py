@@ -27,6 +27,8 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from domain import access
+from domain.access import Owner
 from domain.bulk import BulkResult, RowProblem, Scope
 from domain.certificates import (
     CERTIFICATE_PATTERN,
@@ -37,7 +39,7 @@ from domain.certificates import (
 )
 from domain.china_time import china_today, iso_utc
 from domain.codes import organic_key
-from domain.errors import BadInput, DomainError, Forbidden, NotFound, Unavailable
+from domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound, Unavailable
 from domain.ports import AdminRegistry, FilterStore, Generations, RecordCache, SharedCache
 
 log = logging.getLogger(__name__)
@@ -348,10 +350,10 @@ class AdminService:
     def list_tokens(self, scope: Scope) -> dict[str, Any]:
         """The tokens of the caller's own body or organization (every token for the all
         scope), without secrets: only hashes are stored."""
-        return {"items": [_token_json(i) for i in self.registry.list_tokens(scope)]}
+        return {"items": [_token_json(i) for i in self.registry.list_tokens(access.visible_to(scope))]}
 
     def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]:
-        return _token_json(self.registry.revoke_token(token_id, scope))
+        return _token_json(self.registry.revoke_token(token_id, access.visible_to(scope)))
 
     # -- change propagation ----------------------------------------------------------------
 
@@ -398,7 +400,7 @@ class AdminService:
     # -- bodies and certificates -----------------------------------------------------------
 
     def upsert_bodies(self, rows: Sequence[Any], scope: Scope) -> BulkResult:
-        if not scope.is_all:
+        if not access.may_manage_bodies(scope):
             raise Forbidden("only a regulator token may register certification bodies")
         result = BulkResult()
         good = _validated(rows, BodyIn, "code", result)
@@ -410,7 +412,11 @@ class AdminService:
         result = BulkResult()
         good = self._known_regions(_validated(rows, CertificateIn, "number", result), result)
         payload = [(i, {**m.model_dump(), "products": [p.model_dump() for p in m.products]}) for i, m in good]
-        result.merge(self.registry.upsert_certificates(payload, scope))
+        result.merge(
+            self.registry.upsert_certificates(
+                payload, functools.partial(access.may_certify, scope), changed_by=scope.actor
+            )
+        )
         self._changed("status")
         return result
 
@@ -445,7 +451,8 @@ class AdminService:
             change.reason,
             # Unsaid, a change takes effect on China's today (the server's clock is UTC).
             change.effective_on or china_today(datetime.now(UTC)),
-            scope,
+            functools.partial(access.may_certify, scope),
+            changed_by=scope.actor,
         )
         self._changed("status")
         return {
@@ -490,10 +497,10 @@ class AdminService:
         # A body token's writes are guarded against taking over another body's codes; LOAD
         # DATA ... REPLACE cannot be guarded, so it is for the all scope (the CLI) only, and
         # so is a `writer` (the CLI's writer process always loads files).
-        if writer is not None and not scope.is_all:
+        if writer is not None and not access.may_load_files(scope):
             raise ValueError("a writer loads files with REPLACE: the all scope only")
-        guard = scope.id if scope.kind == "body" else None
-        use_file = bulk_file and self.registry.bulk_file_supported and scope.is_all
+        guard = access.code_guard(scope)
+        use_file = bulk_file and self.registry.bulk_file_supported and access.may_load_files(scope)
         numbering = self.registry.body_numbering()
         prefixes: dict[str, tuple[str, str | None]] = {}  # certificate -> its body's prefixes
         # Label groups are checked per row but made (with their order) only for rows that
@@ -558,7 +565,7 @@ class AdminService:
                     codes.append(code)
                     where.append(offset + local_i)
                 if guard is not None and out:
-                    kept = self._own_codes(guard, out, codes, where, result)
+                    kept = self._own_codes(scope, out, codes, where, result)
                     if len(kept) < len(out):
                         ungrouped = {new: ungrouped[old] for new, old in enumerate(kept) if old in ungrouped}
                         out, codes, where = ([rows[i] for i in kept] for rows in (out, codes, where))  # type: ignore[assignment]
@@ -610,7 +617,7 @@ class AdminService:
         if ref is None:
             return "unknown_certificate", f"no certificate {cert_no}"
         cert_id, body_id, _org = ref
-        if not scope.may_write_body(body_id):
+        if not access.may_certify(scope, Owner(body_id, _org)):
             return "forbidden", "the certificate belongs to another body"
         if (cert_id, product) not in products:
             return "unknown_product", f"certificate {cert_no} lists no product {product!r}"
@@ -685,7 +692,7 @@ class AdminService:
 
     def _own_codes(
         self,
-        body_id: int,
+        scope: Scope,
         out: list[tuple[int, int, date | None, str | None]],
         codes: list[str],
         where: list[int],
@@ -694,7 +701,7 @@ class AdminService:
         """The rows of the chunk to keep: those whose code is new or already this body's (one
         query per chunk); a body token never takes over another body's code."""
         owners = self.registry.code_owners([row[0] for row in out])
-        foreign = {key for key, (owner, _org) in owners.items() if owner != body_id}
+        foreign = {key for key, owner in owners.items() if not access.may_certify(scope, owner)}
         kept = []
         for i, (row, code, at) in enumerate(zip(out, codes, where, strict=True)):
             if row[0] in foreign:
@@ -777,7 +784,10 @@ class AdminService:
         return None
 
     def void_order(self, number: str, reason: str | None, scope: Scope) -> dict[str, Any]:
-        state = self.registry.void_order(number, reason, scope)
+        owner = self.registry.order_owner(number)
+        if owner is None or not access.may_certify(scope, owner):
+            raise NotFound(f"no order {number}", code="order_not_found")
+        state = self.registry.void_order(number, reason)
         self._changed("status")
         return {
             "number": state.number,
@@ -794,27 +804,41 @@ class AdminService:
             raise BadInput(_errors(exc), code="invalid_body") from exc
         # The company creates its batches; the regulator may write any (DOMAIN.md). A BQ
         # batch has no certification body, so a body token writes none.
-        if scope.kind == "body":
+        if not access.may_write_batches(scope):
             raise Forbidden("BQ batches are written by their organization or the regulator")
         org_id = None
         if scope.kind == "organization":
-            org_id = scope.id
+            org_id = scope.id  # an organization's batch is its own, whatever the body says
         elif batch.organization:
             org_id = self.registry.scope_target_id("organization", batch.organization)
+
+        def check(owner: Owner, activated: bool) -> None:
+            # Asked on the batch's row locked for the write: no other write moves it between.
+            if not access.may_change_batch(scope, owner):
+                raise NotFound(f"no batch {batch.number}", code="batch_not_found")
+            if activated and not access.may_change_activated_batch(scope):
+                raise Conflict(
+                    f"batch {batch.number} is activated; only the regulator may change it",
+                    code="batch_activated",
+                )
+
         codes: list[tuple[int, str, str]] = []
         for i, pair in enumerate(batch.codes):
             codes.append((i, pair.a_code, "a"))
             codes.append((i, pair.b_code, "b"))
         self._announce_codes([c for _, c, _ in codes])  # before they are saved
         _batch_id, result = self.registry.upsert_batch(
-            batch.model_dump(exclude={"codes"}), codes, org_id, scope
+            batch.model_dump(exclude={"codes"}), codes, org_id, check
         )
         self._changed("codes", "status", codes=[c for _, c, _ in codes])
         return {"number": batch.number, **result.as_dict()}
 
     def activate_batch(self, number: str, scope: Scope) -> dict[str, Any]:
-        ref = self.registry.batch_ref(number)
-        if ref is None or (scope.kind == "organization" and ref[1] != scope.id):
+        if not access.may_activate_batches(scope):
+            # Activation follows the inspection; the regulator does it (DOMAIN.md), never the producer.
+            raise Forbidden("BQ batches are activated by the regulator")
+        owner = self.registry.batch_owner(number)
+        if owner is None or not access.may_read(scope, owner):
             raise NotFound(f"no batch {number}", code="batch_not_found")
         state = self.registry.activate_batch(number)
         self._changed("status")

@@ -3,12 +3,14 @@ through the same rules, listing flags with their evidence, reviewing them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from domain import access
 from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
@@ -122,14 +124,10 @@ class ScanAdminService:
             if p.invalid is not None or p.kind is None:
                 kept.append((i, event))
                 continue
-            owner: tuple[int | None, int | None] | None
-            if p.kind is CodeKind.BQ:
-                owner = (None, bq_owners[p.code]) if p.code in bq_owners else None
-            else:
-                owner = code_owners.get(organic_key(p.code))
+            owner = bq_owners.get(p.code) if p.kind is CodeKind.BQ else code_owners.get(organic_key(p.code))
             if owner is None:
                 result.reject(i, event.event_id, "code_not_found", f"no issued code {p.code}")
-            elif not scope.may_read(*owner):
+            elif not access.may_read(scope, owner):
                 result.reject(
                     i, event.event_id, "forbidden", "the code belongs to another body or organization"
                 )
@@ -158,7 +156,7 @@ class ScanAdminService:
             raise BadInput("limit must be a whole number from 1 to 500", code="invalid_limit")
         limit = int(raw_limit)
         return self.sql.list_flags(
-            scope,
+            access.visible_to(scope),
             rule=args.get("rule") or None,
             severity=args.get("severity") or None,
             status=args.get("status") or None,
@@ -176,7 +174,8 @@ class ScanAdminService:
             raise BadInput(
                 f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}", code="invalid_body"
             ) from exc
-        flag = self.sql.update_flag(flag_id, review.status, review.note, scope)
+        allowed = functools.partial(access.may_read, scope)
+        flag = self.sql.update_flag(flag_id, review.status, review.note, allowed)
         # The verdict follows the review at once: a dismissed copy flag stops saying "suspicious".
         self.scans.set_flag_status(flag["code"], flag["rule"], review.status)
         return flag

@@ -1,7 +1,7 @@
 """An in-memory registry: domain.ports.RegistryReader and AdminRegistry over dicts.
 
-The same rules as registry.store.SqlRegistry, kept by hand: upserts are idempotent, a
-scope writes only its own body's certificates and orders, a token in another batch is
+The same rules as registry.store.SqlRegistry, kept by hand: upserts are idempotent, the
+service's access checks are asked of the same owners, a token in another batch is
 rejected, a body's import never moves another body's code (the owner guard of
 `write_codes`), voiding and activating keep their first time. Tests read its tables
 directly to see what landed.
@@ -10,15 +10,16 @@ directly to see what landed.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from domain.access import Owner
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateKind, CertificateStatus, check_status_change
 from domain.codes import CodeKind, organic_code_from_key, organic_key
-from domain.errors import Conflict, NotFound
+from domain.errors import NotFound
 from domain.ports import CodeRow
 from domain.records import BatchGroup, BatchState, CertificateState, CodeRecord, LabelGroup, OrderState
 
@@ -194,25 +195,28 @@ class FakeRegistry:
         if tok is not None and (tok["last_used_at"] is None or tok["last_used_at"] < not_since):
             tok["last_used_at"] = at
 
-    def _visible(self, scope: Scope) -> list[int]:
-        return [
-            i
-            for i, tok in self.tokens.items()
-            if scope.is_all or (tok["scope"] == scope.kind and tok["scope_id"] == scope.id)
-        ]
+    def _visible(self, owned_by: Owner | None) -> list[int]:
+        if owned_by is None:
+            return list(self.tokens)
+        kind, owner_id = (
+            ("body", owned_by.body_id)
+            if owned_by.body_id is not None
+            else ("organization", owned_by.organization_id)
+        )
+        return [i for i, tok in self.tokens.items() if tok["scope"] == kind and tok["scope_id"] == owner_id]
 
-    def list_tokens(self, scope: Scope) -> list[dict[str, Any]]:
+    def list_tokens(self, owned_by: Owner | None) -> list[dict[str, Any]]:
         return [
             {"id": i, **{k: v for k, v in self.tokens[i].items() if k != "hash"}}
-            for i in self._visible(scope)
+            for i in self._visible(owned_by)
         ]
 
-    def revoke_token(self, token_id: int, scope: Scope) -> dict[str, Any]:
-        if token_id not in self._visible(scope):
+    def revoke_token(self, token_id: int, owned_by: Owner | None) -> dict[str, Any]:
+        if token_id not in self._visible(owned_by):
             raise NotFound(f"no token {token_id}", code="token_not_found")
         tok = self.tokens[token_id]
         tok["revoked_at"] = tok["revoked_at"] or _now()
-        return next(i for i in self.list_tokens(scope) if i["id"] == token_id)
+        return next(i for i in self.list_tokens(owned_by) if i["id"] == token_id)
 
     def scope_target_id(self, scope_kind: str, name: str) -> int:
         found = self.bodies[name]["id"] if scope_kind == "body" and name in self.bodies else None
@@ -241,7 +245,12 @@ class FakeRegistry:
     def _organization_id(self, name: str) -> int:
         return self.organizations.setdefault(name, next(self._ids))
 
-    def upsert_certificates(self, rows: Sequence[tuple[int, Mapping[str, Any]]], scope: Scope) -> BulkResult:
+    def upsert_certificates(
+        self,
+        rows: Sequence[tuple[int, Mapping[str, Any]]],
+        allowed: Callable[[Owner], bool],
+        changed_by: str,
+    ) -> BulkResult:
         result = BulkResult()
         for i, row in rows:
             body = self.bodies.get(row["body_code"])
@@ -249,8 +258,8 @@ class FakeRegistry:
                 result.reject(i, row["number"], "unknown_body", f"no body with code {row['body_code']}")
                 continue
             existing = self.certificates.get(row["number"])
-            if not scope.may_write_body(body["id"]) or (
-                existing is not None and not scope.may_write_body(existing.body_id)
+            if not allowed(Owner(body_id=body["id"])) or (
+                existing is not None and not allowed(Owner(existing.body_id, existing.organization_id))
             ):
                 result.reject(i, row["number"], "forbidden", "the certificate belongs to another body")
                 continue
@@ -264,7 +273,7 @@ class FakeRegistry:
                     values,
                     None if row["status"] == "valid" else row["valid_from"],
                 )
-                cert.history.append({"status": row["status"], "reason": "created"})
+                cert.history.append({"status": row["status"], "reason": "created", "changed_by": changed_by})
                 self.certificates[cert.number] = cert
             else:
                 cert = existing
@@ -277,7 +286,9 @@ class FakeRegistry:
                         result.reject(i, row["number"], "status_final", str(exc))
                         continue
                     cert.status_since = date.today()
-                    cert.history.append({"status": row["status"], "reason": "import"})
+                    cert.history.append(
+                        {"status": row["status"], "reason": "import", "changed_by": changed_by}
+                    )
                 cert.body_id, cert.organization_id = body["id"], self._organization_id(row["holder"])
                 cert.values = values
             for product in row.get("products") or []:
@@ -293,26 +304,26 @@ class FakeRegistry:
         status: CertificateStatus,
         reason: str | None,
         effective_on: date | None,
-        scope: Scope,
+        allowed: Callable[[Owner], bool],
+        changed_by: str,
     ) -> CertificateState:
         cert = self.certificates.get(number)
-        if cert is None or not scope.may_write_body(cert.body_id):
+        if cert is None or not allowed(Owner(cert.body_id, cert.organization_id)):
             raise NotFound(f"no certificate {number}", code="certificate_not_found")
         check_status_change(CertificateStatus(cert.values["status"]), status)
         since = effective_on or date.today()
         cert.values["status"] = status.value
         cert.status_since = None if status is CertificateStatus.VALID else since
-        cert.history.append({"status": status.value, "reason": reason, "effective_on": since})
+        cert.history.append(
+            {"status": status.value, "reason": reason, "effective_on": since, "changed_by": changed_by}
+        )
         state = self.certificate(number)
         assert state is not None
         return state
 
     def certificate_history(self, number: str) -> list[dict[str, Any]]:
         cert = self.certificates.get(number)
-        return [
-            {"effective_on": None, "changed_at": _now(), "changed_by": "test", **h}
-            for h in (cert.history if cert else [])
-        ]
+        return [{"effective_on": None, "changed_at": _now(), **h} for h in (cert.history if cert else [])]
 
     # -- codes and orders -------------------------------------------------------------------
 
@@ -325,14 +336,17 @@ class FakeRegistry:
     def body_numbering(self) -> dict[int, tuple[str, str | None]]:
         return {b["id"]: (b["code"], b.get("legacy_code")) for b in self.bodies.values()}
 
-    def _body_of_group(self, group_id: int) -> tuple[int, int]:
+    def _owner_of_group(self, group_id: int) -> Owner:
         key = self._group(group_id)
         assert key is not None
-        cert = next(c for c in self.certificates.values() if c.id == key[0])
-        return cert.body_id, cert.organization_id
+        return self._owner_of_certificate(key[0])
 
-    def code_owners(self, keys: Sequence[int]) -> dict[int, tuple[int, int]]:
-        return {key: self._body_of_group(self.codes[key][0]) for key in keys if key in self.codes}
+    def _owner_of_certificate(self, certificate_id: int) -> Owner:
+        cert = next(c for c in self.certificates.values() if c.id == certificate_id)
+        return Owner(cert.body_id, cert.organization_id)
+
+    def code_owners(self, keys: Sequence[int]) -> dict[int, Owner]:
+        return {key: self._owner_of_group(self.codes[key][0]) for key in keys if key in self.codes}
 
     def find_order(self, number: str) -> tuple[int, int] | None:
         order = self.orders.get(number)
@@ -365,25 +379,26 @@ class FakeRegistry:
         for key, group_id, issued, identity in rows:
             current = self.codes.get(key)
             # The owner guard: a body's write never moves another body's code.
-            if body_id is not None and current is not None and self._body_of_group(current[0])[0] != body_id:
+            owner = self._owner_of_group(current[0]) if current is not None else None
+            if body_id is not None and owner is not None and owner.body_id != body_id:
                 skipped.append(key)
                 continue
             self.codes[key] = (group_id, issued, identity)
         return skipped
 
-    def void_order(self, number: str, reason: str | None, scope: Scope) -> OrderState:
+    def order_owner(self, number: str) -> Owner | None:
         order = self.orders.get(number)
-        body_id = self._body_of_certificate(order.certificate_id) if order else None
-        if order is None or body_id is None or not scope.may_write_body(body_id):
+        return None if order is None else self._owner_of_certificate(order.certificate_id)
+
+    def void_order(self, number: str, reason: str | None) -> OrderState:
+        order = self.orders.get(number)
+        if order is None:
             raise NotFound(f"no order {number}", code="order_not_found")
         if order.voided_at is None:  # voiding twice keeps the first time
             order.voided_at, order.void_reason = _now(), reason
         state = self.order(number)
         assert state is not None
         return state
-
-    def _body_of_certificate(self, certificate_id: int) -> int | None:
-        return next((c.body_id for c in self.certificates.values() if c.id == certificate_id), None)
 
     # -- BQ batches -------------------------------------------------------------------------
 
@@ -392,18 +407,11 @@ class FakeRegistry:
         batch: Mapping[str, Any],
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
-        scope: Scope | None = None,
+        check: Callable[[Owner, bool], None] | None = None,
     ) -> tuple[int, BulkResult]:
-        scope = scope or Scope("all")
         existing = self.batches.get(batch["number"])
-        if existing is not None and not scope.is_all:
-            if existing.organization_id is None or existing.organization_id != scope.id:
-                raise NotFound(f"no batch {batch['number']}", code="batch_not_found")
-            if existing.activated_at is not None:
-                raise Conflict(
-                    f"batch {batch['number']} is activated; only the regulator may change it",
-                    code="batch_activated",
-                )
+        if existing is not None and check is not None:
+            check(Owner(organization_id=existing.organization_id), existing.activated_at is not None)
         values = {k: v for k, v in batch.items() if k not in ("number", "organization")}
         if existing is None:
             existing = _Batch(next(self._ids), batch["number"], organization_id, values)
@@ -422,9 +430,9 @@ class FakeRegistry:
             result.accepted += 1
         return existing.id, result
 
-    def batch_ref(self, number: str) -> tuple[int, int | None] | None:
+    def batch_owner(self, number: str) -> Owner | None:
         batch = self.batches.get(number)
-        return None if batch is None else (batch.id, batch.organization_id)
+        return None if batch is None else Owner(organization_id=batch.organization_id)
 
     def activate_batch(self, number: str) -> BatchState:
         batch = self.batches.get(number)
