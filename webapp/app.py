@@ -136,8 +136,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
 
 
 def warm(app: Flask) -> None:
-    """Build what serving needs before the first request (gunicorn's post_worker_init)."""
-    container(app).warm()
+    """Build what serving needs before the first request (gunicorn's post_worker_init).
+
+    gunicorn.conf.py also serves apps that are not ours (the bench runs its floor app under
+    the same config, to compare like with like): those have no container and nothing to
+    warm."""
+    if "container" in app.extensions:
+        container(app).warm()
 
 
 _START = "webapp.start"
