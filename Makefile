@@ -41,7 +41,7 @@ lint: $(STAMP) ## ruff (lint and format), mypy and the import contracts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-bench: $(STAMP) ## Benchmark the verify path against the reference floors (needs MariaDB, Redis, wrk)
+bench: $(STAMP) ## Benchmark the verify path against the floors: realistic traffic, 1 M codes (BENCH_ARGS="--plan classic" for the old plan)
 	@bash scripts/system-packages.sh bench
 	$(PY) bench/verify_bench.py $(BENCH_ARGS)
 

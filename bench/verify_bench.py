@@ -3,17 +3,33 @@
 Starts, under one gunicorn config (gunicorn.conf.py, 2 sync workers), the reference
 floor app (bench/floor_app.py; --floor names another, e.g. ../shared/bench/floor_app.py)
 and this service on MariaDB + Redis, loads codes, then drives each endpoint with wrk
-(32 connections) and prints req/s, p50, p99 and the ratios the verify-core issue sets as goals:
+(32 connections) and prints req/s, p50, p99 and ratios to the floors:
 
   (a) floor: constant 1 KB JSON            (b) floor: one pipelined Redis round trip
+
+The realistic plan (the default; the round-trip issue's headline) serves as deployed:
+rate limits on, behind one proxy, every request a shopper of its own (client id and IP),
+1,000,000 issued codes:
+
+  (first)  POST verify, first scans drawn at random from every issued code
+  (repeat) POST verify, a hot set of 1,000 codes re-scanned
+  (get)    GET /api/v1/codes/{code} of the hot set
+  (guess)  POST verify of random never-issued codes
+
+and counts the SQL the app sends per 1,000 first scans from MariaDB's own per-user
+statistics (the app connects as a user of its own; `SET GLOBAL userstat = ON`).
+
+`--plan classic` runs the verify-core issue's plan instead (rate limits off but for (i)):
+
   (c) POST /api/v1/verify, cached codes    (d) GET /api/v1/codes/{code}, cached codes
   (e) POST verify, cold cache              (f) POST verify, random never-issued codes
   (g) POST verify of the hot codes during a copy campaign (each scan a different person)
   (h) POST /wx/v1/verify with a session token and WeChat's `q`, cached codes
+  (i) (c) with rate limits on, as deployed
 
 Genuine traffic (c, e) has each code checked by one to three shoppers, as on shelves.
 
-    python bench/verify_bench.py [--duration 10] [--codes 300000] [--repeat 3]
+    python bench/verify_bench.py [--plan realistic|classic] [--duration 10] [--codes N] [--repeat 3]
 
 On a shared, noisy host one round's ratios move by more than their gap to a goal:
 `--repeat 3` runs the plan three times interleaved and reports medians and each ratio's
@@ -34,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -90,6 +107,22 @@ function request()
     return wrk.format("POST", "/wx/v1/verify", {["Content-Type"] = "application/json",
                       ["Authorization"] = "Bearer " .. os.getenv("BENCH_WX_TOKEN")},
                       '{"q":"https%3A%2F%2Flabel.example.cn%2Fc%2F' .. code .. '"}')
+  end
+  if mode == "first" or mode == "repeat" or mode == "guess" or mode == "rget" then
+    -- Realistic traffic as deployed (rate limits on, behind one proxy): every request is a
+    -- shopper of its own, with their own client id and IP. First scans draw at random from
+    -- every issued code; repeat scans re-scan a hot set; guesses are never-issued codes.
+    local ip = string.format("10.%d.%d.%d", math.random(0, 255), math.random(0, 255), math.random(1, 254))
+    if mode == "guess" then
+      code = string.format("0123%s%06d%06d", yy, math.random(0, 999999), math.random(0, 999999))
+    end
+    if mode == "rget" then
+      return wrk.format("GET", "/api/v1/codes/" .. code, {["X-Forwarded-For"] = ip})
+    end
+    return wrk.format("POST", "/api/v1/verify", {["Content-Type"] = "application/json",
+                      ["X-Forwarded-For"] = ip},
+                      '{"input":"' .. code .. '","channel":"qr","client":"r' .. (tid or 0) .. "-" ..
+                      counter .. "-" .. math.random(1, 1000000) .. '"}')
   end
   local client
   if mode == "limited" then
@@ -231,13 +264,7 @@ def fresh_stores(mysql_url: str, redis_url: str, db: str) -> tuple[str, redis.Re
     """An empty database `db` on the server of `mysql_url` (its URL returned) and an empty
     Redis database at `redis_url`."""
     server = make_url(mysql_url)
-    conn = pymysql.connect(
-        host=server.host or "127.0.0.1",
-        port=server.port or 3306,
-        user=server.username or "root",
-        password=server.password or "",
-        autocommit=True,
-    )
+    conn = _connect(mysql_url)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {db}")
         cur.execute(f"CREATE DATABASE {db} CHARACTER SET utf8mb4")
@@ -245,6 +272,46 @@ def fresh_stores(mysql_url: str, redis_url: str, db: str) -> tuple[str, redis.Re
     rds = redis.Redis.from_url(redis_url)
     rds.flushdb()
     return server.set(database=db).render_as_string(hide_password=False), rds
+
+
+APP_USER = "ov_bench_app"
+
+
+def app_user_url(db_url: str) -> str:
+    """`db_url` as a MariaDB user of the app's own, so that MariaDB's per-user statistics
+    (userstat) count the SQL the app sends, apart from anything else on a shared server."""
+    url = make_url(db_url)
+    conn = _connect(db_url)
+    with conn.cursor() as cur:
+        for host in ("localhost", "127.0.0.1", "%"):
+            cur.execute(f"CREATE USER IF NOT EXISTS '{APP_USER}'@'{host}'")
+            cur.execute(f"GRANT ALL ON `{url.database}`.* TO '{APP_USER}'@'{host}'")
+        cur.execute("SET GLOBAL userstat = ON")
+    conn.close()
+    return url.set(username=APP_USER, password="").render_as_string(hide_password=False)
+
+
+def app_selects(db_url: str) -> int:
+    """SELECT statements MariaDB has run for the app's user (information_schema.USER_STATISTICS)."""
+    conn = _connect(db_url)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT SELECT_COMMANDS FROM information_schema.USER_STATISTICS WHERE USER = %s", (APP_USER,)
+        )
+        row = cur.fetchone()
+    conn.close()
+    return int(row[0]) if row else 0
+
+
+def _connect(db_url: str) -> pymysql.Connection:
+    server = make_url(db_url)
+    return pymysql.connect(
+        host=server.host or "127.0.0.1",
+        port=server.port or 3306,
+        user=server.username or "root",
+        password=server.password or "",
+        autocommit=True,
+    )
 
 
 def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
@@ -300,12 +367,24 @@ def load_codes(db_url: str, n: int, yy: int) -> tuple[list[str], list[str]]:
     return hot, cold
 
 
+REALISTIC_GOALS = [("first", 0.7), ("repeat", 0.8), ("get", 0.9), ("guess", 0.8)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--plan",
+        choices=["realistic", "classic"],
+        default="realistic",
+        help="realistic: the round-trip issue's traffic as deployed (the headline); "
+        "classic: the verify-core issue's runs (a)-(i)",
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--codes", type=int, default=200_000, help="codes to load")
+    parser.add_argument(
+        "--codes", type=int, default=None, help="codes to load (realistic: 1,000,000; classic: 200,000)"
+    )
     parser.add_argument(
         "--repeat",
         type=int,
@@ -316,6 +395,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--floor", type=Path, default=FLOOR, help="the floor app (default: the repo's own)")
     args = parser.parse_args()
+    realistic = args.plan == "realistic"
+    n_codes = args.codes or (1_000_000 if realistic else 200_000)
     floor_path = args.floor.resolve()
     if not floor_path.exists():
         raise SystemExit(f"reference floor app not found at {floor_path}")
@@ -324,8 +405,9 @@ def main() -> None:
     os.environ["BENCH_REDIS_URL"] = args.redis
     yy = date.today().year % 100
     t0 = time.perf_counter()
-    hot, cold = load_codes(db_url, args.codes, yy)
-    print(f"loaded {args.codes:,} codes in {time.perf_counter() - t0:.1f}s", flush=True)
+    hot, cold = load_codes(db_url, n_codes, yy)
+    print(f"loaded {n_codes:,} codes in {time.perf_counter() - t0:.1f}s", flush=True)
+    app_db_url = app_user_url(db_url)
 
     work = Path(tempfile.mkdtemp(prefix="verify-bench-"))
     (work / "hot.txt").write_text("\n".join(hot) + "\n")
@@ -333,10 +415,10 @@ def main() -> None:
     env = {
         **os.environ,
         "REDIS_URL": args.redis,
-        "DATABASE_URL": db_url,
+        "DATABASE_URL": app_db_url,
         "SECRET_KEY": "bench",
         "RATE_LIMITS": "off",
-        "EXPECTED_CODES": str(max(args.codes * 2, 100_000)),
+        "EXPECTED_CODES": str(max(n_codes * 2, 100_000)),
         "PYTHONPATH": str(ROOT),
         "WECHAT_APPID": "wx-bench",
         "WECHAT_SECRET": "wx-bench",
@@ -354,48 +436,73 @@ def main() -> None:
         check=True,
         stdout=(work / "floor_codes.txt").open("w"),
     )
-    floor, floor_base = start("floor_app:app", env, floor_path.parent, work / "floor.log")
-    app, base = start("wsgi:app", env, ROOT, work / "app.log")
-    # The same app as deployed: public rate limits on (Redis-backed).
-    limited, limited_base = start(
-        "wsgi:app", {**env, "RATE_LIMITS": "on", "PROXY_COUNT": "1"}, ROOT, work / "app-limited.log"
+    servers = [start("floor_app:app", env, floor_path.parent, work / "floor.log")]
+    if not realistic:
+        servers.append(start("wsgi:app", env, ROOT, work / "app.log"))
+    # The same app as deployed: public rate limits on (Redis-backed), behind one proxy.
+    servers.append(
+        start("wsgi:app", {**env, "RATE_LIMITS": "on", "PROXY_COUNT": "1"}, ROOT, work / "app-limited.log")
     )
+    floor_base, limited_base = servers[0][1], servers[-1][1]
+    sid_of = {url: proc.pid for proc, url in servers}
     runs: dict[str, list[dict[str, float]]] = {}
     cpu_runs: dict[str, list[dict[str, float]]] = {}
     db_reads_f = 0
+    selects_first = 0
     try:
         floor_codes = str(work / "floor_codes.txt")
         hot_file, cold_file = str(work / "hot.txt"), str(work / "cold.txt")
-        login = requests.post(base + "/wx/v1/login", json={"js_code": "bench-shopper"}, timeout=10)
-        login.raise_for_status()
-        env["BENCH_WX_TOKEN"] = login.json()["token"]
-        # Warm both workers' local tiers and Redis with the hot codes.
-        wrk(base, "verify", hot_file, 3, env)
-        wrk(base, "get", hot_file, 2, env)
         wrk(floor_base, "floor_hello", floor_codes, 2, env)
-        wrk(limited_base, "limited", hot_file, 2, env)
-        plan = [
-            ("a", "floor: constant 1 KB JSON", floor_base, "floor_hello", floor_codes),
-            ("b", "floor: one pipelined Redis round trip", floor_base, "floor_redis", floor_codes),
-            ("c", "POST /api/v1/verify, cached codes", base, "verify", hot_file),
-            ("d", "GET /api/v1/codes/{code}, cached", base, "get", hot_file),
-            ("e", "POST /api/v1/verify, cold cache", base, "cold", cold_file),
-            ("f", "POST /api/v1/verify, never-issued codes", base, "random", hot_file),
-            ("g", "POST verify, copy campaign on the hot codes", base, "campaign", hot_file),
-            ("h", "POST /wx/v1/verify (q), cached codes", base, "wx", hot_file),
-            ("i", "(c) with rate limits on, as deployed", limited_base, "limited", hot_file),
-        ]
+        if realistic:
+            wrk(limited_base, "repeat", hot_file, 3, env)
+            plan = [
+                ("a", "floor: constant 1 KB JSON", floor_base, "floor_hello", floor_codes),
+                ("b", "floor: one pipelined Redis round trip", floor_base, "floor_redis", floor_codes),
+                (
+                    "first",
+                    "POST verify, first scans of random issued codes",
+                    limited_base,
+                    "first",
+                    cold_file,
+                ),
+                ("repeat", "POST verify, a hot set re-scanned", limited_base, "repeat", hot_file),
+                ("get", "GET /api/v1/codes/{code}, the hot set", limited_base, "rget", hot_file),
+                ("guess", "POST verify, never-issued guesses", limited_base, "guess", hot_file),
+            ]
+        else:
+            base = servers[1][1]
+            login = requests.post(base + "/wx/v1/login", json={"js_code": "bench-shopper"}, timeout=10)
+            login.raise_for_status()
+            env["BENCH_WX_TOKEN"] = login.json()["token"]
+            # Warm both workers' local tiers and Redis with the hot codes.
+            wrk(base, "verify", hot_file, 3, env)
+            wrk(base, "get", hot_file, 2, env)
+            wrk(limited_base, "limited", hot_file, 2, env)
+            plan = [
+                ("a", "floor: constant 1 KB JSON", floor_base, "floor_hello", floor_codes),
+                ("b", "floor: one pipelined Redis round trip", floor_base, "floor_redis", floor_codes),
+                ("c", "POST /api/v1/verify, cached codes", base, "verify", hot_file),
+                ("d", "GET /api/v1/codes/{code}, cached", base, "get", hot_file),
+                ("e", "POST /api/v1/verify, cold cache", base, "cold", cold_file),
+                ("f", "POST /api/v1/verify, never-issued codes", base, "random", hot_file),
+                ("g", "POST verify, copy campaign on the hot codes", base, "campaign", hot_file),
+                ("h", "POST /wx/v1/verify (q), cached codes", base, "wx", hot_file),
+                ("i", "(c) with rate limits on, as deployed", limited_base, "limited", hot_file),
+            ]
         for key, label, url, mode, codes_file in (
             (key, label, url, mode, codes_file)
             for round_ in range(args.repeat)
             for key, label, url, mode, codes_file in plan
         ):
             before = metrics_sum(url, "db_reads") if mode == "random" else 0
-            sid = {floor_base: floor, base: app, limited_base: limited}[url].pid
+            selects0 = app_selects(db_url) if mode == "first" else 0
+            sid = sid_of[url]
             cpu0 = cpu_snapshot(sid)
             r = wrk(url, mode, codes_file, args.duration, env, offset=len(runs.get(key, [])) * 20_000)
             runs.setdefault(key, []).append(r)
             cpu1 = cpu_snapshot(sid)
+            if mode == "first":
+                selects_first += app_selects(db_url) - selects0
             if mode == "random":
                 db_reads_f += metrics_sum(url, "db_reads") - before
                 # (f) made 127.0.0.1 a guesser for the next hour: every later run would be
@@ -407,12 +514,12 @@ def main() -> None:
                 {name: (cpu1[name] - cpu0[name]) / served * 1e6 for name in cpu0}
             )
             print(
-                f"({key}) {label:42s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+                f"{'(' + key + ')':9s} {label:48s} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
                 f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']:.0f}  non-2xx {r['non2xx']:.0f}",
                 flush=True,
             )
     finally:
-        for proc in (floor, app, limited):
+        for proc, _ in servers:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
         fake_wechat.stop()
@@ -428,15 +535,49 @@ def main() -> None:
         per_round = [t["rps"] / u["rps"] for t, u in zip(runs[top], runs[bottom], strict=True)]
         return f"  (rounds {min(per_round):.2f}-{max(per_round):.2f})"
 
+    rounds = f"  (medians of {args.repeat} rounds)" if args.repeat > 1 else ""
+    if realistic:
+        b = results["b"]["rps"]
+        print(f"\nratio to (b)   value  goal{rounds}")
+        for key, goal in REALISTIC_GOALS:
+            value = results[key]["rps"] / b
+            verdict = "met" if value >= goal else "MISSED"
+            print(f"{key:13s} {value:6.2f}  >= {goal:.1f}  {verdict}{spread(key, 'b')}")
+        first_requests = sum(r["rps"] for r in runs["first"]) * args.duration
+        per_1000 = selects_first / max(first_requests, 1) * 1000
+        print(
+            f"SQL reads per 1,000 first scans: {per_1000:.0f} (goal <= 10; {selects_first:,} SELECTs "
+            f"of the app's MariaDB user over ~{first_requests:,.0f} first scans, from USER_STATISTICS)"
+        )
+    else:
+        report_classic(results, runs, args.duration, db_reads_f, spread, rounds)
+    print("\nCPU per request (us), by process: where the two cores go")
+    print(f"{'':9s}   app  redis     db    wrk  total")
+    for key, used in cpu_us.items():
+        print(
+            f"{'(' + key + ')':9s} {used['app']:6.0f} {used['redis']:6.0f} {used['db']:6.0f} "
+            f"{used['wrk']:6.0f} {sum(used.values()):6.0f}"
+        )
+    print(f"logs and code lists: {work}")
+
+
+def report_classic(
+    results: dict[str, dict[str, float]],
+    runs: dict[str, list[dict[str, float]]],
+    duration: int,
+    db_reads_f: int,
+    spread: Callable[[str, str], str],
+    rounds: str,
+) -> None:
+    """The verify-core issue's ratios (runs (a)-(i))."""
     a, b = results["a"]["rps"], results["b"]["rps"]
-    f_requests = sum(r["rps"] for r in runs["f"]) * args.duration
+    f_requests = sum(r["rps"] for r in runs["f"]) * duration
     goals = [
         ("(c)/(b)", results["c"]["rps"] / b, 0.9),
         ("(d)/(a)", results["d"]["rps"] / a, 0.8),
         ("(e)/(a)", results["e"]["rps"] / a, 0.4),
         ("(f)/(b)", results["f"]["rps"] / b, 0.8),
     ]
-    rounds = f"  (medians of {args.repeat} rounds)" if args.repeat > 1 else ""
     print(f"\nratio      value  goal{rounds}")
     for name, value, goal in goals:
         top, bottom = name[1], name[5]
@@ -459,14 +600,6 @@ def main() -> None:
         f"(i)/(c) {results['i']['rps'] / results['c']['rps']:7.2f}  (no goal: what the public rate limits "
         "cost; the goals above run with RATE_LIMITS=off)" + spread("i", "c")
     )
-    print("\nCPU per request (us), by process: where the two cores go")
-    print("       app  redis     db    wrk  total")
-    for key, used in cpu_us.items():
-        print(
-            f"({key}) {used['app']:6.0f} {used['redis']:6.0f} {used['db']:6.0f} {used['wrk']:6.0f} "
-            f"{sum(used.values()):6.0f}"
-        )
-    print(f"logs and code lists: {work}")
 
 
 if __name__ == "__main__":
