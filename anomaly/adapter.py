@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 from anomaly.events import ScanEvent, hash_client, new_event_id
 from anomaly.geo import locate, locate_ip
-from anomaly.rules import Flag, ProductContext, RuleConfig, parse_package_kg
+from anomaly.rules import Flag, ProductContext, RuleConfig
 from anomaly.state import MemoryScanStore, RedisScanStore, ScanOutcome, ScanStateStore, ScanStoreUnavailable
 from cache.redis_cache import Breaker
 from domain import metrics
 from domain.errors import Unavailable
-from domain.records import LabelGroup
+from domain.records import LabelGroup, parse_package_kg
 from domain.scans import OpenFlag, ScanInput, ScanResult, ScanSummary
 
 T = TypeVar("T")

@@ -61,6 +61,7 @@ class Places:
             for _lat, _lng, city, province in rows_:
                 cities.setdefault(province, set()).add(city)
         self.cities = {province: frozenset(names) for province, names in cities.items()}
+        self._centres: dict[tuple[str, str], tuple[float, float]] | None = None
 
     @staticmethod
     def _cell(lat: float, lng: float) -> tuple[int, int]:
@@ -108,6 +109,20 @@ class Places:
             return short
         matches = [c for c in known if c.startswith(short)]
         return matches[0] if len(matches) == 1 else None
+
+    def city_point(self, province: str, city: str) -> tuple[float, float] | None:
+        """(lng, lat) to draw a city at: the mean of its county seats (a prefecture's seat
+        is not in the table as such); None for a city the table does not know."""
+        if self._centres is None:
+            sums: dict[tuple[str, str], list[float]] = {}
+            for rows_ in self.grid.values():
+                for lat, lng, name, prov in rows_:
+                    acc = sums.setdefault((prov, name), [0.0, 0.0, 0.0])
+                    acc[0] += lng
+                    acc[1] += lat
+                    acc[2] += 1
+            self._centres = {k: (round(a[0] / a[2], 3), round(a[1] / a[2], 3)) for k, a in sums.items()}
+        return self._centres.get((province, city))
 
     def region_name(self, name: str) -> str | None:
         """A province or city as scans name it ("浙江" → "浙江省", "苏州" → "苏州市"); None

@@ -27,7 +27,6 @@ is costly to fake can take a rule to `suspicious` (and so the shopper's verdict)
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -391,21 +390,3 @@ def product_rules(
         if flag is not None:
             flags.append(flag)
     return flags
-
-
-def parse_package_kg(package: str | None) -> float | None:
-    """The net weight in a package text like "5kg 真空袋", "500g", "2.5 公斤"; None if absent."""
-    if not package:
-        return None
-    match = re.search(r"(\d+(?:\.\d+)?)\s*(kg|千克|公斤|g|克|斤)", package, re.IGNORECASE)
-    if match is None:
-        return None
-    value, unit = float(match.group(1)), match.group(2).lower()
-    return {
-        "kg": value,
-        "千克": value,
-        "公斤": value,
-        "g": value / 1000,
-        "克": value / 1000,
-        "斤": value / 2,
-    }[unit]

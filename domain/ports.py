@@ -15,6 +15,7 @@ from domain.access import Owner
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateStatus
 from domain.codes import CodeKind, ParsedCode
+from domain.overview import DayCount, GroupSeen, PlaceCount, Ranked
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -239,3 +240,16 @@ class AdminRegistry(Protocol):
     ) -> tuple[int, BulkResult]: ...  # `check(owner, activated)` of an existing batch raises to refuse
     def batch_owner(self, number: str) -> Owner | None: ...
     def activate_batch(self, number: str) -> BatchState: ...
+
+
+class OverviewReader(Protocol):
+    """The dashboard's aggregate tables (registry.aggregates), read for one scope key
+    (domain.overview.scope_key) over China days `first`..`last`, both included."""
+
+    def scans_by_day(self, scope: tuple[str, int], first: date, last: date) -> list[DayCount]: ...
+    def flags_by_day(self, scope: tuple[str, int], first: date, last: date) -> list[DayCount]: ...
+    def places(self, scope: tuple[str, int], first: date, last: date) -> list[PlaceCount]: ...
+    # Certificates, certificate products and batches with the most flags opened.
+    def top_targets(self, scope: tuple[str, int], first: date, last: date, limit: int) -> list[Ranked]: ...
+    # Codes seen per label group of the certificates in scope (the gauge; all time).
+    def groups_seen(self, scope: Scope) -> list[GroupSeen]: ...

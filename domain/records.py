@@ -8,6 +8,7 @@ a second (DESIGN.md: one admin change reaches every answer in O(1)).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -112,3 +113,21 @@ class OrderState:
 class BatchState:
     number: str
     activated_at: datetime | None
+
+
+def parse_package_kg(package: str | None) -> float | None:
+    """The net weight in a package text like "5kg 真空袋", "500g", "2.5 公斤"; None if absent."""
+    if not package:
+        return None
+    match = re.search(r"(\d+(?:\.\d+)?)\s*(kg|千克|公斤|g|克|斤)", package, re.IGNORECASE)
+    if match is None:
+        return None
+    value, unit = float(match.group(1)), match.group(2).lower()
+    return {
+        "kg": value,
+        "千克": value,
+        "公斤": value,
+        "g": value / 1000,
+        "克": value / 1000,
+        "斤": value / 2,
+    }[unit]

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from domain.access import Owner
 from domain.codes import organic_key
 from domain.errors import BadInput, NotFound
+from registry import aggregates
 from registry import schema as t
 
 
@@ -121,6 +122,8 @@ class SqlScanArchive:
     def write_events(self, events: Sequence[EventLike]) -> int:
         """Insert events, skipping event ids already stored (at-least-once delivery) and
         events of shoppers who erased their history after the event."""
+        # One copy of each event: a batch may carry an entry twice (re-delivered).
+        events = list({e.event_id: e for e in events}.values())
         if not events:
             return 0
         erased = self._erased({e.client for e in events if e.client})
@@ -144,14 +147,11 @@ class SqlScanArchive:
             }
             for e in events
         ]
-        stmt = self._insert(t.scan_events)
-        stmt = (
-            stmt.prefix_with("IGNORE")
-            if self.dialect in ("mysql", "mariadb")
-            else stmt.on_conflict_do_nothing()
-        )
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt, rows).rowcount or 0)
+            # Only the events this statement stored are counted (registry.aggregates).
+            inserted = set(aggregates.insert_new(conn, t.scan_events, rows, "event_id"))
+            aggregates.count_events(conn, [e for e in events if e.event_id in inserted])
+        return len(inserted)
 
     def store_events(self, events: Sequence[EventLike]) -> None:
         """`write_events` as an event sink (the in-process scan store's)."""
@@ -227,27 +227,19 @@ class SqlScanArchive:
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
 
-    def _owners(self, conn: sa.Connection, code: str) -> tuple[int | None, int | None, int | None]:
-        """(certificate, body, organization) the code belongs to when a flag is raised: a record
-        only; who may read and review a flag is its code's owner now (`_owned_flags`)."""
-        if code.isdigit() and len(code) in (17, 18):
-            g, c = t.label_groups, t.certificates
-            row = conn.execute(
-                sa.select(c.c.id, c.c.body_id, c.c.organization_id)
-                .select_from(
-                    t.organic_codes.join(g, g.c.id == t.organic_codes.c.group_id).join(
-                        c, c.c.id == g.c.certificate_id
-                    )
-                )
-                .where(t.organic_codes.c.code == organic_key(code))
-            ).first()
-            return (row.id, row.body_id, row.organization_id) if row else (None, None, None)
-        row = conn.execute(
-            sa.select(t.batches.c.organization_id)
-            .select_from(t.bq_codes.join(t.batches, t.batches.c.id == t.bq_codes.c.batch_id))
-            .where(t.bq_codes.c.token == code)
-        ).first()
-        return (None, None, row.organization_id) if row else (None, None, None)
+    def _owner(self, conn: sa.Connection, code: str) -> aggregates.Owner:
+        """Who the code belongs to when a flag is raised: recorded on the flag (certificate,
+        body, organization) and counted for in the aggregates; who may read and review a
+        flag is its code's owner now (`_owned_flags`)."""
+        return aggregates.owners_of(conn, [code]).get(code, aggregates.NO_OWNER)
+
+    @staticmethod
+    def _owner_columns(owner: aggregates.Owner) -> dict[str, int | None]:
+        return {
+            "certificate_id": owner.certificate_id or None,
+            "body_id": owner.body_id,
+            "organization_id": owner.organization_id,
+        }
 
     def upsert_flag(self, code: str, flag: FlagLike) -> None:
         f = t.flags
@@ -263,18 +255,13 @@ class SqlScanArchive:
                 "evidence": json.dumps(flag.evidence, ensure_ascii=False),
             }
             if existing is None:
-                cert, body, org = self._owners(conn, code)
+                owner = self._owner(conn, code)
                 conn.execute(
                     f.insert().values(
-                        code=code,
-                        rule=flag.rule,
-                        status="open",
-                        certificate_id=cert,
-                        body_id=body,
-                        organization_id=org,
-                        **values,
+                        code=code, rule=flag.rule, status="open", **self._owner_columns(owner), **values
                     )
                 )
+                aggregates.count_flag_opened(conn, owner, flag.rule, flag.raised_at)
             else:
                 # An escalation reopens a dismissed flag; a confirmed one stays confirmed.
                 status = "confirmed" if existing.status == "confirmed" else "open"
@@ -289,24 +276,22 @@ class SqlScanArchive:
                 sa.select(f.c.id, f.c.evidence).where(f.c.code == code, f.c.rule == "shopper_report")
             ).first()
             if existing is None:
-                cert, body, org = self._owners(conn, code)
+                owner = self._owner(conn, code)
                 evidence = {"reports": [report]}
-                return int(
-                    conn.execute(
-                        f.insert().values(
-                            code=code,
-                            rule="shopper_report",
-                            severity="warn",
-                            status="open",
-                            raised_at=now,
-                            updated_at=now,
-                            evidence=json.dumps(evidence, ensure_ascii=False),
-                            certificate_id=cert,
-                            body_id=body,
-                            organization_id=org,
-                        )
-                    ).inserted_primary_key[0]  # type: ignore[index]
-                )
+                flag_id = conn.execute(
+                    f.insert().values(
+                        code=code,
+                        rule="shopper_report",
+                        severity="warn",
+                        status="open",
+                        raised_at=now,
+                        updated_at=now,
+                        evidence=json.dumps(evidence, ensure_ascii=False),
+                        **self._owner_columns(owner),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                aggregates.count_flag_opened(conn, owner, "shopper_report", now)
+                return int(flag_id)
             evidence = json.loads(existing.evidence or "{}")
             evidence.setdefault("reports", []).append(report)
             evidence["reports"] = evidence["reports"][-50:]

@@ -250,3 +250,76 @@ erasures = sa.Table(
     sa.Column("client_hash", sa.String(40), primary_key=True),
     sa.Column("erased_at", sa.DateTime, nullable=False),
 )
+
+# -- the dashboard's aggregates (kept current by the scan worker; registry/aggregates.py) ------
+# Each row counts for one scope: scope_kind "a" (everything; scope_id 0), "b" (a certification
+# body) or "o" (an organization), the owner of the scanned or flagged code when it was
+# written. `day` is China's calendar day. The dashboard reads these, never raw events.
+
+_SCOPE = ("scope_kind", "scope_id", "day")
+
+
+def _scoped(name: str, *columns: sa.Column[object], key: tuple[str, ...]) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("scope_kind", sa.String(1), nullable=False),
+        sa.Column("scope_id", Id, nullable=False, autoincrement=False),
+        sa.Column("day", sa.Date, nullable=False),
+        *columns,
+        sa.PrimaryKeyConstraint(*_SCOPE, *key),
+    )
+
+
+agg_scans = _scoped(
+    "agg_scans",
+    sa.Column("verdict", sa.String(24), nullable=False),
+    sa.Column("scans", sa.Integer, nullable=False),
+    key=("verdict",),
+)
+
+# Scans with a place only; `suspicious` counts those answered `suspicious`.
+agg_places = _scoped(
+    "agg_places",
+    sa.Column("province", sa.String(40), nullable=False),
+    sa.Column("city", sa.String(40), nullable=False),
+    sa.Column("scans", sa.Integer, nullable=False),
+    sa.Column("suspicious", sa.Integer, nullable=False),
+    key=("province", "city"),
+)
+
+# Flags opened (a (code, rule) flag's first raising), by rule.
+agg_flags = _scoped(
+    "agg_flags",
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    key=("rule",),
+)
+
+# Flags opened by what they are about: a certificate product (organic codes) or a batch (BQ
+# codes); 0 where none.
+agg_flag_targets = _scoped(
+    "agg_flag_targets",
+    sa.Column("certificate_id", Id, nullable=False, autoincrement=False),
+    sa.Column("product_id", Id, nullable=False, autoincrement=False),
+    sa.Column("batch_id", Id, nullable=False, autoincrement=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    key=("certificate_id", "product_id", "batch_id"),
+)
+
+# Organic codes seen in a genuine scan (the over-quantity gauge counts each once), and their
+# count per label group (which carries the product and the package weight).
+seen_codes = sa.Table(
+    "seen_codes",
+    metadata,
+    sa.Column("code", BigKey, primary_key=True, autoincrement=False),
+    sa.Column("group_id", Id, nullable=False),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+)
+
+agg_group_seen = sa.Table(
+    "agg_group_seen",
+    metadata,
+    sa.Column("group_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("codes", sa.Integer, nullable=False),
+)

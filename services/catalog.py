@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from services.admin import AdminService
+    from services.overview import OverviewService
     from services.photos import PhotoService
     from services.scans import ScanAdminService
     from services.shoppers import ShopperService
@@ -39,6 +40,8 @@ class Services(Protocol):
     def scan_admin(self) -> ScanAdminService: ...
     @property
     def shoppers(self) -> ShopperService: ...
+    @property
+    def overview(self) -> OverviewService: ...
     @property
     def resolver(self) -> RecordView: ...
     @property

@@ -191,6 +191,19 @@ def register(app: Flask) -> None:
         else:
             w.run()
 
+    @app.cli.group("aggregates")
+    def aggregates_group() -> None:
+        """The dashboard's aggregate tables, which the worker keeps current."""
+
+    @aggregates_group.command("rebuild")
+    def aggregates_rebuild() -> None:
+        """Count every stored scan event and flag again under today's owners (after this
+        release's migration, or a certificate's change of holder). Stop the worker first."""
+        from registry.aggregates import rebuild
+
+        counts = rebuild(container(app).engine, progress=lambda step: click.echo(f"  {step}"))
+        click.echo("rebuilt: " + ", ".join(f"{name} {n:,} rows" for name, n in counts.items()))
+
     @app.cli.command("retention")
     @click.option("--days", default=400, show_default=True, help="keep raw scan events this many days")
     def retention(days: int) -> None:

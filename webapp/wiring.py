@@ -37,9 +37,11 @@ from cache.redis_cache import (
 from domain.ports import FilterStore, Generations, SharedCache
 from registry.engine import make_engine, make_lookup_engine
 from registry.generations import SqlGenerations
+from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
 from registry.store import SqlRegistry
 from services.admin import AdminService
+from services.overview import OverviewService
 from services.photos import PhotoService
 from services.scans import ScanAdminService
 from services.shoppers import ShopperService
@@ -232,6 +234,10 @@ class Container:
         return PhotoService(
             ScannerAdapter(max_bytes=s.max_upload_bytes, time_budget_ms=s.scan_time_budget_ms), self.verify
         )
+
+    @lazy
+    def overview(self) -> OverviewService:
+        return OverviewService(SqlOverviewReader(self.engine), places().city_point)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -19,10 +19,10 @@ from anomaly.rules import (
     impossible_travel,
     off_market,
     over_quantity,
-    parse_package_kg,
     province_spread,
     velocity,
 )
+from domain.records import parse_package_kg
 
 NOW = 1_790_000_000_000
 CFG = RuleConfig()

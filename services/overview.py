@@ -1,0 +1,119 @@
+"""The brand-protection overview (issue 16, item 2) for one scope and period: read from the
+aggregate tables only (domain.ports.OverviewReader), never raw scan events, so its cost
+does not grow with the events stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from domain.bulk import Scope
+from domain.china_time import china_today
+from domain.overview import DayCount, GaugeRow, GroupSeen, Overview, Period, PlaceCount, Ranked, scope_key
+from domain.ports import OverviewReader
+from domain.records import parse_package_kg
+
+TOP = 10
+GAUGE_ROWS = 12
+
+
+def _series(counts: list[DayCount], period: Period) -> dict[str, list[int]]:
+    index = {day: i for i, day in enumerate(period.dates())}
+    series: dict[str, list[int]] = {}
+    for c in counts:
+        series.setdefault(c.key, [0] * period.days)[index[c.day]] += c.count
+    # The largest series first: the legend and stacking read best that way.
+    return dict(sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0])))
+
+
+def _provinces(places: list[PlaceCount]) -> list[PlaceCount]:
+    totals: dict[str, list[int]] = {}
+    for p in places:
+        t = totals.setdefault(p.province, [0, 0])
+        t[0] += p.scans
+        t[1] += p.suspicious
+    return sorted(
+        (PlaceCount(name, "", scans, suspicious) for name, (scans, suspicious) in totals.items()),
+        key=lambda p: (-p.scans, p.province),
+    )
+
+
+class OverviewService:
+    def __init__(
+        self,
+        reader: OverviewReader,
+        city_point: Callable[[str, str], tuple[float, float] | None] = lambda _p, _c: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`city_point`: where to draw a city on the map, (lng, lat), from the places table."""
+        self.reader = reader
+        self.city_point = city_point
+        self.clock = clock
+
+    def period(self, days: str | int | None) -> Period:
+        """The period asked for (domain.overview.PERIOD_DAYS), ending China's today."""
+        return Period.choose(days, china_today(self.clock()))
+
+    def overview(self, scope: Scope, period: Period) -> Overview:
+        key = scope_key(scope)
+        first, last = period.first, period.last
+        scans = _series(self.reader.scans_by_day(key, first, last), period)
+        flags = _series(self.reader.flags_by_day(key, first, last), period)
+        places = self.reader.places(key, first, last)
+        ranked = self.reader.top_targets(key, first, last, TOP)
+        cities = sorted((p for p in places if p.city), key=lambda p: (-p.scans, p.province, p.city))
+        return Overview(
+            scope=scope,
+            period=period,
+            days=period.dates(),
+            scans_by_verdict=scans,
+            flags_by_rule=flags,
+            provinces=_provinces(places),
+            cities=cities,
+            top_certificates=_top(ranked, "certificate"),
+            top_products=_top([r for r in ranked if r.kind != "certificate"], None),
+            gauge=self.gauge(scope),
+            points={(p.province, p.city): xy for p in cities if (xy := self.city_point(p.province, p.city))},
+            totals={
+                "scans": sum(map(sum, scans.values())),
+                "suspicious": sum(scans.get("suspicious", [])),
+                "flags": sum(map(sum, flags.values())),
+            },
+        )
+
+    def gauge(self, scope: Scope) -> list[GaugeRow]:
+        """Per certificate product in scope: its distinct codes seen in a genuine scan, times
+        each code's package weight, against its certified tonnes; the fullest first."""
+        return sorted(
+            gauge_rows(self.reader.groups_seen(scope)),
+            key=lambda r: (-(r.ratio if r.ratio is not None else -1.0), -r.codes, r.product),
+        )[:GAUGE_ROWS]
+
+
+def gauge_rows(groups: list[GroupSeen]) -> list[GaugeRow]:
+    """One row per certificate product from its label groups (one per package and order)."""
+    by_product: dict[int, list[GroupSeen]] = {}
+    for g in groups:
+        by_product.setdefault(g.product_id, []).append(g)
+    rows = []
+    for product_id, parts in by_product.items():
+        weighed = [(parse_package_kg(g.package), g.codes) for g in parts]
+        kg = [w * n for w, n in weighed if w]
+        first = parts[0]
+        rows.append(
+            GaugeRow(
+                product_id,
+                first.product,
+                first.certificate,
+                first.holder,
+                sum(g.codes for g in parts),
+                round(sum(kg) / 1000, 3) if kg else None,
+                first.certified_tonnes,
+            )
+        )
+    return rows
+
+
+def _top(ranked: list[Ranked], kind: str | None) -> list[Ranked]:
+    chosen = [r for r in ranked if kind is None or r.kind == kind]
+    return sorted(chosen, key=lambda r: (-r.flags, r.name, r.id))[:TOP]

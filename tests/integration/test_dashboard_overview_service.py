@@ -1,0 +1,110 @@
+"""The overview service on MariaDB and SQLite, over aggregates the scan archive kept: what a
+scope sees for a period, and that one organization sees nothing of another's."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from flask import Flask
+
+from anomaly.events import ScanEvent
+from domain.bulk import Scope
+from domain.errors import BadInput
+from domain.overview import Period
+from domain.scans import Flag
+from registry import aggregates
+from services.demo import seed
+from webapp import container
+
+NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # noon in China, 10 March
+TODAY = date(2026, 3, 10)
+
+
+@pytest.fixture
+def demo(any_app: Flask) -> dict[str, str]:
+    return seed(container(any_app).admin, date.today())
+
+
+def ev(n: int, code: str, verdict: str, days_ago: int, place: tuple[str, str] | None) -> ScanEvent:
+    city, province = place or (None, None)
+    at = NOW - timedelta(days=days_ago)
+    return ScanEvent(f"e{n}", code, at, "qr", verdict, f"c{n}", None, None, None, city, province)
+
+
+def owner(app: Flask, code: str) -> aggregates.Owner:
+    with container(app).engine.connect() as conn:
+        return aggregates.owners_of(conn, [code])[code]
+
+
+def test_a_scope_sees_its_own_scans_flags_places_and_gauge(any_app: Flask, demo: dict[str, str]) -> None:
+    c = container(any_app)
+    mine, theirs = demo["genuine"], demo["certificate_suspended"]
+    hangzhou, chengdu = ("杭州市", "浙江省"), ("成都市", "四川省")
+    c.scan_sql.write_events(
+        [
+            ev(1, mine, "genuine", 0, hangzhou),
+            ev(2, mine, "suspicious", 1, hangzhou),
+            ev(3, demo["genuine (legacy 17-digit)"], "genuine", 2, None),
+            ev(4, mine, "genuine", 40, hangzhou),  # outside a 30-day period
+            ev(5, theirs, "certificate_suspended", 0, chengdu),
+        ]
+    )
+    c.scan_sql.upsert_flag(mine, Flag("distinct_scanners", "suspicious", NOW - timedelta(days=1), {}))
+    c.scan_sql.upsert_flag(theirs, Flag("velocity", "warn", NOW, {}))
+    service = c.overview
+    service.clock = lambda: NOW
+    period = service.period("30")
+    assert (period.first, period.last, len(period.dates())) == (TODAY - timedelta(days=29), TODAY, 30)
+
+    org = owner(any_app, mine).organization_id
+    assert org is not None and org != owner(any_app, theirs).organization_id
+    view = service.overview(Scope("organization", org), period)
+    assert view.days[-1] == TODAY and len(view.days) == 30
+    assert view.scans_by_verdict == {
+        "genuine": [0] * 29 + [1],
+        "suspicious": [0] * 28 + [1, 0],
+    }
+    assert view.flags_by_rule == {"distinct_scanners": [0] * 28 + [1, 0]}
+    assert [(p.province, p.scans, p.suspicious) for p in view.provinces] == [("浙江省", 2, 1)]
+    assert [(p.city, p.scans) for p in view.cities] == [("杭州市", 2)]
+    assert set(view.points) == {("浙江省", "杭州市")}
+    lng, lat = view.points[("浙江省", "杭州市")]
+    assert 119 < lng < 121 and 29.5 < lat < 31
+    assert [(r.kind, r.flags) for r in view.top_certificates] == [("certificate", 1)]
+    assert [(r.kind, r.name, r.flags) for r in view.top_products] == [("product", "有机大米", 1)]
+    assert view.totals == {"scans": 2, "suspicious": 1, "flags": 1}
+    # The gauge: the product of `mine` (5 kg packages, 120 t certified) has one code seen;
+    # it counts all time, not the period (the code's scan 40 days ago is the same code).
+    (row,) = view.gauge
+    assert (row.product, row.codes, row.seen_tonnes, row.certified_tonnes) == ("有机大米", 1, 0.005, 120.0)
+    assert not row.over
+
+    # Everything: both organizations' scans and the legacy code's (no place).
+    everything = service.overview(Scope("all"), period)
+    assert everything.totals == {"scans": 4, "suspicious": 1, "flags": 2}
+    assert {p.province for p in everything.provinces} == {"浙江省", "四川省"}
+    assert len(everything.gauge) == 2  # the legacy code's product too
+
+    # Another organization: only its own.
+    other = service.overview(Scope("organization", owner(any_app, theirs).organization_id), period)
+    assert other.totals == {"scans": 1, "suspicious": 0, "flags": 1}
+    assert {p.province for p in other.provinces} == {"四川省"}
+    assert [r.name for r in other.top_products] == ["有机小米"]
+    assert other.gauge == []  # its only scan was not a genuine one
+
+    # A body sees every certificate it issued (the demo's one body issued both).
+    body = service.overview(Scope("body", owner(any_app, mine).body_id), period)
+    assert body.totals == everything.totals
+
+    # An organization with nothing yet sees empty charts, not an error.
+    empty = service.overview(Scope("organization", 999_999), period)
+    assert empty.totals == {"scans": 0, "suspicious": 0, "flags": 0} and empty.gauge == []
+
+
+def test_only_the_offered_periods_are_accepted() -> None:
+    assert Period.choose(None, TODAY).days == 30
+    assert Period.choose("7", TODAY).first == TODAY - timedelta(days=6)
+    for bad in ("0", "31", "-7", "x", "365000"):
+        with pytest.raises(BadInput):
+            Period.choose(bad, TODAY)
