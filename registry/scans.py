@@ -97,7 +97,7 @@ def _owned_flags() -> sa.FromClause:
 
 def _current_owner() -> tuple[Any, Any, Any]:
     """(body id, organization id, certificate number) of a flag's code now, over `_owned_flags`;
-    an organic code's certificate first, as `_owners` does."""
+    an organic code's certificate first, as `_owner` does."""
     c, b = t.certificates, t.batches
     return c.c.body_id, sa.func.coalesce(c.c.organization_id, b.c.organization_id), c.c.number
 
