@@ -149,9 +149,32 @@ def _ink_per_point(path: str) -> float:
     """How tall the digits' ink is per point of font size, measured on a rendering."""
     font = _font(path, 200)
     img = Image.new("L", (2600, 400), 0)
-    ImageDraw.Draw(img).text((20, 300), "0123456789", font=font, fill=255, anchor="ls")
+    ImageDraw.Draw(img).text((20, 300), _printable("0123456789", path), font=font, fill=255, anchor="ls")
     rows = np.nonzero(np.asarray(img).max(axis=1))[0]
     return float(rows.max() - rows.min() + 1) / 200
+
+
+@cache
+def _has_glyph(path: str, ch: str) -> bool:
+    """Whether the font draws `ch` itself rather than its missing-glyph box."""
+    font = _font(path, 40)
+    missing = np.asarray(font.getmask("\U0010fffd"))
+    drawn = np.asarray(font.getmask(ch))
+    return not (drawn.shape == missing.shape and bool((drawn == missing).all()))
+
+
+def _printable(text: str, path: str) -> str:
+    """`text` with each ASCII character the font lacks in its full-width form, as a CJK
+    face prints digits and colons (DroidSansFallback has no ASCII digits: drawn as
+    they were, the code came out as a row of empty boxes that nobody can read)."""
+    out = []
+    for ch in text:
+        if "!" <= ch <= "~" and not _has_glyph(path, ch):
+            wide = chr(ord(ch) + 0xFEE0)
+            out.append(wide if _has_glyph(path, wide) else ch)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _text_ink(text: str, face: str, digit_h: float, bold: int) -> Image.Image:
@@ -159,6 +182,7 @@ def _text_ink(text: str, face: str, digit_h: float, bold: int) -> Image.Image:
     if face == "cij":
         return _cij_ink(text, digit_h)
     path = DIGIT_FACES[face]
+    text = _printable(text, path)
     font = _font(path, round(digit_h / _ink_per_point(path)))
     left, top, right, bottom = font.getbbox(text, anchor="ls", stroke_width=bold)
     pad = bold + 2
@@ -192,6 +216,7 @@ def _cij_ink(text: str, digit_h: float) -> Image.Image:
 
 def _cjk_ink(text: str, path: str, digit_h: float, bold: int) -> Image.Image:
     font = _font(path, round(digit_h / _ink_per_point(path) * 1.05))
+    text = _printable(text, path)
     left, top, right, bottom = font.getbbox(text, anchor="ls", stroke_width=bold)
     img = Image.new("L", (right - left + 4, bottom - top + 4), 0)
     ImageDraw.Draw(img).text(
