@@ -44,22 +44,30 @@ def _rows(photo_set: str, n: int, seed: int | None) -> Any:
         if photo_set == "unseen-dev" and s_seed == gen.SEED:
             raise SystemExit("unseen-dev needs a seed other than the never-tuned set's")
         for s in gen.generate(n, s_seed):
-            yield s, gen.ALL_BODY_CODES, {
-                "angle": s.angle,
-                "face": s.face,
-                "troubles": list(s.troubles),
-                "layout": s.layout,
-            }
+            yield (
+                s,
+                gen.ALL_BODY_CODES,
+                {
+                    "angle": s.angle,
+                    "face": s.face,
+                    "troubles": list(s.troubles),
+                    "layout": s.layout,
+                },
+            )
     else:
         from bench import labels as gen_dev
 
         for s in gen_dev.generate(n, seed if seed is not None else 1):
-            yield s, gen_dev.ALL_BODY_CODES, {
-                "angle": s.distortions.get("rotation", 0.0),
-                "face": "",
-                "troubles": [],
-                "layout": "",
-            }
+            yield (
+                s,
+                gen_dev.ALL_BODY_CODES,
+                {
+                    "angle": s.distortions.get("rotation", 0.0),
+                    "face": "",
+                    "troubles": [],
+                    "layout": "",
+                },
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--start", type=int, default=0, help="skip photos before this index")
     ap.add_argument("--jsonl", type=Path)
+    ap.add_argument(
+        "--budget-ms", type=float, default=2500, help="the scanner's time budget (default: its own 2500)"
+    )
     args = ap.parse_args(argv)
     from scanner import Scanner
 
-    scanner = Scanner(ocr="always")
+    scanner = Scanner(ocr="always", time_budget_ms=args.budget_ms)
     out = args.jsonl.open("w") if args.jsonl else None
     records: list[dict[str, Any]] = []
     t_start = time.perf_counter()

@@ -101,7 +101,11 @@ class Scanner:
         if want_ocr and not ocr_missing and time.perf_counter() < deadline:
             ocr_ran = True
             passes.append("ocr")
-            reader = self._digits if known_body_codes is None else DigitReader(Plausibility(known_body_codes))
+            reader = (
+                self._digits
+                if known_body_codes is None
+                else DigitReader(Plausibility(known_body_codes), self._digits.second)
+            )
             ocr_start = time.perf_counter()
             hints = [np.asarray(f.corners, np.float32) for f in found if f.symbology in MATRIX]
             readings, uncertain = reader.read(photo.gray, deadline, hints)

@@ -29,12 +29,15 @@ import re
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import cv2
 import numpy as np
+
+from scanner.second import SecondReader
 
 # Detection costs ~0.3 s per megapixel here and dominates the OCR stage. A photo is first
 # seen at 800 px a side, enough to find the label (its mark, its QR, a cluster of text);
@@ -52,6 +55,7 @@ _TURN_CONFIDENCE = 0.9  # the engine's own threshold for turning a line read as 
 _PROPOSAL_SIDE = 1000  # long side of the copy where print too small to detect is looked for
 _EDGE_CONTRAST = 28  # grey levels across a 3 px neighbourhood that make a pixel an edge
 _MIN_LEAN = 5.0  # degrees: text leaning less is detected as well as level text
+_PRINT_EDGE_SHARE = 0.42  # share of a proposed patch's pixels that are edges: print, not an outline
 
 _PREFIX = re.compile(r"有\s*[机機]\s*[码碼]")
 # Characters OCR confuses with digits on this typeface family. Only the unambiguous
@@ -247,13 +251,29 @@ def _variants(line: np.ndarray) -> list[np.ndarray]:
     return [line, clahe, sharp, small, wide]
 
 
+def _second_looks(line: np.ndarray) -> list[np.ndarray]:
+    """Fresh looks of the kinds above, asked for when one of the first five dissented:
+    coarser copies (the look that catches a digit misread at full resolution is the
+    coarse one, so coarse looks are repeated at other scales), wider ones, a softened one."""
+    out = [cv2.resize(line, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) for f in (0.45, 0.75, 0.85)]
+    out += [cv2.resize(line, None, fx=f, fy=1.0, interpolation=cv2.INTER_CUBIC) for f in (1.3, 2.0)]
+    out.append(cv2.GaussianBlur(line, (0, 0), 0.8))
+    return [v for v in out if min(v.shape) >= 4]
+
+
+def _more_looks(engine: Any, line: np.ndarray) -> list[str]:
+    fresh, _ = engine.text_rec([_bgr(v) for v in _second_looks(line)])
+    return [str(t) for t, _ in fresh]
+
+
 def _bgr(gray: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
 class DigitReader:
-    def __init__(self, plausibility: Plausibility) -> None:
+    def __init__(self, plausibility: Plausibility, second: SecondReader | None = None) -> None:
         self.plausibility = plausibility
+        self.second = second or SecondReader()
 
     def read(
         self, gray: np.ndarray, deadline: float, hints: list[np.ndarray] | None = None
@@ -283,10 +303,14 @@ class DigitReader:
         # Print so small at the first look's scale that nothing was detected still shows
         # as a dense patch of edges (a label's text on its paper).
         proposals = _proposals(gray) if first_scale < 1 else []
-        for left, top, right, bottom in _regions(boxes, hints or [], (w, h), proposals)[:_MAX_CLOSER_LOOKS]:
+        # A region is looked at only if it would be seen finer than at the first look.
+        finer = _CLOSE_SIDE / (1.5 * first_scale) if 1.5 * first_scale <= _CLOSER_ZOOM else 0.0
+        for left, top, right, bottom in _regions(boxes, hints or [], (w, h), proposals, finer)[
+            :_MAX_CLOSER_LOOKS
+        ]:
             crop_scale = min(_CLOSER_ZOOM, _CLOSE_SIDE / max(right - left, bottom - top, 1))
-            if crop_scale < 1.5 * first_scale or time.perf_counter() > deadline:
-                continue  # the region would not be seen any finer
+            if time.perf_counter() > deadline:
+                break
             inside = [q for q in boxes + proposals if _centre_in(q, (left, top, right, bottom))]
             more, unsure, _, _ = self._pass(
                 engine,
@@ -373,7 +397,14 @@ class DigitReader:
             else:
                 more, _ = engine.text_rec([_bgr(v) for v in _variants(line)[1:]])
                 looks = [look, *more]
-            reading = self._decide([str(t) for t, _ in looks], [float(sc) for _, sc in looks], quad, offset)
+            reading = self._decide(
+                [str(t) for t, _ in looks],
+                [float(sc) for _, sc in looks],
+                quad,
+                offset,
+                [line],
+                functools.partial(_more_looks, engine, line),
+            )
             height = float(np.linalg.norm(quad[3] - quad[0]))
             if doubt is None and _at_inner_edge(quad, (cw, ch), inner, height):
                 # A closer look's region ends here while the photo goes on: the line may
@@ -423,11 +454,62 @@ class DigitReader:
         scores = [min(float(looks[k][1]), float(looks[n + k][1])) for k in range(n)]
         points = np.vstack([top, bottom]).astype(np.float32)
         box = cv2.boxPoints(cv2.minAreaRect(points)).astype(np.float32)
-        return self._decide(texts, scores, box, offset)
+
+        def more() -> list[str]:
+            a2, b2 = _second_looks(upper), _second_looks(lower)
+            if len(a2) != len(b2):
+                return []
+            fresh, _ = engine.text_rec([_bgr(v) for v in a2 + b2])
+            return [str(fresh[k][0]) + str(fresh[len(a2) + k][0]) for k in range(len(a2))]
+
+        return self._decide(texts, scores, box, offset, [upper, lower], more)
+
+    def _settled(
+        self,
+        best: str,
+        votes: dict[str, list[float]],
+        lines: list[np.ndarray] | None,
+        more: Callable[[], list[str]] | None,
+    ) -> bool:
+        """Whether a reading the first looks dispute is settled after all.
+
+        Never when another reading is as often read, or longer: a look that finds an
+        extra digit may be the only one that parted two narrow glyphs (a 19-digit number
+        read as an 18-digit code by every other look), and a second model can merge them
+        the same way. Otherwise either
+        * the second recognizer (another model) reads exactly this code, when the looks
+          only dispute single digits (every rival as long) or only one look read it; or
+        * fresh looks of the same kinds as the first (`more`) all read it, bar one that
+          reads no code-length string at all: the dissent was one look's noise, where a
+          digit that is really ambiguous is misread again by some of them."""
+        agree = len(votes[best])
+        rivals = [d for d in votes if d != best]
+        if any(len(d) > len(best) or len(votes[d]) >= agree for d in rivals):
+            return False
+        if lines and all(len(d) == len(best) for d in rivals):
+            second = self.second.read(lines)
+            if second and best in second:
+                return True
+        if agree < 3 or more is None:
+            return False
+        fresh = more()
+        if len(fresh) < 4:
+            return False  # too small a line to look at again
+        reads = [{d for d, _ in candidates(t) if 15 <= len(d) <= 20} for t in fresh]
+        return sum(best in r for r in reads) >= len(fresh) - 1 and all(r <= {best} for r in reads)
 
     def _decide(
-        self, texts: list[str], scores: list[float], quad: np.ndarray, offset: tuple[int, int]
+        self,
+        texts: list[str],
+        scores: list[float],
+        quad: np.ndarray,
+        offset: tuple[int, int],
+        lines: list[np.ndarray] | None = None,
+        more: Callable[[], list[str]] | None = None,
     ) -> DigitReading | Uncertain | None:
+        """The reading the looks `texts` settle on, if any. `lines`: the printed line(s) the
+        looks were taken of, for the second recognizer; `more`: fresh looks at them, on
+        demand (`_settled`)."""
         # Each look votes once per string it holds (a look reading one code twice is still
         # one look); a code-length string of any other value from any look is dissent.
         votes: dict[str, list[float]] = {}
@@ -449,8 +531,9 @@ class DigitReader:
         if len(best) not in (17, 18):
             return Uncertain(best, "length")
         # Every look that saw a code-length string must have seen this one, and at least
-        # two did: one dissenting look means the print does not settle the digits.
-        if agree < 2 or any(d != best for d in votes):
+        # two did: one dissenting look means the print does not settle the digits...
+        rivals = [d for d in votes if d != best]
+        if (agree < 2 or rivals) and not self._settled(best, votes, lines, more):
             return Uncertain(best, "disagreement")
         why = self.plausibility.check(best)
         if why:
@@ -608,7 +691,7 @@ def _stacked_lines(
             lo, hi, across = fa.span(fb)
             drop = across - fa.height / 2  # from the middle of a to the middle of b
             overlap = min(hi, fa.length) - max(lo, 0.0)
-            if 1.0 * fa.height <= drop <= 2.6 * fa.height and overlap >= 0.3 * min(fa.length, hi - lo):
+            if 0.75 * fa.height <= drop <= 2.6 * fa.height and overlap >= 0.3 * min(fa.length, hi - lo):
                 pairs.append((a, b))
     out = []
     for a, b in pairs:
@@ -684,9 +767,10 @@ def _regions(
     hints: list[np.ndarray],
     size: tuple[int, int],
     proposals: list[np.ndarray] | None = None,
+    max_side: float = math.inf,
 ) -> list[tuple[int, int, int, int]]:
     """Places to look closer: (left, top, right, bottom), places holding a symbol first,
-    then the smallest (seen the finest).
+    then the smallest (seen the finest), none longer than `max_side` px.
 
     What the detector found at a label is often only the organic mark or the QR (a
     blob, not a line), and the code line runs beside or under it, up to a few times its
@@ -713,25 +797,38 @@ def _regions(
     w, h = size
     out: list[tuple[bool, float, tuple[int, int, int, int]]] = []
     for members in groups.values():
-        pts = np.vstack([rects[i][0] for i in members])
-        x0, y0 = pts.min(axis=0)
-        x1, y1 = pts.max(axis=0)
-        left, top = int(max(0, x0)), int(max(0, y0))
-        right, bottom = int(min(w, x1)), int(min(h, y1))
-        if right - left < 8 or bottom - top < 8:
-            continue
         symbol = any(rects[i][1] for i in members)
-        out.append((not symbol, float((right - left) * (bottom - top)), (left, top, right, bottom)))
+        place = _bounds([rects[i][0] for i in members], size)
+        if place is not None and max(place[2] - place[0], place[3] - place[1]) > max_side:
+            # Widened, the place is too large to be seen any finer: a large box (a whole
+            # label the first look took for one blob of text) is looked at as it is.
+            place = _bounds([_widen(q, 0.25) for q in [*boxes, *hints] if _centre_in(q, place)], size)
+        if place is not None and max(place[2] - place[0], place[3] - place[1]) <= max_side:
+            out.append((not symbol, float((place[2] - place[0]) * (place[3] - place[1])), place))
     # A proposed patch of print already covers the label's text: it is widened a little
     # and never merged with others (a large box nearby would make it too coarse to see).
     for q in proposals or []:
         r = _widen(q, 0.5)
         left, top = int(max(0, r[0, 0])), int(max(0, r[0, 1]))
         right, bottom = int(min(w, r[2, 0])), int(min(h, r[2, 1]))
-        if right - left >= 8 and bottom - top >= 8:
+        if right - left >= 8 and bottom - top >= 8 and max(right - left, bottom - top) <= max_side:
             out.append((True, float((right - left) * (bottom - top)), (left, top, right, bottom)))
     out.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in out]
+
+
+def _bounds(quads: list[np.ndarray], size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The upright rectangle around `quads`, inside the photo; None when under 8 px."""
+    if not quads:
+        return None
+    pts = np.vstack(quads)
+    x0, y0 = pts.min(axis=0)
+    x1, y1 = pts.max(axis=0)
+    left, top = int(max(0, x0)), int(max(0, y0))
+    right, bottom = int(min(size[0], x1)), int(min(size[1], y1))
+    if right - left < 8 or bottom - top < 8:
+        return None
+    return left, top, right, bottom
 
 
 def _widen(quad: np.ndarray, factor: float) -> np.ndarray:
@@ -783,21 +880,31 @@ def _levelled(img: np.ndarray, lean: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _proposals(gray: np.ndarray, limit: int = 4) -> list[np.ndarray]:
-    """Places that look like print, as boxes along their longer side (full-image pixels):
-    on a ~1000 px copy, patches where most pixels are strong edges (text on a label),
-    not a lone line or an outline; the largest `limit` of them."""
+    """Places that look like print, as boxes along their longer side (full-image pixels),
+    the most print-like first: on a ~1000 px copy, patches where most pixels are strong
+    edges (text on a label), not a lone line or an outline.
+
+    The outline of a shape on the package (a lid, a bowl, a sticker's edge) also makes a
+    dense band of edge pixels, and several such bands used up every closer look while the
+    label itself waited (the never-tuned generator's development seeds: most "nothing
+    found" misses on 5-12 MP photos). An outline is a band of edges with flat paper
+    either side; print is edges through and through: the share of a patch's pixels that
+    are edges tells them apart (print about 0.45 and up, outlines 0.34-0.40)."""
     h, w = gray.shape
     q = min(1.0, _PROPOSAL_SIDE / max(h, w))
     small = cv2.resize(gray, None, fx=q, fy=q, interpolation=cv2.INTER_AREA) if q < 1 else gray
     grad = cv2.morphologyEx(small, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
-    density = cv2.boxFilter((grad > _EDGE_CONTRAST).astype(np.float32), -1, (9, 9))
+    edges = (grad > _EDGE_CONTRAST).astype(np.uint8)
+    density = cv2.boxFilter(edges.astype(np.float32), -1, (9, 9))
     dense = cv2.dilate((density > 0.35).astype(np.uint8), np.ones((5, 5), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(dense, connectivity=8)
+    edge_count = np.bincount(labels.ravel(), weights=edges.ravel(), minlength=n)
     found = []
     for k in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[k])
-        if area >= 150 and bw * bh <= 0.25 * small.size:
-            found.append((area, k, x, y, bw, bh))
+        share = float(edge_count[k]) / area
+        if area >= 150 and bw * bh <= 0.25 * small.size and share >= _PRINT_EDGE_SHARE:
+            found.append((share, k, x, y, bw, bh))
     found.sort(reverse=True)
     out = []
     for _, k, x, y, bw, bh in found[:limit]:

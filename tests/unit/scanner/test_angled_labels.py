@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from scanner import Scanner
-from scanner.digits import _lean, _levelled, _proposals, _stacked_lines
+from scanner.digits import _lean, _levelled, _proposals, _regions, _stacked_lines
 from tests.images import FONT, encode
 
 CODE = "012325123456789012"
@@ -160,3 +160,43 @@ def test_a_19_digit_number_in_a_condensed_face_is_not_read_as_an_18_digit_code()
     assert sample.kind == "negative"
     result = Scanner(known_body_codes=ALL_BODY_CODES, ocr="always", time_budget_ms=30_000).scan(sample.image)
     assert _digits(result) == set()
+
+
+def test_lines_set_close_one_under_the_other_pair_up() -> None:
+    # Boxes the detector draws are taller than the ink: lines printed with a gap of a
+    # third of their height lie less than one box height apart.
+    upper, lower = _box(0, 160, 0, 20), _box(0, 200, 17, 37)
+    texts = {0: ("01232512", 0.9), 1: ("3456789012", 0.9)}
+    assert len(_stacked_lines(texts, [upper, lower], time.perf_counter() + 5)) == 1
+
+
+def test_outlines_of_shapes_on_the_package_are_not_proposed_before_the_label() -> None:
+    # Large shapes whose outlines make bands of edges (a lid, a bowl): each band is as
+    # dense as print, and used to take every closer look before the label got one.
+    photo = _photo(_oval_label([CODE], 18, -30), (4000, 3000), (0.1, 0.1))
+    draw = ImageDraw.Draw(photo)
+    for k, box in enumerate([(1800, 300, 3900, 1500), (2200, 1700, 3800, 2900), (300, 1900, 1500, 2900)]):
+        draw.ellipse(box, fill=(200 - 40 * k, 205, 190), outline=(90, 90, 90), width=6)
+    gray = np.asarray(photo.convert("L"))
+    places = _proposals(gray)
+    assert places
+    x, y = places[0].mean(axis=0)
+    assert 0.1 * 4000 < x < 0.3 * 4000 and 0.1 * 3000 < y < 0.3 * 3000
+
+
+def test_a_code_over_two_lines_on_a_turned_label_is_read(scanner: Scanner) -> None:
+    photo = _photo(
+        _oval_label([f"{CODE[:4]}-{CODE[4:10]}", f"{CODE[10:]}"], 24, 25), (1600, 1200), (0.3, 0.2)
+    )
+    assert _digits(scanner.scan(encode(photo, quality=90))) == {CODE}
+
+
+def test_a_whole_label_taken_for_one_box_is_looked_at_as_it_is() -> None:
+    # At a 12 MP photo's first look a round label can come back as one 700 px box: widened
+    # by twice its side it would cover the photo and be seen no finer, so it was skipped.
+    label = _box(2000, 2700, 1300, 2000)
+    places = _regions([label], [], (4000, 3000), [], max_side=1400)
+    assert len(places) == 1
+    left, top, right, bottom = places[0]
+    assert left <= 2000 and right >= 2700 and top <= 1300 and bottom >= 2000
+    assert max(right - left, bottom - top) <= 1400

@@ -1,0 +1,94 @@
+"""The second recognizer (Tesseract, digits only) settles looks that dispute single digits,
+and only those (issue 18: a stronger check rather than refusing readable photos)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from scanner import second
+from scanner.digits import DigitReader, DigitReading, Plausibility, Uncertain
+from tests.images import FONT
+
+CODE = "012325123456789012"
+BODIES = frozenset({"0123"})
+
+
+def _line(text: str, px: int = 30) -> np.ndarray:
+    """`text` printed dark on light paper, cut as the reader cuts a line."""
+    assert FONT is not None
+    font = ImageFont.truetype(FONT, round(px / 0.73))
+    width = int(font.getlength(text)) + px
+    img = Image.new("L", (width, round(px * 1.6)), 240)
+    ImageDraw.Draw(img).text((px // 2, round(px * 1.3)), text, font=font, fill=25, anchor="ls")
+    return np.asarray(img)
+
+
+def _box() -> np.ndarray:
+    return np.array([[0, 0], [100, 0], [100, 10], [0, 10]], np.float32)
+
+
+def _decide(looks: list[str], lines: list[np.ndarray]) -> DigitReading | Uncertain | None:
+    reader = DigitReader(Plausibility(BODIES))
+    return reader._decide(looks, [0.9] * len(looks), _box(), (0, 0), lines)
+
+
+def test_the_second_reader_reads_a_printed_code() -> None:
+    assert second.SecondReader().read([_line(f"{CODE[:4]} {CODE[4:6]} {CODE[6:]}")]) == CODE
+
+
+def test_a_code_over_two_lines_is_read_in_order() -> None:
+    assert second.SecondReader().read([_line(CODE[:8]), _line(CODE[8:])]) == CODE
+
+
+def test_light_print_on_a_dark_ground_is_read() -> None:
+    assert second.SecondReader().read([255 - _line(CODE)]) == CODE
+
+
+def test_looks_disputing_one_digit_are_settled_by_the_print() -> None:
+    other = CODE[:-1] + "9"
+    looks = [CODE, CODE, CODE, other, ""]
+    reading = _decide(looks, [_line(CODE)])
+    assert isinstance(reading, DigitReading) and reading.code == CODE
+    # The print says otherwise: the majority is not taken on trust.
+    assert isinstance(_decide(looks, [_line(other)]), Uncertain)
+
+
+def test_a_single_look_is_confirmed_only_when_no_look_dissents() -> None:
+    assert isinstance(_decide([CODE, "", "0123", ""], [_line(CODE)]), DigitReading)
+    assert isinstance(_decide([CODE, CODE[:-1] + "7", "", ""], [_line(CODE)]), Uncertain)
+
+
+@pytest.mark.parametrize("rival", [CODE + "4", "1" + CODE, CODE[:-1]])
+def test_a_rival_of_another_length_is_never_overruled(rival: str) -> None:
+    # A dropped or split digit is a question of where digits part: the second model
+    # may part them the same way, so its agreement settles nothing.
+    assert isinstance(_decide([CODE, CODE, CODE, rival], [_line(CODE)]), Uncertain)
+
+
+def test_an_even_split_is_never_settled() -> None:
+    other = CODE[:-1] + "9"
+    assert isinstance(_decide([CODE, CODE, other, other], [_line(CODE)]), Uncertain)
+
+
+def _decide_more(looks: list[str], fresh: list[str]) -> DigitReading | Uncertain | None:
+    reader = DigitReader(Plausibility(BODIES))
+    return reader._decide(looks, [0.9] * len(looks), _box(), (0, 0), None, lambda: fresh)
+
+
+def test_one_dissenting_look_is_outvoted_only_when_fresh_looks_all_agree() -> None:
+    other = CODE[:-1] + "9"
+    looks = [CODE, CODE, CODE, other, CODE]
+    assert isinstance(_decide_more(looks, [CODE] * 6), DigitReading)
+    assert isinstance(_decide_more(looks, [CODE] * 5 + [""]), DigitReading)  # one abstains
+    # The dissent comes back in a fresh look: the digit is really in doubt.
+    assert isinstance(_decide_more(looks, [CODE] * 5 + [other]), Uncertain)
+    assert isinstance(_decide_more(looks, [CODE] * 4 + ["", ""]), Uncertain)
+    # Too few first looks agreed to ask.
+    assert isinstance(_decide_more([CODE, CODE, other, "", ""], [CODE] * 6), Uncertain)
+
+
+def test_a_look_that_found_an_extra_digit_is_never_outvoted() -> None:
+    looks = [CODE, CODE, CODE, CODE, "1" + CODE]
+    assert isinstance(_decide_more(looks, [CODE] * 6), Uncertain)
