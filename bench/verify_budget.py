@@ -117,7 +117,10 @@ def main() -> None:
     from anomaly.state import RedisScanStore, _stored_flags
     from domain.codes import check_without_lookup, normalize
     from domain.records import ScanInput
+    from services import verify as verify_service
+    from services.answers import Answer
     from services.verify import VerifyRequest
+    from verify_api.presenter import answer_json
     from verify_api.public import parse_verify, respond
     from verify_api.request_input import json_body
     from webapp import container, create_app
@@ -138,7 +141,7 @@ def main() -> None:
         body = b'{"input":"%s","channel":"qr","client":"%s"}' % (code.encode(), client.encode())
         return call(app, environ("POST", "/api/v1/verify", body, "application/json"))
 
-    def service_call() -> dict[str, Any]:
+    def service_call() -> Answer:
         code, client = next_request()
         return c.verify.verify(VerifyRequest(input=code, channel="qr", client=client, ip="127.0.0.1"))
 
@@ -235,17 +238,24 @@ def main() -> None:
         (
             "verdict",
             "verdict + answer document",
-            lambda: c.verify._answer(
-                parsed.code,
-                parsed.kind,
-                c.verify._verdict(resolution, (), date.today()),
-                resolution,
-                None,
+            lambda: answer_json(
+                verify_service._answer(
+                    parsed.code,
+                    parsed.kind,
+                    verify_service._registry_verdict(resolution, date.today()),
+                    (),
+                    resolution,
+                    None,
+                    date.today(),
+                ),
                 "zh",
-                date.today(),
             ),
         ),
-        ("respond", "  orjson + the Response (beyond the context)", in_request(lambda: respond(answer))),
+        (
+            "respond",
+            "  orjson + the Response (beyond the context)",
+            in_request(lambda: respond(answer_json(answer, "zh"))),
+        ),
         ("service", "the whole verify service call", service_call),
     ]
     best: dict[str, float] = {}
@@ -268,7 +278,8 @@ def main() -> None:
     print(f"  (c) may cost for 0.9 × (b)                           {b / 0.9:8.1f}")
     print(f"  (c) costs beyond (b)                                 {cc - b:8.1f}")
     print(f"  the scan script beyond the floor's pipeline          {best['script'] - best['pipeline']:8.1f}")
-    print(f"  response size: floor {len(floor_app._BODY) + 16} B, verify {len(orjson.dumps(answer))} B")
+    size = len(orjson.dumps(answer_json(answer, "zh")))
+    print(f"  response size: floor {len(floor_app._BODY) + 16} B, verify {size} B")
 
 
 if __name__ == "__main__":

@@ -113,6 +113,17 @@ class ScanSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class PastCheck:
+    """One of a shopper's own checks, as their history shows it."""
+
+    code: str
+    at: datetime
+    channel: str
+    verdict: str  # a Verdict
+    city: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class OpenFlag:
     """A flag as a verify answers it: open or confirmed (see ACTIVE_STATUSES)."""
 

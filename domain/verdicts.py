@@ -51,19 +51,18 @@ def issued_while_valid(
     return True
 
 
-def decide(
+def registry_verdict(
     *,
     found: bool,
     voided: bool = False,
     bq_activated: bool | None = None,
     certificate: CertificateState | None = None,
-    flags: Sequence[OpenFlag] = (),
     today: date,
 ) -> Verdict:
-    """The one verdict for a looked-up code; precedence runs from the registry's facts to the scan history.
+    """The verdict the registry's facts give a looked-up code, before its scan history.
 
-    `bq_activated` is None for organic codes. Scan history can only turn an otherwise
-    genuine answer into `suspicious`: a withdrawn certificate is the stronger message.
+    Precedence runs from the strongest fact: never issued, voided, a batch not activated,
+    a conversion or withdrawn certificate. `bq_activated` is None for organic codes.
     """
     if not found:
         return Verdict.NOT_FOUND
@@ -77,9 +76,33 @@ def decide(
         status = certificate.effective_status(today)
         if status in _STATUS_VERDICT:
             return _STATUS_VERDICT[status]
-    if any(f.severity == "suspicious" for f in flags):
-        return Verdict.SUSPICIOUS
     return Verdict.GENUINE
+
+
+def with_flags(verdict: Verdict, flags: Sequence[OpenFlag]) -> Verdict:
+    """The scan history's part: it can only turn an otherwise genuine answer `suspicious`
+    (a withdrawn certificate is the stronger message)."""
+    if verdict is Verdict.GENUINE and any(f.severity == "suspicious" for f in flags):
+        return Verdict.SUSPICIOUS
+    return verdict
+
+
+def decide(
+    *,
+    found: bool,
+    voided: bool = False,
+    bq_activated: bool | None = None,
+    certificate: CertificateState | None = None,
+    flags: Sequence[OpenFlag] = (),
+    today: date,
+) -> Verdict:
+    """The one verdict for a looked-up code: the registry's, then the scan history's."""
+    return with_flags(
+        registry_verdict(
+            found=found, voided=voided, bq_activated=bq_activated, certificate=certificate, today=today
+        ),
+        flags,
+    )
 
 
 _MESSAGES: dict[Verdict, tuple[str, str]] = {

@@ -14,16 +14,22 @@ from urllib.parse import unquote
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.codes import MAX_INPUT_CHARS, normalize
 from domain.errors import BadInput, DomainError, Unauthorized
-from domain.verdicts import pick_language
 from miniprogram_backend.sessions import MemorySessions, RedisSessions, WxUser
 from services.inputs import Location, UnixSeconds
-from services.verify import VerifyRequest
 from verify_api.context import services
-from verify_api.request_input import bearer_token, json_body_or_none
+from verify_api.presenter import answer_json, history_json, photo_json, receipt_json
+from verify_api.request_input import (
+    bearer_token,
+    json_body_or_none,
+    photo_upload,
+    request_lang,
+    validated,
+    verify_request,
+)
 
 if TYPE_CHECKING:
     from miniprogram_backend.wechat import WeChatClient
@@ -41,16 +47,6 @@ class WeChat(Protocol):
     def client(self) -> WeChatClient: ...
     @property
     def sessions(self) -> MemorySessions | RedisSessions: ...
-
-
-MAX_PHOTO_BYTES = 8 * 1024 * 1024
-_IMAGE_MAGIC = {
-    b"\xff\xd8\xff": "image/jpeg",
-    b"\x89PNG": "image/png",
-    b"RIFF": "image/webp",
-    b"GIF8": "image/gif",
-    b"BM": "image/bmp",
-}
 
 
 class WxProblem(DomainError):
@@ -90,19 +86,6 @@ def _wx() -> WeChat:
     return cast(WeChat, current_app.extensions[EXTENSION])
 
 
-def _json(model: type[BaseModel]) -> Any:
-    body = json_body_or_none()
-    if not isinstance(body, dict):
-        raise BadInput("send a JSON object with Content-Type: application/json", code="invalid_body")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise BadInput(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}", code="invalid_body"
-        ) from exc
-
-
 def _respond(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
@@ -137,7 +120,7 @@ def _user() -> WxUser:
 
 @bp.post("/login")
 def login() -> Response:
-    data = _json(LoginIn)
+    data = validated(LoginIn, json_body_or_none())
     sessions = _wx().sessions
     # Redis skipped after a failure: a 503 before the js_code is spent at WeChat on a
     # session we could not store (create() answers the same if Redis fails now).
@@ -158,7 +141,7 @@ def _scan_time(seconds: int | None) -> datetime | None:
 
 @bp.post("/verify")
 def verify() -> Response:
-    data = _json(WxVerifyIn)
+    data = validated(WxVerifyIn, json_body_or_none())
     if data.q:
         raw, channel = unquote(data.q), "qr"
     elif data.input is not None:
@@ -167,24 +150,22 @@ def verify() -> Response:
         raise BadInput("send `input` (typed code) or `q` (the scanned QR's URL)", code="input_required")
     lat, lng = (data.location.lat, data.location.lng) if data.location else (None, None)
     answer = services().verify.verify(
-        VerifyRequest(
-            input=raw,
-            channel=channel,
+        verify_request(
+            raw,
+            channel,
             client=_user().openid,
             verified=True,  # a WeChat-verified session: a costly identity (issue 14)
-            ip=request.remote_addr,
             lat=lat,
             lng=lng,
-            lang=pick_language(request.headers.get("Accept-Language")),
             at=_scan_time(data.scancode_time),
         )
     )
-    return _respond(answer)
+    return _respond(answer_json(answer, request_lang()))
 
 
 @bp.get("/me/history")
 def history() -> Response:
-    return _respond({"items": services().shoppers.history(_user().openid)})
+    return _respond(history_json(services().shoppers.history(_user().openid)))
 
 
 @bp.delete("/me/history")
@@ -199,22 +180,10 @@ def erase_history() -> Response:
     return _respond({"deleted": deleted})
 
 
-def _photo() -> tuple[bytes | None, str | None]:
+def _photo() -> tuple[bytes, str | None] | None:
     """The photo `wx.uploadFile` sent (its `name` is the client's choice: photo, image or
-    file), refused past 8 MB before the body is read, its type sniffed from the bytes."""
-    if request.content_length is not None and request.content_length > MAX_PHOTO_BYTES + 64 * 1024:
-        raise WxProblem(413, "too_large", "the photo is larger than 8 MB")
-    request.max_content_length = MAX_PHOTO_BYTES + 64 * 1024
-    upload = next((request.files[n] for n in ("photo", "image", "file") if n in request.files), None)
-    if upload is None:
-        return None, None
-    data = upload.read(MAX_PHOTO_BYTES + 1)
-    if len(data) > MAX_PHOTO_BYTES:
-        raise WxProblem(413, "too_large", "the photo is larger than 8 MB")
-    kind = next((t for magic, t in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
-    if kind is None or (kind == "image/webp" and data[8:12] != b"WEBP"):
-        raise WxProblem(415, "unsupported_media_type", "the photo must be JPEG, PNG, WebP, GIF or BMP")
-    return data, kind
+    file), its type sniffed from the bytes; past the limit, the mini-program's `too_large`."""
+    return photo_upload(("photo", "image", "file"), too_large="too_large", sniff=True)
 
 
 class WxScanFields(BaseModel):
@@ -228,43 +197,28 @@ def scan() -> Response:
     """A label photo: every code read from it, and the verify answer for the best one."""
     if request.mimetype != "multipart/form-data":
         raise BadInput("upload the photo with wx.uploadFile (multipart/form-data)", code="multipart_required")
-    photo, _ = _photo()
+    photo = _photo()
     if photo is None:
         raise BadInput("the upload carries no photo (name it `photo`)", code="image_required")
-    try:
-        fields = WxScanFields.model_validate(request.form.to_dict())
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise BadInput(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body") from exc
+    fields = validated(WxScanFields, request.form.to_dict())
     answer = services().photos.scan(
-        photo,
-        VerifyRequest(
-            input="",
-            channel="photo",
-            client=_user().openid,
-            verified=True,
-            ip=request.remote_addr,
-            lat=fields.lat,
-            lng=fields.lng,
-            lang=pick_language(request.headers.get("Accept-Language")),
-        ),
+        photo[0],
+        verify_request("", "photo", client=_user().openid, verified=True, lat=fields.lat, lng=fields.lng),
     )
-    return _respond(answer)
+    return _respond(photo_json(answer, request_lang()))
 
 
 @bp.post("/reports")
 def report() -> Response:
+    photo: bytes | None = None
+    photo_type: str | None = None
     if request.mimetype == "multipart/form-data":
-        photo, photo_type = _photo()
-        try:
-            data = ReportIn.model_validate(request.form.to_dict())
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            raise BadInput(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body"
-            ) from exc
+        upload = _photo()
+        if upload is not None:
+            photo, photo_type = upload
+        data = validated(ReportIn, request.form.to_dict())
     else:
-        data, photo, photo_type = _json(ReportIn), None, None
+        data = validated(ReportIn, json_body_or_none())
     if normalize(data.code).invalid is not None:
         raise BadInput("the report must name a code from the label", code="invalid_code")
     user = _user()
@@ -277,4 +231,4 @@ def report() -> Response:
     created = services().shoppers.report(
         user.openid, data.code, data.text, data.shop, data.lat, data.lng, photo, photo_type
     )
-    return _respond(created, 201)
+    return _respond(receipt_json(created), 201)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from domain.access import Owner
 from domain.codes import organic_key
 from domain.errors import BadInput, NotFound
+from domain.scans import PastCheck
 from registry import aggregates
 from registry import schema as t
 
@@ -168,7 +169,8 @@ class SqlScanArchive:
 
     # -- a shopper's own history ------------------------------------------------------------
 
-    def history(self, client_hash: str, limit: int = 100) -> list[dict[str, Any]]:
+    def history(self, client_hash: str, limit: int = 100) -> list[PastCheck]:
+        """A shopper's own checks, newest first."""
         e = t.scan_events
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -177,10 +179,7 @@ class SqlScanArchive:
                 .order_by(e.c.at.desc())
                 .limit(limit)
             ).all()
-        return [
-            {"code": r.code, "at": _iso(r.at), "channel": r.channel, "verdict": r.verdict, "city": r.city}
-            for r in rows
-        ]
+        return [PastCheck(r.code, r.at.replace(tzinfo=UTC), r.channel, r.verdict, r.city) for r in rows]
 
     def erase(self, client_hash: str) -> int:
         """Delete a shopper's events and remember the erasure (late stream entries are dropped)."""

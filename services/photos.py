@@ -9,12 +9,12 @@ can show what was seen.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from domain import metrics
 from domain.codes import normalize
 from domain.errors import NotImplementedOnServer, Unprocessable
 from domain.ports import PhotoScanner
+from services.answers import FoundSymbol, PhotoAnswer
 from services.verify import VerifyRequest, VerifyService
 
 _LINEAR = frozenset({"ean13", "ean8", "upca", "upce", "code128", "code39", "code93", "itf", "codabar"})
@@ -25,12 +25,12 @@ class PhotoService:
         self.scanner = scanner
         self.verify = verify
 
-    def scan(self, image: bytes, req: VerifyRequest) -> dict[str, Any]:
+    def scan(self, image: bytes, req: VerifyRequest) -> PhotoAnswer:
         """`req.input` is ignored; the code comes from the photo and the channel is `photo`."""
         bodies = self.verify.resolver.known_bodies()
         reading = self.scanner.read(image, known_body_codes=bodies)
         metrics.incr("photo_scans")
-        found: list[dict[str, Any]] = []
+        found: list[FoundSymbol] = []
         best: str | None = None
         for symbol in reading.found:
             parsed = normalize(symbol.payload)
@@ -39,12 +39,7 @@ class PhotoService:
             # format) is the shopper's answer. Printed digits were checked by the scanner.
             code = parsed.code if parsed.invalid is None and symbol.symbology not in _LINEAR else None
             found.append(
-                {
-                    "symbology": symbol.symbology,
-                    "payload": symbol.payload,
-                    "code": code,
-                    "confidence": round(float(symbol.confidence), 3),
-                }
+                FoundSymbol(symbol.symbology, symbol.payload, code, round(float(symbol.confidence), 3))
             )
             if best is None and code is not None:
                 best = code
@@ -70,4 +65,4 @@ class PhotoService:
         verification = None
         if best is not None:
             verification = self.verify.verify(replace(req, input=best, channel="photo"))
-        return {"found": found, "verification": verification}
+        return PhotoAnswer(tuple(found), verification)

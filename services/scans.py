@@ -15,6 +15,7 @@ from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
 from domain.scans import FlagRule
+from domain.verdicts import Verdict, message
 from services.verify import CHANNELS, VerifyRequest, VerifyService
 
 if TYPE_CHECKING:
@@ -102,8 +103,11 @@ class ScanAdminService:
             except DomainError as exc:
                 result.reject(i, event.event_id, exc.code, exc.detail)
                 continue
-            if answer["verdict"] == "invalid_format":
-                result.reject(i, event.event_id, "invalid_code", answer["message"])
+            if answer.verdict is Verdict.INVALID_FORMAT:
+                # The row's detail is what a shopper typing it would read (in Chinese).
+                result.reject(
+                    i, event.event_id, "invalid_code", message(answer.verdict, "zh", invalid=answer.reason)
+                )
                 continue
             result.accepted += 1
         return result

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from domain.china_time import iso_utc
 from domain.codes import normalize
 from domain.errors import BadInput
+from domain.scans import PastCheck
+from services.answers import ReportReceipt
 
 # The photo types the label system accepts, told by their first bytes (never by the
 # client's Content-Type or file name).
@@ -49,7 +51,7 @@ class ShopperService:
         self.hash_client = hash_client
         self.locate = locate
 
-    def history(self, openid: str) -> list[dict[str, Any]]:
+    def history(self, openid: str) -> list[PastCheck]:
         client = self.hash_client(openid)
         return self.sql.history(client) if client else []
 
@@ -70,7 +72,7 @@ class ShopperService:
         *,
         place: str | None = None,
         channel: str = "wechat",
-    ) -> dict[str, int]:
+    ) -> ReportReceipt:
         """`reporter`: the WeChat openid, or `web:<visitor id>` from the result page (kept
         only as a keyed hash). `place`: where it was bought, as the shopper wrote it."""
         parsed = normalize(code)
@@ -97,4 +99,4 @@ class ShopperService:
                 "reporter": client[:8] if client else None,
             },
         )
-        return {"report_id": report_id, "flag_id": flag_id}
+        return ReportReceipt(report_id, flag_id)

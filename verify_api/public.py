@@ -7,21 +7,22 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from flask import Blueprint, Response, current_app, request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.codes import MAX_INPUT_CHARS
 from domain.errors import BadInput, PayloadTooLarge
-from domain.verdicts import pick_language
-from services.verify import VerifyRequest
+from domain.verdicts import Verdict
+from services.inputs import Location
 from verify_api.context import services
-from verify_api.request_input import json_body
+from verify_api.presenter import answer_json, photo_json
+from verify_api.request_input import json_body, photo_upload, request_lang, validated, verify_request
 
 bp = Blueprint("public", __name__, url_prefix="/api/v1")
 
 # A public JSON body holds one code (2,048 characters, 12 KB even written as \uXXXX
 # escapes), a location and a client id: 16 KB is room to spare. The app-wide limit is the
 # admin uploads' 64 MB, which a public endpoint must not read. Photo uploads keep their
-# own limit (read_image_upload), set per request.
+# own limit (request_input.photo_upload), set per request.
 MAX_PUBLIC_BODY_BYTES = 16 * 1024
 # Bounded endpoints: every public one, and the mini-program's JSON ones (its photo
 # uploads, /wx/v1/scan and a multipart /wx/v1/reports, bound themselves).
@@ -44,37 +45,21 @@ def _bound_public_bodies() -> None:
     request.max_content_length = MAX_PUBLIC_BODY_BYTES
 
 
-class Location(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    # strict: a JSON number (integers too), never `true` or "45" read as one.
-    lat: Annotated[float, Field(ge=-90, le=90, strict=True)]
-    lng: Annotated[float, Field(ge=-180, le=180, strict=True)]
-
-
 class VerifyIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     input: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
     channel: Literal["manual", "qr", "photo", "web"] = "manual"
+    # The mini-program's bounds too (services/inputs.py): impossible places are refused.
     location: Location | None = None
     client: Annotated[str, StringConstraints(max_length=128)] | None = None
 
 
-def validation_problem(exc: ValidationError) -> BadInput:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "body"
-    code = "input_too_long" if where == "input" and err["type"] == "string_too_long" else "invalid_body"
-    if where == "input" and err["type"] == "missing":
-        code = "input_required"
-    return BadInput(f"{where}: {err['msg']}", code=code)
+# The input's own problem codes (CONTRACT.md): the rest of a bad body is `invalid_body`.
+_INPUT_CODES = {("input", "string_too_long"): "input_too_long", ("input", "missing"): "input_required"}
 
 
 def parse_verify(body: Any) -> VerifyIn:
-    if not isinstance(body, dict):
-        raise BadInput("the body must be a JSON object", code="invalid_body")
-    try:
-        return VerifyIn.model_validate(body)
-    except ValidationError as exc:
-        raise validation_problem(exc) from exc
+    return validated(VerifyIn, body, codes=_INPUT_CODES)
 
 
 def respond(answer: dict[str, Any], status: int = 200, *, max_age: int = 0) -> Response:
@@ -88,19 +73,16 @@ def respond(answer: dict[str, Any], status: int = 200, *, max_age: int = 0) -> R
 @bp.post("/verify")
 def verify() -> Response:
     data = parse_verify(json_body())
-    c = services()
-    answer = c.verify.verify(
-        VerifyRequest(
-            input=data.input,
-            channel=data.channel,
+    answer = services().verify.verify(
+        verify_request(
+            data.input,
+            data.channel,
+            client=data.client,
             lat=data.location.lat if data.location else None,
             lng=data.location.lng if data.location else None,
-            client=data.client,
-            ip=request.remote_addr,
-            lang=pick_language(request.headers.get("Accept-Language")),
         )
     )
-    return respond(answer)
+    return respond(answer_json(answer, request_lang()))
 
 
 @bp.get("/codes/<path:code>")
@@ -115,7 +97,7 @@ def get_code(code: str) -> Response:
     """
     if len(code) > MAX_INPUT_CHARS:
         raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
-    lang = pick_language(request.headers.get("Accept-Language"))
+    lang = request_lang()
     c = services()
     c.resolver.refresh()
     key = (code, lang, c.resolver.generation_key())
@@ -125,11 +107,9 @@ def get_code(code: str) -> Response:
     # Without readable generations nothing tells this worker about changes: keep it short.
     ttl = GET_TTL_S if key[2] is not None else 1.0
     if hit is None or now - hit[0] > ttl:
-        answer = c.verify.verify(
-            VerifyRequest(input=code, channel="web", lang=lang, ip=request.remote_addr), record=False
-        )
-        hit = (now, orjson.dumps(answer))
-        if answer["verdict"] != "not_found":
+        answer = c.verify.verify(verify_request(code, "web"), record=False)
+        hit = (now, orjson.dumps(answer_json(answer, lang)))
+        if answer.verdict is not Verdict.NOT_FOUND:
             if len(cache) > 50_000:
                 cache.clear()
             cache[key] = hit
@@ -140,35 +120,6 @@ GET_TTL_S = 5.0
 _GET_HEADERS = {"Cache-Control": f"public, max-age={int(GET_TTL_S)}", "Vary": "Accept-Language"}
 
 
-# Multipart overhead (boundaries, the small form fields) allowed beyond the image itself.
-_FORM_SLACK = 64 * 1024
-
-
-def read_image_upload(field_names: tuple[str, ...] = ("image",)) -> bytes:
-    """The uploaded image's bytes, refused past the limit before the body is read.
-
-    The limit is applied to this request only (the admin API accepts larger files);
-    Werkzeug then stops reading at that many bytes, Content-Length given or not.
-    """
-    limit = services().max_upload_bytes
-    if request.mimetype != "multipart/form-data":
-        raise BadInput(
-            "send multipart/form-data with the photo in the `image` field", code="multipart_required"
-        )
-    if request.content_length is not None and request.content_length > limit + _FORM_SLACK:
-        raise PayloadTooLarge(
-            f"the upload is larger than {limit // (1024 * 1024)} MB", code="image_too_large"
-        )
-    request.max_content_length = limit + _FORM_SLACK
-    upload = next((request.files[n] for n in field_names if n in request.files), None)
-    if upload is None:
-        raise BadInput(f"the photo must be in the `{field_names[0]}` field", code="image_required")
-    data = upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"the image is larger than {limit // (1024 * 1024)} MB", code="image_too_large")
-    return data
-
-
 class ScanFields(BaseModel):
     model_config = ConfigDict(extra="ignore")
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
@@ -177,7 +128,7 @@ class ScanFields(BaseModel):
 
 
 def scan_fields() -> ScanFields:
-    form = request.form.to_dict()
+    form: dict[str, Any] = request.form.to_dict()
     if "location" in form:  # the JSON verify body's shape, as one form field
         try:
             loc = orjson.loads(form.pop("location"))
@@ -186,26 +137,20 @@ def scan_fields() -> ScanFields:
         if not isinstance(loc, dict) or not {"lat", "lng"} <= loc.keys():
             raise BadInput('location must be JSON: {"lat": …, "lng": …}', code="invalid_body")
         form.update({k: loc[k] for k in ("lat", "lng")})
-    try:
-        return ScanFields.model_validate(form)
-    except ValidationError as exc:
-        raise validation_problem(exc) from exc
+    return validated(ScanFields, form)
 
 
 @bp.post("/scans")
 def scan_photo() -> Response:
-    image = read_image_upload()
+    if request.mimetype != "multipart/form-data":
+        raise BadInput(
+            "send multipart/form-data with the photo in the `image` field", code="multipart_required"
+        )
+    photo = photo_upload(("image",))
+    if photo is None:
+        raise BadInput("the photo must be in the `image` field", code="image_required")
     fields = scan_fields()
     answer = services().photos.scan(
-        image,
-        VerifyRequest(
-            input="",
-            channel="photo",
-            lat=fields.lat,
-            lng=fields.lng,
-            client=fields.client,
-            ip=request.remote_addr,
-            lang=pick_language(request.headers.get("Accept-Language")),
-        ),
+        photo[0], verify_request("", "photo", client=fields.client, lat=fields.lat, lng=fields.lng)
     )
-    return respond(answer)
+    return respond(photo_json(answer, request_lang()))

@@ -1,6 +1,7 @@
-"""What every entrypoint reads off a request the same way: its JSON body and its bearer
-token. The mini-program's blueprint uses these too (the one module of `verify_api` it
-may import; see the import contracts in pyproject.toml).
+"""What every entrypoint reads off a request the same way: its JSON body (validated by a
+model), its bearer token, a photo upload (one size limit, the settings'), the shopper's
+language and the verify request it makes. The mini-program's blueprint uses these too
+(see the import contracts in pyproject.toml).
 
 The body is parsed once per request however many readers ask: the rate-limit hook reads
 the client id from it before the view validates it.
@@ -8,12 +9,21 @@ the client id from it before the view validates it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
 
 import orjson
 from flask import request
+from pydantic import BaseModel, ValidationError
 
-from domain.errors import BadInput
+from domain.errors import BadInput, PayloadTooLarge, UnsupportedMedia
+from domain.verdicts import pick_language
+from services.shoppers import sniff_photo_type
+from services.verify import VerifyRequest
+from verify_api.context import services
+
+M = TypeVar("M", bound=BaseModel)
 
 _KEY = "verify_api.json_body"  # the parsed body (or the error) in the request's environ
 
@@ -82,3 +92,82 @@ def bearer_token() -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+def validated(model: type[M], data: Any, *, codes: Mapping[tuple[str, str], str] | None = None) -> M:
+    """`data` (a JSON body, a form's fields) as `model`; else a 400 problem naming the first
+    error: `invalid_body`, or the code `codes` gives its (field, pydantic error type)."""
+    if not isinstance(data, dict):
+        raise BadInput("the body must be a JSON object", code="invalid_body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        code = (codes or {}).get((where, err["type"]), "invalid_body")
+        raise BadInput(f"{where}: {err['msg']}", code=code) from exc
+
+
+# Multipart overhead (boundaries, the small form fields) allowed beyond the photo itself.
+FORM_SLACK = 64 * 1024
+
+
+def photo_upload(
+    field_names: tuple[str, ...], *, too_large: str = "image_too_large", sniff: bool = False
+) -> tuple[bytes, str | None] | None:
+    """The photo uploaded in the first of `field_names` present, and its type sniffed from
+    its bytes when `sniff` (a 415 `unsupported_media_type` when it is no image of ours; the
+    photo scanner tells images apart itself). None when no field carries one (a browser's
+    empty file input sends a part with no name and no bytes).
+
+    One limit for every photo, the settings' `max_upload_bytes`: the request is refused
+    past it before the body is read (`too_large`, a 413), and Werkzeug stops reading there,
+    Content-Length given or not (the app-wide limit is the admin uploads' 64 MB).
+    """
+    limit = services().max_upload_bytes
+    detail = f"the photo is larger than {limit // (1024 * 1024)} MB"
+    if request.content_length is not None and request.content_length > limit + FORM_SLACK:
+        raise PayloadTooLarge(detail, code=too_large)
+    request.max_content_length = limit + FORM_SLACK
+    upload = next((request.files[n] for n in field_names if n in request.files), None)
+    if upload is None:
+        return None
+    with upload.stream:  # a large part is spooled to a temporary file: closed here
+        data = upload.read(limit + 1)
+    if not data and not upload.filename:
+        return None
+    if len(data) > limit:
+        raise PayloadTooLarge(detail, code=too_large)
+    kind = sniff_photo_type(data) if sniff else None
+    if sniff and kind is None:
+        raise UnsupportedMedia("the photo must be JPEG, PNG, WebP, GIF or BMP", code="unsupported_media_type")
+    return data, kind
+
+
+def request_lang() -> str:
+    """The shopper's language: zh unless the browser or phone prefers English."""
+    return pick_language(request.headers.get("Accept-Language"))
+
+
+def verify_request(
+    raw: str,
+    channel: str,
+    *,
+    client: str | None = None,
+    verified: bool = False,
+    lat: float | None = None,
+    lng: float | None = None,
+    at: datetime | None = None,
+) -> VerifyRequest:
+    """The verify of this request: the input and where it came from, its IP (a never-issued
+    code spends the asker's enumeration budget; kept only as a keyed hash)."""
+    return VerifyRequest(
+        input=raw,
+        channel=channel,
+        lat=lat,
+        lng=lng,
+        client=client,
+        ip=request.remote_addr,
+        at=at,
+        verified=verified,
+    )

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -47,53 +47,24 @@ from flask import (
     request,
     send_from_directory,
 )
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from werkzeug.wrappers import Response as BaseResponse
 
 from cache.recent_visits import RecentVisits
-from domain.china_time import china_minute, parse_instant
-from domain.codes import MAX_INPUT_CHARS, CodeKind, normalize
-from domain.errors import BadInput, Forbidden, PayloadTooLarge, Unprocessable, UnsupportedMedia
-from domain.verdicts import pick_language
-from services.shoppers import sniff_photo_type
-from services.verify import VerifyRequest
+from domain.codes import MAX_INPUT_CHARS, normalize
+from domain.errors import BadInput, Forbidden, Unprocessable
 from verify_api.context import services
+from verify_api.presenter import answer_json, page_view
+from verify_api.request_input import photo_upload, request_lang, validated, verify_request
 
 bp = Blueprint("web", __name__)
 
 VISITOR_COOKIE = "vid"
 _VISITOR = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
 VISITOR_MAX_AGE_S = 365 * 86_400
-MAX_PHOTO_BYTES = 8 * 1024 * 1024
-_FORM_SLACK = 64 * 1024  # multipart boundaries and the small text fields
 
 
 # -- texts ------------------------------------------------------------------------------------
-
-VERDICT_STYLE = {
-    "genuine": ("ok", "✓ 真品", "✓ Genuine"),
-    "suspicious": ("warn", "⚠ 疑似复制", "⚠ Probably copied"),
-    "not_found": ("bad", "✗ 查无此码", "✗ No such code"),
-    "invalid_format": ("bad", "✗ 编码无效", "✗ Not a valid code"),
-    "voided": ("bad", "✗ 已作废", "✗ Voided"),
-    "not_activated": ("bad", "✗ 未激活", "✗ Not activated"),
-    "certificate_suspended": ("warn", "⚠ 证书暂停", "⚠ Certificate suspended"),
-    "certificate_revoked": ("bad", "✗ 证书撤销", "✗ Certificate revoked"),
-    "certificate_cancelled": ("bad", "✗ 证书注销", "✗ Certificate cancelled"),
-    "certificate_expired": ("warn", "⚠ 证书过期", "⚠ Certificate expired"),
-    "conversion_certificate": ("bad", "✗ 转换期产品", "✗ Conversion product"),
-}
-
-STATUS = {
-    "zh": {"valid": "有效", "suspended": "暂停", "revoked": "撤销", "cancelled": "注销", "expired": "过期"},
-    "en": {
-        "valid": "valid",
-        "suspended": "suspended",
-        "revoked": "revoked",
-        "cancelled": "cancelled",
-        "expired": "expired",
-    },
-}
 
 TEXTS: dict[str, dict[str, str]] = {
     "zh": {
@@ -275,10 +246,6 @@ _BY_STATUS = {
 _DEFAULT = ("请求无法处理，请返回首页重新查询。", "That request could not be handled; go back and try again.")
 
 
-def _lang() -> str:
-    return pick_language(request.headers.get("Accept-Language"))
-
-
 # -- wiring -----------------------------------------------------------------------------------
 
 
@@ -343,7 +310,7 @@ def favicon() -> Response:
 
 
 def _home(error: str | None = None, value: str = "", status: int = 200) -> Response:
-    lang = _lang()
+    lang = request_lang()
     html = render_template("home.html", t=TEXTS[lang], error=error, value=value, max_chars=MAX_INPUT_CHARS)
     return _page(html, status)
 
@@ -358,9 +325,9 @@ def search() -> Response:
     """The home form's target (GET, so it works without a script): a typed code, channel `web`."""
     raw = request.args.get("code", "")
     if not raw.strip():
-        return _home(TEXTS[_lang()]["err_empty"], status=400)
+        return _home(TEXTS[request_lang()]["err_empty"], status=400)
     if len(raw) > MAX_INPUT_CHARS:
-        return _home(TEXTS[_lang()]["err_long"], status=400)
+        return _home(TEXTS[request_lang()]["err_long"], status=400)
     return _result(raw, "web")
 
 
@@ -377,7 +344,7 @@ def empty_code() -> Response:
             if len(raw) > MAX_INPUT_CHARS:
                 raise BadInput(f"input is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
             return _result(raw, "qr")
-    return _home(TEXTS[_lang()]["err_empty"], status=400)
+    return _home(TEXTS[request_lang()]["err_empty"], status=400)
 
 
 @bp.get("/c/<path:code>")
@@ -390,7 +357,7 @@ def result(code: str) -> Response:
 
 
 def _result(raw: str, channel: str) -> Response:
-    lang = _lang()
+    lang = request_lang()
     visitor, new = _visitor()
     parsed = normalize(raw)  # pure; the verify normalizes again (cheap) and decides
     record = (
@@ -398,58 +365,16 @@ def _result(raw: str, channel: str) -> Response:
         and is_navigation()
         and _visits().first_visit(visitor, parsed.code)  # a reload within the window is no new scan
     )
-    answer = services().verify.verify(
-        VerifyRequest(
-            input=raw,
-            channel=channel,
-            lang=lang,
-            client="web:" + visitor,
-            # The IP: a never-issued code looked up here spends the enumeration budget.
-            ip=request.remote_addr,
-        ),
-        record=record,
+    answer = services().verify.verify(verify_request(raw, channel, client="web:" + visitor), record=record)
+    html = render_template(
+        "result.html",
+        a=answer_json(answer, lang),
+        v=page_view(answer, lang, TEXTS[lang]),
+        t=TEXTS[lang],
+        raw=raw,
+        max_chars=MAX_INPUT_CHARS,
     )
-    view = present(answer, lang)
-    html = render_template("result.html", a=answer, v=view, t=TEXTS[lang], raw=raw, max_chars=MAX_INPUT_CHARS)
     return _page(html, 200, visitor if new else None)
-
-
-def present(a: dict[str, Any], lang: str) -> dict[str, Any]:
-    """What the page shows beyond the answer's own fields: badge, history line, China times."""
-    t = TEXTS[lang]
-    style, zh_badge, en_badge = VERDICT_STYLE.get(a["verdict"], ("bad", a["verdict"], a["verdict"]))
-    scans_line = None
-    if a["scans"]:
-        s = a["scans"]
-        first = china_minute(parse_instant(s["first_at"]))
-        place = t["first_city"].format(city=s["first_city"]) if s["first_city"] else ""
-        you = s["you"] or {}
-        you_count = you.get("count") or 0
-        if s["count"] == 1 and you_count == 1:
-            scans_line = t["only_you"].format(first=first or "", city=place)
-        else:
-            scans_line = t["scans"].format(count=s["count"])
-            if first:
-                scans_line += t["first"].format(first=first) + place
-            if you_count and you_count >= s["count"]:
-                scans_line += t["you_all"]
-            elif you_count:
-                you_first = china_minute(parse_instant(you.get("first_at"))) or "—"
-                scans_line += t["you_some"].format(you=you_count, you_first=you_first)
-            else:
-                scans_line += t["end"]
-    cert = a["certificate"]
-    trace = a["trace"]
-    return {
-        "style": style,
-        "badge": en_badge if lang == "en" else zh_badge,
-        "scans": scans_line,
-        "case_hint": a["kind"] == CodeKind.BQ.value and a["verdict"] == "not_found",
-        "status": STATUS[lang].get(cert["status"], cert["status"]) if cert else None,
-        "activated": china_minute(parse_instant(trace["activated_at"])) if trace else None,
-        # A report names a code that could be on a label: any well-formed one.
-        "reportable": a["verdict"] != "invalid_format" and bool(a["code"]),
-    }
 
 
 # -- reports ----------------------------------------------------------------------------------
@@ -481,28 +406,10 @@ def report() -> BaseResponse:
         raise Forbidden("reports are sent from the result page of this site", code="cross_site_request")
     if request.mimetype != "multipart/form-data":
         raise BadInput("send the report form (multipart/form-data)", code="invalid_body")
-    # Bounded before the body is read: the photo's limit plus the form's small fields
-    # (the app-wide limit is the admin uploads' 64 MB).
-    if request.content_length is not None and request.content_length > MAX_PHOTO_BYTES + _FORM_SLACK:
-        raise PayloadTooLarge("the photo is larger than 8 MB", code="image_too_large")
-    request.max_content_length = MAX_PHOTO_BYTES + _FORM_SLACK
-    try:
-        data = WebReportIn.model_validate({k: v for k, v in request.form.items() if v != ""})
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise BadInput(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", code="invalid_body") from exc
-    photo = photo_kind = None
-    upload = request.files.get("photo")
-    if upload is not None and upload.filename:
-        with upload.stream:  # a large part is spooled to a temporary file: closed here
-            photo = upload.read(MAX_PHOTO_BYTES + 1)
-        if len(photo) > MAX_PHOTO_BYTES:
-            raise PayloadTooLarge("the photo is larger than 8 MB", code="image_too_large")
-        photo_kind = sniff_photo_type(photo)
-        if photo_kind is None:
-            raise UnsupportedMedia(
-                "the photo must be JPEG, PNG, WebP, GIF or BMP", code="unsupported_media_type"
-            )
+    # Bounded before the body is read (the photo's limit plus the form's small fields).
+    upload = photo_upload(("photo",), sniff=True)
+    photo, photo_kind = upload if upload is not None else (None, None)
+    data = validated(WebReportIn, {k: v for k, v in request.form.items() if v != ""})
     if not (data.text or data.shop or data.place or photo):
         raise BadInput("the report is empty", code="report_empty")
     if normalize(data.code).invalid is not None:
@@ -543,7 +450,7 @@ def _check_photo(photo: bytes, kind: str) -> None:
 
 @bp.get("/reported")
 def reported() -> Response:
-    lang = _lang()
+    lang = request_lang()
     code = request.args.get("code", "")[:MAX_INPUT_CHARS]
     html = render_template("reported.html", t=TEXTS[lang], code=code, back=f"/c/{quote(code, safe='')}")
     return _page(html, 200)
@@ -562,7 +469,7 @@ def _friendly_errors(resp: Response) -> Response:
         problem = orjson.loads(resp.get_data())
     except orjson.JSONDecodeError:
         problem = {}
-    lang = _lang()
+    lang = request_lang()
     idx = 1 if lang == "en" else 0
     code = str(problem.get("code", ""))
     text = FRIENDLY.get(code) or _BY_STATUS.get(resp.status_code) or _DEFAULT

@@ -32,8 +32,8 @@ def _demo(app: Flask, today: date | None = None) -> dict[str, str]:
 
 def _count(app: Flask, code: str) -> int:
     # Asked of the service: GET /api/v1/codes memoizes an answer for a few seconds.
-    scans = container(app).verify.verify(VerifyRequest(input=code), record=False)["scans"]
-    return int(scans["count"]) if scans else 0
+    scans = container(app).verify.verify(VerifyRequest(input=code), record=False).scans
+    return scans.count if scans else 0
 
 
 def _scans_line(html: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from cache.records import RecordResolver
 from domain.bulk import Scope
 from services.admin import AdminService
+from services.answers import Answer
 from services.photos import PhotoService
 from services.verify import VerifyRequest, VerifyService
 from tests.fakes.caches import FakeClock, FakeFilterStore, FakeGenerations, FakeSharedCache
@@ -48,7 +49,7 @@ class House:
         )
         self.photos = PhotoService(self.scanner, self.verify)
 
-    def answer(self, code: str, **request: Any) -> dict[str, Any]:
+    def answer(self, code: str, **request: Any) -> Answer:
         return self.verify.verify(VerifyRequest(code, **request))
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import NotImplementedOnServer, Unprocessable, UnsupportedMedia
+from domain.verdicts import Verdict
 from services.verify import VerifyRequest
 from tests.fakes.house import ALL, House, cert_number, code_row, organic_code, stocked_house
 from tests.fakes.scanner import FakePhotoScanner, photo
@@ -20,8 +21,8 @@ def house() -> House:
 
 def test_a_photo_of_a_qr_code_verifies_its_code(house: House) -> None:
     answer = house.photos.scan(photo(f"qr:{organic_code('0123', 1)}"), VerifyRequest(""))
-    assert answer["verification"]["verdict"] == "genuine"
-    assert answer["found"][0]["code"] == organic_code("0123", 1)
+    assert answer.verification is not None and answer.verification.verdict is Verdict.GENUINE
+    assert answer.found[0].code == organic_code("0123", 1)
     assert house.ledger.scans[organic_code("0123", 1)][0].channel == "photo"
 
 
@@ -47,13 +48,13 @@ def test_printed_digits_on_a_server_without_ocr_say_so_rather_than_no_code() -> 
 def test_a_products_barcode_never_outranks_the_label_code(house: House) -> None:
     code = organic_code("0123", 1)
     answer = house.photos.scan(photo("ean13:690123456789012345"[:19], f"digits:{code}"), VerifyRequest(""))
-    assert answer["found"][0]["code"] is None  # an EAN is read and shown, never verified
-    assert answer["verification"]["code"] == code
+    assert answer.found[0].code is None  # an EAN is read and shown, never verified
+    assert answer.verification is not None and answer.verification.code == code
 
 
 def test_a_photo_of_only_a_products_barcode_is_answered_without_a_verdict(house: House) -> None:
     answer = house.photos.scan(photo("ean13:6901234567892"), VerifyRequest(""))
-    assert answer["verification"] is None and answer["found"][0]["payload"] == "6901234567892"
+    assert answer.verification is None and answer.found[0].payload == "6901234567892"
 
 
 def test_the_scanner_is_told_the_known_body_codes(house: House) -> None:

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from domain.codes import InvalidReason
 from domain.errors import BadInput, TooManyRequests
+from domain.verdicts import Verdict
 from tests.fakes.house import ALL, House, cert_number, code_row, organic_code, stocked_house
 
 
@@ -28,58 +30,62 @@ def house() -> House:
 
 def test_an_issued_code_of_a_valid_certificate_verifies_as_genuine(house: House) -> None:
     answer = house.answer(organic_code("0123", 1))
-    assert answer["verdict"] == "genuine"
-    assert answer["certificate"]["number"] == cert_number("0123", 17)
-    assert answer["certification_body"]["code"] == "0123"
-    assert answer["product"]["name"] == "有机大米"
+    assert answer.verdict is Verdict.GENUINE
+    assert answer.certificate is not None and answer.certificate.number == cert_number("0123", 17)
+    assert answer.certificate.body_code == "0123"
+    assert answer.product is not None and answer.product.name == "有机大米"
 
 
 def test_a_code_never_issued_verifies_as_not_found(house: House) -> None:
-    assert house.answer(organic_code("0123", 999))["verdict"] == "not_found"
+    answer = house.answer(organic_code("0123", 999))
+    assert answer.verdict is Verdict.NOT_FOUND
+    assert answer.scans is None  # a never-issued code has no history to read
 
 
 def test_a_code_of_an_unknown_body_is_invalid_without_a_lookup(house: House) -> None:
     answer = house.answer(organic_code("0999", 1))
-    assert answer["verdict"] == "invalid_format"
-    assert answer["reason"] == "unknown_body"
+    assert answer.verdict is Verdict.INVALID_FORMAT
+    assert answer.reason is InvalidReason.UNKNOWN_BODY
     assert house.ledger.scans == {}  # nothing recorded for a malformed code
 
 
 def test_a_voided_orders_codes_verify_as_voided(house: House) -> None:
-    assert house.answer(organic_code("0123", 1))["verdict"] == "genuine"  # cached by the reader now
+    assert house.answer(organic_code("0123", 1)).verdict is Verdict.GENUINE  # cached by the reader now
     house.admin.void_order("ORDER-1", "labels stolen", ALL)
-    assert house.answer(organic_code("0123", 1))["verdict"] == "voided"
-    assert house.answer(organic_code("0123", 2))["verdict"] == "genuine"  # another order
+    assert house.answer(organic_code("0123", 1)).verdict is Verdict.VOIDED
+    assert house.answer(organic_code("0123", 2)).verdict is Verdict.GENUINE  # another order
 
 
 def test_a_suspended_certificates_codes_verify_as_suspended(house: House) -> None:
     house.answer(organic_code("0123", 1))
     house.admin.change_certificate_status(cert_number("0123", 17), {"status": "suspended"}, ALL)
-    assert house.answer(organic_code("0123", 1))["verdict"] == "certificate_suspended"
+    assert house.answer(organic_code("0123", 1)).verdict is Verdict.CERTIFICATE_SUSPENDED
 
 
 def test_a_suspicious_flag_turns_a_genuine_answer_suspicious(house: House) -> None:
     code = organic_code("0123", 1)
     house.ledger.raise_flag(code, "impossible_travel", "suspicious", house.now - timedelta(hours=1))
     answer = house.answer(code)
-    assert answer["verdict"] == "suspicious"
-    assert answer["flags"][0]["rule"] == "impossible_travel"
+    assert answer.verdict is Verdict.SUSPICIOUS
+    assert answer.flags[0].rule == "impossible_travel"
+    # The flag's verdict is the one the scan store recorded before it: genuine, once.
+    assert house.ledger.scans[code][-1].verdict == "genuine"
 
 
 def test_a_warn_flag_is_shown_but_leaves_the_verdict(house: House) -> None:
     code = organic_code("0123", 1)
     house.ledger.raise_flag(code, "velocity", "warn", house.now)
     answer = house.answer(code)
-    assert answer["verdict"] == "genuine" and answer["flags"][0]["severity"] == "warn"
+    assert answer.verdict is Verdict.GENUINE and answer.flags[0].severity == "warn"
 
 
 def test_each_verify_is_counted_in_the_codes_scan_history(house: House) -> None:
     code = organic_code("0123", 1)
     house.answer(code, client="alice")
     house.answer(code, client="bob")
-    scans = house.answer(code, client="alice")["scans"]
-    assert scans["count"] == 3 and scans["distinct_scanners"] == 2
-    assert scans["you"]["count"] == 2
+    scans = house.answer(code, client="alice").scans
+    assert scans is not None and scans.count == 3 and scans.distinct_scanners == 2
+    assert scans.you_count == 2
 
 
 def test_a_read_only_lookup_records_no_scan(house: House) -> None:
@@ -91,7 +97,7 @@ def test_a_read_only_lookup_records_no_scan(house: House) -> None:
 def test_a_scan_store_outage_still_answers_the_verdict(house: House) -> None:
     house.ledger.down = True
     answer = house.answer(organic_code("0123", 1))
-    assert answer["verdict"] == "genuine" and answer["scans"] is None
+    assert answer.verdict is Verdict.GENUINE and answer.scans is None
 
 
 def test_a_client_guessing_many_unknown_codes_is_refused(house: House) -> None:
@@ -112,9 +118,9 @@ def test_an_unknown_channel_is_bad_input(house: House) -> None:
 def test_a_code_saved_by_an_import_verifies_at_once_though_a_worker_cached_its_absence() -> None:
     house = stocked_house()
     code = organic_code("0123", 5)
-    assert house.answer(code)["verdict"] == "not_found"  # the filter and the reader say so now
+    assert house.answer(code).verdict is Verdict.NOT_FOUND  # the filter and the reader say so now
     house.admin.import_codes([code_row(code, cert_number("0123", 17))], ALL)
-    assert house.answer(code)["verdict"] == "genuine"
+    assert house.answer(code).verdict is Verdict.GENUINE
 
 
 def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
@@ -126,10 +132,12 @@ def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
         "codes": [{"a_code": "WCA7Kp2Qx9Lm", "b_code": "WCB3Zt8Rv1Nq"}],
     }
     house.admin.upsert_batch(batch, ALL)
-    assert house.answer("WCA7Kp2Qx9Lm")["verdict"] == "not_activated"
+    assert house.answer("WCA7Kp2Qx9Lm").verdict is Verdict.NOT_ACTIVATED
     house.admin.activate_batch("WC-2026-1", ALL)
     answer = house.answer("WCA7Kp2Qx9Lm")
-    assert answer["verdict"] == "genuine" and answer["trace"]["batch"] == "WC-2026-1"
+    assert (
+        answer.verdict is Verdict.GENUINE and answer.trace is not None and answer.trace.batch == "WC-2026-1"
+    )
 
 
 def _request(code: str) -> object:
