@@ -15,9 +15,10 @@ from sqlalchemy.dialects import mysql, sqlite
 from domain.access import Owner
 from domain.codes import organic_key
 from domain.errors import BadInput, NotFound
-from domain.scans import PastCheck
+from domain.scans import SEVERITY_RANK, PastCheck
 from registry import aggregates
 from registry import schema as t
+from registry.alerts import enqueue_alerts
 
 
 class EventLike(Protocol):
@@ -241,11 +242,28 @@ class SqlScanArchive:
         }
 
     def upsert_flag(self, code: str, flag: FlagLike) -> None:
+        """Write a flag (new, or raised again), and queue the webhook alerts it owes.
+
+        The same flag can be written at once by two processes (an import writes its flags
+        itself and the worker writes them again from the stream): the row is read FOR
+        UPDATE, so the second writer sees the first one's severity and owes no second
+        alert; two first inserts collide on (code, rule) and the loser tries again."""
+        for attempt in range(3):
+            try:
+                self._upsert_flag(code, flag)
+                return
+            except (sa.exc.IntegrityError, sa.exc.OperationalError):
+                if attempt == 2:
+                    raise
+
+    def _upsert_flag(self, code: str, flag: FlagLike) -> None:
         f = t.flags
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
             existing = conn.execute(
-                sa.select(f.c.id, f.c.status, f.c.severity).where(f.c.code == code, f.c.rule == flag.rule)
+                sa.select(f.c.id, f.c.status, f.c.severity)
+                .where(f.c.code == code, f.c.rule == flag.rule)
+                .with_for_update()
             ).first()
             values = {
                 "severity": flag.severity,
@@ -253,18 +271,41 @@ class SqlScanArchive:
                 "updated_at": now,
                 "evidence": json.dumps(flag.evidence, ensure_ascii=False),
             }
+            owner: aggregates.Owner | None
             if existing is None:
                 owner = self._owner(conn, code)
-                conn.execute(
+                status, old_severity = "open", None
+                flag_id = conn.execute(
                     f.insert().values(
-                        code=code, rule=flag.rule, status="open", **self._owner_columns(owner), **values
+                        code=code, rule=flag.rule, status=status, **self._owner_columns(owner), **values
                     )
-                )
+                ).inserted_primary_key[0]  # type: ignore[index]
                 aggregates.count_flag_opened(conn, owner, flag.rule, flag.raised_at)
             else:
+                if SEVERITY_RANK.get(flag.severity, 0) < SEVERITY_RANK.get(existing.severity, 0):
+                    # A flag only moves up (domain.scans): an older, lower entry delivered
+                    # again (the streams are at-least-once) must not lower the row, or its
+                    # next rise would alert the webhooks a second time.
+                    return
                 # An escalation reopens a dismissed flag; a confirmed one stays confirmed.
                 status = "confirmed" if existing.status == "confirmed" else "open"
+                old_severity, flag_id = existing.severity, existing.id
                 conn.execute(f.update().where(f.c.id == existing.id).values(status=status, **values))
+                # The owner now, only when the flag rose (when an alert may be owed).
+                owner = self._owner(conn, code) if existing.severity != flag.severity else None
+            # The webhooks' alerts commit with the flag, or not at all (the outbox).
+            enqueue_alerts(
+                conn,
+                flag_id=int(flag_id),
+                code=code,
+                rule=flag.rule,
+                old_severity=old_severity,
+                severity=flag.severity,
+                status=status,
+                raised_at=flag.raised_at,
+                evidence=flag.evidence,
+                owner=owner,
+            )
 
     def add_evidence(self, code: str, report: dict[str, Any]) -> int:
         """Attach a shopper's report to the code's flags (a `shopper_report` flag if none)."""
@@ -290,6 +331,18 @@ class SqlScanArchive:
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
                 aggregates.count_flag_opened(conn, owner, "shopper_report", now)
+                enqueue_alerts(
+                    conn,
+                    flag_id=int(flag_id),
+                    code=code,
+                    rule="shopper_report",
+                    old_severity=None,
+                    severity="warn",
+                    status="open",
+                    raised_at=now,
+                    evidence=evidence,
+                    owner=owner,
+                )
                 return int(flag_id)
             evidence = json.loads(existing.evidence or "{}")
             evidence.setdefault("reports", []).append(report)

@@ -323,3 +323,60 @@ agg_group_seen = sa.Table(
     sa.Column("group_id", Id, primary_key=True, autoincrement=False),
     sa.Column("codes", sa.Integer, nullable=False),
 )
+
+# -- webhook alerts (domain/alerts.py; registry/alerts.py) ----------------------------------
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("organization_id", Id, sa.ForeignKey("organizations.id"), nullable=False, index=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    # Kept to sign each body (HMAC needs the key itself); shown to its owner once.
+    sa.Column("secret", sa.String(80), nullable=False),
+    # Flag rules, comma-separated; empty: every rule.
+    sa.Column("rules", sa.String(400), nullable=False, server_default=""),
+    sa.Column("min_severity", sa.String(12), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("description", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# The outbox: one row per (event, webhook), written in the transaction that writes the
+# flag, so an alert is never lost nor sent for a flag that was rolled back. The worker
+# delivers rows whose next_attempt_at has come; the body is stored as sent (every retry
+# sends the same bytes, signature and idempotency key).
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("webhook_id", Id, sa.ForeignKey("webhooks.id"), nullable=False, index=True),
+    sa.Column("flag_id", Id, nullable=False),
+    sa.Column("event", sa.String(20), nullable=False),
+    sa.Column("body", Text, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("delivered_at", sa.DateTime, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(300), nullable=True),
+    sa.Index("ix_webhook_outbox_status_next", "status", "next_attempt_at"),
+)
+
+# The delivery log: every try of every outbox row, with the receiver's answer.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", Id, sa.ForeignKey("webhook_outbox.id"), nullable=False, index=True),
+    sa.Column("webhook_id", Id, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(300), nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Index("ix_webhook_attempts_webhook_id_at", "webhook_id", "at"),
+)

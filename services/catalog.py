@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from services.admin import AdminService
+    from services.alerts import AlertService
     from services.overview import OverviewService
     from services.photos import PhotoService
     from services.scans import ScanAdminService
@@ -42,6 +43,8 @@ class Services(Protocol):
     def shoppers(self) -> ShopperService: ...
     @property
     def overview(self) -> OverviewService: ...
+    @property
+    def alerts(self) -> AlertService: ...
     @property
     def resolver(self) -> RecordView: ...
     @property

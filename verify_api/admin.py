@@ -140,3 +140,40 @@ def tokens() -> Response:
 @bp.delete("/tokens/<int:token_id>")
 def revoke_token(token_id: int) -> Response:
     return jsonify(services().admin.revoke_token(token_id, _scope()))
+
+
+# -- webhook alerts (services/alerts.py) ------------------------------------------------------
+
+
+@bp.get("/webhooks")
+def webhooks() -> Response:
+    return jsonify(services().alerts.list_webhooks(_scope()))
+
+
+@bp.post("/webhooks")
+def create_webhook() -> tuple[Response, int]:
+    return jsonify(services().alerts.create_webhook(json_body(), _scope())), 201
+
+
+@bp.get("/webhooks/<int:webhook_id>")
+def webhook(webhook_id: int) -> Response:
+    return jsonify(services().alerts.get_webhook(webhook_id, _scope()))
+
+
+@bp.patch("/webhooks/<int:webhook_id>")
+def update_webhook(webhook_id: int) -> Response:
+    _before, after = services().alerts.update_webhook(webhook_id, json_body(), _scope())
+    return jsonify(after)
+
+
+@bp.delete("/webhooks/<int:webhook_id>")
+def delete_webhook(webhook_id: int) -> Response:
+    return jsonify(services().alerts.delete_webhook(webhook_id, _scope()))
+
+
+@bp.get("/webhooks/<int:webhook_id>/deliveries")
+def webhook_deliveries(webhook_id: int) -> Response:
+    raw = request.args.get("limit", "100")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise BadInput("limit must be a whole number from 1 to 500", code="invalid_limit")
+    return jsonify(services().alerts.deliveries(_scope(), webhook_id, int(raw)))

@@ -136,13 +136,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
 
 
 def warm(app: Flask) -> None:
-    """Build what serving needs before the first request (gunicorn's post_worker_init).
+    """Build what serving needs before the first request (gunicorn's post_worker_init);
+    embedded, start sending webhook alerts from this process (there is no worker).
 
     gunicorn.conf.py also serves apps that are not ours (the bench runs its floor app under
     the same config, to compare like with like): those have no container and nothing to
     warm."""
-    if "container" in app.extensions:
-        container(app).warm()
+    if "container" not in app.extensions:
+        return
+    built = container(app)
+    built.warm()
+    if built.settings.scan_store_url is None:
+        built.start_deliverer()
 
 
 _START = "webapp.start"

@@ -167,13 +167,31 @@ def register(app: Flask) -> None:
     )
     @click.option("--consumer", help="this consumer's name in the group  [default: hostname-pid]")
     def worker(once: bool, batch: int, claim_idle_ms: int, consumer: str | None) -> None:
-        """Run every background consumer: scan events and flags from Redis into the database."""
+        """Run every background consumer: scan events and flags from Redis into the database,
+        and the webhook alerts their flags queued (embedded: the alerts alone)."""
+        import signal
+        import threading
+
         from anomaly.worker import StreamWorker
         from cache.redis_cache import make_redis
+        from webapp.webhooks import Deliverer
 
         c = container(app)
+        alerts = c.alerts
         if c.settings.scan_store_url is None:
-            click.echo("embedded mode: scans are written in process; there is no stream to drain")
+            # Embedded: scans and flags are written in process; the outbox is in the database.
+            if once:
+                sent = 0
+                while n := alerts.deliver_due():
+                    sent += n
+                click.echo(f"webhook alerts delivered: {sent}")
+                return
+            click.echo("embedded mode: scans are written in process; sending webhook alerts only")
+            deliverer = Deliverer(alerts.deliver_due)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, lambda *_: deliverer.stop(timeout=0))
+                signal.signal(signal.SIGINT, lambda *_: deliverer.stop(timeout=0))
+            deliverer.run()
             return
         # Blocking reads need a timeout above the block time, unlike the verify path's 50 ms.
         client = make_redis(c.settings.scan_store_url, timeout_ms=5000)
@@ -187,9 +205,17 @@ def register(app: Flask) -> None:
         )
         if once:
             w.drain()
-            click.echo(f"drained: {w.stats}")
+            sent = 0
+            while n := alerts.deliver_due():
+                sent += n
+            click.echo(f"drained: {w.stats}; webhook alerts delivered: {sent}")
         else:
-            w.run()
+            # Alerts go out from their own thread: a slow receiver never holds up the streams.
+            deliverer = Deliverer(alerts.deliver_due).start()
+            try:
+                w.run()
+            finally:
+                deliverer.stop()
 
     @app.cli.group("aggregates")
     def aggregates_group() -> None:

@@ -48,6 +48,9 @@ class Settings:
     scan_time_budget_ms: int = 2500
     max_admin_upload_bytes: int = 64 * 1024 * 1024
     proxy_count: int = 0
+    # Webhooks may point at loopback and private addresses (tests, a receiver on the same
+    # network); off in production, where a webhook URL must not reach the internal network.
+    webhook_allow_private: bool = False
     rules: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -98,6 +101,7 @@ class Settings:
             redis_timeout_ms=timeout,
             expected_codes=expected,
             proxy_count=proxies,
+            webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE"), False),
             scan_time_budget_ms=scan_budget,
             rules=rules,
         )

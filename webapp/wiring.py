@@ -35,12 +35,14 @@ from cache.redis_cache import (
     reachable,
 )
 from domain.ports import FilterStore, Generations, SharedCache
+from registry.alerts import SqlAlertStore
 from registry.engine import make_engine, make_lookup_engine
 from registry.generations import SqlGenerations
 from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
 from registry.store import SqlRegistry
 from services.admin import AdminService
+from services.alerts import AlertService
 from services.overview import OverviewService
 from services.photos import PhotoService
 from services.scans import ScanAdminService
@@ -49,6 +51,7 @@ from services.verify import VerifyService
 from webapp.lazy import lazy
 from webapp.scanning import ScannerAdapter, engines
 from webapp.settings import Settings, SettingsError
+from webapp.webhooks import Deliverer, HttpSender
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +241,16 @@ class Container:
     @lazy
     def overview(self) -> OverviewService:
         return OverviewService(SqlOverviewReader(self.engine), places().city_point)
+
+    @lazy
+    def alerts(self) -> AlertService:
+        sender = HttpSender(allow_private=self.settings.webhook_allow_private)
+        return AlertService(SqlAlertStore(self.engine), sender)
+
+    def start_deliverer(self) -> Deliverer:
+        """Send webhook alerts from a thread of this process (the embedded default, which
+        has no worker; `flask worker` starts its own)."""
+        return Deliverer(self.alerts.deliver_due).start()
 
     @property
     def max_upload_bytes(self) -> int:
