@@ -97,3 +97,14 @@ def code_guard(scope: Scope) -> int | None:
     body's), or None for an unguarded write: the all scope (an organization certifies
     nothing, so `may_certify` refuses its rows before any write)."""
     return scope.id if scope.kind == "body" else None
+
+
+def may_manage_webhooks(scope: Scope, organization_id: int | None = None) -> bool:
+    """Webhook alerts belong to an organization (they alert a brand about its own codes):
+    its own scope manages them, and the all scope any organization's. A body has none.
+    Without `organization_id`: whether the scope may have webhooks at all."""
+    if scope.is_all:
+        return True
+    if scope.kind != "organization":
+        return False
+    return organization_id is None or organization_id == scope.id

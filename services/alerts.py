@@ -21,8 +21,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
 
+from domain.access import may_manage_webhooks
 from domain.alerts import (
     EVENT_HEADER,
     IDEMPOTENCY_HEADER,
@@ -42,14 +51,22 @@ Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
+def _json_integer(value: Any) -> Any:
+    """A JSON integer (1 and 1.0), never a string or a boolean (pydantic's lax int takes both)."""
+    if isinstance(value, bool | str) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("must be an integer")
+    return value
+
+
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: Url
     rules: Annotated[list[FlagRule], Field(max_length=len(RULES))] = []
     min_severity: Literal["warn", "suspicious"] = "suspicious"
-    active: bool = True
+    active: StrictBool = True
     description: Description = ""
-    organization_id: int | None = None  # the all scope names the organization
+    # Named by every scope: an organization's token may name only its own.
+    organization_id: Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=2**31 - 1)]
 
 
 class WebhookChange(BaseModel):
@@ -57,9 +74,9 @@ class WebhookChange(BaseModel):
     url: Url | None = None
     rules: Annotated[list[FlagRule], Field(max_length=len(RULES))] | None = None
     min_severity: Literal["warn", "suspicious"] | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
     description: Description | None = None
-    rotate_secret: bool = False
+    rotate_secret: StrictBool = False
 
 
 def _parse(model: type[BaseModel], body: Any) -> Any:
@@ -92,16 +109,15 @@ class AlertService:
     @staticmethod
     def _organization_of(scope: Scope) -> int | None:
         """The organization whose webhooks the scope sees (None: all of them)."""
-        if scope.is_all:
-            return None
-        if scope.kind != "organization":
+        if not may_manage_webhooks(scope):
             raise Forbidden("webhooks belong to an organization; a certification body has none")
-        return scope.id
+        return None if scope.is_all else scope.id
 
     def _visible(self, webhook_id: int, scope: Scope) -> Webhook:
-        org = self._organization_of(scope)
+        """The webhook, if the scope manages it; not found otherwise (never forbidden: a
+        scope learns nothing of what exists outside it)."""
         hook = self.store.webhook(webhook_id)
-        if org is not None and hook.organization_id != org:
+        if not may_manage_webhooks(scope, hook.organization_id):
             raise NotFound(f"no webhook {webhook_id}", code="webhook_not_found")
         return hook
 
@@ -123,18 +139,11 @@ class AlertService:
 
     def create_webhook(self, body: Any, scope: Scope) -> dict[str, Any]:
         """Create a webhook; its secret is in this answer and never again."""
-        org = self._organization_of(scope)
+        own = self._organization_of(scope)
         data: WebhookIn = _parse(WebhookIn, body)
-        if org is None:
-            if data.organization_id is None:
-                raise BadInput(
-                    "organization_id: name the organization the webhook alerts", code="invalid_body"
-                )
-            if not self.store.organization_exists(data.organization_id):
-                raise NotFound(f"no organization {data.organization_id}", code="organization_not_found")
-            org = data.organization_id
-        elif data.organization_id not in (None, org):
-            raise NotFound(f"no organization {data.organization_id}", code="organization_not_found")
+        org = data.organization_id
+        if own not in (None, org) or not self.store.organization_exists(org):
+            raise NotFound(f"no organization {org}", code="organization_not_found")
         secret = new_secret()
         hook = self.store.create_webhook(
             org,

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 USER_AGENT = "organic-verify-webhooks/1"
+UNRESOLVED = "the host does not resolve: "
 
 
 class HttpSender:
@@ -57,7 +58,7 @@ class HttpSender:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):
-            return f"the host {host} does not resolve"
+            return f"{UNRESOLVED}{host}"
         addresses = [str(info[4][0]) for info in infos]
         if not self.allow_private:
             for address in addresses:
@@ -66,8 +67,12 @@ class HttpSender:
         return scheme, host, port, addresses[0]
 
     def check_url(self, url: str) -> str | None:
+        """Why a webhook may not have this URL. A name that does not resolve now is
+        allowed (DNS may be away, the receiver not yet set up): each send checks again."""
         resolved = self._resolve(url)
-        return resolved if isinstance(resolved, str) else None
+        if isinstance(resolved, str):
+            return None if resolved.startswith(UNRESOLVED) else resolved
+        return None
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         start = time.perf_counter()
