@@ -116,8 +116,8 @@ def main() -> None:
             "PORT": str(app_port),
             "WEB_CONCURRENCY": "2",
         }
-        from services.demo import seed
         from webapp import container, create_app
+        from webapp.demo import seed
         from webapp.settings import Settings
 
         demo = seed(container(create_app(Settings.from_env(env), migrate=True)).admin, date.today())

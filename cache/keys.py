@@ -15,6 +15,8 @@ Layout (one server or a Redis Cluster; no call spans two keys' slots atomically)
     v:bloom:building                one process builds a missing filter at a time
     v:bloom:imports                 imports in flight (sorted set: token -> deadline ms)
     wx:token:value, wx:token:lock   the WeChat access token shared by every worker
+    wx:sess:<sha256 of token>       a mini-program session: the shopper's openid
+    wx:user:<sha256 of openid>      the keys of that shopper's sessions (erasure ends them)
 """
 
 from __future__ import annotations
@@ -59,3 +61,5 @@ IMPORTS = "bloom" + FILTER_IMPORTS
 
 # The WeChat access token shared by every worker (cache.wechat_tokens).
 WECHAT_TOKEN = "wx:token:"  # noqa: S105 - a key name, not a secret
+WECHAT_SESSION = "wx:sess:"
+WECHAT_USER_SESSIONS = "wx:user:"

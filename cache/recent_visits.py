@@ -17,6 +17,8 @@ from typing import Any
 
 import redis
 
+from domain.ports import RecentVisits
+
 WINDOW_S = 600  # ten minutes: a reload, a tab reopened, a back-and-forth to the home page
 
 
@@ -74,9 +76,6 @@ class MemoryRecentVisits:
                     )
             self._until[key] = now + self.window_s
             return True
-
-
-RecentVisits = RedisRecentVisits | MemoryRecentVisits
 
 
 def build_recent_visits(scan_redis: Any, secret: bytes) -> RecentVisits:

@@ -16,25 +16,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
 
 import redis
 from redis.exceptions import LockError, LockNotOwnedError
 
 from cache import keys
+from domain.ports import TokenFetch
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[], tuple[str, int]]  # () -> (token, expires_in seconds)
 MARGIN_S = 300  # refresh five minutes before WeChat's expiry
 LOCK_S = 15  # the lock expires on its own if its holder dies mid-fetch
 WAIT_S = 10  # how long a worker waits for another's fetch before fetching itself
-
-
-class TokenStore(Protocol):
-    def get(self) -> str | None: ...
-    def refresh(self, fetch: Fetch, *, rejected: str | None = None) -> str: ...
 
 
 class RedisTokenStore:
@@ -50,7 +43,7 @@ class RedisTokenStore:
             return None  # Redis away: fetch a token (refresh) rather than fail the call
         return value.decode() if isinstance(value, bytes) else None
 
-    def refresh(self, fetch: Fetch, *, rejected: str | None = None) -> str:
+    def refresh(self, fetch: TokenFetch, *, rejected: str | None = None) -> str:
         """A token other than `rejected`: someone else's fresh one, or one fetched under the lock."""
         lock = self.client.lock(self.lock_key, timeout=LOCK_S, blocking_timeout=WAIT_S)
         try:
@@ -76,7 +69,7 @@ class RedisTokenStore:
             except (LockError, redis.RedisError, OSError):
                 log.warning("wechat token lock not released; it expires in %ss", LOCK_S)
 
-    def _fetch(self, fetch: Fetch, *, store: bool = True) -> str:
+    def _fetch(self, fetch: TokenFetch, *, store: bool = True) -> str:
         token, expires_in = fetch()
         if store:
             try:
@@ -97,7 +90,7 @@ class MemoryTokenStore:
     def get(self) -> str | None:
         return self._token if self._token and time.monotonic() < self._until else None
 
-    def refresh(self, fetch: Fetch, *, rejected: str | None = None) -> str:
+    def refresh(self, fetch: TokenFetch, *, rejected: str | None = None) -> str:
         with self._lock:
             current = self.get()
             if current is not None and current != rejected:

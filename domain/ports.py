@@ -24,7 +24,7 @@ from domain.records import (
     LabelGroup,
     OrderState,
 )
-from domain.scans import ScanInput, ScanResult
+from domain.scans import PastCheck, ScanInput, ScanResult
 
 
 class RegistryReader(Protocol):
@@ -87,6 +87,13 @@ class ScanLedger(Protocol):
 
 # The port's name before issue 15 (item 4); services/verify.py and fakes move to ScanLedger.
 ScanRecorder = ScanLedger
+
+
+class FlagStatuses(Protocol):
+    """The scan store's copy of a flag's review status: a verify reads it at once (a
+    dismissed copy flag stops saying "suspicious")."""
+
+    def set_flag_status(self, code: str, rule: str, status: str) -> None: ...
 
 
 class DecodedSymbol(Protocol):
@@ -253,3 +260,91 @@ class OverviewReader(Protocol):
     def top_targets(self, scope: tuple[str, int], first: date, last: date, limit: int) -> list[Ranked]: ...
     # Codes seen per label group of the certificates in scope (the gauge; all time).
     def groups_seen(self, scope: Scope) -> list[GroupSeen]: ...
+
+
+class CodeOwners(Protocol):
+    """Who owns issued codes now (domain.access.Owner): an organic code's certificate, a BQ
+    token's batch. Codes not issued are left out."""
+
+    def code_owners(self, keys: Sequence[int]) -> dict[int, Owner]: ...
+    def bq_owners(self, tokens: Sequence[str]) -> dict[str, Owner]: ...
+
+
+class FlagArchive(Protocol):
+    """The database's flags as brands and bodies list and review them, owners read now."""
+
+    def list_flags(
+        self,
+        owned_by: Owner | None,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        status: str | None = None,
+        certificate: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]: ...
+    # A flag whose owner `allowed` refuses is not found.
+    def update_flag(
+        self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]
+    ) -> dict[str, Any]: ...
+
+
+class ShopperArchive(Protocol):
+    """A shopper's own checks and reports in the database, under the keyed hash of who they
+    are (never the openid or visitor id itself)."""
+
+    def history(self, client_hash: str, limit: int = ...) -> list[PastCheck]: ...
+    def erase(self, client_hash: str) -> int: ...
+    def add_report(
+        self,
+        code: str,
+        client_hash: str | None,
+        text: str | None,
+        shop: str | None,
+        photo: bytes | None,
+        photo_type: str | None,
+        city: str | None,
+        province: str | None,
+    ) -> int: ...
+    # The report as evidence on the code's `shopper_report` flag (opened on first report).
+    def add_evidence(self, code: str, report: dict[str, Any]) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WxUser:
+    """A mini-program shopper, as a session knows them."""
+
+    openid: str
+
+    def __repr__(self) -> str:  # never print a whole openid
+        return f"WxUser(openid={self.openid[:4]}…)"
+
+
+class ShopperSessions(Protocol):
+    """The mini-program's sessions (cache.wechat_sessions): our opaque token -> the shopper.
+    Raises domain.errors.Unavailable when sessions can be neither stored nor read."""
+
+    def check_available(self) -> None: ...
+    def create(self, user: WxUser) -> str: ...
+    def get(self, token: str) -> WxUser | None: ...
+    def end_all(self, openid: str) -> int: ...  # every session of the shopper (erasure)
+
+
+class RecentVisits(Protocol):
+    """The web page's visits of the last minutes (cache.recent_visits): a reload by the same
+    visitor of the same code is no new scan."""
+
+    def first_visit(self, visitor: str, code: str) -> bool: ...
+
+
+TokenFetch = Callable[[], tuple[str, int]]  # () -> (access token, expires_in seconds)
+
+
+class TokenStore(Protocol):
+    """WeChat's access token, shared by every worker and refreshed by one at a time
+    (cache.wechat_tokens); `rejected`: the token WeChat just refused."""
+
+    def get(self) -> str | None: ...
+    def refresh(self, fetch: TokenFetch, *, rejected: str | None = None) -> str: ...

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.codes import MAX_INPUT_CHARS, normalize
 from domain.errors import BadInput, DomainError, Unauthorized
-from miniprogram_backend.sessions import MemorySessions, RedisSessions, WxUser
+from domain.ports import ShopperSessions, WxUser
 from services.inputs import Location, UnixSeconds
 from verify_api.context import services
 from verify_api.presenter import answer_json, history_json, photo_json, receipt_json
@@ -46,7 +46,7 @@ class WeChat(Protocol):
     @property
     def client(self) -> WeChatClient: ...
     @property
-    def sessions(self) -> MemorySessions | RedisSessions: ...
+    def sessions(self) -> ShopperSessions: ...
 
 
 class WxProblem(DomainError):

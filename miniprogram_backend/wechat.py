@@ -29,7 +29,7 @@ import requests
 from wechatpy.client import WeChatClient as _WechatpyClient
 from wechatpy.exceptions import WeChatClientException
 
-from cache.wechat_tokens import TokenStore
+from domain.ports import TokenStore
 
 log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 42001, 40014})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -14,14 +14,10 @@ from domain import access
 from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
+from domain.ports import CodeOwners, FlagArchive, FlagStatuses
 from domain.scans import FlagRule
 from domain.verdicts import Verdict, message
 from services.verify import CHANNELS, VerifyRequest, VerifyService
-
-if TYPE_CHECKING:
-    from anomaly.adapter import ScanLedgerAdapter
-    from registry.scans import SqlScanArchive
-    from registry.store import SqlRegistry
 
 
 class _Location(BaseModel):
@@ -52,7 +48,7 @@ class FlagReviewIn(BaseModel):
 
 class ScanAdminService:
     def __init__(
-        self, verify: VerifyService, scans: ScanLedgerAdapter, sql: SqlScanArchive, registry: SqlRegistry
+        self, verify: VerifyService, scans: FlagStatuses, sql: FlagArchive, registry: CodeOwners
     ) -> None:
         self.verify = verify
         self.scans = scans

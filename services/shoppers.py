@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from domain.china_time import iso_utc
 from domain.codes import normalize
 from domain.errors import BadInput
+from domain.ports import ShopperArchive
 from domain.scans import PastCheck
 from services.answers import ReportReceipt
 
@@ -36,14 +36,10 @@ def sniff_photo_type(data: bytes) -> str | None:
     return kind
 
 
-if TYPE_CHECKING:
-    from registry.scans import SqlScanArchive
-
-
 class ShopperService:
     def __init__(
         self,
-        sql: SqlScanArchive,
+        sql: ShopperArchive,
         hash_client: Callable[[str], str | None],
         locate: Callable[[float | None, float | None], tuple[str | None, str | None]],
     ) -> None:

@@ -45,9 +45,9 @@ import sqlalchemy as sa
 from anomaly.events import ScanEvent, hash_client
 from anomaly.worker import GROUP
 from registry import schema as t
-from services.demo import seed
 from tests.conftest import make_app
 from webapp import container
+from webapp.demo import seed
 from webapp.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

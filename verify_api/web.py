@@ -50,9 +50,9 @@ from flask import (
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from werkzeug.wrappers import Response as BaseResponse
 
-from cache.recent_visits import RecentVisits
 from domain.codes import MAX_INPUT_CHARS, normalize
 from domain.errors import BadInput, Forbidden, Unprocessable
+from domain.ports import RecentVisits
 from verify_api.context import services
 from verify_api.presenter import answer_json, page_view
 from verify_api.request_input import photo_upload, request_lang, validated, verify_request

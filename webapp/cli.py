@@ -23,9 +23,9 @@ from domain.bulk import Scope
 from domain.errors import DomainError
 from registry.engine import downgrade
 from services.admin import ImportStopped
-from services.demo import seed
 from verify_api.files import Progress, rows_from_csv, rows_from_xlsx, spreadsheet_safe
 from webapp.bulk import write, writer_process
+from webapp.demo import seed
 from webapp.schema import migrate
 from webapp.wiring import container
 

@@ -8,8 +8,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from cache import keys
+from cache.wechat_sessions import MemorySessions, RedisSessions
 from domain.errors import Unavailable
-from miniprogram_backend.sessions import MemorySessions, RedisSessions
+from domain.ports import ShopperSessions
 from miniprogram_backend.wechat import WeChatClient, WeChatError
 from webapp.lazy import lazy
 from webapp.settings import Settings
@@ -28,11 +30,11 @@ class WeChatAdapters:
         from cache.wechat_tokens import MemoryTokenStore, RedisTokenStore
 
         s, redis = self._settings, self._redis()
-        tokens = RedisTokenStore(redis, "wx:token:") if redis is not None else MemoryTokenStore()
+        tokens = RedisTokenStore(redis, keys.WECHAT_TOKEN) if redis is not None else MemoryTokenStore()
         return WeChatClient(s.wechat_appid or "", s.wechat_secret or "", s.wechat_api_base, tokens)
 
     @lazy
-    def sessions(self) -> MemorySessions | RedisSessions:
+    def sessions(self) -> ShopperSessions:
         redis = self._redis()
         return RedisSessions(redis) if redis is not None else MemorySessions()
 

@@ -22,7 +22,7 @@ from anomaly.adapter import ScanLedgerAdapter, build_scan_ledger
 from anomaly.events import ScanEvent, hash_client
 from anomaly.geo import locate, places
 from cache.bloom import BloomFilter
-from cache.recent_visits import RecentVisits, build_recent_visits
+from cache.recent_visits import build_recent_visits
 from cache.records import RecordResolver
 from cache.redis_cache import (
     MemoryFilterStore,
@@ -34,7 +34,7 @@ from cache.redis_cache import (
     make_redis,
     reachable,
 )
-from domain.ports import FilterStore, Generations, SharedCache
+from domain.ports import FilterStore, Generations, RecentVisits, SharedCache
 from registry.alerts import SqlAlertStore
 from registry.engine import make_engine, make_lookup_engine
 from registry.generations import SqlGenerations

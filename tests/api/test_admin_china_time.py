@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from services.demo import seed
 from tests.conftest import ADMIN
 from webapp import container
+from webapp.demo import seed
 
 
 def _demo(app: Flask) -> dict[str, str]:

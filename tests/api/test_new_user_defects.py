@@ -11,10 +11,10 @@ from flask import Flask
 
 from domain.certificates import body_codes_from_approval
 from domain.codes import InvalidReason, normalize
-from services.demo import seed
 from tests.conftest import ADMIN
 from tests.images import encode, label
 from webapp import container
+from webapp.demo import seed
 
 
 def test_a_foreign_body_with_a_three_digit_serial_has_no_legacy_code() -> None:

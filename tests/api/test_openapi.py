@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from openapi_spec_validator import validate
 
-from services.demo import seed
 from tests.conftest import ADMIN
 from webapp import container
+from webapp.demo import seed
 
 SKIP = ("/static/", "/docs/assets/", "/favicon.ico")  # static files, not API operations
 

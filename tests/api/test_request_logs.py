@@ -10,8 +10,8 @@ import orjson
 import pytest
 from flask import Flask
 
-from services.demo import seed
 from webapp import container
+from webapp.demo import seed
 
 IP = "203.0.113.77"
 CLIENT = "shopper-private-id-42"

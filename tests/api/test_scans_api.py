@@ -11,9 +11,9 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.demo import seed
 from tests.images import bomb_png, canvas, encode, label, paste, symbol
 from webapp import container
+from webapp.demo import seed
 
 PROBLEM_STATUSES = {400, 413, 415, 422}
 

@@ -32,12 +32,12 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from registry.scans import _encode_cursor
-from services.demo import demo_rows, seed
 from tests.conftest import ADMIN, MYSQL_URL, _mysql_parts, _redis_db_url, _unavailable, make_app, settings_for
 from tests.fakes.wechat_server import FakeWeChat
 from tests.images import symbol
 from verify_api.docs import spec
 from webapp import container
+from webapp.demo import demo_rows, seed
 
 # Fuzzed cases per operation and generation mode; the examples and coverage phases add
 # their own (a fixed set each). Bounded so the whole file stays well inside CI's time.

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 from flask import Flask
 
-from services.demo import seed
 from webapp import container
+from webapp.demo import seed
 
 FIELDS = {
     "code",

@@ -17,10 +17,10 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from cache.recent_visits import MemoryRecentVisits
-from services.demo import ALL, seed
 from services.verify import VerifyRequest
 from tests.conftest import ADMIN
 from webapp import container
+from webapp.demo import ALL, seed
 
 NAV = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "none"}
 EN = {"Accept-Language": "en-US,en;q=0.9"}

@@ -17,9 +17,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from services.demo import seed
 from tests.conftest import _unavailable
 from webapp import container
+from webapp.demo import seed
 
 CHROMIUM = "/usr/bin/chromium"
 # Quiet on a closed network: no background fetches, no first-run, no sandbox as root.

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from registry import scans as scan_archive
-from services.demo import seed
 from tests.conftest import make_app, settings_for
 from webapp import container, create_app
+from webapp.demo import seed
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -17,8 +17,8 @@ from domain.codes import organic_key
 from domain.scans import Flag
 from registry import aggregates
 from registry import schema as t
-from services.demo import seed
 from webapp import container
+from webapp.demo import seed
 
 AT = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 01:30 on 2 March in China
 CHINA_DAY = date(2026, 3, 2)

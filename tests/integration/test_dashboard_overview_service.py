@@ -14,8 +14,8 @@ from domain.errors import BadInput
 from domain.overview import Period
 from domain.scans import Flag
 from registry import aggregates
-from services.demo import seed
 from webapp import container
+from webapp.demo import seed
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)  # noon in China, 10 March
 TODAY = date(2026, 3, 10)

@@ -18,9 +18,9 @@ from domain import metrics
 from domain.codes import normalize
 from registry.engine import make_engine
 from registry.store import SqlRegistry
-from services.demo import seed
 from tests.conftest import make_app, settings_for
 from webapp import container
+from webapp.demo import seed
 
 
 class CountingRegistry:

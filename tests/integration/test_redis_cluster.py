@@ -17,10 +17,10 @@ import pytest
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
-from services.demo import seed
 from tests.conftest import ADMIN, REQUIRED, make_app, settings_for
 from verify_api import limits
 from webapp import container
+from webapp.demo import seed
 from webapp.settings import SettingsError
 
 

@@ -12,10 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.demo import seed
 from tests.conftest import ADMIN, make_app, settings_for
 from tests.integration.test_scans import persist
 from webapp import container
+from webapp.demo import seed
 
 HARBIN = (45.80, 126.53)
 URUMQI = (43.83, 87.62)  # ~3,060 km from Harbin

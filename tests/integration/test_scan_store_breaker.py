@@ -17,11 +17,11 @@ import pytest
 
 from cache.redis_cache import Breaker
 from domain import metrics
-from services.demo import seed
 from tests.conftest import make_app, settings_for
 from tests.fakes.caches import FakeClock
 from tests.redis_server import RedisChild
 from webapp import container
+from webapp.demo import seed
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 
 from anomaly.state import STREAM
 from anomaly.worker import GROUP, StreamWorker
-from services.demo import seed
 from tests.conftest import ADMIN
 from webapp import container
+from webapp.demo import seed
 
 CITIES = [
     (30.27, 120.15),

@@ -17,11 +17,11 @@ from flask import Flask
 
 from cache.wechat_tokens import MemoryTokenStore, RedisTokenStore
 from miniprogram_backend.wechat import CodeUsed, InvalidCode, RateLimited, SystemBusy, WeChatClient
-from services.demo import seed
 from tests.conftest import ADMIN, make_app, settings_for
 from tests.fakes.wechat_server import FakeWeChat
 from tests.images import encode, label
 from webapp import container
+from webapp.demo import seed
 
 
 def client(fake: FakeWeChat, store=None) -> WeChatClient:  # type: ignore[no-untyped-def]

@@ -22,12 +22,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from domain import metrics
-from services.demo import seed
 from tests.conftest import make_app, settings_for
 from tests.fakes.caches import FakeClock
 from tests.fakes.wechat_server import FakeWeChat
 from tests.redis_server import RedisChild
 from webapp import container
+from webapp.demo import seed
 
 
 class SessionServer(RedisChild):

@@ -1,4 +1,5 @@
-"""Our own sessions for mini-program users.
+"""Our own sessions for mini-program users (domain.ports.ShopperSessions): in Redis, or in
+process when embedded.
 
 A login exchanges WeChat's `js_code` for the user's openid; the shopper gets an opaque
 token of ours. The server keeps, under the token's SHA-256, the openid alone: it never
@@ -33,12 +34,13 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cache import keys
 from cache.redis_cache import REDIS_ERRORS, Breaker
 from domain import metrics
 from domain.errors import Unavailable
+from domain.ports import WxUser
 
 SESSION_TTL_S = 30 * 86_400
 BACKOFF_S = 1.0  # as the shared cache's and the scan store's
@@ -55,16 +57,8 @@ class SessionStoreUnavailable(Unavailable):
         super().__init__("the session store is unavailable; try again shortly", retry_after_s=RETRY_AFTER_S)
 
 
-@dataclass(frozen=True, slots=True)
-class WxUser:
-    openid: str
-
-    def __repr__(self) -> str:  # never print a whole openid
-        return f"WxUser(openid={self.openid[:4]}…)"
-
-
 def _key(token: str) -> str:
-    return "wx:sess:" + hashlib.sha256(token.encode()).hexdigest()
+    return keys.WECHAT_SESSION + hashlib.sha256(token.encode()).hexdigest()
 
 
 def _record(user: WxUser) -> str:
@@ -74,7 +68,7 @@ def _record(user: WxUser) -> str:
 
 
 def _index_key(openid: str) -> str:
-    return "wx:user:" + hashlib.sha256(openid.encode()).hexdigest()
+    return keys.WECHAT_USER_SESSIONS + hashlib.sha256(openid.encode()).hexdigest()
 
 
 class RedisSessions:
@@ -158,13 +152,13 @@ class RedisSessions:
         """End every session of this user; how many there were."""
         index = _index_key(openid)
         members = self._call(lambda: self.client.smembers(index), must_try=True)
-        keys = [k.decode() if isinstance(k, bytes) else k for k in members]
+        session_keys = [k.decode() if isinstance(k, bytes) else k for k in members]
         pipe = self.client.pipeline(transaction=False)
-        for key in keys:
+        for key in session_keys:
             pipe.delete(key)  # one key per command: they span a cluster's slots
         pipe.delete(index)
         ended = sum(self._call(pipe.execute, must_try=True)[:-1])
-        for key in keys:
+        for key in session_keys:
             self._local.pop(key, None)
         return int(ended)
 
@@ -187,14 +181,14 @@ class MemorySessions:
 
     def get(self, token: str) -> WxUser | None:
         with self._lock:
-            found: Any = self._data.get(_key(token))
+            found = self._data.get(_key(token))
         if found is None or found[0] < time.monotonic():
             return None
         return found[1]
 
     def end_all(self, openid: str) -> int:
         with self._lock:
-            keys = [k for k, (_, user) in self._data.items() if user.openid == openid]
-            for key in keys:
+            ended = [k for k, (_, user) in self._data.items() if user.openid == openid]
+            for key in ended:
                 del self._data[key]
-        return len(keys)
+        return len(ended)

@@ -1,4 +1,8 @@
-"""Demo data covering every verdict, for `make run` (idempotent: seeding twice changes nothing)."""
+"""Demo data covering every verdict, for `make run` (idempotent: seeding twice changes nothing).
+
+A concern of the composition root: `flask --app wsgi seed-demo` (webapp/cli.py) loads it
+through the admin and scan use cases, as an operator would; tests and benchmarks seed with it
+too."""
 
 from __future__ import annotations
 
