@@ -57,11 +57,14 @@ docker: ## Build the container image (needs a Docker engine)
 clean: ## Remove the virtualenv, caches and the embedded database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help install run test lint bench bench-budget bench-import bench-scans bench-scanner loadtest docker clean
+.PHONY: help install run test lint bench bench-budget bench-import bench-dashboard bench-scans bench-scanner loadtest docker clean
 
 loadtest: ## Run the locust scenario headless for 60 s against HOST (default http://127.0.0.1:8000)
 	@test -x .venv-load/bin/locust || ($(PYTHON) -m venv .venv-load && .venv-load/bin/pip install -q -r loadtests/requirements.txt)
 	.venv-load/bin/locust -f loadtests/locustfile.py --host $${HOST:-http://127.0.0.1:8000} --headless -u 50 -r 10 -t 60s
+
+bench-dashboard: $(STAMP) ## Seed 10 M scan events and 100 k flags into MariaDB; p50/p95 server time per dashboard page (goal p95 <= 300 ms)
+	$(PY) bench/dashboard_bench.py $(BENCH_ARGS)
 
 bench-scans: $(STAMP) ## Replay genuine shoppers and copy campaigns; recall and false positives
 	$(PY) bench/scan_simulator.py $(BENCH_ARGS)

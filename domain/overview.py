@@ -82,19 +82,6 @@ class Ranked:
 
 
 @dataclass(frozen=True, slots=True)
-class GroupSeen:
-    """Codes of one label group seen in a genuine scan, as the gauge reads them."""
-
-    product_id: int
-    product: str
-    certificate: str
-    holder: str
-    package: str
-    certified_tonnes: float | None
-    codes: int
-
-
-@dataclass(frozen=True, slots=True)
 class GaugeRow:
     """One certificate product: codes seen on shelves × package weight against its
     certified quantity (the over-quantity rule's claim, anomaly.rules.over_quantity)."""

@@ -15,7 +15,7 @@ from domain.access import Owner
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateStatus
 from domain.codes import CodeKind, ParsedCode
-from domain.overview import DayCount, GroupSeen, PlaceCount, Ranked
+from domain.overview import DayCount, GaugeRow, PlaceCount, Ranked
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -258,8 +258,8 @@ class OverviewReader(Protocol):
     def places(self, scope: tuple[str, int], first: date, last: date) -> list[PlaceCount]: ...
     # Certificates, certificate products and batches with the most flags opened.
     def top_targets(self, scope: tuple[str, int], first: date, last: date, limit: int) -> list[Ranked]: ...
-    # Codes seen per label group of the certificates in scope (the gauge; all time).
-    def groups_seen(self, scope: Scope) -> list[GroupSeen]: ...
+    # Certificate products of the certificates in scope, the fullest first (the gauge; all time).
+    def gauge(self, scope: Scope, limit: int) -> list[GaugeRow]: ...
 
 
 class CodeOwners(Protocol):

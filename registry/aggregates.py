@@ -21,9 +21,8 @@ other rather than deadlock.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
@@ -31,6 +30,7 @@ from sqlalchemy.dialects import mysql, sqlite
 
 from domain.china_time import china_today
 from domain.codes import organic_key
+from domain.records import parse_package_kg
 from registry import schema as t
 
 SUSPICIOUS = "suspicious"
@@ -47,6 +47,7 @@ class Owner(NamedTuple):
     batch_id: int = 0
     body_id: int | None = None
     organization_id: int | None = None
+    package: str = ""  # the label group's package text (its weight for the gauge)
 
     def scopes(self) -> list[tuple[str, int]]:
         keys = [("a", 0)]
@@ -87,6 +88,19 @@ def china_day(at: datetime) -> date:
     return china_today(at if at.tzinfo else at.replace(tzinfo=UTC))
 
 
+def month_of(day: date) -> date:
+    """The first day of `day`'s month: the `day` of a monthly row."""
+    return day.replace(day=1)
+
+
+def _with_months(counts: Mapping[tuple[Any, ...], Sequence[int]]) -> dict[tuple[Any, ...], list[Any]]:
+    """Daily counts (keys: kind, scope id, day, ...) summed into monthly ones."""
+    months: dict[tuple[Any, ...], list[Any]] = {}
+    for (kind, scope_id, day, *rest), values in counts.items():
+        _add(months, (kind, scope_id, month_of(day), *rest), values)
+    return months
+
+
 def _is_organic(code: str) -> bool:
     return code.isdigit() and len(code) in (17, 18)
 
@@ -108,11 +122,12 @@ def owners_of(conn: sa.Connection, codes: Iterable[str], chunk: int = 1000) -> d
     for i in range(0, len(keys), chunk):
         rows = conn.execute(
             sa.select(oc.c.code, g.c.id, g.c.certificate_id, g.c.product_id, c.c.body_id, c.c.organization_id)
+            .add_columns(g.c.package)
             .select_from(oc.join(g, g.c.id == oc.c.group_id).join(c, c.c.id == g.c.certificate_id))
             .where(oc.c.code.in_(keys[i : i + chunk]))
         ).all()
         for r in rows:
-            owner = Owner(r.certificate_id, r.product_id, r.id, 0, r.body_id, r.organization_id)
+            owner = Owner(r.certificate_id, r.product_id, r.id, 0, r.body_id, r.organization_id, r.package)
             found[organic[r[0]]] = owner
     q, b = t.bq_codes, t.batches
     for i in range(0, len(tokens), chunk):
@@ -162,57 +177,120 @@ def add_counts(conn: sa.Connection, table: sa.Table, counts: Mapping[tuple[Any, 
     conn.execute(stmt, rows)
 
 
+Counts = dict[tuple[Any, ...], list[Any]]
+
+
+class Tally:
+    """Counts to add to the aggregate tables (primary key -> measures), from events and
+    opened flags; `count_events` and `count_flag_opened` write one batch's, and a bulk
+    loader (bench/dashboard_bench.py) can gather millions before writing them once."""
+
+    def __init__(self) -> None:
+        self.scans: Counts = {}
+        self.places: Counts = {}
+        self.flags: Counts = {}
+        self.targets: Counts = {}
+        # Organic codes in a genuine scan: key -> (earliest scan, label group, owner).
+        self.seen: dict[int, tuple[datetime, Owner]] = {}
+
+    def event(self, e: EventFields, owner: Owner) -> None:
+        day = china_day(e.at)
+        suspicious = int(e.verdict == SUSPICIOUS)
+        for kind, scope_id in owner.scopes():
+            _add(self.scans, (kind, scope_id, day, e.verdict), (1,))
+            if e.province:
+                _add(self.places, (kind, scope_id, day, e.province, e.city or ""), (1, suspicious))
+        if e.verdict == GENUINE and owner.group_id:
+            at = e.at.astimezone(UTC).replace(tzinfo=None) if e.at.tzinfo else e.at
+            key = organic_key(e.code)
+            known = self.seen.get(key)
+            if known is None or at < known[0]:
+                self.seen[key] = (at, owner)
+
+    def flag(self, owner: Owner, rule: str, raised_at: datetime) -> None:
+        day = china_day(raised_at)
+        target = (owner.certificate_id, owner.product_id, owner.batch_id)
+        for kind, scope_id in owner.scopes():
+            _add(self.flags, (kind, scope_id, day, rule), (1,))
+            if any(target):
+                _add(self.targets, (kind, scope_id, day, *target), (1,))
+
+    def seen_rows(self) -> list[dict[str, Any]]:
+        """seen_codes rows, in key order (racing workers lock them in the same order)."""
+        return [
+            {"code": key, "group_id": owner.group_id, "first_at": at}
+            for key, (at, owner) in sorted(self.seen.items())
+        ]
+
+    def products(self, new_codes: Iterable[int]) -> Counts:
+        """agg_product_seen counts of the codes (keys of `seen`) seen for the first time."""
+        per_product: Counts = {}
+        for code in new_codes:
+            owner = self.seen[code][1]
+            kg = parse_package_kg(owner.package)
+            _add(per_product, (owner.product_id,), (1, 1, kg) if kg else (1, 0, 0.0))
+        return per_product
+
+    def tables(self) -> list[tuple[sa.Table, Counts]]:
+        """Every table's counts but the seen codes' (which need to know what is new)."""
+        return [
+            (t.agg_scans, self.scans),
+            (t.agg_places, self.places),
+            (t.agg_places_month, _with_months(self.places)),
+            (t.agg_flags, self.flags),
+            (t.agg_flag_targets, self.targets),
+            (t.agg_flag_targets_month, _with_months(self.targets)),
+        ]
+
+
+def _add(counts: Counts, key: tuple[Any, ...], values: Sequence[Any]) -> None:
+    totals = counts.get(key)
+    if totals is None:
+        counts[key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            totals[i] += v
+
+
+def _write(conn: sa.Connection, tally: Tally) -> None:
+    for table, counts in tally.tables():
+        add_counts(conn, table, counts)
+    if tally.seen:
+        new = insert_new(conn, t.seen_codes, tally.seen_rows(), "code")
+        add_counts(conn, t.agg_product_seen, tally.products(new))
+
+
 def count_events(conn: sa.Connection, events: Sequence[EventFields]) -> None:
     """Count newly stored events (the caller inserted exactly these, in this transaction)."""
     if not events:
         return
     owners = owners_of(conn, (e.code for e in events))
-    scans: Counter[tuple[Any, ...]] = Counter()
-    places: dict[tuple[Any, ...], list[int]] = {}
-    seen: list[dict[str, Any]] = []
+    tally = Tally()
     for e in events:
-        owner = owners.get(e.code, NO_OWNER)
-        day = china_day(e.at)
-        suspicious = int(e.verdict == SUSPICIOUS)
-        for kind, scope_id in owner.scopes():
-            scans[(kind, scope_id, day, e.verdict)] += 1
-            if e.province:
-                totals = places.setdefault((kind, scope_id, day, e.province, e.city or ""), [0, 0])
-                totals[0] += 1
-                totals[1] += suspicious
-        if e.verdict == GENUINE and owner.group_id:
-            at = e.at.astimezone(UTC).replace(tzinfo=None) if e.at.tzinfo else e.at
-            seen.append({"code": organic_key(e.code), "group_id": owner.group_id, "first_at": at})
-    add_counts(conn, t.agg_scans, {k: (n,) for k, n in scans.items()})
-    add_counts(conn, t.agg_places, places)
-    _count_seen(conn, seen)
-
-
-def _count_seen(conn: sa.Connection, seen: list[dict[str, Any]]) -> None:
-    # One row per code, the batch's earliest scan of it (rows sorted: a batch holding a code
-    # twice inserts it once, and the order keeps racing workers from deadlocking).
-    first: dict[int, dict[str, Any]] = {}
-    for row in sorted(seen, key=lambda r: (r["code"], r["first_at"])):
-        first.setdefault(row["code"], row)
-    new = set(insert_new(conn, t.seen_codes, list(first.values()), "code"))
-    per_group = Counter(first[code]["group_id"] for code in new)
-    add_counts(conn, t.agg_group_seen, {(group,): (n,) for group, n in per_group.items()})
+        tally.event(e, owners.get(e.code, NO_OWNER))
+    _write(conn, tally)
 
 
 def count_flag_opened(conn: sa.Connection, owner: Owner, rule: str, raised_at: datetime) -> None:
     """Count a flag the caller has just inserted (its (code, rule) row is new) on a code of
     `owner` (`owners_of`)."""
-    day = china_day(raised_at)
-    scopes = owner.scopes()
-    add_counts(conn, t.agg_flags, {(k, i, day, rule): (1,) for k, i in scopes})
-    target = (owner.certificate_id, owner.product_id, owner.batch_id)
-    if any(target):
-        add_counts(conn, t.agg_flag_targets, {(k, i, day, *target): (1,) for k, i in scopes})
+    tally = Tally()
+    tally.flag(owner, rule, raised_at)
+    _write(conn, tally)
 
 
 # -- recounting everything ------------------------------------------------------------------
 
-AGGREGATES = (t.agg_scans, t.agg_places, t.agg_flags, t.agg_flag_targets, t.agg_group_seen, t.seen_codes)
+AGGREGATES = (
+    t.agg_scans,
+    t.agg_places,
+    t.agg_places_month,
+    t.agg_flags,
+    t.agg_flag_targets,
+    t.agg_flag_targets_month,
+    t.seen_codes,
+    t.agg_product_seen,
+)
 
 
 def _day_expr(conn: sa.Connection, column: Any) -> Any:
@@ -262,78 +340,194 @@ def _fill(conn: sa.Connection, table: sa.Table, select: sa.Select[Any]) -> None:
 _SCOPES = (("a", None), ("b", "body_id"), ("o", "organization_id"))
 
 
+def _temporary(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    return sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+
+
 def rebuild(engine: sa.Engine, progress: Callable[[str], object] = lambda _: None) -> dict[str, int]:
     """Empty the aggregates and count every stored event and flag again under today's owners,
     in set-based SQL (minutes for tens of millions of events, not hours). Run it with the
     worker stopped (what it writes meanwhile may be counted twice or not at all). A flag
     counts on the day it was last raised (an escalation moves its raised_at); the worker
-    counts it on its first."""
+    counts it on its first.
+
+    Each distinct code's owner is looked up once, into a temporary table; then one pass over
+    the events per measure counts by (day, ..., body, organization), and the three scopes'
+    rows are summed from that (far fewer rows than events)."""
     e, f = t.scan_events, t.flags
     with engine.begin() as conn:
+        if is_mysql(conn):
+            # Counting by day, place and owner groups millions of rows: in memory, not on disk.
+            conn.execute(sa.text("SET SESSION tmp_table_size = 1073741824, max_heap_table_size = 1073741824"))
         for table in AGGREGATES:
             conn.execute(table.delete())
-        events, ev = _owned(e, e.c.code)
-        day = _day_expr(conn, e.c.at)
-        for kind, column in _SCOPES:
-            scope_id = sa.literal(0) if column is None else ev[column]
-            source = e if column is None else events
-            where = [] if column is None else [ev[column].is_not(None)]
-            by = [] if column is None else [scope_id]  # a literal is no GROUP BY term on MariaDB
-            progress(f"scans by day and verdict, scope {kind}")
-            select = (
-                sa.select(sa.literal(kind), scope_id, day, e.c.verdict, sa.func.count())
-                .select_from(source)
-                .where(*where)
-                .group_by(*by, day, e.c.verdict)
-            )
-            _fill(conn, t.agg_scans, select)
-            progress(f"scans by place, scope {kind}")
-            city = sa.func.coalesce(e.c.city, "")
-            suspicious = sa.func.sum(sa.case((e.c.verdict == SUSPICIOUS, 1), else_=0))
-            select = (
-                sa.select(sa.literal(kind), scope_id, day, e.c.province, city, sa.func.count(), suspicious)
-                .select_from(source)
-                .where(e.c.province.is_not(None), *where)
-                .group_by(*by, day, e.c.province, city)
-            )
-            _fill(conn, t.agg_places, select)
-        progress("codes seen in a genuine scan")
-        seen = (
-            sa.select(_code_key(e.c.code).label("code"), ev["group_id"], sa.func.min(e.c.at))
-            .select_from(events)
-            .where(e.c.verdict == GENUINE, ev["group_id"].is_not(None))
-            .group_by(_code_key(e.c.code), ev["group_id"])
+        progress("owners of the codes scanned or flagged")
+        owners = _temporary(
+            "tmp_code_owners",
+            sa.Column("code", t.Token, primary_key=True),
+            sa.Column("code_key", t.BigKey, nullable=True),
+            sa.Column("body_id", sa.Integer, nullable=True),
+            sa.Column("organization_id", sa.Integer, nullable=True),
+            sa.Column("certificate_id", sa.Integer, nullable=False),
+            sa.Column("product_id", sa.Integer, nullable=False),
+            sa.Column("group_id", sa.Integer, nullable=True),
+            sa.Column("batch_id", sa.Integer, nullable=False),
         )
-        _fill(conn, t.seen_codes, seen)
-        per_group = sa.select(t.seen_codes.c.group_id, sa.func.count()).group_by(t.seen_codes.c.group_id)
-        _fill(conn, t.agg_group_seen, per_group)
+        owners.create(conn)
+        codes = sa.union(sa.select(e.c.code), sa.select(f.c.code)).subquery()
+        joined, cols = _owned(codes, codes.c.code)
+        names = [col.name for col in owners.columns]
+        _fill(
+            conn,
+            owners,
+            sa.select(codes.c.code, _code_key(codes.c.code), *(cols[n] for n in names[2:])).select_from(
+                joined
+            ),
+        )
+        o = owners
+        day = _day_expr(conn, e.c.at)
+        with_owner = e.outerjoin(o, o.c.code == e.c.code)
+
+        progress("scans by day and verdict")
+        by_day = _temporary(
+            "tmp_scans",
+            sa.Column("day", sa.Date),
+            sa.Column("verdict", sa.String(24)),
+            sa.Column("body_id", sa.Integer),
+            sa.Column("organization_id", sa.Integer),
+            sa.Column("scans", sa.Integer),
+        )
+        by_day.create(conn)
+        _fill(
+            conn,
+            by_day,
+            sa.select(day, e.c.verdict, o.c.body_id, o.c.organization_id, sa.func.count())
+            .select_from(with_owner)
+            .group_by(day, e.c.verdict, o.c.body_id, o.c.organization_id),
+        )
+        _fill_scopes(conn, by_day, t.agg_scans, ["day", "verdict"])
+
+        progress("scans by place")
+        by_place = _temporary(
+            "tmp_places",
+            sa.Column("day", sa.Date),
+            sa.Column("province", sa.String(40)),
+            sa.Column("city", sa.String(40)),
+            sa.Column("body_id", sa.Integer),
+            sa.Column("organization_id", sa.Integer),
+            sa.Column("scans", sa.Integer),
+            sa.Column("suspicious", sa.Integer),
+        )
+        by_place.create(conn)
+        city = sa.func.coalesce(e.c.city, "")
+        suspicious = sa.func.sum(sa.case((e.c.verdict == SUSPICIOUS, 1), else_=0))
+        _fill(
+            conn,
+            by_place,
+            sa.select(day, e.c.province, city, o.c.body_id, o.c.organization_id, sa.func.count(), suspicious)
+            .select_from(with_owner)
+            .where(e.c.province.is_not(None))
+            .group_by(day, e.c.province, city, o.c.body_id, o.c.organization_id),
+        )
+        _fill_scopes(conn, by_place, t.agg_places, ["day", "province", "city"])
+
+        progress("codes seen in a genuine scan")
+        _fill(
+            conn,
+            t.seen_codes,
+            # An outer join read events first (an inner one may walk owners and fetch each
+            # code's events by index: random reads across the whole table).
+            sa.select(o.c.code_key, o.c.group_id, sa.func.min(e.c.at))
+            .select_from(with_owner)
+            .where(e.c.verdict == GENUINE, o.c.group_id.is_not(None))
+            .group_by(o.c.code_key, o.c.group_id),
+        )
+        _fill_products_seen(conn)
+
         progress("flags")
-        flags, fo = _owned(f, f.c.code)
         fday = _day_expr(conn, f.c.raised_at)
+        flagged = f.join(o, o.c.code == f.c.code)
         for kind, column in _SCOPES:
-            scope_id = sa.literal(0) if column is None else fo[column]
-            where = [] if column is None else [fo[column].is_not(None)]
-            by = [] if column is None else [scope_id]
+            scope_id = sa.literal(0) if column is None else o.c[column]
+            where = [] if column is None else [o.c[column].is_not(None)]
+            by = [] if column is None else [scope_id]  # a literal is no GROUP BY term on MariaDB
             select = (
                 sa.select(sa.literal(kind), scope_id, fday, f.c.rule, sa.func.count())
-                .select_from(flags)
+                .select_from(flagged)
                 .where(*where)
                 .group_by(*by, fday, f.c.rule)
             )
             _fill(conn, t.agg_flags, select)
-            target = (fo["certificate_id"], fo["product_id"], fo["batch_id"])
+            target = (o.c.certificate_id, o.c.product_id, o.c.batch_id)
             select = (
                 sa.select(sa.literal(kind), scope_id, fday, *target, sa.func.count())
-                .select_from(flags)
+                .select_from(flagged)
                 .where(*where, sa.or_(*(col != 0 for col in target)))
                 .group_by(*by, fday, *target)
             )
             _fill(conn, t.agg_flag_targets, select)
+        progress("months")
+        _fill_months(conn, t.agg_places, t.agg_places_month)
+        _fill_months(conn, t.agg_flag_targets, t.agg_flag_targets_month)
+        for table in (by_place, by_day, owners):
+            table.drop(conn)
         return {
             table.name: int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
             for table in AGGREGATES
         }
 
 
-def period_days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+def _fill_scopes(conn: sa.Connection, counted: sa.Table, table: sa.Table, keys: list[str]) -> None:
+    """The rows of every scope, summed from counts by (keys..., body, organization)."""
+    measures = [
+        sa.func.sum(col) for col in counted.columns if col.name not in (*keys, "body_id", "organization_id")
+    ]
+    key_cols = [counted.c[k] for k in keys]
+    for kind, column in _SCOPES:
+        if column is None:
+            select = sa.select(sa.literal(kind), sa.literal(0), *key_cols, *measures).group_by(*key_cols)
+        else:
+            scope_id = counted.c[column]
+            select = (
+                sa.select(sa.literal(kind), scope_id, *key_cols, *measures)
+                .where(scope_id.is_not(None))
+                .group_by(scope_id, *key_cols)
+            )
+        _fill(conn, table, select)
+
+
+def _month_expr(conn: sa.Connection, day: Any) -> Any:
+    if is_mysql(conn):
+        return sa.func.date_format(day, "%Y-%m-01")
+    return sa.func.date(day, "start of month")
+
+
+def _fill_months(conn: sa.Connection, daily: sa.Table, monthly: sa.Table) -> None:
+    """Monthly rows summed from the daily ones."""
+    pk = [col for col in daily.primary_key.columns if col.name != "day"]
+    keys = [col for col in pk if col.name not in ("scope_kind", "scope_id")]
+    month = _month_expr(conn, daily.c.day)
+    measures = [sa.func.sum(col) for col in daily.columns if col.name not in daily.primary_key.columns]
+    select = sa.select(daily.c.scope_kind, daily.c.scope_id, month, *keys, *measures).group_by(
+        daily.c.scope_kind, daily.c.scope_id, month, *keys
+    )
+    _fill(conn, monthly, select)
+
+
+def _fill_products_seen(conn: sa.Connection) -> None:
+    """Each certificate product's codes seen, and their weight, from seen_codes."""
+    s, g = t.seen_codes, t.label_groups
+    per_package = conn.execute(
+        sa.select(g.c.product_id, g.c.package, sa.func.count())
+        .select_from(s.join(g, g.c.id == s.c.group_id))
+        .group_by(g.c.product_id, g.c.package)
+    ).all()
+    products: dict[tuple[Any, ...], list[Any]] = {}
+    for product_id, package, codes in per_package:
+        totals = products.setdefault((product_id,), [0, 0, 0.0])
+        kg = parse_package_kg(package)
+        totals[0] += codes
+        if kg:
+            totals[1] += codes
+            totals[2] += kg * codes
+    add_counts(conn, t.agg_product_seen, products)

@@ -29,8 +29,9 @@ def make_lookup_engine(url: str) -> sa.Engine:
     )
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine with bounded timeouts: a stuck database must not hold a worker for minutes."""
+def make_engine(url: str, *, statement_timeout_s: int = 10) -> sa.Engine:
+    """An engine with bounded timeouts: a stuck database must not hold a worker for minutes.
+    A batch job whose statements run for minutes (`flask aggregates rebuild`) asks for more."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -56,8 +57,8 @@ def make_engine(url: str) -> sa.Engine:
         pool_timeout=2,
         connect_args={
             "connect_timeout": 2,
-            "read_timeout": 10,
-            "write_timeout": 10,
+            "read_timeout": statement_timeout_s,
+            "write_timeout": statement_timeout_s,
             "charset": "utf8mb4",
             "local_infile": True,
         },

@@ -5,12 +5,12 @@ grows with the days and places in the period, never with the number of scan even
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
 from domain.bulk import Scope
-from domain.overview import DayCount, GroupSeen, PlaceCount, Ranked
+from domain.overview import DayCount, GaugeRow, PlaceCount, Ranked
 from registry import schema as t
 
 
@@ -45,29 +45,25 @@ class SqlOverviewReader:
         return self._day_counts(t.agg_flags, "rule", "flags", _in(t.agg_flags, scope, first, last))
 
     def places(self, scope: tuple[str, int], first: date, last: date) -> list[PlaceCount]:
-        p = t.agg_places
+        p = _ranged(t.agg_places, t.agg_places_month, scope, first, last)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(p.c.province, p.c.city, sa.func.sum(p.c.scans), sa.func.sum(p.c.suspicious))
-                .where(*_in(p, scope, first, last))
-                .group_by(p.c.province, p.c.city)
+                sa.select(
+                    p.c.province, p.c.city, sa.func.sum(p.c.scans), sa.func.sum(p.c.suspicious)
+                ).group_by(p.c.province, p.c.city)
             ).all()
         return [PlaceCount(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
     def top_targets(self, scope: tuple[str, int], first: date, last: date, limit: int) -> list[Ranked]:
-        a = t.agg_flag_targets
-        where = _in(a, scope, first, last)
+        a = _ranged(t.agg_flag_targets, t.agg_flag_targets_month, scope, first, last)
         c, cp, b = t.certificates, t.certificate_products, t.batches
+        kinds = (("certificate", a.c.certificate_id), ("product", a.c.product_id), ("batch", a.c.batch_id))
         ranked: list[Ranked] = []
         with self.engine.connect() as conn:
-            for column, kind in (
-                (a.c.certificate_id, "certificate"),
-                (a.c.product_id, "product"),
-                (a.c.batch_id, "batch"),
-            ):
+            for kind, column in kinds:
                 top = (
                     sa.select(column.label("id"), sa.func.sum(a.c.flags).label("flags"))
-                    .where(*where, column != 0)
+                    .where(column != 0)
                     .group_by(column)
                     .order_by(sa.desc("flags"), column)
                     .limit(limit)
@@ -90,18 +86,23 @@ class SqlOverviewReader:
                 ranked.extend(Ranked(kind, r[0], r[2], r[3], int(r[1])) for r in conn.execute(names))
         return ranked
 
-    def groups_seen(self, scope: Scope) -> list[GroupSeen]:
-        s, g, cp, c = t.agg_group_seen, t.label_groups, t.certificate_products, t.certificates
+    def gauge(self, scope: Scope, limit: int) -> list[GaugeRow]:
+        s, cp, c = t.agg_product_seen, t.certificate_products, t.certificates
+        ratio = sa.case(
+            (
+                sa.and_(s.c.weighed_codes > 0, cp.c.certified_tonnes > 0),
+                s.c.kg / 1000 / cp.c.certified_tonnes,
+            ),
+            else_=sa.null(),
+        )
         query = (
-            sa.select(
-                cp.c.id, cp.c.name, c.c.number, c.c.holder, g.c.package, cp.c.certified_tonnes, s.c.codes
-            )
-            .select_from(
-                s.join(g, g.c.id == s.c.group_id)
-                .join(cp, cp.c.id == g.c.product_id)
-                .join(c, c.c.id == g.c.certificate_id)
-            )
+            sa.select(cp.c.id, cp.c.name, c.c.number, c.c.holder, s.c.codes, s.c.weighed_codes, s.c.kg)
+            .add_columns(cp.c.certified_tonnes)
+            .select_from(s.join(cp, cp.c.id == s.c.product_id).join(c, c.c.id == cp.c.certificate_id))
             .where(s.c.codes > 0)
+            # The fullest first; products that cannot be weighed after every one that can.
+            .order_by(ratio.is_(None), ratio.desc(), s.c.codes.desc(), cp.c.id)
+            .limit(limit)
         )
         # Today's owner of the certificate: the gauge is about the certificate, not history.
         if scope.kind == "body":
@@ -111,9 +112,49 @@ class SqlOverviewReader:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            GroupSeen(r[0], r[1], r[2], r[3], r[4], float(r[5]) if r[5] is not None else None, int(r[6]))
+            GaugeRow(
+                product_id=r[0],
+                product=r[1],
+                certificate=r[2],
+                holder=r[3],
+                codes=int(r[4]),
+                seen_tonnes=round(float(r[6]) / 1000, 3) if r[5] else None,
+                certified_tonnes=float(r[7]) if r[7] is not None else None,
+            )
             for r in rows
         ]
+
+
+def month_ranges(first: date, last: date) -> tuple[list[tuple[date, date]], tuple[date, date] | None]:
+    """[first, last] as the days before the first whole month, the whole months (the first
+    day of the first and of the last), and the days after them; no months: one day range."""
+    start = first if first.day == 1 else _next_month(first)
+    after = last + timedelta(days=1)
+    end = after if after.day == 1 else after.replace(day=1)  # the day after the last whole month
+    if start >= end:
+        return [(first, last)], None
+    days = []
+    if first < start:
+        days.append((first, start - timedelta(days=1)))
+    if end <= last:
+        days.append((end, last))
+    return days, (start, (end - timedelta(days=1)).replace(day=1))
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _ranged(
+    daily: sa.Table, monthly: sa.Table, scope: tuple[str, int], first: date, last: date
+) -> sa.Subquery:
+    """The rows of `scope` over [first, last]: whole months from `monthly`, the days at
+    either end from `daily` (a year reads 12 monthly rows per key and up to 60 daily)."""
+    days, months = month_ranges(first, last)
+    parts = [sa.select(daily).where(*_in(daily, scope, lo, hi)) for lo, hi in days]
+    if months is not None:
+        parts.append(sa.select(monthly).where(*_in(monthly, scope, *months)))
+    return (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
 
 
 def _date(value: date | str) -> date:

@@ -278,15 +278,22 @@ agg_scans = _scoped(
     key=("verdict",),
 )
 
-# Scans with a place only; `suspicious` counts those answered `suspicious`.
-agg_places = _scoped(
-    "agg_places",
-    sa.Column("province", sa.String(40), nullable=False),
-    sa.Column("city", sa.String(40), nullable=False),
-    sa.Column("scans", sa.Integer, nullable=False),
-    sa.Column("suspicious", sa.Integer, nullable=False),
-    key=("province", "city"),
-)
+
+# Scans with a place only; `suspicious` counts those answered `suspicious`. Kept per day
+# and per month (`day` the month's first day): a year is 12 monthly rows per city, not 365.
+def _places(name: str) -> sa.Table:
+    return _scoped(
+        name,
+        sa.Column("province", sa.String(40), nullable=False),
+        sa.Column("city", sa.String(40), nullable=False),
+        sa.Column("scans", sa.Integer, nullable=False),
+        sa.Column("suspicious", sa.Integer, nullable=False),
+        key=("province", "city"),
+    )
+
+
+agg_places = _places("agg_places")
+agg_places_month = _places("agg_places_month")
 
 # Flags opened (a (code, rule) flag's first raising), by rule.
 agg_flags = _scoped(
@@ -296,19 +303,26 @@ agg_flags = _scoped(
     key=("rule",),
 )
 
-# Flags opened by what they are about: a certificate product (organic codes) or a batch (BQ
-# codes); 0 where none.
-agg_flag_targets = _scoped(
-    "agg_flag_targets",
-    sa.Column("certificate_id", Id, nullable=False, autoincrement=False),
-    sa.Column("product_id", Id, nullable=False, autoincrement=False),
-    sa.Column("batch_id", Id, nullable=False, autoincrement=False),
-    sa.Column("flags", sa.Integer, nullable=False),
-    key=("certificate_id", "product_id", "batch_id"),
-)
 
-# Organic codes seen in a genuine scan (the over-quantity gauge counts each once), and their
-# count per label group (which carries the product and the package weight).
+# Flags opened by what they are about: a certificate product (organic codes) or a batch (BQ
+# codes); 0 where none. Per day and per month, as places are.
+def _flag_targets(name: str) -> sa.Table:
+    return _scoped(
+        name,
+        sa.Column("certificate_id", Id, nullable=False, autoincrement=False),
+        sa.Column("product_id", Id, nullable=False, autoincrement=False),
+        sa.Column("batch_id", Id, nullable=False, autoincrement=False),
+        sa.Column("flags", sa.Integer, nullable=False),
+        key=("certificate_id", "product_id", "batch_id"),
+    )
+
+
+agg_flag_targets = _flag_targets("agg_flag_targets")
+agg_flag_targets_month = _flag_targets("agg_flag_targets_month")
+
+# Organic codes seen in a genuine scan (the over-quantity gauge counts each once), and per
+# certificate product their count and weight: `kg` sums the package weight of the
+# `weighed_codes` whose package names one (domain.records.parse_package_kg).
 seen_codes = sa.Table(
     "seen_codes",
     metadata,
@@ -317,11 +331,13 @@ seen_codes = sa.Table(
     sa.Column("first_at", sa.DateTime, nullable=False),
 )
 
-agg_group_seen = sa.Table(
-    "agg_group_seen",
+agg_product_seen = sa.Table(
+    "agg_product_seen",
     metadata,
-    sa.Column("group_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("product_id", Id, primary_key=True, autoincrement=False),
     sa.Column("codes", sa.Integer, nullable=False),
+    sa.Column("weighed_codes", sa.Integer, nullable=False),
+    sa.Column("kg", sa.Float, nullable=False),
 )
 
 # -- webhook alerts (domain/alerts.py; registry/alerts.py) ----------------------------------

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 
 from domain.bulk import Scope
 from domain.china_time import china_today
-from domain.overview import DayCount, GaugeRow, GroupSeen, Overview, Period, PlaceCount, Ranked, scope_key
+from domain.overview import DayCount, GaugeRow, Overview, Period, PlaceCount, Ranked, scope_key
 from domain.ports import OverviewReader
-from domain.records import parse_package_kg
 
 TOP = 10
 GAUGE_ROWS = 12
@@ -84,34 +83,7 @@ class OverviewService:
     def gauge(self, scope: Scope) -> list[GaugeRow]:
         """Per certificate product in scope: its distinct codes seen in a genuine scan, times
         each code's package weight, against its certified tonnes; the fullest first."""
-        return sorted(
-            gauge_rows(self.reader.groups_seen(scope)),
-            key=lambda r: (-(r.ratio if r.ratio is not None else -1.0), -r.codes, r.product),
-        )[:GAUGE_ROWS]
-
-
-def gauge_rows(groups: list[GroupSeen]) -> list[GaugeRow]:
-    """One row per certificate product from its label groups (one per package and order)."""
-    by_product: dict[int, list[GroupSeen]] = {}
-    for g in groups:
-        by_product.setdefault(g.product_id, []).append(g)
-    rows = []
-    for product_id, parts in by_product.items():
-        weighed = [(parse_package_kg(g.package), g.codes) for g in parts]
-        kg = [w * n for w, n in weighed if w]
-        first = parts[0]
-        rows.append(
-            GaugeRow(
-                product_id,
-                first.product,
-                first.certificate,
-                first.holder,
-                sum(g.codes for g in parts),
-                round(sum(kg) / 1000, 3) if kg else None,
-                first.certified_tonnes,
-            )
-        )
-    return rows
+        return self.reader.gauge(scope, GAUGE_ROWS)
 
 
 def _top(ranked: list[Ranked], kind: str | None) -> list[Ranked]:

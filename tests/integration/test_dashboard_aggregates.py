@@ -79,7 +79,12 @@ def test_a_batch_written_twice_is_counted_once_in_every_scope(any_app: Flask, de
     }
     # The gauge: the genuine organic code once (its suspicious scan and the BQ code not).
     assert rows(any_app, t.seen_codes) == {(organic_key(genuine), org.group_id, AT.replace(tzinfo=None))}
-    assert rows(any_app, t.agg_group_seen) == {(org.group_id, 1)}
+    assert rows(any_app, t.agg_product_seen) == {(org.product_id, 1, 1, 5.0)}  # 5 kg packages
+    # Monthly place rows sum the daily ones.
+    assert rows(any_app, t.agg_places_month) == {
+        (kind, scope_id, CHINA_DAY.replace(day=1), *rest)
+        for kind, scope_id, _day, *rest in rows(any_app, t.agg_places)
+    }
 
 
 def test_a_flag_counts_when_opened_not_when_raised_again(any_app: Flask, demo: dict[str, str]) -> None:
@@ -140,6 +145,19 @@ def test_rebuild_counts_what_the_worker_counted(any_app: Flask, demo: dict[str, 
     counts = aggregates.rebuild(c.engine)
     assert {table.name: rows(any_app, table) for table in aggregates.AGGREGATES} == before
     assert counts == {name: len(r) for name, r in before.items()}
+
+
+def test_the_rebuild_command_recounts_under_todays_owners(embedded_app: Flask) -> None:
+    c = container(embedded_app)
+    demo = seed(c.admin, date.today())
+    c.scan_sql.write_events([event(1, demo["genuine"], place=("杭州市", "浙江省"))])
+    before = rows(embedded_app, t.agg_scans)
+    with c.engine.begin() as conn:
+        conn.execute(t.agg_scans.delete())
+    result = embedded_app.test_cli_runner().invoke(args=["aggregates", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert "agg_scans 3 rows" in result.output
+    assert rows(embedded_app, t.agg_scans) == before
 
 
 def test_racing_workers_count_a_batch_once(service_app: Flask) -> None:

@@ -14,6 +14,7 @@ from domain.errors import BadInput
 from domain.overview import Period
 from domain.scans import Flag
 from registry import aggregates
+from registry.overview import month_ranges
 from webapp import container
 from webapp.demo import seed
 
@@ -80,6 +81,11 @@ def test_a_scope_sees_its_own_scans_flags_places_and_gauge(any_app: Flask, demo:
     assert (row.product, row.codes, row.seen_tonnes, row.certified_tonnes) == ("有机大米", 1, 0.005, 120.0)
     assert not row.over
 
+    # 90 days reach the scan 40 days ago, through a whole month of monthly rows (February).
+    quarter = service.overview(Scope("organization", org), service.period(90))
+    assert quarter.totals["scans"] == 3 and [(p.city, p.scans) for p in quarter.cities] == [("杭州市", 3)]
+    assert quarter.scans_by_verdict["genuine"][-41] == 1
+
     # Everything: both organizations' scans and the legacy code's (no place).
     everything = service.overview(Scope("all"), period)
     assert everything.totals == {"scans": 4, "suspicious": 1, "flags": 2}
@@ -100,6 +106,21 @@ def test_a_scope_sees_its_own_scans_flags_places_and_gauge(any_app: Flask, demo:
     # An organization with nothing yet sees empty charts, not an error.
     empty = service.overview(Scope("organization", 999_999), period)
     assert empty.totals == {"scans": 0, "suspicious": 0, "flags": 0} and empty.gauge == []
+
+
+def test_a_period_reads_whole_months_and_the_days_around_them() -> None:
+    days, months = month_ranges(date(2026, 1, 15), date(2026, 4, 10))
+    assert days == [(date(2026, 1, 15), date(2026, 1, 31)), (date(2026, 4, 1), date(2026, 4, 10))]
+    assert months == (date(2026, 2, 1), date(2026, 3, 1))
+    assert month_ranges(date(2026, 3, 1), date(2026, 3, 31)) == ([], (date(2026, 3, 1), date(2026, 3, 1)))
+    assert month_ranges(date(2026, 3, 2), date(2026, 3, 31)) == (
+        [(date(2026, 3, 2), date(2026, 3, 31))],
+        None,
+    )
+    assert month_ranges(date(2025, 12, 5), date(2026, 1, 4)) == (
+        [(date(2025, 12, 5), date(2026, 1, 4))],
+        None,
+    )
 
 
 def test_only_the_offered_periods_are_accepted() -> None:
