@@ -1,7 +1,7 @@
 """the dashboard's monthly place and flag-target counts; codes seen per product
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 06:25:00
 
 A year's overview read 365 daily rows per city; monthly rows make it 12 (registry.overview
@@ -14,8 +14,8 @@ carried over: monthly rows summed from the daily ones, each product's codes from
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
