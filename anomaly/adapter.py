@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 
 from anomaly.events import ScanEvent, hash_client, new_event_id
 from anomaly.geo import locate, locate_ip
-from anomaly.rules import Flag, ProductContext, RuleConfig
+from anomaly.rules import ProductContext, RuleConfig
 from anomaly.state import MemoryScanStore, RedisScanStore, ScanOutcome, ScanStateStore, ScanStoreUnavailable
 from cache.redis_cache import Breaker
 from domain import metrics
 from domain.errors import Unavailable
 from domain.records import LabelGroup, parse_package_kg
-from domain.scans import OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.scans import Flag, OpenFlag, ScanInput, ScanResult, ScanSummary
 
 T = TypeVar("T")
 BACKOFF_S = 1.0  # as the shared cache's: an outage costs a worker one timeout a second
@@ -169,9 +169,3 @@ def build_scan_ledger(
     else:
         store = MemoryScanStore(config, flag_sink=flag_sink, event_sink=event_sink)
     return ScanLedgerAdapter(secret, store, ip_db=ip_db)
-
-
-# The names the composition root imports today (verify_api/app.py, moving to webapp/):
-# kept until it switches to ScanLedgerAdapter and build_scan_ledger (issue 15, item 4).
-ScanStore = ScanLedgerAdapter
-build_recorder = build_scan_ledger

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import orjson
 
 from anomaly.geo import locate
-from domain.records import VERIFIED_CHANNEL_PREFIX
+from domain.scans import VERIFIED_CHANNEL_PREFIX
 
 
 def _hmac(secret: bytes, text: str) -> str:

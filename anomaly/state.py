@@ -59,7 +59,6 @@ from anomaly.rules import (
     DAY_MS,
     HOUR_MS,
     CodeScanState,
-    Flag,
     ProductContext,
     RecentScan,
     RuleConfig,
@@ -80,6 +79,7 @@ from domain.scans import (
     ACTIVE_STATUSES,
     LOOKUP_CHANNEL,
     SEVERITY_RANK,
+    Flag,
     FlagRule,
     FlagStatus,
     PlaceSource,
@@ -91,7 +91,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "s:"
 STREAM = DEFAULT_PREFIX + "stream"
 FLAG_STREAM = DEFAULT_PREFIX + "flags"
-ACTIVE = ACTIVE_STATUSES  # the flags a verify answers with
 NOT_FOUND_TTL_MS = DAY_MS  # state of never-issued codes is not worth keeping long
 FLAG_STREAM_MAXLEN = 100_000
 
@@ -127,8 +126,6 @@ class ScanStoreUnavailable(Exception):
 
 FlagSink = Callable[[str, Flag], None]
 StoredFlags = dict[str, tuple[str, int, str]]  # rule -> (severity, raised ms, status)
-
-_RANK = SEVERITY_RANK
 
 
 def _ms_dt(ms: int | None) -> datetime | None:
@@ -203,7 +200,8 @@ def _changed_flags(raised: list[Flag], stored: StoredFlags) -> list[Flag]:
     return [
         flag
         for flag in raised
-        if flag.rule not in stored or _RANK[flag.severity] > _RANK.get(stored[flag.rule][0], 0)
+        if flag.rule not in stored
+        or SEVERITY_RANK[flag.severity] > SEVERITY_RANK.get(stored[flag.rule][0], 0)
     ]
 
 
@@ -223,7 +221,7 @@ def _active(stored: StoredFlags) -> tuple[Flag, ...]:
     return tuple(
         Flag(rule, sev, _ms_dt(raised) or datetime.now(UTC), {})
         for rule, (sev, raised, status) in sorted(stored.items())
-        if status in ACTIVE
+        if status in ACTIVE_STATUSES  # the flags a verify answers with
     )
 
 

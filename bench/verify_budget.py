@@ -116,7 +116,7 @@ def main() -> None:
     from anomaly.scripts import ScanReply
     from anomaly.state import RedisScanStore, _stored_flags
     from domain.codes import check_without_lookup, normalize
-    from domain.records import ScanInput
+    from domain.scans import ScanInput
     from services import verify as verify_service
     from services.answers import Answer
     from services.verify import VerifyRequest

@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 
 CLUSTER_SCHEME = "redis+cluster://"
-# The imports in flight, under the generations' prefix: see RedisFilterStore.importing.
-IMPORTS_KEY = keys.IMPORTS
 # Up to this many bits a filter add sends BITFIELD SETs; past it, the whole string (measured).
 _BITFIELD_MAX_BITS = 24_000
 # What a failing Redis raises: a cluster that cannot be reached raises
@@ -277,7 +275,8 @@ class RedisGenerations:
     def __init__(self, client: redis.Redis, *, prefix: str = keys.PREFIX) -> None:
         self.client = client
         self.keys = [keys.generation(n, prefix) for n in self.NAMES]
-        self.imports_key = prefix + IMPORTS_KEY
+        # The imports in flight, under the generations' prefix: see `importing`.
+        self.imports_key = prefix + keys.IMPORTS
 
     def current(self) -> dict[str, int] | None:
         try:

@@ -85,10 +85,6 @@ class ScanLedger(Protocol):
     def peek(self, code: str, client: str | None) -> ScanResult: ...
 
 
-# The port's name before issue 15 (item 4); services/verify.py and fakes move to ScanLedger.
-ScanRecorder = ScanLedger
-
-
 class FlagStatuses(Protocol):
     """The scan store's copy of a flag's review status: a verify reads it at once (a
     dismissed copy flag stops saying "suspicious")."""

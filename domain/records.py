@@ -16,21 +16,6 @@ from typing import Any
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind
 
-# The scan types moved to domain.scans with the rest of the scan vocabulary; re-exported
-# here while callers move over (issue 15, item 4).
-from domain.scans import (
-    LOOKUP_CHANNEL,
-    VERIFIED_CHANNEL_PREFIX,
-    OpenFlag,
-    ScanInput,
-    ScanResult,
-    ScanSummary,
-)
-
-# Named in __all__: the strict domain layer re-exports nothing implicitly (mypy). Names
-# defined below are this module's own and public as before.
-__all__ = ["LOOKUP_CHANNEL", "VERIFIED_CHANNEL_PREFIX", "OpenFlag", "ScanInput", "ScanResult", "ScanSummary"]
-
 
 @dataclass(frozen=True, slots=True)
 class CodeRecord:

@@ -8,7 +8,8 @@ from datetime import date
 
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import InvalidReason
-from domain.records import CertificateState, OpenFlag
+from domain.records import CertificateState
+from domain.scans import OpenFlag
 
 
 class Verdict(enum.StrEnum):

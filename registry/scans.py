@@ -530,8 +530,3 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         return datetime.fromisoformat(raised), int(flag_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput("cursor is not one this API returned", code="invalid_cursor") from exc
-
-
-# The name the composition root imports today (verify_api/app.py, moving to webapp/):
-# kept until it switches to SqlScanArchive (issue 15, item 4).
-SqlScanStore = SqlScanArchive

@@ -13,14 +13,8 @@ from domain.china_time import china_today
 from domain.codes import CodeKind, check_without_lookup, normalize
 from domain.errors import BadInput, TooManyRequests, Unavailable
 from domain.ports import RecordReader, Resolution, ScanLedger
-from domain.records import (
-    LOOKUP_CHANNEL,
-    VERIFIED_CHANNEL_PREFIX,
-    LabelGroup,
-    OpenFlag,
-    ScanInput,
-    ScanResult,
-)
+from domain.records import LabelGroup
+from domain.scans import LOOKUP_CHANNEL, VERIFIED_CHANNEL_PREFIX, OpenFlag, ScanInput, ScanResult
 from domain.verdicts import Verdict, issued_while_valid, registry_verdict, with_flags
 from services.answers import Answer, CertificateFacts, ProductFacts, TraceFacts
 

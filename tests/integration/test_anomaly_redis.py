@@ -24,9 +24,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from anomaly.events import ScanEvent, hash_client
-from anomaly.rules import Flag, RuleConfig
+from anomaly.rules import RuleConfig
 from anomaly.state import MemoryScanStore, RedisScanStore, ScanStoreUnavailable
 from anomaly.worker import GROUP, MemorySink, StreamWorker
+from domain.scans import Flag
 from tests.unit.anomaly.helpers import BEIJING, CHENGDU, CODE, GUANGZHOU, HANGZHOU, NOW, SHANGHAI, event
 
 pytestmark = pytest.mark.services

@@ -14,7 +14,8 @@ from domain.certificates import (
     parse_certificate_number,
 )
 from domain.errors import BadInput, Conflict
-from domain.records import CertificateState, OpenFlag
+from domain.records import CertificateState
+from domain.scans import OpenFlag
 from domain.verdicts import Verdict, decide, issued_while_valid, message, pick_language
 
 TODAY = date(2026, 11, 23)

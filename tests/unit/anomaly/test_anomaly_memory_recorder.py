@@ -8,8 +8,9 @@ import threading
 from datetime import timedelta
 
 from anomaly.events import ScanEvent, hash_client
-from anomaly.rules import Flag, RuleConfig
+from anomaly.rules import RuleConfig
 from anomaly.state import MemoryScanStore
+from domain.scans import Flag
 from tests.unit.anomaly.helpers import BEIJING, CHENGDU, CODE, GUANGZHOU, HANGZHOU, NOW, SHANGHAI, event
 
 M = timedelta(minutes=1)
