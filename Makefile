@@ -57,7 +57,7 @@ docker: ## Build the container image (needs a Docker engine)
 clean: ## Remove the virtualenv, caches and the embedded database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help install run test lint bench bench-budget bench-import bench-dashboard bench-scans bench-scanner loadtest docker clean
+.PHONY: help install run test lint i18n bench bench-budget bench-import bench-dashboard bench-scans bench-scanner loadtest docker clean
 
 loadtest: ## Run the locust scenario headless for 60 s against HOST (default http://127.0.0.1:8000)
 	@test -x .venv-load/bin/locust || ($(PYTHON) -m venv .venv-load && .venv-load/bin/pip install -q -r loadtests/requirements.txt)
@@ -71,3 +71,8 @@ bench-scans: $(STAMP) ## Replay genuine shoppers and copy campaigns; recall and 
 
 bench-scanner: $(STAMP) ## Label-photo scanner vs zxing-cpp, pyzbar, OpenCV and RapidOCR alone on synthetic photos
 	$(PY) bench/scanner_bench.py $(BENCH_ARGS)
+
+i18n: $(STAMP) ## Re-extract the dashboard's messages into its Chinese catalog and compile it (edit the .po's Chinese between runs)
+	$(VENV)/bin/pybabel -q extract -F dashboard/babel.cfg -k _l -k lazy_gettext --no-location --sort-output --project organic-verify -o dashboard/translations/messages.pot .
+	$(VENV)/bin/pybabel -q update -i dashboard/translations/messages.pot -d dashboard/translations -l zh --no-fuzzy-matching --ignore-obsolete
+	$(VENV)/bin/pybabel compile -d dashboard/translations --statistics

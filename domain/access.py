@@ -108,3 +108,12 @@ def may_manage_webhooks(scope: Scope, organization_id: int | None = None) -> boo
     if scope.kind != "organization":
         return False
     return organization_id is None or organization_id == scope.id
+
+
+def may_manage_scope(scope: Scope, other: Scope) -> bool:
+    """A dashboard admin of `scope` invites and disables accounts of `other`: the all scope
+    any account; a body or an organization only accounts of that same body or organization
+    (tokens follow the same rule: seen and revoked within the same scope)."""
+    if scope.is_all:
+        return True
+    return other.kind == scope.kind and other.id == scope.id

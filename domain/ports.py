@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from domain.access import Owner
+from domain.accounts import AuditEntry
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateStatus
 from domain.codes import CodeKind, ParsedCode
@@ -278,13 +279,17 @@ class FlagArchive(Protocol):
         status: str | None = None,
         certificate: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        product: str | None = None,
+        province: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> dict[str, Any]: ...
-    # A flag whose owner `allowed` refuses is not found.
+    # A flag whose owner `allowed` refuses is not found; (the flag after, its status and
+    # note before, its owner now).
     def update_flag(
         self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]
-    ) -> dict[str, Any]: ...
+    ) -> tuple[dict[str, Any], dict[str, Any], Owner]: ...
 
 
 class ShopperArchive(Protocol):
@@ -344,3 +349,26 @@ class TokenStore(Protocol):
 
     def get(self) -> str | None: ...
     def refresh(self, fetch: TokenFetch, *, rejected: str | None = None) -> str: ...
+
+
+class AccountStore(Protocol):
+    """Dashboard accounts (registry.accounts.SqlAccounts). Logins are lower-cased by the
+    service; rows come back as mappings with the table's columns."""
+
+    def find_login(self, login: str) -> Mapping[str, Any] | None: ...
+    def get(self, user_id: int) -> Mapping[str, Any] | None: ...
+    def find_invite(self, invite_hash: str) -> Mapping[str, Any] | None: ...
+    def create(self, values: Mapping[str, Any]) -> int: ...
+    def update(self, user_id: int, values: Mapping[str, Any]) -> None: ...
+    def list_in(self, scope: Scope) -> list[Mapping[str, Any]]: ...
+    def scope_target_id(self, scope_kind: str, name: str) -> int: ...
+    def scope_names(self, scopes: Sequence[tuple[str, int | None]]) -> dict[tuple[str, int | None], str]: ...
+
+
+class AuditLog(Protocol):
+    """The audit log (registry.accounts.SqlAuditLog): appended to, read newest first by scope."""
+
+    def append(self, entry: AuditEntry) -> int: ...
+    def list_in(
+        self, scope: Scope, *, limit: int, before_id: int | None = None
+    ) -> list[Mapping[str, Any]]: ...

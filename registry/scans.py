@@ -81,6 +81,7 @@ def _owned_flags() -> sa.FromClause:
     the list still walks flags newest first along ix_flags_raised_at, one page per cursor.
     """
     f, oc, g, c, q, b = t.flags, t.organic_codes, t.label_groups, t.certificates, t.bq_codes, t.batches
+    p = t.certificate_products
     digits = sa.not_(f.c.code.regexp_match("[^0-9]"))
     length = sa.func.length(f.c.code)
     key = sa.case(
@@ -92,6 +93,7 @@ def _owned_flags() -> sa.FromClause:
         f.outerjoin(oc, oc.c.code == key)
         .outerjoin(g, g.c.id == oc.c.group_id)
         .outerjoin(c, c.c.id == g.c.certificate_id)
+        .outerjoin(p, p.c.id == g.c.product_id)
         .outerjoin(q, q.c.token == f.c.code)
         .outerjoin(b, b.c.id == q.c.batch_id)
     )
@@ -365,13 +367,17 @@ class SqlScanArchive:
         status: str | None = None,
         certificate: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        product: str | None = None,
+        province: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> dict[str, Any]:
         f = t.flags
         body, org, cert = _current_owner()
+        product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
         query = (
-            sa.select(f)
+            sa.select(f, cert.label("certificate"), product_name.label("product"))
             .select_from(_owned_flags())
             .order_by(f.c.raised_at.desc(), f.c.id.desc())
             .limit(limit + 1)
@@ -395,6 +401,14 @@ class SqlScanArchive:
             query = query.where(cert == certificate)
         if since:
             query = query.where(f.c.raised_at >= _naive(since))
+        if until:
+            query = query.where(f.c.raised_at < _naive(until))
+        if product:
+            query = query.where(product_name == product)
+        if province:
+            # A flag is in a province when its code was scanned there (ix_scan_events_code_at).
+            e = t.scan_events
+            query = query.where(sa.exists().where(e.c.code == f.c.code, e.c.province == province))
         if cursor:
             raised, last_id = _decode_cursor(cursor)
             query = query.where(
@@ -414,6 +428,8 @@ class SqlScanArchive:
                 "raised_at": _iso(r.raised_at),
                 "updated_at": _iso(r.updated_at),
                 "note": r.note,
+                "certificate": r.certificate,
+                "product": r.product,
                 "evidence": json.loads(r.evidence) if r.evidence else {},
             }
             for r in rows
@@ -423,9 +439,10 @@ class SqlScanArchive:
 
     def update_flag(
         self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any], Owner]:
         """Review a flag; one whose current owner `allowed` (the service's policy) refuses is
-        not found."""
+        not found. Returns the flag after, its status and note before, and its owner now
+        (for the answer and the audit log)."""
         f = t.flags
         with self.engine.begin() as conn:
             body, org, _cert = _current_owner()
@@ -441,7 +458,7 @@ class SqlScanArchive:
                 .where(f.c.id == flag_id)
                 .values(status=status, note=note, updated_at=datetime.now(UTC).replace(tzinfo=None))
             )
-        return {
+        after = {
             "id": flag_id,
             "code": row.code,
             "rule": row.rule,
@@ -449,6 +466,7 @@ class SqlScanArchive:
             "status": status,
             "note": note,
         }
+        return after, {"status": row.status, "note": row.note}, Owner(row.owner_body, row.owner_org)
 
     # -- retention ------------------------------------------------------------------------
 

@@ -396,3 +396,52 @@ webhook_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False),
     sa.Index("ix_webhook_attempts_webhook_id_at", "webhook_id", "at"),
 )
+
+# -- dashboard people (issue 16) ------------------------------------------------------------
+
+# People who sign in to the dashboard: one role and one scope each, the scopes of admin
+# tokens (all | body | organization + scope_id). `login` is an email address or a phone
+# number, stored lower-cased. An invited account has no password until its invitee sets
+# one through the invite link (only the link's hash is kept, with its expiry).
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("login", sa.String(254), nullable=False, unique=True),
+    sa.Column("name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("role", sa.String(12), nullable=False),  # viewer | analyst | admin
+    sa.Column("scope_kind", sa.String(12), nullable=False),  # all | body | organization
+    sa.Column("scope_id", Id, nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_by", Id, nullable=True),
+    sa.Column("disabled_at", sa.DateTime, nullable=True),
+    sa.Column("invite_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("invite_expires_at", sa.DateTime, nullable=True),
+    sa.Column("last_sign_in_at", sa.DateTime, nullable=True),
+    sa.Index("ix_users_scope_kind_scope_id", "scope_kind", "scope_id"),
+)
+
+# Every review and settings change: who (a user, a token or the CLI), when, what (action and
+# target), the state before and after (JSON), and whose data it touched (body and
+# organization of the target, so each scope reads the entries about its own data).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigKey, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),  # user | token | cli
+    sa.Column("actor_id", Id, nullable=True),
+    sa.Column("actor_name", sa.String(254), nullable=False),
+    sa.Column("scope_kind", sa.String(12), nullable=False),
+    sa.Column("scope_id", Id, nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("target", sa.String(80), nullable=False),
+    sa.Column("before", Text, nullable=True),
+    sa.Column("after", Text, nullable=True),
+    sa.Column("body_id", Id, nullable=True),
+    sa.Column("organization_id", Id, nullable=True),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_body_id_at", "body_id", "at"),
+    sa.Index("ix_audit_log_organization_id_at", "organization_id", "at"),
+)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from services.accounts import AccountService
     from services.admin import AdminService
     from services.alerts import AlertService
+    from services.audit import AuditService
     from services.overview import OverviewService
     from services.photos import PhotoService
     from services.scans import ScanAdminService
@@ -41,6 +43,10 @@ class Services(Protocol):
     def scan_admin(self) -> ScanAdminService: ...
     @property
     def shoppers(self) -> ShopperService: ...
+    @property
+    def accounts(self) -> AccountService: ...
+    @property
+    def audit(self) -> AuditService: ...
     @property
     def overview(self) -> OverviewService: ...
     @property

@@ -11,12 +11,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from domain import access
+from domain.accounts import Actor
 from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
 from domain.ports import CodeOwners, FlagArchive, FlagStatuses
 from domain.scans import FlagRule
 from domain.verdicts import Verdict, message
+from services.audit import AuditService, token_actor
 from services.verify import CHANNELS, VerifyRequest, VerifyService
 
 
@@ -48,12 +50,18 @@ class FlagReviewIn(BaseModel):
 
 class ScanAdminService:
     def __init__(
-        self, verify: VerifyService, scans: FlagStatuses, sql: FlagArchive, registry: CodeOwners
+        self,
+        verify: VerifyService,
+        scans: FlagStatuses,
+        sql: FlagArchive,
+        registry: CodeOwners,
+        audit: AuditService | None = None,
     ) -> None:
         self.verify = verify
         self.scans = scans
         self.sql = sql
         self.registry = registry
+        self.audit = audit
 
     def import_events(self, rows: Sequence[Any], scope: Scope) -> BulkResult:
         """Historical events in event-time order through the same rules as live scans;
@@ -138,12 +146,7 @@ class ScanAdminService:
     def list_flags(self, scope: Scope, args: dict[str, str]) -> dict[str, Any]:
         # A filter given is a filter checked: `since=` (empty) or `limit=0` is a 400, as the
         # OpenAPI document says, never silently read as "no filter" or clamped.
-        since = None
-        if "since" in args:
-            try:
-                since = datetime.fromisoformat(args["since"].replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise BadInput("since must be an ISO-8601 date or time", code="invalid_since") from exc
+        since, until = (_instant(args, name) for name in ("since", "until"))
         for name, allowed in (
             ("rule", set(FLAG_RULES)),
             ("severity", {"warn", "suspicious"}),
@@ -162,11 +165,18 @@ class ScanAdminService:
             status=args.get("status") or None,
             certificate=args.get("certificate") or None,
             since=since,
+            until=until,
+            product=args.get("product") or None,
+            province=args.get("province") or None,
             cursor=args.get("cursor") or None,
             limit=limit,
         )
 
-    def review_flag(self, flag_id: int, body: Any, scope: Scope) -> dict[str, Any]:
+    def review_flag(
+        self, flag_id: int, body: Any, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
+        """Confirm, dismiss or reopen a flag of the scope, with a note; recorded in the audit
+        log as the actor's (an admin token's when no actor is given)."""
         try:
             review = FlagReviewIn.model_validate(body)
         except ValidationError as exc:
@@ -175,10 +185,44 @@ class ScanAdminService:
                 f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}", code="invalid_body"
             ) from exc
         allowed = functools.partial(access.may_read, scope)
-        flag = self.sql.update_flag(flag_id, review.status, review.note, allowed)
+        flag, before, owner = self.sql.update_flag(flag_id, review.status, review.note, allowed)
         # The verdict follows the review at once: a dismissed copy flag stops saying "suspicious".
         self.scans.set_flag_status(flag["code"], flag["rule"], review.status)
+        if self.audit is not None:
+            self.audit.record(
+                actor or token_actor(scope),
+                "flag.review",
+                f"flag:{flag_id}",
+                before,
+                {"status": review.status, "note": review.note},
+                owner=(owner.body_id, owner.organization_id),
+            )
         return flag
+
+    def review_flags(
+        self, flag_ids: Sequence[int], status: str, note: str | None, scope: Scope, actor: Actor
+    ) -> BulkResult:
+        """One review for many flags: each flag not in the scope (or not there) is reported,
+        the others are reviewed."""
+        result = BulkResult()
+        for i, flag_id in enumerate(flag_ids):
+            try:
+                self.review_flag(flag_id, {"status": status, "note": note}, scope, actor)
+            except DomainError as exc:
+                result.reject(i, flag_id, exc.code, exc.detail)
+                continue
+            result.accepted += 1
+        return result
+
+
+def _instant(args: dict[str, str], name: str) -> datetime | None:
+    """An ISO-8601 date or time filter; a date alone is midnight UTC."""
+    if name not in args:
+        return None
+    try:
+        return datetime.fromisoformat(args[name].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadInput(f"{name} must be an ISO-8601 date or time", code=f"invalid_{name}") from exc
 
 
 def _is_organic(kind: CodeKind | None) -> bool:

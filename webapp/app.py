@@ -9,7 +9,6 @@ for it with `create_app(settings, migrate=True)`)."""
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import logging
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
-from flask.sessions import SessionInterface
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from domain import metrics
@@ -90,7 +89,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
         app.register_blueprint(module.bp)
     cli.register(app)
     wechat = _wechat(app, container)
-    _dashboard(app)
+    _dashboard(app, settings)
     if settings.rate_limits:
         from webapp.limits import RateLimits
 
@@ -103,8 +102,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
             limited.append((wechat, bearer_key, "wechat.scan"))
         init_limits(app, RateLimits(settings.redis_url), limited)
 
-    # No cookie sessions anywhere: skip Flask building a signing serializer per request.
-    app.session_interface = _NoSessions()
+    # Cookie sessions for the dashboard's pages only: elsewhere Flask builds no signing
+    # serializer per request and nothing sets or reads a session cookie.
+    app.session_interface = _DashboardSessions()
     ids = itertools.count()
     prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:6]}-"
     access = logs.request_logger()
@@ -165,12 +165,18 @@ class _Timed:
         return self.wsgi_app(environ, start_response)
 
 
-class _NoSessions(SessionInterface):
-    def open_session(self, app: Flask, request: Any) -> None:
-        return None
+class _DashboardSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions under /dashboard (its cookie's path), none elsewhere.
+    The cookie is Secure when settings say so or the request came over https (behind a
+    proxy: PROXY_COUNT lets X-Forwarded-Proto say it)."""
 
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        return None
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if request.path != "/dashboard" and not request.path.startswith("/dashboard/"):
+            return None
+        return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
 def _wechat(app: Flask, container: Container) -> Blueprint | None:
@@ -187,12 +193,11 @@ def _wechat(app: Flask, container: Container) -> Blueprint | None:
     return blueprint.bp
 
 
-def _dashboard(app: Flask) -> None:
-    """The dashboard's blueprint, once its package provides one."""
-    try:
-        module = importlib.import_module("dashboard.blueprint")
-    except ModuleNotFoundError as exc:
-        if exc.name != "dashboard.blueprint":
-            raise
-        return
-    app.register_blueprint(module.bp)
+def _dashboard(app: Flask, settings: Settings) -> None:
+    """The dashboard's blueprint with its sign-in throttle (webapp.limits.SignInThrottle)."""
+    from dashboard import blueprint
+    from webapp.limits import SignInThrottle
+
+    blueprint.init_app(
+        app, throttle=SignInThrottle(settings.redis_url), secure_cookies=settings.secure_cookies
+    )

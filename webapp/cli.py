@@ -19,13 +19,15 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from cache.bloom import BloomFilter
+from domain.accounts import ROLES
 from domain.bulk import Scope
 from domain.errors import DomainError
 from registry.engine import downgrade
+from services.accounts import MAX_PASSWORD, MIN_PASSWORD
 from services.admin import ImportStopped
 from verify_api.files import Progress, rows_from_csv, rows_from_xlsx, spreadsheet_safe
 from webapp.bulk import write, writer_process
-from webapp.demo import seed
+from webapp.demo import seed, seed_demo_account
 from webapp.schema import migrate
 from webapp.wiring import container
 
@@ -148,13 +150,42 @@ def register(app: Flask) -> None:
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
-        """Load demo data covering every verdict and print codes and URLs to try."""
+        """Load demo data covering every verdict and print codes and URLs to try, and the
+        dashboard's demo account (its password is new at every run)."""
         samples = seed(container(app).admin, date.today(), container(app).scan_admin)
         port = container(app).settings.port
         click.echo("Demo codes (open in a browser, or POST to /api/v1/verify):")
         for verdict, code in samples.items():
             click.echo(f"  {verdict:32s} http://127.0.0.1:{port}/c/{code}")
         click.echo(f"API docs: http://127.0.0.1:{port}/docs")
+        login, password = seed_demo_account(container(app).accounts)
+        click.echo(
+            f"Dashboard: http://127.0.0.1:{port}/dashboard/login  account {login}  password {password}"
+        )
+
+    @app.cli.command("create-user")
+    @click.argument("login")
+    @click.option("--role", type=click.Choice(ROLES), required=True)
+    @click.option("--scope", "scope_kind", type=click.Choice(["all", "body", "organization"]), required=True)
+    @click.option("--target", help="the body's 4-digit code, or the organization's name")
+    @click.option("--name", default="", help="the person's name, shown in the dashboard")
+    @click.password_option(
+        "--password",
+        envvar="DASHBOARD_PASSWORD",
+        help=f"{MIN_PASSWORD} to {MAX_PASSWORD} characters; asked for when not given (or DASHBOARD_PASSWORD)",
+    )
+    def create_user(
+        login: str, role: str, scope_kind: str, target: str | None, name: str, password: str
+    ) -> None:
+        """Create a dashboard account (email or phone) with a role and a scope."""
+        try:
+            account = container(app).accounts.create_user(
+                login, password, role, scope_kind, target, name=name
+            )
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+        where = f"{scope_kind} {target}" if target else scope_kind
+        click.echo(f"account {account.id} {account.login}: {account.role.label}, scope {where}")
 
     @app.cli.command("worker")
     @click.option("--once", is_flag=True, help="drain what is there now, then exit")

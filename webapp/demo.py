@@ -6,10 +6,13 @@ too."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from domain.bulk import Scope
+from domain.errors import Conflict
+from services.accounts import AccountService
 from services.admin import AdminService
 from services.scans import ScanAdminService
 
@@ -245,3 +248,18 @@ def seed(admin: AdminService, today: date, scans: ScanAdminService | None = None
         "invalid_format (future year)": f"0123{(yy + 1) % 100:02d}000000000001",
         "invalid_format (unknown body)": f"7777{yy:02d}000000000001",
     }
+
+
+DEMO_LOGIN = "demo@example.com"
+
+
+def seed_demo_account(accounts: AccountService) -> tuple[str, str]:
+    """The dashboard's demo account (an admin of everything): created on the first run, its
+    password set anew on every run (a fixed, published password would open any instance
+    seeded with it). Returns (login, password) to print."""
+    password = secrets.token_urlsafe(12)
+    try:
+        accounts.create_user(DEMO_LOGIN, password, "admin", "all", None, name="演示管理员")
+    except Conflict:
+        accounts.set_password(DEMO_LOGIN, password)
+    return DEMO_LOGIN, password

@@ -9,12 +9,14 @@ then tries Redis again, so an outage neither refuses verifies nor lifts every li
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis
+from limits import parse_many
 from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from redis.backoff import NoBackoff
@@ -110,3 +112,49 @@ class RateLimits:
         except Exception:  # the refusal stands; only its hint is a guess
             log.warning("rate limit storage unreachable; Retry-After guessed", exc_info=True)
             return 60
+
+
+class SignInThrottle:
+    """Failed dashboard sign-ins, counted per account and per IP in fixed windows of the
+    `limits` library (Redis when there is one, else this process; Redis failing counts in
+    this process for a few seconds, as RateLimits does). Only failures are counted; a
+    sign-in is refused while any of its windows is full, whatever the password. Always on,
+    even with RATE_LIMITS=off: that switch is for the public API's black-box runs."""
+
+    ACCOUNT = "5/minute;20/hour"
+    IP = "30/minute;200/hour"
+
+    def __init__(self, redis_url: str | None) -> None:
+        self.limits = RateLimits(redis_url)
+        self.items = {"account": parse_many(self.ACCOUNT), "ip": parse_many(self.IP)}
+
+    def _checks(self, account: str, ip: str) -> list[Check]:
+        keys = {"account": account, "ip": ip}
+        return [
+            (item, f"signin:{kind}", hashlib.blake2b(keys[kind].encode(), digest_size=12).hexdigest())
+            for kind, items in self.items.items()
+            for item in items
+        ]
+
+    def _limiter(self) -> FixedWindowRateLimiter:
+        try:
+            found = self.limits._redis()
+        except Exception:
+            found = None
+        return found[1] if found is not None else self.limits.fallback
+
+    def retry_after(self, account: str, ip: str) -> int | None:
+        """Seconds until a sign-in for this account from this IP may be tried; None: now."""
+        checks = self._checks(account, ip)
+        try:
+            limiter = self._limiter()
+            full = [c for c in checks if not limiter.test(c[0], KEY_PREFIX, c[1], c[2])]
+        except Exception:
+            metrics.incr("rate_limit_storage_errors")
+            self.limits._down_until = time.monotonic() + _DOWN_FOR_S
+            limiter = self.limits.fallback
+            full = [c for c in checks if not limiter.test(c[0], KEY_PREFIX, c[1], c[2])]
+        return self.limits.retry_after(full, limiter) if full else None
+
+    def failed(self, account: str, ip: str) -> None:
+        self.limits.hit(self._checks(account, ip))

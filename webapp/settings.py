@@ -51,6 +51,9 @@ class Settings:
     # Webhooks may point at loopback and private addresses (tests, a receiver on the same
     # network); off in production, where a webhook URL must not reach the internal network.
     webhook_allow_private: bool = False
+    # Mark the dashboard's session cookie Secure on every answer (TLS ended by a proxy that
+    # does not say so); it is Secure on any request that came over https anyway.
+    secure_cookies: bool = False
     rules: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,6 +105,7 @@ class Settings:
             expected_codes=expected,
             proxy_count=proxies,
             webhook_allow_private=_bool(env.get("WEBHOOK_ALLOW_PRIVATE"), False),
+            secure_cookies=_bool(env.get("SECURE_COOKIES"), False),
             scan_time_budget_ms=scan_budget,
             rules=rules,
         )

@@ -35,14 +35,17 @@ from cache.redis_cache import (
     reachable,
 )
 from domain.ports import FilterStore, Generations, RecentVisits, SharedCache
+from registry.accounts import SqlAccounts, SqlAuditLog
 from registry.alerts import SqlAlertStore
 from registry.engine import make_engine, make_lookup_engine
 from registry.generations import SqlGenerations
 from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
 from registry.store import SqlRegistry
+from services.accounts import AccountService
 from services.admin import AdminService
 from services.alerts import AlertService
+from services.audit import AuditService
 from services.overview import OverviewService
 from services.photos import PhotoService
 from services.scans import ScanAdminService
@@ -224,7 +227,15 @@ class Container:
 
     @lazy
     def scan_admin(self) -> ScanAdminService:
-        return ScanAdminService(self.verify, self.scans, self.scan_sql, self.registry)
+        return ScanAdminService(self.verify, self.scans, self.scan_sql, self.registry, self.audit)
+
+    @lazy
+    def audit(self) -> AuditService:
+        return AuditService(SqlAuditLog(self.engine))
+
+    @lazy
+    def accounts(self) -> AccountService:
+        return AccountService(SqlAccounts(self.engine), self.audit)
 
     @lazy
     def shoppers(self) -> ShopperService:

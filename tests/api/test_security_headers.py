@@ -80,7 +80,7 @@ def test_a_browser_refuses_an_inline_script_under_the_policy(embedded_app: Flask
         _unavailable("Debian's chromium", FileNotFoundError(chromium))
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.test_pages import FLAGS
+    from tests.browser.conftest import FLAGS
 
     embedded_app.add_url_rule(
         "/inline-probe",

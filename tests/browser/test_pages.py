@@ -17,33 +17,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tests.conftest import _unavailable
 from webapp import container
 from webapp.demo import seed
-
-CHROMIUM = "/usr/bin/chromium"
-# Quiet on a closed network: no background fetches, no first-run, no sandbox as root.
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        _unavailable("Debian's chromium", FileNotFoundError(CHROMIUM))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -1,0 +1,68 @@
+"""Words for the values the pages show (rules, severities, statuses, roles, scopes), in the
+page's language, and China time for people."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+
+from domain.china_time import china_minute, parse_instant
+
+RULES: dict[str, Any] = {
+    "distinct_scanners": _l("Many scanners"),
+    "impossible_travel": _l("Impossible travel"),
+    "province_spread": _l("Many provinces"),
+    "velocity": _l("Scan burst"),
+    "shopper_report": _l("Shopper report"),
+    "over_quantity": _l("Over quantity"),
+    "off_market": _l("Outside sales region"),
+}
+SEVERITIES: dict[str, Any] = {"warn": _l("Warning"), "suspicious": _l("Suspicious")}
+STATUSES: dict[str, Any] = {"open": _l("Open"), "confirmed": _l("Confirmed"), "dismissed": _l("Dismissed")}
+ROLES: dict[str, Any] = {"viewer": _l("Viewer"), "analyst": _l("Analyst"), "admin": _l("Admin")}
+SCOPES: dict[str, Any] = {
+    "all": _l("Everything"),
+    "body": _l("Certification body"),
+    "organization": _l("Organization"),
+}
+CHANNELS: dict[str, Any] = {
+    "qr": _l("QR code"),
+    "manual": _l("Typed"),
+    "photo": _l("Photo"),
+    "web": _l("Web"),
+    "api": _l("Imported"),
+    "wechat": _l("WeChat"),
+}
+ACTIONS: dict[str, Any] = {
+    "flag.review": _l("Flag reviewed"),
+    "user.create": _l("Account created"),
+    "user.invite": _l("Account invited"),
+    "user.disable": _l("Account disabled"),
+    "user.enable": _l("Account enabled"),
+}
+
+
+def china_time(value: datetime | str | None) -> str:
+    """China time to the minute, from a datetime or an ISO-8601 instant; '' for none."""
+    if isinstance(value, str):
+        value = parse_instant(value)
+    return china_minute(value) or ""
+
+
+def register(app_or_bp: Any) -> None:
+    """Template filters and globals the dashboard's pages use."""
+    app_or_bp.add_app_template_filter(china_time, "china_time")
+    app_or_bp.add_app_template_global(
+        {
+            "rules": RULES,
+            "severities": SEVERITIES,
+            "statuses": STATUSES,
+            "roles": ROLES,
+            "scopes": SCOPES,
+            "channels": CHANNELS,
+            "actions": ACTIONS,
+        },
+        "labels",
+    )
