@@ -88,24 +88,6 @@ def with_flags(verdict: Verdict, flags: Sequence[OpenFlag]) -> Verdict:
     return verdict
 
 
-def decide(
-    *,
-    found: bool,
-    voided: bool = False,
-    bq_activated: bool | None = None,
-    certificate: CertificateState | None = None,
-    flags: Sequence[OpenFlag] = (),
-    today: date,
-) -> Verdict:
-    """The one verdict for a looked-up code: the registry's, then the scan history's."""
-    return with_flags(
-        registry_verdict(
-            found=found, voided=voided, bq_activated=bq_activated, certificate=certificate, today=today
-        ),
-        flags,
-    )
-
-
 _MESSAGES: dict[Verdict, tuple[str, str]] = {
     Verdict.GENUINE: (
         "该码为认证机构发放的真实有效标志码，对应证书有效。",

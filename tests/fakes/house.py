@@ -1,6 +1,7 @@
 """The use cases wired on the fakes of their ports, as the composition root wires them on
 MariaDB and Redis: the real record reader (cache.records) over a fake registry, shared
-cache, generations and filter; the verify, photo and admin services over those.
+cache, generations and filter; the verify, photo, admin, scan-admin and shopper services
+over those, with an in-memory scan ledger and archive.
 
 `house.admin` writes, `house.verify` answers: a change reaches the answers through the
 generations, as it does across workers.
@@ -8,6 +9,7 @@ generations, as it does across workers.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,13 +19,23 @@ from domain.bulk import Scope
 from services.admin import AdminService
 from services.answers import Answer
 from services.photos import PhotoService
+from services.scans import ScanAdminService
+from services.shoppers import ShopperService
 from services.verify import VerifyRequest, VerifyService
+from tests.fakes.archive import FakeScanArchive
 from tests.fakes.caches import FakeClock, FakeFilterStore, FakeGenerations, FakeSharedCache
 from tests.fakes.registry import FakeRegistry
 from tests.fakes.scanner import FakePhotoScanner
 from tests.fakes.scans import FakeScanLedger
 
 ALL = Scope("all", None, None, "regulator")
+
+
+def client_hash(raw: str) -> str | None:
+    """A stand-in for the keyed hash of a shopper's id (anomaly.events.hash_client)."""
+    return "c" + hashlib.sha256(raw.encode()).hexdigest()[:23] if raw else None
+
+
 BOOTSTRAP = "bootstrap-secret"
 
 
@@ -33,6 +45,7 @@ class House:
     clock: FakeClock = field(default_factory=FakeClock)
     ledger: FakeScanLedger = field(default_factory=FakeScanLedger)
     scanner: FakePhotoScanner = field(default_factory=FakePhotoScanner)
+    archive: FakeScanArchive = field(default_factory=FakeScanArchive)
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
     def __post_init__(self) -> None:
@@ -48,6 +61,14 @@ class House:
             self.registry, self.resolver, self.generations, self.filters, BOOTSTRAP, shared=self.shared
         )
         self.photos = PhotoService(self.scanner, self.verify)
+        self.scan_admin = ScanAdminService(self.verify, self.ledger, self.archive, self.registry)
+        # Who a shopper is, as a keyed hash would say it; where a point is, as geo would.
+        self.located: list[tuple[float | None, float | None]] = []
+        self.shoppers = ShopperService(self.archive, client_hash, self._locate)
+
+    def _locate(self, lat: float | None, lng: float | None) -> tuple[str | None, str | None]:
+        self.located.append((lat, lng))
+        return ("杭州市", "浙江省") if lat is not None else (None, None)
 
     def answer(self, code: str, **request: Any) -> Answer:
         return self.verify.verify(VerifyRequest(code, **request))

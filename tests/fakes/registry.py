@@ -348,6 +348,12 @@ class FakeRegistry:
     def code_owners(self, keys: Sequence[int]) -> dict[int, Owner]:
         return {key: self._owner_of_group(self.codes[key][0]) for key in keys if key in self.codes}
 
+    def bq_owners(self, tokens: Sequence[str]) -> dict[str, Owner]:
+        by_id = {b.id: b for b in self.batches.values()}
+        return {
+            t: Owner(organization_id=by_id[self.bq[t][0]].organization_id) for t in tokens if t in self.bq
+        }
+
     def find_order(self, number: str) -> tuple[int, int] | None:
         order = self.orders.get(number)
         return None if order is None else (order.id, order.certificate_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from domain.certificates import (
 from domain.errors import BadInput, Conflict
 from domain.records import CertificateState
 from domain.scans import OpenFlag
-from domain.verdicts import Verdict, decide, issued_while_valid, message, pick_language
+from domain.verdicts import Verdict, issued_while_valid, message, pick_language, registry_verdict, with_flags
 
 TODAY = date(2026, 11, 23)
 
@@ -76,6 +78,11 @@ def test_revoked_and_cancelled_certificates_are_never_restored() -> None:
     for final in (CertificateStatus.REVOKED, CertificateStatus.CANCELLED):
         with pytest.raises(Conflict):
             check_status_change(final, CertificateStatus.VALID)
+
+
+def decide(*, flags: Sequence[OpenFlag] = (), **facts: Any) -> Verdict:
+    """The verify's order: the registry's verdict, then the scan history's flags."""
+    return with_flags(registry_verdict(**facts), flags)
 
 
 def test_verdict_precedence() -> None:
