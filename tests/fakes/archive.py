@@ -50,6 +50,9 @@ class FakeScanArchive:
         status: str | None = None,
         certificate: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
+        product: str | None = None,
+        province: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> dict[str, Any]:
@@ -71,12 +74,14 @@ class FakeScanArchive:
 
     def update_flag(
         self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any], Owner]:
         flag = self.flags.get(flag_id)
         if flag is None or not allowed(self.owners[flag_id]):
             raise NotFound(f"no flag {flag_id}", code="flag_not_found")
+        before = {"status": flag["status"], "note": flag["note"]}
         flag.update(status=status, note=note)
-        return {k: flag[k] for k in ("id", "code", "rule", "severity", "status", "note")}
+        after = {k: flag[k] for k in ("id", "code", "rule", "severity", "status", "note")}
+        return after, before, self.owners[flag_id]
 
     # -- domain.ports.ShopperArchive ---------------------------------------------------------
 
