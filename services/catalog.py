@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from services.admin import AdminService
     from services.alerts import AlertService
     from services.audit import AuditService
+    from services.evidence import EvidenceService
+    from services.exports import FlagExport
     from services.overview import OverviewService
     from services.photos import PhotoService
     from services.scans import ScanAdminService
@@ -51,6 +53,10 @@ class Services(Protocol):
     def overview(self) -> OverviewService: ...
     @property
     def alerts(self) -> AlertService: ...
+    @property
+    def evidence(self) -> EvidenceService: ...
+    @property
+    def exports(self) -> FlagExport: ...
     @property
     def resolver(self) -> RecordView: ...
     @property

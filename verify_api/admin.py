@@ -6,9 +6,10 @@ may read or write is decided by the services, with domain.access."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 
 from domain.bulk import Scope
 from domain.errors import BadInput
@@ -19,6 +20,8 @@ from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 MAX_ROWS_JSON = 100_000
 
@@ -125,6 +128,35 @@ def import_scans() -> Response:
 @bp.get("/flags")
 def flags() -> Response:
     return jsonify(services().scan_admin.list_flags(_scope(), request.args.to_dict()))
+
+
+@bp.get("/flags/export")
+def export_flags() -> Response:
+    """The filtered flag list as a file: CSV streamed, XLSX built (both bounded)."""
+    args = request.args.to_dict()
+    kind = args.pop("format", "csv")
+    exports = services().exports
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    if kind == "csv":
+        body = exports.csv(_scope(), args)  # filters checked here, before the stream starts
+        resp = Response(stream_with_context(body), mimetype="text/csv")
+        resp.headers["Content-Type"] = "text/csv; charset=utf-8"
+        name = f"flags-{stamp}.csv"
+    elif kind == "xlsx":
+        resp = Response(exports.xlsx(_scope(), args), mimetype=XLSX)
+        name = f"flags-{stamp}.xlsx"
+    else:
+        raise BadInput("format must be csv or xlsx", code="invalid_format")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return resp
+
+
+@bp.get("/flags/<int:flag_id>/evidence.pdf")
+def evidence_pack(flag_id: int) -> Response:
+    name, pdf = services().evidence.pdf(flag_id, _scope())
+    resp = Response(pdf, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return resp
 
 
 @bp.patch("/flags/<int:flag_id>")

@@ -154,17 +154,6 @@ def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
 
 # What a spreadsheet program runs as a formula when a cell starts with it (OWASP, "CSV
 # Injection"): every CSV or XLSX this service writes passes its cells through here.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A cell a spreadsheet shows rather than runs: text starting like a formula gets a
-    leading single quote (numbers and dates stay as they are)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 class Progress:
     """Prints rows/s to stderr at most twice a second (for long CLI imports)."""
 

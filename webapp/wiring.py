@@ -38,6 +38,7 @@ from domain.ports import FilterStore, Generations, RecentVisits, SharedCache
 from registry.accounts import SqlAccounts, SqlAuditLog
 from registry.alerts import SqlAlertStore
 from registry.engine import make_engine, make_lookup_engine
+from registry.evidence import SqlEvidenceReader
 from registry.generations import SqlGenerations
 from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
@@ -46,11 +47,14 @@ from services.accounts import AccountService
 from services.admin import AdminService
 from services.alerts import AlertService
 from services.audit import AuditService
+from services.evidence import EvidenceService
+from services.exports import FlagExport
 from services.overview import OverviewService
 from services.photos import PhotoService
 from services.scans import ScanAdminService
 from services.shoppers import ShopperService
 from services.verify import VerifyService
+from webapp.evidence_pdf import EvidencePdf
 from webapp.lazy import lazy
 from webapp.scanning import ScannerAdapter, engines
 from webapp.settings import Settings, SettingsError
@@ -257,6 +261,18 @@ class Container:
     def alerts(self) -> AlertService:
         sender = HttpSender(allow_private=self.settings.webhook_allow_private)
         return AlertService(SqlAlertStore(self.engine), sender)
+
+    @lazy
+    def evidence(self) -> EvidenceService:
+        from dashboard.chinamap import china_geojson
+
+        return EvidenceService(
+            SqlEvidenceReader(self.engine), EvidencePdf(china_geojson, places().city_point)
+        )
+
+    @lazy
+    def exports(self) -> FlagExport:
+        return FlagExport(self.scan_admin)
 
     def start_deliverer(self) -> Deliverer:
         """Send webhook alerts from a thread of this process (the embedded default, which

@@ -1,0 +1,320 @@
+"""The evidence pack as a PDF (domain.evidence.EvidenceRenderer) with fpdf2 (pinned): the
+flag, the code's record, a map of the scans over China's provinces, the scan table and
+the shoppers' reports with their photos; bilingual headings, Chinese text in WenQuanYi
+Micro Hei (Debian's fonts-wqy-microhei, scripts/apt-packages.txt; it has Latin glyphs
+too). The map's outline is the China GeoJSON the dashboard vendors
+(dashboard/static/vendor/china-map, read through dashboard.chinamap); scans without
+coordinates are drawn at their city (anomaly.geo's county seats)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from PIL import Image
+
+from domain.china_time import china_minute, parse_instant
+from domain.evidence import EvidencePack, EvidenceScan
+
+FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+# The mainland and Hainan; the South China Sea islands fall outside the frame.
+LNG0, LNG1, LAT0, LAT1 = 73.0, 135.5, 17.5, 54.0
+SCAN_ROWS = 400  # rows of the scan table in the PDF (the total is stated)
+
+RULES_ZH = {
+    "distinct_scanners": "多人扫描同一码",
+    "impossible_travel": "不可能的移动",
+    "province_spread": "跨省扩散",
+    "velocity": "扫描过快",
+    "shopper_report": "消费者举报",
+    "over_quantity": "超出认证数量",
+    "off_market": "销售区域外",
+}
+RECORD_LABELS = {
+    "code": "编码 Code",
+    "record": "记录 Record",
+    "certificate": "证书 Certificate",
+    "certificate_status": "证书状态 Status",
+    "valid": "有效期 Valid",
+    "holder": "获证组织 Holder",
+    "producer": "生产者 Producer",
+    "body": "认证机构 Body",
+    "product": "产品 Product",
+    "package": "包装 Package",
+    "label_spec": "标签规格 Label",
+    "order": "订单 Order",
+    "order_status": "订单状态 Order status",
+    "issued_on": "发放日期 Issued",
+    "identity_code": "标识码 Identity code",
+    "batch": "批次 Batch",
+    "role": "码类型 Role",
+    "activated_at": "激活 Activated",
+}
+
+
+class EvidencePdf:
+    def __init__(
+        self,
+        provinces: Callable[[], dict[str, Any]],
+        city_point: Callable[[str, str], tuple[float, float] | None],
+        font: Path = FONT,
+    ) -> None:
+        """`provinces`: China's provinces as GeoJSON (lon, lat); `city_point`: (province,
+        city) -> (lng, lat) for scans without coordinates."""
+        self.provinces = provinces
+        self.city_point = city_point
+        self.font = font
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _pdf(self, pack: EvidencePack) -> FPDF:
+        pdf = FPDF(orientation="P", unit="mm", format="A4")
+        pdf.set_title(f"Evidence pack, flag {pack.flag['id']}")
+        pdf.set_creator("organic-verify")
+        pdf.add_font("cjk", "", str(self.font), collection_font_number=0)
+        pdf.set_auto_page_break(auto=True, margin=15)
+        pdf.set_margins(15, 15, 15)
+        code = pack.flag["code"]
+
+        def footer() -> None:
+            pdf.set_y(-10)
+            pdf.set_font("cjk", size=7)
+            pdf.set_text_color(110)
+            pdf.cell(0, 4, f"{code} · flag {pack.flag['id']} · {pdf.page_no()}/{{nb}}", align="C")
+
+        pdf.footer = footer  # type: ignore[method-assign]
+        pdf.add_page()
+        return pdf
+
+    @staticmethod
+    def _heading(pdf: FPDF, text: str) -> None:
+        pdf.ln(3)
+        pdf.set_font("cjk", size=12)
+        pdf.set_text_color(20, 60, 40)
+        pdf.cell(0, 7, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_draw_color(20, 60, 40)
+        pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+        pdf.ln(2)
+        pdf.set_text_color(0)
+
+    @staticmethod
+    def _pairs(pdf: FPDF, pairs: list[tuple[str, str]]) -> None:
+        pdf.set_font("cjk", size=9)
+        width = pdf.w - pdf.l_margin - pdf.r_margin
+        for label, value in pairs:
+            pdf.set_text_color(90)
+            pdf.cell(45, 5.5, label)
+            pdf.set_text_color(0)
+            pdf.multi_cell(width - 45, 5.5, value or "—", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def _where(self, scan: EvidenceScan) -> tuple[float, float] | None:
+        if scan.lat is not None and scan.lng is not None:
+            return scan.lng, scan.lat
+        if scan.province and scan.city:
+            return self.city_point(scan.province, scan.city)
+        return None
+
+    def _map(self, pdf: FPDF, scans: list[EvidenceScan]) -> None:
+        width = pdf.w - pdf.l_margin - pdf.r_margin
+        # Equirectangular, x scaled by the cosine of the middle latitude (China looks right).
+        kx = math.cos(math.radians((LAT0 + LAT1) / 2))
+        scale = width / ((LNG1 - LNG0) * kx)
+        height = (LAT1 - LAT0) * scale
+        if pdf.get_y() + height > pdf.h - pdf.b_margin:
+            pdf.add_page()
+        x0, y0 = pdf.l_margin, pdf.get_y()
+
+        def at(lng: float, lat: float) -> tuple[float, float]:
+            return x0 + (lng - LNG0) * kx * scale, y0 + (LAT1 - lat) * scale
+
+        pdf.set_draw_color(200)
+        pdf.set_fill_color(248, 250, 247)
+        pdf.rect(x0, y0, width, height, style="DF")
+        pdf.set_draw_color(150, 165, 155)
+        pdf.set_line_width(0.15)
+        with pdf.rect_clip(x0, y0, width, height):
+            for feature in self.provinces().get("features", []):
+                geometry = feature["geometry"]
+                polygons = geometry["coordinates"]
+                if geometry["type"] == "Polygon":
+                    polygons = [polygons]
+                for polygon in polygons:
+                    for ring in polygon:
+                        points = [at(lng, lat) for lng, lat in ring]
+                        if len(points) > 2:
+                            pdf.polygon(points, style="D")
+            placed = [p for p in (self._where(s) for s in scans) if p is not None]
+            # The code's path in time order, then the scans over it (the first one larger).
+            pdf.set_draw_color(190, 60, 50)
+            pdf.set_line_width(0.3)
+            for (a_lng, a_lat), (b_lng, b_lat) in itertools.pairwise(placed):
+                if (a_lng, a_lat) != (b_lng, b_lat):
+                    pdf.line(*at(a_lng, a_lat), *at(b_lng, b_lat))
+            pdf.set_fill_color(200, 40, 30)
+            for i, (lng, lat) in enumerate(placed):
+                x, y = at(lng, lat)
+                r = 1.6 if i == 0 else 1.0
+                pdf.ellipse(x - r, y - r, 2 * r, 2 * r, style="F")
+        pdf.set_y(y0 + height + 1)
+        pdf.set_font("cjk", size=7.5)
+        pdf.set_text_color(90)
+        pdf.multi_cell(
+            width,
+            4,
+            f"红点：扫描地点（{len(placed)}/{len(scans)} 次扫描有地点；首次扫描为大点），"
+            "红线：按时间顺序的移动。"
+            "Red dots: scan places (the first one larger); red lines: the code's path in time order. "
+            "Map: China GeoJSON vendored by the dashboard (Apache-2.0).",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+        pdf.set_text_color(0)
+
+    def _scans(self, pdf: FPDF, pack: EvidencePack) -> None:
+        widths = (8, 32, 24, 34, 20, 30, 32)
+        heads = (
+            "#",
+            "时间 Time (UTC+8)",
+            "城市 City",
+            "省 Province",
+            "渠道 Channel",
+            "结果 Verdict",
+            "扫描者 Scanner",
+        )
+        pdf.set_font("cjk", size=7.5)
+        pdf.set_fill_color(230, 238, 232)
+
+        def head() -> None:
+            for w, h in zip(widths, heads, strict=True):
+                pdf.cell(w, 5.5, h, border=1, fill=True)
+            pdf.ln()
+
+        head()
+        shown = pack.scans[:SCAN_ROWS]
+        for i, scan in enumerate(shown, 1):
+            if pdf.get_y() + 5 > pdf.h - pdf.b_margin:
+                pdf.add_page()
+                head()
+            values = (
+                str(i),
+                china_minute(scan.at) or "",
+                scan.city or "—",
+                scan.province or "—",
+                scan.channel,
+                scan.verdict,
+                scan.scanner or "—",
+            )
+            for w, v in zip(widths, values, strict=True):
+                pdf.cell(w, 5, v[:24], border=1)
+            pdf.ln()
+        pdf.set_font("cjk", size=8)
+        note = f"共 {pack.scans_total} 次扫描 / {pack.scans_total} scans in all"
+        if pack.scans_total > len(shown):
+            note += (
+                f"；表中为其中最早的 {len(shown)} 次 / the first {len(shown)} of the newest {len(pack.scans)}"
+            )
+        pdf.cell(0, 6, note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def _reports(self, pdf: FPDF, pack: EvidencePack) -> None:
+        width = pdf.w - pdf.l_margin - pdf.r_margin
+        if not pack.reports:
+            pdf.set_font("cjk", size=9)
+            pdf.cell(0, 6, "无 / none", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            return
+        for report in pack.reports:
+            pdf.set_font("cjk", size=9)
+            where = " ".join(p for p in (report.province, report.city) if p) or "—"
+            line = f"{china_minute(report.created_at)} · {where} · 店铺 Shop: {report.shop or '—'}"
+            pdf.multi_cell(width, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            if report.text:
+                pdf.set_text_color(60)
+                pdf.multi_cell(width, 5, report.text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                pdf.set_text_color(0)
+            if report.photo:
+                try:
+                    image = Image.open(io.BytesIO(report.photo))
+                    image.load()
+                except Exception:  # a photo that does not decode is named, not drawn
+                    pdf.cell(
+                        0,
+                        5,
+                        "（照片无法显示 / the photo cannot be shown）",
+                        new_x=XPos.LMARGIN,
+                        new_y=YPos.NEXT,
+                    )
+                    continue
+                rgb = image.convert("RGB")
+                rgb.thumbnail((1200, 1200))
+                w = min(80.0, width)
+                h = w * rgb.height / rgb.width
+                if pdf.get_y() + h > pdf.h - pdf.b_margin:
+                    pdf.add_page()
+                pdf.image(rgb, x=pdf.l_margin, y=pdf.get_y(), w=w, h=h)
+                pdf.set_y(pdf.get_y() + h + 2)
+            pdf.ln(2)
+
+    # -- the document -----------------------------------------------------------------------
+
+    def render(self, pack: EvidencePack) -> bytes:
+        pdf = self._pdf(pack)
+        flag = pack.flag
+        pdf.set_font("cjk", size=16)
+        pdf.cell(0, 9, "证据包 Evidence pack", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font("cjk", size=9)
+        pdf.set_text_color(90)
+        pdf.cell(
+            0,
+            5,
+            f"生成时间 Generated {china_minute(pack.generated_at)} (UTC+8) · 标志 Flag #{flag['id']}",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+        pdf.set_text_color(0)
+
+        self._heading(pdf, "1 标志 The flag")
+        rule = str(flag["rule"])
+        self._pairs(
+            pdf,
+            [
+                ("编码 Code", str(flag["code"])),
+                ("规则 Rule", f"{RULES_ZH.get(rule, rule)} ({rule})"),
+                ("级别 Severity", str(flag["severity"])),
+                ("状态 Status", str(flag["status"])),
+                ("提出 Raised", f"{china_minute(parse_instant(flag['raised_at']))} (UTC+8)"),
+                ("更新 Updated", f"{china_minute(parse_instant(flag['updated_at']))} (UTC+8)"),
+                ("备注 Note", flag.get("note") or ""),
+            ],
+        )
+
+        self._heading(pdf, "2 编码记录 The code's record")
+        self._pairs(
+            pdf, [(RECORD_LABELS.get(k, k), "" if v is None else str(v)) for k, v in pack.record.items()]
+        )
+
+        self._heading(pdf, "3 扫描地图 Where the code was scanned")
+        self._map(pdf, pack.scans)
+
+        self._heading(pdf, "4 扫描记录 Scans")
+        self._scans(pdf, pack)
+
+        self._heading(pdf, "5 消费者举报 Shoppers' reports")
+        self._reports(pdf, pack)
+
+        pdf.set_font("cjk", size=7.5)
+        pdf.set_text_color(110)
+        pdf.ln(3)
+        pdf.multi_cell(
+            0,
+            4,
+            "扫描者以密钥哈希前缀表示，不含个人信息；坐标取至 0.01°。"
+            "Scanners appear as prefixes of keyed hashes, never their ids; coordinates rounded to 0.01°.",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+        return bytes(pdf.output())
