@@ -536,10 +536,44 @@ def measure(fetch: Callable[[], int], n: int) -> tuple[list[float], int]:
     return times, status
 
 
+# Every dashboard page, by the path it is served at ({flag} and {code}: one in the account's
+# scope). A page the app does not serve (yet) is reported missing, not skipped silently.
+PAGES = [
+    ("overview, 7 days", "/dashboard/overview?days=7"),
+    ("overview, 30 days", "/dashboard/overview?days=30"),
+    ("overview, 90 days", "/dashboard/overview?days=90"),
+    ("overview, 365 days", "/dashboard/overview?days=365"),
+    ("flag queue", "/dashboard/flags"),
+    ("flag queue, filtered (rule, status)", "/dashboard/flags?rule=velocity&status=open"),
+    ("flag page", "/dashboard/flags/{flag}"),
+    ("code lookup", "/dashboard/codes?code={code}"),
+    ("webhooks", "/dashboard/webhooks"),
+    ("webhook deliveries", "/dashboard/deliveries"),
+    ("accounts", "/dashboard/users"),
+    ("audit log", "/dashboard/audit"),
+]
+PASSWORD = "bench password 2026"
+
+
+def _sign_in(client: Any, login: str) -> bool:
+    import re
+
+    page = client.get("/dashboard/login")
+    if page.status_code != 200:
+        return False
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True))
+    form = {"login": login, "password": PASSWORD, "csrf_token": token.group(1) if token else ""}
+    answer = client.post("/dashboard/login", data=form)
+    return answer.status_code in (302, 303)
+
+
 def measure_pages(args: argparse.Namespace, world: World) -> list[tuple[str, str, list[float] | None, str]]:
-    """Each page for an account of each scope: everything (a regulator), the busiest body,
-    the busiest organization."""
-    from domain.bulk import Scope
+    """Each page for an admin account of each scope: everything (a regulator), the first
+    body, the first organization (among the busiest: certificates are drawn skewed to the
+    first ones)."""
+    import sqlalchemy as sa
+
+    from registry import schema as t
     from webapp import Settings, container, create_app
 
     settings = Settings(
@@ -551,21 +585,45 @@ def measure_pages(args: argparse.Namespace, world: World) -> list[tuple[str, str
     )
     app = create_app(settings)
     c = container(app)
-    scopes = {
-        "everything": Scope("all"),
-        "body 1": Scope("body", 1),
-        "organization 1": Scope("organization", 1),
+    accounts = {
+        "everything": ("bench-all@example.com", "all", None, None, None),
+        "body 1": ("bench-body@example.com", "body", world.body_code(0), "body_id", 1),
+        "organization 1": ("bench-org@example.com", "organization", "有机农业公司 1", "organization_id", 1),
     }
     report: list[tuple[str, str, list[float] | None, str]] = []
-    for days in (7, 30, 90, 365):
-        for label, scope in scopes.items():
+    accounts_service = getattr(c, "accounts", None)
+    for label, (login, kind, target, column, scope_id) in accounts.items():
+        if accounts_service is None:
+            report.append(("(every page)", label, None, "missing: no dashboard accounts"))
+            continue
+        try:
+            accounts_service.create_user(login, PASSWORD, "admin", kind, target)
+        except Exception as exc:  # already there from a --reuse run
+            if "login_taken" not in repr(exc) and "exists" not in str(exc):
+                raise
+        with c.engine.connect() as conn:
+            query = sa.select(t.flags.c.id, t.flags.c.code).order_by(t.flags.c.id).limit(1)
+            if column is not None:
+                query = query.where(t.flags.c[column] == scope_id)
+            flag_id, code = conn.execute(query).one()
+        client = app.test_client()
+        if not _sign_in(client, login):
+            report.append(("(every page)", label, None, "sign-in failed"))
+            continue
+        for name, path in PAGES:
+            url = path.format(flag=flag_id, code=code)
 
-            def call(scope: Scope = scope, days: int = days) -> int:
-                c.overview.overview(scope, c.overview.period(days))
-                return 200
+            def fetch(url: str = url, client: Any = client) -> int:
+                answer = client.get(url)
+                answer.get_data()
+                return int(answer.status_code)
 
-            times, status = measure(call, args.requests)
-            report.append((f"overview service, {days} days", label, times, str(status)))
+            first = fetch()
+            if first == 404:
+                report.append((name, label, None, "missing (404)"))
+                continue
+            times, status = measure(fetch, args.requests)
+            report.append((name, label, times, str(status)))
     return report
 
 
@@ -651,8 +709,15 @@ def run(args: argparse.Namespace) -> None:
         p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
         worst = max(worst, p95)
         print(f"  {name:44s} {scope:14s} {p50:8.1f} {p95:8.1f}  {status}")
-    verdict = "met" if worst <= GOAL_MS else "NOT met"
-    print(f"  goal p95 <= {GOAL_MS:.0f} ms on every page: {verdict} (worst p95 {worst:.1f} ms)")
+    measured = [r for r in report if r[2] is not None]
+    missing = [f"{r[0]} ({r[1]})" for r in report if r[2] is None]
+    if not measured:
+        print("  goal p95 <= 300 ms on every page: not measured (no page served)")
+    else:
+        verdict = "met" if worst <= GOAL_MS else "NOT met"
+        print(f"  goal p95 <= {GOAL_MS:.0f} ms on every page measured: {verdict} (worst p95 {worst:.1f} ms)")
+    if missing:
+        print(f"  not measured: {', '.join(missing)}")
 
 
 if __name__ == "__main__":
