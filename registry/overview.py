@@ -56,35 +56,48 @@ class SqlOverviewReader:
 
     def top_targets(self, scope: tuple[str, int], first: date, last: date, limit: int) -> list[Ranked]:
         a = _ranged(t.agg_flag_targets, t.agg_flag_targets_month, scope, first, last)
-        c, cp, b = t.certificates, t.certificate_products, t.batches
-        kinds = (("certificate", a.c.certificate_id), ("product", a.c.product_id), ("batch", a.c.batch_id))
-        ranked: list[Ranked] = []
+        # One pass over the period's rows; the three rankings (certificate, product, batch)
+        # are summed from it here, then only the winners are named.
         with self.engine.connect() as conn:
-            for kind, column in kinds:
-                top = (
-                    sa.select(column.label("id"), sa.func.sum(a.c.flags).label("flags"))
-                    .where(column != 0)
-                    .group_by(column)
-                    .order_by(sa.desc("flags"), column)
-                    .limit(limit)
-                    .subquery()
+            rows = conn.execute(
+                sa.select(a.c.certificate_id, a.c.product_id, a.c.batch_id, sa.func.sum(a.c.flags)).group_by(
+                    a.c.certificate_id, a.c.product_id, a.c.batch_id
                 )
-                if kind == "certificate":
-                    names = sa.select(top.c.id, top.c.flags, c.c.number, c.c.holder).join(
-                        c, c.c.id == top.c.id
-                    )
-                elif kind == "product":
-                    names = (
-                        sa.select(top.c.id, top.c.flags, cp.c.name, c.c.number)
-                        .join(cp, cp.c.id == top.c.id)
-                        .join(c, c.c.id == cp.c.certificate_id)
-                    )
-                else:
-                    names = sa.select(top.c.id, top.c.flags, b.c.product, b.c.number).join(
-                        b, b.c.id == top.c.id
-                    )
-                ranked.extend(Ranked(kind, r[0], r[2], r[3], int(r[1])) for r in conn.execute(names))
-        return ranked
+            ).all()
+            totals: dict[str, dict[int, int]] = {"certificate": {}, "product": {}, "batch": {}}
+            for cert, product, batch, flags in rows:
+                for kind, key in (("certificate", cert), ("product", product), ("batch", batch)):
+                    if key:
+                        totals[kind][key] = totals[kind].get(key, 0) + int(flags)
+            top = {
+                kind: sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+                for kind, counts in totals.items()
+            }
+            return [
+                Ranked(kind, key, *names[key], flags)
+                for kind, names in self._names(
+                    conn, {k: [key for key, _ in v] for k, v in top.items()}
+                ).items()
+                for key, flags in top[kind]
+                if key in names
+            ]
+
+    @staticmethod
+    def _names(conn: sa.Connection, ids: dict[str, list[int]]) -> dict[str, dict[int, tuple[str, str]]]:
+        """(name, detail) of certificates (number, holder), products (name, certificate) and
+        batches (product, number) by id."""
+        c, cp, b = t.certificates, t.certificate_products, t.batches
+        queries = {
+            "certificate": sa.select(c.c.id, c.c.number, c.c.holder).where(c.c.id.in_(ids["certificate"])),
+            "product": sa.select(cp.c.id, cp.c.name, c.c.number)
+            .join(c, c.c.id == cp.c.certificate_id)
+            .where(cp.c.id.in_(ids["product"])),
+            "batch": sa.select(b.c.id, b.c.product, b.c.number).where(b.c.id.in_(ids["batch"])),
+        }
+        return {
+            kind: {r[0]: (r[1], r[2]) for r in conn.execute(query)} if ids[kind] else {}
+            for kind, query in queries.items()
+        }
 
     def gauge(self, scope: Scope, limit: int) -> list[GaugeRow]:
         s, cp, c = t.agg_product_seen, t.certificate_products, t.certificates
