@@ -117,3 +117,14 @@ def may_manage_scope(scope: Scope, other: Scope) -> bool:
     if scope.is_all:
         return True
     return other.kind == scope.kind and other.id == scope.id
+
+
+def may_order(scope: Scope, owner: Owner) -> bool:
+    """Product specs and label orders are written by the organization that holds the
+    certificate (seed 000: the 获证组织 orders), or the all scope; the certifying body
+    reviews, allocates and voids them (`may_certify`) but orders nothing itself."""
+    return scope.is_all or (
+        scope.kind == "organization"
+        and owner.organization_id is not None
+        and owner.organization_id == scope.id
+    )

@@ -90,6 +90,8 @@ certificate_products = sa.Table(
     sa.Column("certified_tonnes", sa.Numeric(14, 3), nullable=True),
     # Declared sales region: province or city names, comma-separated (NULL: none declared).
     sa.Column("sales_regions", sa.String(1000), nullable=True),
+    # Grams consumed by submitted orders (quantity x package weight); see order_lines.
+    sa.Column("used_g", BigKey, nullable=False, server_default="0"),
     sa.UniqueConstraint("certificate_id", "name"),
 )
 
@@ -99,10 +101,20 @@ orders = sa.Table(
     sa.Column("id", Id, primary_key=True, autoincrement=True),
     sa.Column("number", sa.String(32), nullable=False, unique=True),
     sa.Column("certificate_id", Id, sa.ForeignKey("certificates.id"), nullable=False, index=True),
-    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
     sa.Column("voided_at", sa.DateTime, nullable=True),
     sa.Column("void_reason", sa.String(500), nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # Orders placed through the issuance API (issue 17); NULL on orders made by a code import.
+    sa.Column("organization_id", Id, nullable=True, index=True),
+    sa.Column("applicant_code", sa.String(40), nullable=True),
+    sa.Column("address", sa.String(300), nullable=True),
+    sa.Column("postcode", sa.String(12), nullable=True),
+    sa.Column("contact", sa.String(100), nullable=True),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("application", sa.String(8), nullable=True),  # affix | print (加贴 / 印制)
+    sa.Column("submitted_at", sa.DateTime, nullable=True),
+    sa.Column("allocated_at", sa.DateTime, nullable=True),
 )
 
 # order_id 0 means "no order": a unique key over a nullable column would let duplicates in.
@@ -125,6 +137,8 @@ organic_codes = sa.Table(
     sa.Column("group_id", Id, nullable=False),
     sa.Column("issued_on", sa.Date, nullable=True),
     sa.Column("identity_code", sa.String(24), nullable=True),
+    # Identity codes are found by value for printer imports, losses and use records (issue 17).
+    sa.Index("ix_organic_codes_identity_code", "identity_code"),
 )
 
 batches = sa.Table(
@@ -444,4 +458,96 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
     sa.Index("ix_audit_log_body_id_at", "body_id", "at"),
     sa.Index("ix_audit_log_organization_id_at", "organization_id", "at"),
+)
+
+# -- issuance: product specs, label orders, their lines and history (issue 17) -------------
+# Quantities are kept in grams (integers): a line consumes quantity x package weight, and
+# `certificate_products.used_g` is compared with `certified_tonnes` x 1,000,000 inside one
+# conditional UPDATE, which is what makes concurrent submissions unable to overdraw.
+
+product_specs = sa.Table(
+    "product_specs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("organization_id", Id, sa.ForeignKey("organizations.id"), nullable=False, index=True),
+    sa.Column("product_id", Id, sa.ForeignKey("certificate_products.id"), nullable=False),
+    sa.Column("trade_name", sa.String(200), nullable=False),
+    sa.Column("package_spec", sa.String(100), nullable=False),
+    sa.Column("weight_kg", sa.Numeric(10, 3), nullable=False),
+    sa.Column("label_spec", sa.String(100), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("product_id", "trade_name", "package_spec", "label_spec"),
+)
+
+spec_photos = sa.Table(
+    "spec_photos",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("spec_id", Id, sa.ForeignKey("product_specs.id"), nullable=False),
+    sa.Column("content_type", sa.String(40), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("spec_id", "sha256"),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("spec_id", Id, sa.ForeignKey("product_specs.id"), nullable=False),
+    sa.Column("product_id", Id, sa.ForeignKey("certificate_products.id"), nullable=False),
+    sa.Column("label_spec", sa.String(100), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price", sa.Numeric(12, 4), nullable=False),
+    sa.Column("weight_g", BigKey, nullable=False),
+    # After allocation: the label group its codes are in and its identity-code segment,
+    # unique per body (`body_id`): a segment is never handed out twice.
+    sa.Column("group_id", Id, nullable=True),
+    sa.Column("body_id", Id, nullable=True),
+    sa.Column("identity_start", BigKey, nullable=True),
+    sa.Column("identity_end", BigKey, nullable=True),
+    sa.Column("codes_from", sa.String(12), nullable=True),  # generated | printer
+    # Generated codes written so far, from identity_start on: an interrupted generation
+    # resumes there (no scan of organic_codes to find what is missing).
+    sa.Column("codes_written", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("order_id", "n"),
+    sa.UniqueConstraint("body_id", "identity_start"),
+)
+
+order_history = sa.Table(
+    "order_history",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=True),
+    sa.Column("details", Text, nullable=True),
+    sa.Column("changed_at", sa.DateTime, nullable=False),
+    sa.Column("changed_by", sa.String(80), nullable=True),
+)
+
+order_attachments = sa.Table(
+    "order_attachments",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("content_type", sa.String(40), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("order_id", "sha256"),
+)
+
+# Identity codes lost in printing (印制损耗): their organic codes are moved to the order's
+# loss group (a voided order `<number>-L`), so they verify `voided`.
+printing_losses = sa.Table(
+    "printing_losses",
+    metadata,
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), primary_key=True, autoincrement=False),
+    sa.Column("identity", BigKey, primary_key=True, autoincrement=False),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
 )

@@ -25,6 +25,7 @@ from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateKind, CertificateStatus, check_status_change
 from domain.codes import CodeKind, organic_code_from_key, organic_key
 from domain.errors import Conflict, NotFound, Unavailable
+from domain.issuing import CONSUMING
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -57,6 +58,25 @@ def _deadlock(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def order_needs(conn: sa.Connection, order_id: int) -> dict[int, int]:
+    """Grams an issuance order consumes, per certificate product (quantity x weight)."""
+    ln = t.order_lines
+    rows = conn.execute(
+        sa.select(ln.c.product_id, sa.func.sum(ln.c.quantity * ln.c.weight_g))
+        .where(ln.c.order_id == order_id)
+        .group_by(ln.c.product_id)
+    ).all()
+    return {int(pid): int(g) for pid, g in rows}
+
+
+def return_quantity(conn: sa.Connection, order_id: int) -> None:
+    """Give an order's consumed quantity back to its certificate products (rejection, void),
+    in product-id order like the consumption."""
+    p = t.certificate_products
+    for pid, g in sorted(order_needs(conn, order_id).items()):
+        conn.execute(p.update().where(p.c.id == pid).values(used_g=p.c.used_g - g))
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -682,15 +702,30 @@ class SqlRegistry:
             ).first()
         return None if row is None else Owner(row.body_id, row.organization_id)
 
-    def void_order(self, number: str, reason: str | None) -> OrderState:
+    def void_order(self, number: str, reason: str | None, changed_by: str | None = None) -> OrderState:
         o = t.orders
         with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(o.c.id, o.c.status, o.c.voided_at).where(o.c.number == number).with_for_update()
+            ).first()
             # Voiding twice keeps the first time: the call is idempotent.
-            conn.execute(
-                o.update()
-                .where(o.c.number == number, o.c.voided_at.is_(None))
-                .values(status="voided", voided_at=_now(), void_reason=reason)
-            )
+            if row is not None and row.voided_at is None:
+                if row.status in CONSUMING:
+                    return_quantity(conn, row.id)  # an issued order gives its tonnes back
+                conn.execute(
+                    o.update()
+                    .where(o.c.id == row.id)
+                    .values(status="voided", voided_at=_now(), void_reason=reason)
+                )
+                conn.execute(
+                    t.order_history.insert().values(
+                        order_id=row.id,
+                        status="voided",
+                        reason=reason,
+                        changed_at=_now(),
+                        changed_by=changed_by,
+                    )
+                )
         state = self.order(number)
         if state is None:
             raise NotFound(f"no order {number}", code="order_not_found")

@@ -5,6 +5,7 @@ so it shows in every verify answer within a second.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -746,6 +747,39 @@ class AdminService:
                 "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
             ) from exc
 
+    # -- codes written by other use cases (issuance: generated and printer codes) -----------
+
+    @contextlib.contextmanager
+    def code_writes(self) -> Iterator[None]:
+        """An import's frame for codes other use cases write (services.issuing): the
+        in-flight mark before the first is saved, and the generations moved after the last,
+        whatever failed in between (so what landed verifies)."""
+        token = self._begin_import()
+        try:
+            yield
+        finally:
+            untold = self._end_import(token)
+        if untold is not None:
+            raise Unavailable(
+                "the codes are saved but the caches were not told; retry the call", code="cache_unavailable"
+            ) from untold
+
+    def before_saving(self, codes: list[str], keys: list[int]) -> None:
+        """Codes about to be saved: into the filter, their cached absences out (raises when
+        the cache cannot be told: then they must not be saved)."""
+        self._propagate_codes(codes, keys)
+
+    def after_saving(self, codes: list[str]) -> None:
+        """Codes just saved: absences cached meanwhile dropped (best effort)."""
+        try:
+            self.resolver.forget_codes(codes, via=self.shared)
+        except Exception:
+            log.warning("codes saved; their cached absences could not be dropped", exc_info=True)
+
+    def changed(self, *names: str, codes: Sequence[str] = ()) -> None:
+        """A change another use case saved: tell every worker (see `_changed`)."""
+        self._changed(*names, codes=codes)
+
     # -- imports in flight ------------------------------------------------------------------
 
     def _begin_import(self) -> str | None:
@@ -787,7 +821,7 @@ class AdminService:
         owner = self.registry.order_owner(number)
         if owner is None or not access.may_certify(scope, owner):
             raise NotFound(f"no order {number}", code="order_not_found")
-        state = self.registry.void_order(number, reason)
+        state = self.registry.void_order(number, reason, scope.actor)
         self._changed("status")
         return {
             "number": state.number,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from services.audit import AuditService
     from services.evidence import EvidenceService
     from services.exports import FlagExport
+    from services.issuing import IssuingService
     from services.overview import OverviewService
     from services.photos import PhotoService
     from services.scans import ScanAdminService
@@ -41,6 +42,8 @@ class Services(Protocol):
     def photos(self) -> PhotoService: ...
     @property
     def admin(self) -> AdminService: ...
+    @property
+    def issuing(self) -> IssuingService: ...
     @property
     def scan_admin(self) -> ScanAdminService: ...
     @property

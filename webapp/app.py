@@ -81,11 +81,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
     app.extensions["web_visits"] = container.recent_visits  # no I/O: a client, not a connection
     problems.register(app)
 
-    from verify_api import admin, docs, health, public, web
+    from verify_api import admin, docs, health, issuing, public, web
     from verify_api.limits import bearer_key, client_key, init_limits
     from webapp import cli
 
-    for module in (public, admin, health, docs, web):
+    for module in (public, admin, issuing, health, docs, web):
         app.register_blueprint(module.bp)
     cli.register(app)
     wechat = _wechat(app, container)

@@ -40,6 +40,7 @@ from registry.alerts import SqlAlertStore
 from registry.engine import make_engine, make_lookup_engine
 from registry.evidence import SqlEvidenceReader
 from registry.generations import SqlGenerations
+from registry.issuing import SqlIssuing
 from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
 from registry.store import SqlRegistry
@@ -49,6 +50,7 @@ from services.alerts import AlertService
 from services.audit import AuditService
 from services.evidence import EvidenceService
 from services.exports import FlagExport
+from services.issuing import IssuingService
 from services.overview import OverviewService
 from services.photos import PhotoService
 from services.scans import ScanAdminService
@@ -230,6 +232,12 @@ class Container:
         )
 
     @lazy
+    def issuing(self) -> IssuingService:
+        return IssuingService(
+            SqlIssuing(self.registry), self.admin, self.registry.body_numbering, self.registry.certificate
+        )
+
+    @lazy
     def scan_admin(self) -> ScanAdminService:
         return ScanAdminService(self.verify, self.scans, self.scan_sql, self.registry, self.audit)
 
@@ -318,7 +326,7 @@ class Container:
     def warm(self) -> None:
         """Build what serving needs now, not on the first request: the filter, the scan
         store (and, embedded, its replay from the database), every service."""
-        for name in ("verify", "admin", "scan_admin", "shoppers", "photos"):
+        for name in ("verify", "admin", "issuing", "scan_admin", "shoppers", "photos"):
             getattr(self, name)
 
 

@@ -146,6 +146,8 @@ _ROW_SCHEMAS = {
     "POST /api/v1/admin/certificates": "CertificateRow",
     "POST /api/v1/admin/codes": "CodeRow",
     "POST /api/v1/admin/scans": "ScanEventRow",
+    "POST /api/v1/admin/product-specs": "SpecRow",
+    "POST /api/v1/admin/orders/{number}/printer-codes": "PrinterCodeRow",
 }
 
 

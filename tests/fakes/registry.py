@@ -396,7 +396,7 @@ class FakeRegistry:
         order = self.orders.get(number)
         return None if order is None else self._owner_of_certificate(order.certificate_id)
 
-    def void_order(self, number: str, reason: str | None) -> OrderState:
+    def void_order(self, number: str, reason: str | None, changed_by: str | None = None) -> OrderState:
         order = self.orders.get(number)
         if order is None:
             raise NotFound(f"no order {number}", code="order_not_found")

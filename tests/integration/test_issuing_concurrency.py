@@ -1,0 +1,90 @@
+"""Quantity control under concurrency (issue 17): many organizations' submissions for the
+last tonnes of one certificate product, at once, on MariaDB. Together they never consume
+more than is certified, every order is decided (approved or rejected, none lost to a
+deadlock), and what the product shows as used is exactly what the approved orders hold."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+from flask import Flask
+
+from domain.bulk import Scope
+from tests.conftest import ADMIN
+from webapp import container
+
+CERT = {
+    "number": "0123OP2600017",
+    "body_code": "0123",
+    "holder": "演示企业",
+    "valid_from": "2026-01-01",
+    "valid_until": "2099-12-31",
+    # 1 t of rice and 0.5 t of beans.
+    "products": [{"name": "大米", "certified_tonnes": "1"}, {"name": "绿豆", "certified_tonnes": "0.5"}],
+}
+ALL = Scope("all", name="test")
+
+
+def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app: Flask) -> None:
+    http = service_app.test_client()
+    http.post("/api/v1/admin/bodies", json=[{"code": "0123", "name": "甲认证中心"}], headers=ADMIN)
+    assert http.post("/api/v1/admin/certificates", json=[CERT], headers=ADMIN).get_json()["accepted"] == 1
+    issuing = container(service_app).issuing
+    spec = {
+        "certificate": CERT["number"],
+        "package_spec": "10千克",
+        "weight_kg": "10",
+        "label_spec": "椭圆标",
+    }
+    ids = [
+        item["id"]
+        for item in issuing.upsert_specs(
+            [
+                {**spec, "product": "大米", "trade_name": "大米"},
+                {**spec, "product": "绿豆", "trade_name": "绿豆"},
+            ],
+            ALL,
+        )["items"]
+    ]
+    rice, beans = ids
+    shipping = {"address": "杭州", "contact": "企业", "phone": "1234"}
+    numbers = []
+    # 24 orders of 70 kg of rice each (1 t fits 14 of them); every third also asks for 50 kg
+    # of beans, listed first, so orders lock the two products in opposite line order.
+    for n in range(24):
+        lines = [{"spec_id": rice, "quantity": 7, "unit_price": 1}]
+        if n % 3 == 0:
+            lines.insert(0, {"spec_id": beans, "quantity": 5, "unit_price": 1})
+        numbers.append(
+            issuing.create_order({"certificate": CERT["number"], **shipping, "lines": lines}, ALL)["number"]
+        )
+
+    start = threading.Barrier(8)
+
+    def submit(number: str) -> str:
+        with contextlib.suppress(threading.BrokenBarrierError):  # the last few: fewer than 8
+            start.wait(timeout=30)
+        return str(issuing.submit(number, ALL)["status"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = dict(zip(numbers, pool.map(submit, numbers), strict=True))
+
+    assert set(statuses.values()) <= {"auto_approved", "auto_rejected"}
+    approved = [n for n, s in statuses.items() if s == "auto_approved"]
+    rice_kg = sum(70 for _ in approved)
+    beans_kg = sum(50 for n in approved if numbers.index(n) % 3 == 0)
+    assert rice_kg <= 1000 and beans_kg <= 500
+    # The last tonnes were taken: no order that would have fitted was turned away.
+    assert rice_kg > 1000 - 70
+    q = {p["product"]: p for p in issuing.quantities(CERT["number"], ALL)["products"]}
+    assert Decimal(q["大米"]["used_tonnes"]) * 1000 == rice_kg
+    assert Decimal(q["绿豆"]["used_tonnes"]) * 1000 == beans_kg
+    assert Decimal(q["大米"]["available_tonnes"]) >= 0
+    # Each rejection names the product it would overdraw.
+    for number, status in statuses.items():
+        if status == "auto_rejected":
+            history = issuing.order(number, ALL)["history"]
+            assert "大米" in (history[-1]["reason"] or "")

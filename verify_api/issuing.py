@@ -1,0 +1,200 @@
+"""The issuance part of the admin API (issue 17): product specs, label orders, allocation,
+printer codes, printing losses and the exports. Authenticated like the rest of the admin
+API (a bearer token becomes a Scope); what a scope may do is services.issuing's decision."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from domain.bulk import Scope
+from domain.errors import BadInput
+from verify_api.admin import MAX_ROWS_JSON, _authenticate
+from verify_api.context import services
+from verify_api.exports import order_sheet_xlsx, table_csv, table_xlsx
+from verify_api.files import rows_from_csv, rows_from_xlsx
+from verify_api.request_input import json_body
+
+bp = Blueprint("issuing", __name__, url_prefix="/api/v1/admin")
+bp.before_request(_authenticate)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _scope() -> Scope:
+    return g.scope
+
+
+def _json_rows() -> list[Any]:
+    body = json_body()
+    if isinstance(body, dict):
+        body = [body]
+    if not isinstance(body, list):
+        raise BadInput("send a JSON array of rows", code="invalid_body")
+    if len(body) > MAX_ROWS_JSON:
+        raise BadInput(f"at most {MAX_ROWS_JSON} rows per call", code="too_many_rows")
+    return body
+
+
+def _upload(field: str) -> bytes:
+    if request.mimetype != "multipart/form-data":
+        raise BadInput(f"send the file as multipart/form-data in the field '{field}'", code="file_required")
+    upload = request.files.get(field)
+    if upload is None:
+        raise BadInput(f"send the file in the multipart field '{field}'", code="file_required")
+    try:
+        return upload.read()
+    finally:
+        upload.close()  # a large part is spooled to a temporary file
+
+
+def _file(data: bytes, mimetype: str, name: str) -> Response:
+    resp = Response(data, mimetype=mimetype)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return resp
+
+
+@bp.get("/certificates/<number>/quantities")
+def quantities(number: str) -> Response:
+    return jsonify(services().issuing.quantities(number, _scope()))
+
+
+@bp.post("/product-specs")
+def upsert_specs() -> Response:
+    return jsonify(services().issuing.upsert_specs(_json_rows(), _scope()))
+
+
+@bp.get("/product-specs")
+def list_specs() -> Response:
+    return jsonify(services().issuing.list_specs(_scope()))
+
+
+@bp.post("/product-specs/<int:spec_id>/photos")
+def add_photo(spec_id: int) -> tuple[Response, int]:
+    return jsonify(services().issuing.add_spec_photo(spec_id, _upload("photo"), _scope())), 201
+
+
+@bp.get("/product-specs/<int:spec_id>/photos/<int:photo_id>")
+def photo(spec_id: int, photo_id: int) -> Response:
+    media, data = services().issuing.spec_photo(spec_id, photo_id, _scope())
+    return Response(data, mimetype=media)
+
+
+@bp.get("/orders")
+def list_orders() -> Response:
+    unknown = set(request.args) - {"status"}
+    if unknown:
+        raise BadInput(f"unknown query parameters {sorted(unknown)}", code="invalid_query")
+    return jsonify(services().issuing.list_orders(_scope(), request.args.get("status")))
+
+
+@bp.post("/orders")
+def create_order() -> tuple[Response, int]:
+    return jsonify(services().issuing.create_order(json_body(), _scope())), 201
+
+
+@bp.get("/orders/<number>")
+def order(number: str) -> Response:
+    return jsonify(services().issuing.order(number, _scope()))
+
+
+@bp.put("/orders/<number>")
+def update_order(number: str) -> Response:
+    return jsonify(services().issuing.update_order(number, json_body(), _scope()))
+
+
+@bp.post("/orders/<number>/submit")
+def submit(number: str) -> Response:
+    return jsonify(services().issuing.submit(number, _scope()))
+
+
+@bp.post("/orders/<number>/review")
+def review(number: str) -> Response:
+    return jsonify(services().issuing.review(number, json_body(), _scope()))
+
+
+@bp.post("/orders/<number>/allocate")
+def allocate(number: str) -> Response:
+    body = json_body() if request.content_length else {}
+    return jsonify(services().issuing.allocate(number, body, _scope()))
+
+
+@bp.post("/orders/<number>/losses")
+def losses(number: str) -> Response:
+    return jsonify(services().issuing.record_losses(number, json_body(), _scope()))
+
+
+@bp.post("/orders/<number>/attachments")
+def add_attachment(number: str) -> tuple[Response, int]:
+    data = _upload("file")
+    kind = request.form.get("kind", "other")
+    return jsonify(services().issuing.add_attachment(number, kind, data, _scope())), 201
+
+
+@bp.get("/orders/<number>/attachments/<int:attachment_id>")
+def attachment(number: str, attachment_id: int) -> Response:
+    media, data = services().issuing.attachment(number, attachment_id, _scope())
+    return Response(data, mimetype=media)
+
+
+@bp.post("/orders/<number>/printer-codes")
+def printer_codes_import(number: str) -> Response:
+    if request.mimetype == "multipart/form-data":
+        data = _upload("file")
+        if data[:4] == b"PK\x03\x04":
+            rows: Any = rows_from_xlsx(data)
+        else:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
+            rows = rows_from_csv(io.StringIO(text))
+    else:
+        rows = _json_rows()
+    return jsonify(services().issuing.import_printer_codes(number, rows, _scope()).as_dict())
+
+
+@bp.get("/orders/<number>/printer-codes.csv")
+def printer_codes_export(number: str) -> Response:
+    rows = services().issuing.printer_codes(number, _scope())
+
+    def lines() -> Iterator[bytes]:
+        yield "\ufefflabel_number,identity_code,code\r\n".encode()
+        batch: list[str] = []
+        for label, ident, code in rows:
+            batch.append(f"{label},{ident},{code}\r\n")  # digits and dashes: nothing to escape
+            if len(batch) >= 10_000:
+                yield "".join(batch).encode()
+                batch = []
+        yield "".join(batch).encode()
+
+    resp = Response(lines(), mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{number}-codes.csv"'
+    return resp
+
+
+@bp.get("/orders/<number>/sheet.xlsx")
+def order_sheet(number: str) -> Response:
+    return _file(order_sheet_xlsx(services().issuing.order_sheet(number, _scope())), XLSX, f"{number}.xlsx")
+
+
+def _filing(number: str) -> tuple[list[str], list[list[Any]]]:
+    issuing = services().issuing
+    records = issuing.filing(number, _scope())
+    fields = issuing.FILING_FIELDS
+    return [title for _, title in fields], [[r[key] for key, _ in fields] for r in records]
+
+
+@bp.get("/orders/<number>/filing.xlsx")
+def filing_xlsx(number: str) -> Response:
+    header, rows = _filing(number)
+    return _file(table_xlsx("备案", header, rows), XLSX, f"{number}-filing.xlsx")
+
+
+@bp.get("/orders/<number>/filing.csv")
+def filing_csv(number: str) -> Response:
+    header, rows = _filing(number)
+    return _file(table_csv(header, rows), "text/csv", f"{number}-filing.csv")
