@@ -62,6 +62,8 @@ NO_OWNER = Owner()
 
 
 class EventFields(Protocol):
+    """What the aggregates read of a scan event (registry.scans.EventLike reads the rest)."""
+
     @property
     def event_id(self) -> str: ...
     @property

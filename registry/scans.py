@@ -21,19 +21,12 @@ from registry import schema as t
 from registry.alerts import enqueue_alerts
 
 
-class EventLike(Protocol):
-    """What the store reads of a scan event (read-only, as frozen dataclasses are)."""
+class EventLike(aggregates.EventFields, Protocol):
+    """What the store reads of a scan event (read-only, as frozen dataclasses are): what the
+    aggregates count, and the rest of the row."""
 
     @property
-    def event_id(self) -> str: ...
-    @property
-    def code(self) -> str: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
     def channel(self) -> str: ...
-    @property
-    def verdict(self) -> str: ...
     @property
     def client(self) -> str | None: ...
     @property
@@ -42,10 +35,6 @@ class EventLike(Protocol):
     def lat(self) -> float | None: ...
     @property
     def lng(self) -> float | None: ...
-    @property
-    def city(self) -> str | None: ...
-    @property
-    def province(self) -> str | None: ...
 
 
 class FlagLike(Protocol):
