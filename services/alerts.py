@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from domain.access import may_manage_webhooks
+from domain.accounts import Actor
 from domain.alerts import (
     EVENT_HEADER,
     IDEMPOTENCY_HEADER,
@@ -46,6 +47,7 @@ from domain.alerts import (
 from domain.bulk import Scope
 from domain.errors import BadInput, Forbidden, NotFound
 from domain.scans import FlagRule
+from services.audit import AuditService, token_actor
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -98,11 +100,34 @@ class AlertService:
         store: AlertStore,
         sender: WebhookSender,
         *,
+        audit: AuditService | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.sender = sender
+        self.audit = audit
         self.clock = clock
+
+    def _audit(
+        self,
+        actor: Actor | None,
+        scope: Scope,
+        action: str,
+        hook_id: int,
+        organization_id: int,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """Every settings change in the audit log (never a secret: only that it changed)."""
+        if self.audit is not None:
+            self.audit.record(
+                actor or token_actor(scope),
+                action,
+                f"webhook:{hook_id}",
+                before,
+                after,
+                owner=(None, organization_id),
+            )
 
     # -- who may see a webhook ------------------------------------------------------------
 
@@ -137,7 +162,7 @@ class AlertService:
     def get_webhook(self, webhook_id: int, scope: Scope) -> dict[str, Any]:
         return self._visible(webhook_id, scope).as_dict()
 
-    def create_webhook(self, body: Any, scope: Scope) -> dict[str, Any]:
+    def create_webhook(self, body: Any, scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
         """Create a webhook; its secret is in this answer and never again."""
         own = self._organization_of(scope)
         data: WebhookIn = _parse(WebhookIn, body)
@@ -154,10 +179,11 @@ class AlertService:
             data.active,
             data.description,
         )
+        self._audit(actor, scope, "webhook.create", hook.id, org, None, hook.as_dict())
         return {**hook.as_dict(), "secret": secret}
 
     def update_webhook(
-        self, webhook_id: int, body: Any, scope: Scope
+        self, webhook_id: int, body: Any, scope: Scope, actor: Actor | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Change a webhook; returns (before, after). `rotate_secret` puts a new secret in
         the answer (once)."""
@@ -174,13 +200,19 @@ class AlertService:
             changes["secret"] = secret
         after = self.store.update_webhook(webhook_id, changes) if changes else before
         answer = after.as_dict()
+        logged = {**answer, "secret_rotated": True} if secret is not None else answer
+        if changes:
+            self._audit(
+                actor, scope, "webhook.update", webhook_id, before.organization_id, before.as_dict(), logged
+            )
         if secret is not None:
             answer["secret"] = secret
         return before.as_dict(), answer
 
-    def delete_webhook(self, webhook_id: int, scope: Scope) -> dict[str, Any]:
+    def delete_webhook(self, webhook_id: int, scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
         hook = self._visible(webhook_id, scope)
         self.store.delete_webhook(webhook_id)
+        self._audit(actor, scope, "webhook.delete", webhook_id, hook.organization_id, hook.as_dict(), None)
         return hook.as_dict()
 
     def deliveries(self, scope: Scope, webhook_id: int | None = None, limit: int = 100) -> dict[str, Any]:

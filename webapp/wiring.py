@@ -268,7 +268,7 @@ class Container:
     @lazy
     def alerts(self) -> AlertService:
         sender = HttpSender(allow_private=self.settings.webhook_allow_private)
-        return AlertService(SqlAlertStore(self.engine), sender)
+        return AlertService(SqlAlertStore(self.engine), sender, audit=self.audit)
 
     @lazy
     def evidence(self) -> EvidenceService:

@@ -18,6 +18,7 @@ from flask import Flask
 
 from anomaly.worker import StreamWorker
 from domain.alerts import verify_signature
+from domain.bulk import Scope
 from registry.alerts import SqlAlertStore
 from services.alerts import AlertService
 from tests.alerts_world import (
@@ -268,6 +269,18 @@ def test_the_secret_is_shown_once_and_settings_change(world: World) -> None:
     assert len(rotated["secret"]) == 64 and rotated["secret"] != made["secret"]
     assert world.http.delete(f"/api/v1/admin/webhooks/{made['id']}", headers=world.x).status_code == 200
     assert world.http.get("/api/v1/admin/webhooks", headers=world.x).get_json() == {"items": []}
+    # Every settings change is in the audit log, as brand X's token; no secret ever is.
+    entries = [
+        e for e in container(world.app).audit.entries(Scope("all")) if e["target"] == f"webhook:{made['id']}"
+    ]
+    assert sorted(e["action"] for e in entries) == [
+        "webhook.create",
+        "webhook.delete",
+        "webhook.update",
+        "webhook.update",
+    ]
+    logged = json.dumps(entries, default=str)
+    assert made["secret"] not in logged and rotated["secret"] not in logged and "secret_rotated" in logged
 
 
 @pytest.mark.parametrize(
