@@ -41,6 +41,9 @@ ACTIONS: dict[str, Any] = {
     "user.invite": _l("Account invited"),
     "user.disable": _l("Account disabled"),
     "user.enable": _l("Account enabled"),
+    "webhook.create": _l("Webhook added"),
+    "webhook.update": _l("Webhook changed"),
+    "webhook.delete": _l("Webhook deleted"),
 }
 
 
