@@ -35,6 +35,52 @@ CHANNELS: dict[str, Any] = {
     "api": _l("Imported"),
     "wechat": _l("WeChat"),
 }
+VERDICTS: dict[str, Any] = {
+    "genuine": _l("Genuine"),
+    "not_found": _l("Not found"),
+    "invalid_format": _l("Invalid format"),
+    "voided": _l("Voided"),
+    "not_activated": _l("Not activated"),
+    "certificate_suspended": _l("Certificate suspended"),
+    "certificate_revoked": _l("Certificate revoked"),
+    "certificate_cancelled": _l("Certificate cancelled"),
+    "certificate_expired": _l("Certificate expired"),
+    "conversion_certificate": _l("Conversion certificate"),
+    "suspicious": _l("Suspicious"),
+}
+CERTIFICATE_STATUSES: dict[str, Any] = {
+    "valid": _l("Valid"),
+    "suspended": _l("Suspended"),
+    "revoked": _l("Revoked"),
+    "cancelled": _l("Cancelled"),
+    "expired": _l("Expired"),
+}
+PLACE_FROM: dict[str, Any] = {
+    "wechat": _l("WeChat-verified place"),
+    "gps": _l("Claimed coordinates"),
+    "ip": _l("Network's city"),
+}
+# The measured values a rule puts in a flag's evidence (anomaly/rules.py).
+EVIDENCE: dict[str, Any] = {
+    "distinct_scanners": _l("Distinct scanners"),
+    "distinct_networks": _l("Distinct networks"),
+    "scanners": _l("Scanners"),
+    "networks": _l("Networks"),
+    "provinces": _l("Provinces"),
+    "window_days": _l("Window (days)"),
+    "window": _l("Window"),
+    "limit": _l("Limit"),
+    "km": _l("Distance (km)"),
+    "km_per_hour": _l("Speed (km/h)"),
+    "weight": _l("Weight"),
+    "seen_tonnes": _l("Tonnes seen on shelves"),
+    "certified_tonnes": _l("Certified tonnes"),
+    "per_package_kg": _l("Per package (kg)"),
+    "distinct_codes": _l("Distinct codes"),
+    "declared": _l("Declared sales region"),
+    "province": _l("Province"),
+    "city": _l("City"),
+}
 ACTIONS: dict[str, Any] = {
     "flag.review": _l("Flag reviewed"),
     "user.create": _l("Account created"),
@@ -66,6 +112,10 @@ def register(app_or_bp: Any) -> None:
             "scopes": SCOPES,
             "channels": CHANNELS,
             "actions": ACTIONS,
+            "verdicts": VERDICTS,
+            "certificate_statuses": CERTIFICATE_STATUSES,
+            "place_from": PLACE_FROM,
+            "evidence": EVIDENCE,
         },
         "labels",
     )

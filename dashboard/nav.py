@@ -16,14 +16,20 @@ class Entry:
     label: Any  # a lazy gettext string: translated when the page is drawn
     role: Role
     order: int
+    also: tuple[str, ...] = ()  # endpoints of pages under this entry (marked current too)
+
+    def current(self, endpoint: str | None) -> bool:
+        return endpoint == self.endpoint or endpoint in self.also
 
 
 ENTRIES: list[Entry] = []
 
 
-def add(endpoint: str, label: Any, role: Role = Role.VIEWER, order: int = 50) -> None:
+def add(
+    endpoint: str, label: Any, role: Role = Role.VIEWER, order: int = 50, also: tuple[str, ...] = ()
+) -> None:
     if all(e.endpoint != endpoint for e in ENTRIES):
-        ENTRIES.append(Entry(endpoint, label, role, order))
+        ENTRIES.append(Entry(endpoint, label, role, order, also))
         ENTRIES.sort(key=lambda e: e.order)
 
 

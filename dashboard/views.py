@@ -37,7 +37,8 @@ from domain.errors import BadInput, DomainError
 from domain.scans import FlagRule
 
 labels.register(bp)
-nav.add("dashboard.flags", _l("Flags"), Role.VIEWER, order=20)
+nav.add("dashboard.flags", _l("Flags"), Role.VIEWER, order=20, also=("dashboard.flag",))
+nav.add("dashboard.lookup", _l("Code lookup"), Role.VIEWER, order=30)
 nav.add("dashboard.users", _l("Accounts"), Role.ADMIN, order=80)
 nav.add("dashboard.audit", _l("Audit log"), Role.ADMIN, order=90)
 
@@ -334,3 +335,53 @@ def audit() -> str:
     entries = services().audit.entries(current_account().scope, limit=PAGE_SIZE, before_id=before_id)
     older = entries[-1]["id"] if len(entries) == PAGE_SIZE else None
     return render_template("dashboard/audit.html", entries=entries, older=older)
+
+
+# -- a flag's case, a report's photo, code lookup -----------------------------------------
+
+
+@bp.get("/flags/<int:flag_id>")
+@require_role(Role.VIEWER)
+def flag(flag_id: int) -> str:
+    account = current_account()
+    try:
+        case = services().cases.flag_case(flag_id, account.scope)
+    except DomainError:
+        abort(404)
+    for point in case["route"]:
+        point["when"] = labels.china_time(point["at"])
+    form = ReviewForm()
+    form.next.data = url_for("dashboard.flag", flag_id=flag_id)
+    return render_template("dashboard/flag.html", case=case, form=form, may_review=account.may(Role.ANALYST))
+
+
+@bp.get("/reports/<int:report_id>/photo")
+@require_role(Role.VIEWER)
+def report_photo(report_id: int) -> Response:
+    try:
+        photo, media_type = services().cases.report_photo(report_id, current_account().scope)
+    except DomainError:
+        abort(404)
+    resp = Response(photo, mimetype=media_type)
+    # Evidence of a signed-in scope: never kept by a shared cache.
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    resp.headers["Content-Disposition"] = f'inline; filename="report-{report_id}"'
+    return resp
+
+
+@bp.get("/lookup")
+@require_role(Role.VIEWER)
+def lookup() -> str | tuple[str, int]:
+    raw = (request.args.get("code") or "").strip()[:200]
+    result, error, status = None, None, 200
+    if raw:
+        try:
+            result = services().cases.lookup(raw, current_account().scope)
+        except BadInput:
+            error, status = (
+                _("This is not a code: give the 17 or 18 digits of an organic code, or a BQ code."),
+                400,
+            )
+        except DomainError:
+            error, status = _("No code %(code)s in your scope.", code=raw), 404
+    return render_template("dashboard/lookup.html", code=raw, result=result, error=error), status

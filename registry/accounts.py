@@ -109,10 +109,15 @@ class SqlAuditLog:
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def list_in(self, scope: Scope, *, limit: int, before_id: int | None = None) -> list[Mapping[str, Any]]:
-        """Entries about the scope's data, or made by someone of the scope, newest first."""
+    def list_in(
+        self, scope: Scope, *, limit: int, before_id: int | None = None, target: str | None = None
+    ) -> list[Mapping[str, Any]]:
+        """Entries about the scope's data, or made by someone of the scope, newest first
+        (about one target when given)."""
         a = t.audit_log
         query = sa.select(a).order_by(a.c.id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(a.c.target == target)
         if scope.kind == "body":
             query = query.where(
                 sa.or_(a.c.body_id == scope.id, sa.and_(a.c.scope_kind == "body", a.c.scope_id == scope.id))

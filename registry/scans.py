@@ -347,6 +347,40 @@ class SqlScanArchive:
 
     # -- the brand-protection view --------------------------------------------------------
 
+    def get_flag(self, flag_id: int) -> tuple[dict[str, Any], Owner] | None:
+        """One flag as the list shows it, with its code's owner now (None: no such flag)."""
+        f = t.flags
+        body, org, cert = _current_owner()
+        product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(
+                    f,
+                    cert.label("certificate"),
+                    product_name.label("product"),
+                    body.label("owner_body"),
+                    org.label("owner_org"),
+                )
+                .select_from(_owned_flags())
+                .where(f.c.id == flag_id)
+            ).first()
+        if r is None:
+            return None
+        item = {
+            "id": r.id,
+            "code": r.code,
+            "rule": r.rule,
+            "severity": r.severity,
+            "status": r.status,
+            "raised_at": _iso(r.raised_at),
+            "updated_at": _iso(r.updated_at),
+            "note": r.note,
+            "certificate": r.certificate,
+            "product": r.product,
+            "evidence": json.loads(r.evidence) if r.evidence else {},
+        }
+        return item, Owner(r.owner_body, r.owner_org)
+
     def list_flags(
         self,
         owned_by: Owner | None,

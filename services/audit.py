@@ -35,6 +35,6 @@ class AuditService:
         )
 
     def entries(
-        self, scope: Scope, *, limit: int = 50, before_id: int | None = None
+        self, scope: Scope, *, limit: int = 50, before_id: int | None = None, target: str | None = None
     ) -> list[Mapping[str, Any]]:
-        return self.log.list_in(scope, limit=max(1, min(limit, 200)), before_id=before_id)
+        return self.log.list_in(scope, limit=max(1, min(limit, 200)), before_id=before_id, target=target)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from services.admin import AdminService
     from services.alerts import AlertService
     from services.audit import AuditService
+    from services.cases import CaseService
     from services.evidence import EvidenceService
     from services.exports import FlagExport
     from services.issuing import IssuingService
@@ -52,6 +53,8 @@ class Services(Protocol):
     def accounts(self) -> AccountService: ...
     @property
     def audit(self) -> AuditService: ...
+    @property
+    def cases(self) -> CaseService: ...
     @property
     def overview(self) -> OverviewService: ...
     @property

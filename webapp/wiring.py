@@ -37,6 +37,7 @@ from cache.redis_cache import (
 from domain.ports import FilterStore, Generations, RecentVisits, SharedCache
 from registry.accounts import SqlAccounts, SqlAuditLog
 from registry.alerts import SqlAlertStore
+from registry.cases import SqlCaseReader
 from registry.engine import make_engine, make_lookup_engine
 from registry.evidence import SqlEvidenceReader
 from registry.generations import SqlGenerations
@@ -48,6 +49,7 @@ from services.accounts import AccountService
 from services.admin import AdminService
 from services.alerts import AlertService
 from services.audit import AuditService
+from services.cases import CaseService
 from services.evidence import EvidenceService
 from services.exports import FlagExport
 from services.issuing import IssuingService
@@ -240,6 +242,18 @@ class Container:
     @lazy
     def scan_admin(self) -> ScanAdminService:
         return ScanAdminService(self.verify, self.scans, self.scan_sql, self.registry, self.audit)
+
+    @lazy
+    def cases(self) -> CaseService:
+        return CaseService(
+            self.scan_sql,
+            SqlCaseReader(self.engine),
+            self.registry,
+            self.resolver,
+            self.verify,
+            self.audit,
+            city_point=places().city_point,
+        )
 
     @lazy
     def audit(self) -> AuditService:

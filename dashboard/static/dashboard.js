@@ -16,7 +16,9 @@
   var review = document.getElementById("review-form");
   if (review) {
     review.addEventListener("submit", function (event) {
-      if (!review.querySelector('input[name="ids"]:checked')) {
+      // Only the queue ticks flags; a flag's own page names its flag in a hidden field.
+      var boxes = review.querySelectorAll('input[type="checkbox"][name="ids"]');
+      if (boxes.length && !review.querySelector('input[type="checkbox"][name="ids"]:checked')) {
         event.preventDefault();
         var message = review.getAttribute("data-empty") || "";
         if (message) { window.alert(message); }

@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from domain.accounts import Account
+from tests.api.test_admin_scope import persist
 from tests.conftest import ADMIN
 from webapp import container
 from webapp.demo import DEMO_LOGIN, seed, seed_demo_account
@@ -27,6 +28,7 @@ OTHER_ORG = "吉林松原绿野米业有限公司"
 def _seeded(app: Flask) -> dict[str, str]:
     c = container(app)
     codes = seed(c.admin, date.today(), c.scan_admin)
+    persist(app)  # the worker's part with Redis: the demo's scan events into SQL
     for login, role, kind, target in (
         ("admin@example.com", "admin", "all", None),
         ("org.admin@example.com", "admin", "organization", DEMO_ORG),

@@ -72,6 +72,10 @@ class FakeScanArchive:
         ]
         return {"items": items[:limit], "next": None}
 
+    def get_flag(self, flag_id: int) -> tuple[dict[str, Any], Owner] | None:
+        flag = self.flags.get(flag_id)
+        return (dict(flag), self.owners[flag_id]) if flag is not None else None
+
     def update_flag(
         self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]
     ) -> tuple[dict[str, Any], dict[str, Any], Owner]:
