@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -21,6 +22,7 @@ from openpyxl import load_workbook
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from domain.china_time import china_today
 from tests.conftest import ADMIN
 from webapp import container
 
@@ -467,3 +469,37 @@ def test_orders_are_scoped(world: World) -> None:
     bad = w.http.post("/api/v1/admin/orders", json={**body, "certificate": B_NO}, headers=ADMIN)
     assert bad.status_code == 409 and bad.get_json()["code"] == "spec_certificate_mismatch"
     assert Decimal(quantities(w)["绿豆"]["used_tonnes"]) == 0
+
+
+def test_a_drawn_code_already_issued_is_drawn_again(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import services.issuing as issuing_module
+
+    w = world
+    year = china_today(datetime.now(UTC)).year % 100  # the year the service draws under
+    taken = f"0123{year:02d}000000000001"
+    row = {"code": taken, "certificate": A_NO, "product": "绿豆", "order": "OLD-1"}
+    assert w.http.post("/api/v1/admin/codes", json=[row], headers=w.a).get_json()["accepted"] == 1
+    real = issuing_module._random12
+    draws = iter([[1, 1, 2]])  # the first draw: a taken code, and one code twice
+
+    def scripted(n: int) -> list[int]:
+        return next(draws, None) or real(n)
+
+    monkeypatch.setattr(issuing_module, "_random12", scripted)
+    number = order(w, [{"spec_id": w.beans, "quantity": 3, "unit_price": 1}])["number"]
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(f"/api/v1/admin/orders/{number}/review", json={"decision": "approve"}, headers=w.a)
+    assert w.http.post(f"/api/v1/admin/orders/{number}/allocate", headers=w.a).status_code == 200
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.a).data.decode(
+                    "utf-8-sig"
+                )
+            )
+        )
+    )
+    codes = [r["code"] for r in rows]
+    assert len(codes) == 3 and len(set(codes)) == 3 and taken not in codes
+    assert f"0123{year:02d}000000000002" in codes
+    assert verify(w.http, taken)["verdict"] == "genuine"
