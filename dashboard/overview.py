@@ -57,6 +57,17 @@ VERDICT_COLOURS = {
     "conversion_certificate": "#00897b",
 }
 
+# And one per flag rule.
+RULE_COLOURS = {
+    "distinct_scanners": "#c62828",
+    "impossible_travel": "#ef6c00",
+    "province_spread": "#6a1b9a",
+    "velocity": "#1565c0",
+    "shopper_report": "#2e7d32",
+    "over_quantity": "#ad1457",
+    "off_market": "#00838f",
+}
+
 MAP_CITIES = 80  # the busiest cities drawn as points; every province is coloured
 
 
@@ -80,7 +91,8 @@ def chart_data(view: Overview, rule_labels: dict[str, Any]) -> dict[str, Any]:
             for k, v in view.scans_by_verdict.items()
         ],
         "flags": [
-            {"key": k, "name": str(rule_labels.get(k, k)), "data": v} for k, v in view.flags_by_rule.items()
+            {"key": k, "name": str(rule_labels.get(k, k)), "colour": RULE_COLOURS.get(k), "data": v}
+            for k, v in view.flags_by_rule.items()
         ],
         "provinces": [
             {"name": p.province, "scans": p.scans, "suspicious": p.suspicious} for p in view.provinces

@@ -10,7 +10,6 @@
   var words = data.words;
   var charts = [];
   var ink = "#1d2330", muted = "#5a6272", line = "#dde1e8";
-  var ruleColours = ["#c62828", "#ef6c00", "#6a1b9a", "#1565c0", "#2e7d32", "#ad1457", "#00838f"];
 
   function chart(id) {
     var el = document.getElementById(id);
@@ -57,8 +56,10 @@
     });
   }
 
-  perDay("chart-scans", data.scans, data.scans.map(function (s) { return s.colour || "#607d8b"; }));
-  perDay("chart-flags", data.flags, ruleColours);
+  // Each verdict and rule keeps its colour whatever the period or scope (set by the server).
+  function colours(series) { return series.map(function (s) { return s.colour || "#607d8b"; }); }
+  perDay("chart-scans", data.scans, colours(data.scans));
+  perDay("chart-flags", data.flags, colours(data.flags));
 
   function ranked(id, rows) {
     var el = document.getElementById(id);
