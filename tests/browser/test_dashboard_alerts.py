@@ -56,11 +56,14 @@ def test_an_analyst_exports_the_filtered_queue_and_a_flags_evidence_pack(
     assert name.endswith(".xlsx")
     sheet = load_workbook(io.BytesIO(data), read_only=True)["flags"]
     assert {r[1] for r in list(sheet.iter_rows(values_only=True))[1:]} == {copied}
-    # The evidence pack of the copied code's flag (the flag page's button; its URL here).
+    # The evidence pack from the flag's page.
     flag_id = int(rows[1][0])
-    answer = tab.request.get(f"{dashboard.base}/dashboard/flags/{flag_id}/evidence.pdf")
-    assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
-    pdf = PdfReader(io.BytesIO(answer.body()))
+    tab.goto(f"{dashboard.base}/dashboard/flags/{flag_id}")
+    assert tab.is_visible("#evidence-pack")
+    shoot(tab, "dashboard_flag_page_evidence_button")
+    name, data = _download(tab, "#evidence-pack")
+    assert name == f"evidence-flag-{flag_id}-{copied}.pdf"
+    pdf = PdfReader(io.BytesIO(data))
     text = "\n".join(p.extract_text() for p in pdf.pages)
     assert copied in text and "证据包" in text and "杭州市" in text
     assert tab.problems == []
