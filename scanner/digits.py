@@ -473,24 +473,27 @@ class DigitReader:
     ) -> bool:
         """Whether a reading the first looks dispute is settled after all.
 
-        Never when another reading is as often read, or longer: a look that finds an
-        extra digit may be the only one that parted two narrow glyphs (a 19-digit number
-        read as an 18-digit code by every other look), and a second model can merge them
-        the same way. Otherwise either
+        Never unless most of the five looks (three) read it, and never when another
+        reading is as often read, or longer: a look that finds an extra digit may be the
+        only one that parted two narrow glyphs (a 19-digit number read as an 18-digit
+        code by every other look), and a second model can merge them the same way. Then
+        either
         * the second recognizer (another model) reads exactly this code, when the looks
-          only dispute single digits (every rival as long) or only one look read it; or
+          only dispute single digits (every rival as long); on blurred print it agreed
+          with a dissenting look as often as with the others, so it decides nothing
+          alone; or
         * fresh looks of the same kinds as the first (`more`) all read it, bar one that
           reads no code-length string at all: the dissent was one look's noise, where a
           digit that is really ambiguous is misread again by some of them."""
         agree = len(votes[best])
         rivals = [d for d in votes if d != best]
-        if any(len(d) > len(best) or len(votes[d]) >= agree for d in rivals):
+        if agree < 3 or any(len(d) > len(best) or len(votes[d]) >= agree for d in rivals):
             return False
         if lines and all(len(d) == len(best) for d in rivals):
             second = self.second.read(lines)
             if second and best in second:
                 return True
-        if agree < 3 or more is None:
+        if more is None:
             return False
         fresh = more()
         if len(fresh) < 4:
