@@ -161,3 +161,27 @@ def test_byte_limit() -> None:
     small = Scanner(max_bytes=10_000)
     with pytest.raises(ImageTooLarge):
         small.scan(encode(label(code=CODE), "PNG"))
+
+
+class _SymbolsUntil:
+    """A symbol stage that records the deadline it was given and finds nothing."""
+
+    def __init__(self) -> None:
+        self.deadlines: list[float] = []
+
+    def read(self, gray: object, deadline: float, **_: object) -> tuple[list[object], list[str]]:
+        self.deadlines.append(deadline)
+        return [], ["zxing"]
+
+
+@pytest.mark.parametrize(("ocr", "share"), [("always", 0.5), ("auto", 0.5), ("never", 1.0)])
+def test_symbols_leave_ocr_half_the_budget(ocr: str, share: float) -> None:
+    import time
+
+    s = Scanner(known_body_codes=BODIES, time_budget_ms=40_000, ocr=ocr)
+    symbols = _SymbolsUntil()
+    s._symbols = symbols  # type: ignore[assignment]
+    before = time.perf_counter()
+    s.scan(encode(label()), ocr="never" if ocr == "never" else None)
+    given = symbols.deadlines[0] - before  # the deadline is fixed before the stage starts
+    assert share * 40 <= given < share * 40 + 1
