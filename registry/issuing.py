@@ -818,3 +818,83 @@ class SqlIssuing:
                 .group_by(ln.c.product_id)
             ).all()
         return {int(pid): int(n) for pid, n in rows}
+
+    # -- use records (领用) ------------------------------------------------------------------------
+
+    def uses(self, number: str) -> list[dict[str, Any]]:
+        u, o, ln = t.label_uses, t.orders, t.order_lines
+        with self.registry._read() as conn:
+            rows = conn.execute(
+                sa.select(u, ln.c.n)
+                .select_from(u.join(o, o.c.id == u.c.order_id).join(ln, ln.c.id == u.c.line_id))
+                .where(o.c.number == number)
+                .order_by(u.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def take_into_use(
+        self,
+        number: str,
+        n: int,
+        span: tuple[int, int] | int,
+        record: Mapping[str, Any],
+        check: Check,
+    ) -> int:
+        """Take labels of line `n` into use: `span` is a count (the lowest identities in
+        stock, contiguous) or an identity range (inside the line's segment, none in use).
+        The order's row is locked: two takes of one order queue and never overlap."""
+        u, ln = t.label_uses, t.order_lines
+        with self.engine.begin() as conn:
+            row = self._locked(conn, number, check)
+            line = conn.execute(sa.select(ln).where(ln.c.order_id == row.id, ln.c.n == n)).first()
+            if line is None or line.identity_start is None:
+                raise NotFound(f"order {number} has no allocated line {n}", code="line_not_found")
+            taken = sorted(
+                (r.first_identity, r.last_identity)
+                for r in conn.execute(
+                    sa.select(u.c.first_identity, u.c.last_identity).where(u.c.line_id == line.id)
+                )
+            )
+            if isinstance(span, int):
+                first = None
+                cursor = line.identity_start
+                for lo, hi in [*taken, (line.identity_end + 1, line.identity_end + 1)]:
+                    if lo - cursor >= span:
+                        first = cursor
+                        break
+                    cursor = max(cursor, hi + 1)
+                if first is None:
+                    raise Conflict(
+                        f"line {n} has no {span} contiguous labels in stock", code="not_enough_stock"
+                    )
+                last = first + span - 1
+            else:
+                first, last = span
+                if first < line.identity_start or last > line.identity_end:
+                    raise Conflict(
+                        f"identities {identity_text(first)}-{identity_text(last)} are not all in line {n}'s "
+                        f"segment {identity_text(line.identity_start)}-{identity_text(line.identity_end)}",
+                        code="outside_segment",
+                    )
+                if any(lo <= last and first <= hi for lo, hi in taken):
+                    raise Conflict("some of these labels are already in use", code="already_in_use")
+            return int(
+                conn.execute(
+                    u.insert().values(
+                        order_id=row.id,
+                        line_id=line.id,
+                        first_identity=first,
+                        last_identity=last,
+                        created_at=_now(),
+                        **record,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+
+    def roll_back_use(self, number: str, use_id: int, check: Check) -> None:
+        """回退: the record goes and its labels are in stock again."""
+        u = t.label_uses
+        with self.engine.begin() as conn:
+            row = self._locked(conn, number, check)
+            if not conn.execute(u.delete().where(u.c.id == use_id, u.c.order_id == row.id)).rowcount:
+                raise NotFound(f"no use record {use_id} of order {number}", code="use_not_found")

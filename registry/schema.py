@@ -551,3 +551,21 @@ printing_losses = sa.Table(
     sa.Column("identity", BigKey, primary_key=True, autoincrement=False),
     sa.Column("recorded_at", sa.DateTime, nullable=False),
 )
+
+# Labels taken into use (领用) from an allocated order line: a contiguous identity range,
+# with the batch, who took them and when. Rolling back (回退) deletes the record, and the
+# labels are in stock again.
+label_uses = sa.Table(
+    "label_uses",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("order_id", Id, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("line_id", Id, sa.ForeignKey("order_lines.id"), nullable=False),
+    sa.Column("first_identity", BigKey, nullable=False),
+    sa.Column("last_identity", BigKey, nullable=False),
+    sa.Column("batch", sa.String(60), nullable=False),
+    sa.Column("person", sa.String(60), nullable=False),
+    sa.Column("used_on", sa.Date, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("created_by", sa.String(80), nullable=True),
+)

@@ -178,6 +178,36 @@ class LossesIn(_In):
     )
 
 
+Identity = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
+Text60 = Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"\S")]
+
+
+class UseIn(_In):
+    """Labels of one order line taken into use (领用): automatically, a `quantity` (the lowest
+    identities in stock), or manually, an identity range."""
+
+    line: Annotated[int, BeforeValidator(_whole), Field(ge=1, le=MAX_LINES)]
+    quantity: Count | None = None
+    first_identity: Identity | None = None
+    last_identity: Identity | None = None
+    batch: Text60
+    person: Text60
+    used_on: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] | None = None
+
+    @model_validator(mode="after")
+    def _span(self) -> UseIn:
+        manual = self.first_identity is not None or self.last_identity is not None
+        if (self.quantity is None) == (not manual):
+            raise ValueError("give either quantity, or first_identity and last_identity")
+        if manual and (
+            self.first_identity is None
+            or self.last_identity is None
+            or self.first_identity > self.last_identity
+        ):
+            raise ValueError("first_identity and last_identity make a range, first <= last")
+        return self
+
+
 def _model(model: type[_In], body: Any) -> Any:
     try:
         return model.model_validate(body)
@@ -786,6 +816,75 @@ class IssuingService:
             "losses": [identity_text(x) for x in self.registry.losses(number)],
             "voided_codes": len(moved),
         }
+
+    # -- use records (领用) ----------------------------------------------------------------------
+
+    def uses(self, number: str, scope: Scope) -> dict[str, Any]:
+        """The order's use records, and per line what is in use and in stock."""
+        order = self._readable_order(number, scope)
+        uses = self.registry.uses(number)
+        in_use: dict[int, int] = {}
+        for u in uses:
+            in_use[u["n"]] = in_use.get(u["n"], 0) + u["last_identity"] - u["first_identity"] + 1
+        return {
+            "items": [
+                {
+                    "id": u["id"],
+                    "label_number": label_number(number, u["n"]),
+                    "first_identity": identity_text(u["first_identity"]),
+                    "last_identity": identity_text(u["last_identity"]),
+                    "quantity": u["last_identity"] - u["first_identity"] + 1,
+                    "batch": u["batch"],
+                    "person": u["person"],
+                    "used_on": u["used_on"].isoformat(),
+                    "recorded_by": u["created_by"],
+                }
+                for u in uses
+            ],
+            "stock": [
+                {
+                    "label_number": label_number(number, line["n"]),
+                    "quantity": line["quantity"],
+                    "in_use": in_use.get(line["n"], 0),
+                    "in_stock": line["quantity"] - in_use.get(line["n"], 0),
+                }
+                for line in order["lines"]
+                if line["identity_start"]
+            ],
+        }
+
+    def take_into_use(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
+        """Take labels into use: by the organization (or the all scope), on an allocated order."""
+        order = self._readable_order(number, scope)
+        if not any(line["identity_start"] for line in order["lines"]):
+            raise Conflict(f"order {number} has no identity segments", code="order_state")
+        m = _model(UseIn, body)
+        try:
+            used_on = date.fromisoformat(m.used_on) if m.used_on else china_today(datetime.now(UTC))
+        except ValueError as exc:
+            raise BadInput("used_on: not a date", code="invalid_body") from exc
+        span: tuple[int, int] | int = (
+            m.quantity if m.quantity is not None else (int(m.first_identity or 0), int(m.last_identity or 0))
+        )
+        check = self._check(
+            scope, number, access.may_order, frozenset({OrderStatus.ALLOCATED}), "taken into use"
+        )
+        record = {
+            "batch": m.batch.strip(),
+            "person": m.person.strip(),
+            "used_on": used_on,
+            "created_by": scope.actor,
+        }
+        use_id = self.registry.take_into_use(number, m.line, span, record, check)
+        return next(u for u in self.uses(number, scope)["items"] if u["id"] == use_id)
+
+    def roll_back_use(self, number: str, use_id: int, scope: Scope) -> dict[str, Any]:
+        """回退: delete the record; its labels are in stock again."""
+        check = self._check(
+            scope, number, access.may_order, frozenset({OrderStatus.ALLOCATED}), "rolled back"
+        )
+        self.registry.roll_back_use(number, use_id, check)
+        return self.uses(number, scope)
 
     # -- exports ---------------------------------------------------------------------------------------
 

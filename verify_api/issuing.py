@@ -176,6 +176,21 @@ def printer_codes_export(number: str) -> Response:
     return resp
 
 
+@bp.get("/orders/<number>/uses")
+def uses(number: str) -> Response:
+    return jsonify(services().issuing.uses(number, _scope()))
+
+
+@bp.post("/orders/<number>/uses")
+def take_into_use(number: str) -> tuple[Response, int]:
+    return jsonify(services().issuing.take_into_use(number, json_body(), _scope())), 201
+
+
+@bp.delete("/orders/<number>/uses/<int:use_id>")
+def roll_back_use(number: str, use_id: int) -> Response:
+    return jsonify(services().issuing.roll_back_use(number, use_id, _scope()))
+
+
 @bp.get("/orders/<number>/sheet.xlsx")
 def order_sheet(number: str) -> Response:
     return _file(order_sheet_xlsx(services().issuing.order_sheet(number, _scope())), XLSX, f"{number}.xlsx")

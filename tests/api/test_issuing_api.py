@@ -503,3 +503,51 @@ def test_a_drawn_code_already_issued_is_drawn_again(world: World, monkeypatch: p
     assert len(codes) == 3 and len(set(codes)) == 3 and taken not in codes
     assert f"0123{year:02d}000000000002" in codes
     assert verify(w.http, taken)["verdict"] == "genuine"
+
+
+def test_labels_are_taken_into_use_and_rolled_back(world: World) -> None:
+    w = world
+    number = order(w, [{"spec_id": w.beans, "quantity": 10, "unit_price": 1}])["number"]
+    url = f"/api/v1/admin/orders/{number}/uses"
+    use = {"line": 1, "quantity": 3, "batch": "B2026-01", "person": "张三"}
+    assert w.http.post(url, json=use, headers=w.x).status_code == 409  # not allocated yet
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(f"/api/v1/admin/orders/{number}/review", json={"decision": "approve"}, headers=w.a)
+    w.http.post(f"/api/v1/admin/orders/{number}/allocate", json={"codes": "printer"}, headers=w.a)
+    # Automatically: the lowest identities in stock.
+    first = w.http.post(url, json={**use, "used_on": "2026-12-01"}, headers=w.x)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    assert (first.get_json()["first_identity"], first.get_json()["last_identity"]) == (
+        "100000001",
+        "100000003",
+    )
+    # Manually, by identity range; an overlapping or stray range is refused.
+    manual = {
+        "line": 1,
+        "first_identity": "100000006",
+        "last_identity": "100000007",
+        "batch": "B2",
+        "person": "李四",
+    }
+    assert w.http.post(url, json=manual, headers=w.x).status_code == 201
+    assert w.http.post(url, json=manual, headers=w.x).get_json()["code"] == "already_in_use"
+    stray = {**manual, "first_identity": "100000009", "last_identity": "100000011"}
+    assert w.http.post(url, json=stray, headers=w.x).get_json()["code"] == "outside_segment"
+    assert w.http.post(url, json={**use, "quantity": 4}, headers=w.x).get_json()["code"] == "not_enough_stock"
+    both = {**manual, "quantity": 1}
+    assert w.http.post(url, json=both, headers=w.x).status_code == 400
+    # The body reads the records but takes nothing into use; others see nothing.
+    assert w.http.post(url, json=use, headers=w.a).status_code == 403
+    assert w.http.post(url, json=use, headers=w.y).status_code == 404
+    assert w.http.get(url, headers=w.b).status_code == 404
+    got = w.http.get(url, headers=w.a).get_json()
+    assert got["stock"] == [{"label_number": f"{number}-1", "quantity": 10, "in_use": 5, "in_stock": 5}]
+    # 回退: the record goes, its labels are in stock again and are taken first.
+    rolled = w.http.delete(f"{url}/{first.get_json()['id']}", headers=w.x)
+    assert rolled.status_code == 200 and rolled.get_json()["stock"][0]["in_stock"] == 8
+    assert w.http.delete(f"{url}/{first.get_json()['id']}", headers=w.x).status_code == 404
+    assert w.http.post(url, json={**use, "quantity": 6}, headers=w.x).status_code == 409  # 5 + 3 free
+    again = w.http.post(url, json={**use, "quantity": 5}, headers=w.x).get_json()
+    assert (again["first_identity"], again["last_identity"]) == ("100000001", "100000005")
+    again = w.http.post(url, json={**use, "quantity": 3}, headers=w.x).get_json()
+    assert (again["first_identity"], again["last_identity"]) == ("100000008", "100000010")
