@@ -12,7 +12,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from domain.bulk import Scope
 from domain.errors import BadInput
-from verify_api.admin import MAX_ROWS_JSON, _authenticate
+from verify_api.admin import _authenticate, _rows
 from verify_api.context import services
 from verify_api.exports import order_sheet_xlsx, table_csv, table_xlsx
 from verify_api.files import rows_from_csv, rows_from_xlsx
@@ -26,17 +26,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def _scope() -> Scope:
     return g.scope
-
-
-def _json_rows() -> list[Any]:
-    body = json_body()
-    if isinstance(body, dict):
-        body = [body]
-    if not isinstance(body, list):
-        raise BadInput("send a JSON array of rows", code="invalid_body")
-    if len(body) > MAX_ROWS_JSON:
-        raise BadInput(f"at most {MAX_ROWS_JSON} rows per call", code="too_many_rows")
-    return body
 
 
 def _upload(field: str) -> bytes:
@@ -64,7 +53,7 @@ def quantities(number: str) -> Response:
 
 @bp.post("/product-specs")
 def upsert_specs() -> Response:
-    return jsonify(services().issuing.upsert_specs(_json_rows(), _scope()))
+    return jsonify(services().issuing.upsert_specs(_rows(), _scope()))
 
 
 @bp.get("/product-specs")
@@ -153,7 +142,7 @@ def printer_codes_import(number: str) -> Response:
                 raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
             rows = rows_from_csv(io.StringIO(text))
     else:
-        rows = _json_rows()
+        rows = _rows()
     return jsonify(services().issuing.import_printer_codes(number, rows, _scope()).as_dict())
 
 
