@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-# A pack lists at most this many scans (newest kept) and photos: a copied code scanned
-# tens of thousands of times still makes a PDF that opens.
-MAX_SCANS = 2000
+# A pack shows at most this many report photos (the scans are the flag page's newest 500):
+# a code reported again and again still makes a PDF that opens.
 MAX_PHOTOS = 12
 
 
@@ -53,12 +52,10 @@ class EvidencePack:
     generated_at: datetime | None = None
 
 
-class EvidenceReader(Protocol):
-    def flag_owner(self, flag_id: int) -> tuple[dict[str, Any], Any] | None:
-        """The flag and its code's current owner (a domain.access.Owner), or None."""
+class EvidenceRecords(Protocol):
+    def record(self, code: str) -> dict[str, str | None]:
+        """The code's record as a regulator reads it, label key -> value."""
         ...
-
-    def pack(self, flag: dict[str, Any], max_scans: int = ..., max_photos: int = ...) -> EvidencePack: ...
 
 
 class EvidenceRenderer(Protocol):

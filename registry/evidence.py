@@ -1,20 +1,15 @@
-"""Reads an evidence pack (domain/evidence.py) from SQL: the flag with its code's current
-owner, the code's record (certificate, holder, body, product, package, order; or the BQ
-batch), its scans and the shoppers' reports with their photos."""
+"""The code's record for an evidence pack (domain/evidence.py), as a regulator reads it:
+certificate, its status and validity, holder, producer, body, product, package, label,
+order, issue date, identity code; or the BQ batch. (The flag, its scans and the reports
+come from the flag page's reader, registry/cases.py.)"""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
 
-from domain.access import Owner
 from domain.codes import organic_key
-from domain.evidence import MAX_PHOTOS, MAX_SCANS, EvidencePack, EvidenceReport, EvidenceScan
 from registry import schema as t
-from registry.scans import _current_owner, _iso, _owned_flags
+from registry.scans import _iso
 
 SCANNER_PREFIX = 8  # hex digits of a scanner's keyed hash shown, as in a flag's evidence
 
@@ -23,30 +18,9 @@ class SqlEvidenceReader:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def flag_owner(self, flag_id: int) -> tuple[dict[str, Any], Owner] | None:
-        f = t.flags
-        body, org, cert = _current_owner()
+    def record(self, code: str) -> dict[str, str | None]:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(f, body.label("owner_body"), org.label("owner_org"), cert.label("cert_number"))
-                .select_from(_owned_flags())
-                .where(f.c.id == flag_id)
-            ).first()
-        if row is None:
-            return None
-        flag = {
-            "id": row.id,
-            "code": row.code,
-            "rule": row.rule,
-            "severity": row.severity,
-            "status": row.status,
-            "raised_at": _iso(row.raised_at),
-            "updated_at": _iso(row.updated_at),
-            "note": row.note,
-            "certificate": row.cert_number,
-            "evidence": json.loads(row.evidence) if row.evidence else {},
-        }
-        return flag, Owner(row.owner_body, row.owner_org)
+            return self._record(conn, code)
 
     def _record(self, conn: sa.Connection, code: str) -> dict[str, str | None]:
         if code.isdigit() and len(code) in (17, 18):
@@ -119,67 +93,3 @@ class SqlEvidenceReader:
             "role": batch.role,
             "activated_at": _iso(batch.activated_at),
         }
-
-    def pack(
-        self, flag: dict[str, Any], max_scans: int = MAX_SCANS, max_photos: int = MAX_PHOTOS
-    ) -> EvidencePack:
-        code = flag["code"]
-        e, r = t.scan_events, t.reports
-        with self.engine.connect() as conn:
-            record = self._record(conn, code)
-            total = int(
-                conn.execute(sa.select(sa.func.count()).select_from(e).where(e.c.code == code)).scalar_one()
-            )
-            rows = conn.execute(
-                sa.select(
-                    e.c.at,
-                    e.c.channel,
-                    e.c.verdict,
-                    e.c.city,
-                    e.c.province,
-                    e.c.lat,
-                    e.c.lng,
-                    e.c.client_hash,
-                )
-                .where(e.c.code == code)
-                .order_by(e.c.at.desc())
-                .limit(max_scans)
-            ).all()
-            reports = conn.execute(
-                sa.select(
-                    r.c.created_at, r.c.text, r.c.shop, r.c.city, r.c.province, r.c.photo, r.c.photo_type
-                )
-                .where(r.c.code == code)
-                .order_by(r.c.created_at.desc())
-                .limit(50)
-            ).all()
-        scans = [
-            EvidenceScan(
-                at=row.at.replace(tzinfo=UTC),
-                channel=row.channel,
-                verdict=row.verdict,
-                city=row.city,
-                province=row.province,
-                lat=row.lat,
-                lng=row.lng,
-                scanner=row.client_hash[:SCANNER_PREFIX] if row.client_hash else None,
-            )
-            for row in reversed(rows)
-        ]
-        photos = 0
-        kept = []
-        for row in reports:
-            photo = row.photo if row.photo and photos < max_photos else None
-            photos += photo is not None
-            kept.append(
-                EvidenceReport(
-                    row.created_at.replace(tzinfo=UTC),
-                    row.text,
-                    row.shop,
-                    row.city,
-                    row.province,
-                    photo,
-                    row.photo_type if photo else None,
-                )
-            )
-        return EvidencePack(flag, record, scans, total, kept, datetime.now(UTC))

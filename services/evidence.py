@@ -1,25 +1,69 @@
-"""The evidence pack of one flag (domain/evidence.py) for whoever may read the flag: the
-same policy as the flag list (domain.access.may_read over the code's current owner); a
-flag outside the scope is not found."""
+"""The evidence pack of one flag (domain/evidence.py) for whoever may read the flag: what
+the flag's dashboard page shows (services.cases.CaseService.flag_case: the flag, its scans
+newest first, their totals, the shoppers' reports, with the same policy: a flag outside
+the scope is not found), plus the code's record as a regulator reads it (certificate,
+holder, body, product, package, order) and the reports' photos, drawn by the renderer."""
 
 from __future__ import annotations
 
-from domain import access
+from datetime import UTC, datetime
+
 from domain.bulk import Scope
 from domain.errors import NotFound
-from domain.evidence import EvidencePack, EvidenceReader, EvidenceRenderer
+from domain.evidence import (
+    MAX_PHOTOS,
+    EvidencePack,
+    EvidenceRecords,
+    EvidenceRenderer,
+    EvidenceReport,
+    EvidenceScan,
+)
+from services.cases import CaseService
 
 
 class EvidenceService:
-    def __init__(self, reader: EvidenceReader, renderer: EvidenceRenderer) -> None:
-        self.reader = reader
+    def __init__(self, cases: CaseService, records: EvidenceRecords, renderer: EvidenceRenderer) -> None:
+        self.cases = cases
+        self.records = records
         self.renderer = renderer
 
     def pack(self, flag_id: int, scope: Scope) -> EvidencePack:
-        found = self.reader.flag_owner(flag_id)
-        if found is None or not access.may_read(scope, found[1]):
-            raise NotFound(f"no flag {flag_id}", code="flag_not_found")
-        return self.reader.pack(found[0])
+        case = self.cases.flag_case(flag_id, scope)
+        flag = case["flag"]
+        scans = [
+            EvidenceScan(
+                s["at"],
+                s["channel"],
+                s["verdict"],
+                s["city"],
+                s["province"],
+                s["lat"],
+                s["lng"],
+                s["scanner"],
+            )
+            for s in reversed(case["scans"])  # oldest first: the table and the path read in time order
+        ]
+        reports = []
+        photos = 0
+        for r in case["reports"]:
+            photo, kind = None, None
+            if r["has_photo"] and photos < MAX_PHOTOS:
+                try:
+                    photo, kind = self.cases.report_photo(r["id"], scope)
+                    photos += 1
+                except NotFound:  # gone since the list was read
+                    pass
+            reports.append(
+                EvidenceReport(r["at"], r["text"], r["shop"], r["city"], r["province"], photo, kind)
+            )
+        return EvidencePack(
+            flag,
+            self.records.record(flag["code"]),
+            scans,
+            case["totals"]["scans"],
+            reports,
+            datetime.now(UTC),
+        )
 
     def pdf(self, flag_id: int, scope: Scope) -> tuple[str, bytes]:
         """(file name, PDF bytes)."""

@@ -288,9 +288,8 @@ class Container:
     def evidence(self) -> EvidenceService:
         from dashboard.chinamap import china_geojson
 
-        return EvidenceService(
-            SqlEvidenceReader(self.engine), EvidencePdf(china_geojson, places().city_point)
-        )
+        pdf = EvidencePdf(china_geojson, places().city_point)
+        return EvidenceService(self.cases, SqlEvidenceReader(self.engine), pdf)
 
     @lazy
     def exports(self) -> FlagExport:
