@@ -87,6 +87,7 @@ ACTIONS: dict[str, Any] = {
     "user.invite": _l("Account invited"),
     "user.disable": _l("Account disabled"),
     "user.enable": _l("Account enabled"),
+    "user.password_reset": _l("Password reset by the operator"),
     "webhook.create": _l("Webhook added"),
     "webhook.update": _l("Webhook changed"),
     "webhook.delete": _l("Webhook deleted"),

@@ -35,6 +35,7 @@ from domain.accounts import Role
 from domain.china_time import CHINA
 from domain.errors import BadInput, DomainError
 from domain.scans import FlagRule
+from services.accounts import normalize_login
 
 labels.register(bp)
 nav.add("dashboard.flags", _l("Flags"), Role.VIEWER, order=20, also=("dashboard.flag",))
@@ -115,7 +116,11 @@ def login() -> BaseResponse | str | tuple[str, int]:
         return render_template("dashboard/login.html", form=form)
     if not form.validate_on_submit():
         return render_template("dashboard/login.html", form=form), 400
-    login_key = (form.login.data or "").strip().lower()
+    try:
+        # Counted under the login as stored: "139 1234 5678" and "13912345678" are one account.
+        login_key = normalize_login(form.login.data or "")
+    except BadInput:
+        login_key = (form.login.data or "").strip().lower()
     ip = client_ip()
     wait = throttle().retry_after(login_key, ip)
     if wait is not None:

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from domain.accounts import AuditEntry
 from domain.bulk import Scope
-from domain.errors import NotFound
 from registry import schema as t
 
 
@@ -53,19 +52,6 @@ class SqlAccounts:
             query = query.where(u.c.scope_kind == scope.kind, u.c.scope_id == scope.id)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
-
-    def scope_target_id(self, scope_kind: str, name: str) -> int:
-        """A body by its 4-digit code, an organization by its name (as tokens are scoped)."""
-        with self.engine.connect() as conn:
-            if scope_kind == "body":
-                found = conn.execute(sa.select(t.bodies.c.id).where(t.bodies.c.code == name)).scalar()
-            else:
-                found = conn.execute(
-                    sa.select(t.organizations.c.id).where(t.organizations.c.name == name)
-                ).scalar()
-        if found is None:
-            raise NotFound(f"no {scope_kind} {name!r}", code=f"{scope_kind}_not_found")
-        return int(found)
 
     def scope_names(self, scopes: Sequence[tuple[str, int | None]]) -> dict[tuple[str, int | None], str]:
         """Names to show for scopes: a body's name and code, an organization's name."""

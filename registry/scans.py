@@ -366,20 +366,7 @@ class SqlScanArchive:
             ).first()
         if r is None:
             return None
-        item = {
-            "id": r.id,
-            "code": r.code,
-            "rule": r.rule,
-            "severity": r.severity,
-            "status": r.status,
-            "raised_at": _iso(r.raised_at),
-            "updated_at": _iso(r.updated_at),
-            "note": r.note,
-            "certificate": r.certificate,
-            "product": r.product,
-            "evidence": json.loads(r.evidence) if r.evidence else {},
-        }
-        return item, Owner(r.owner_body, r.owner_org)
+        return _flag_item(r), Owner(r.owner_body, r.owner_org)
 
     def list_flags(
         self,
@@ -441,22 +428,7 @@ class SqlScanArchive:
             rows = conn.execute(query).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [
-            {
-                "id": r.id,
-                "code": r.code,
-                "rule": r.rule,
-                "severity": r.severity,
-                "status": r.status,
-                "raised_at": _iso(r.raised_at),
-                "updated_at": _iso(r.updated_at),
-                "note": r.note,
-                "certificate": r.certificate,
-                "product": r.product,
-                "evidence": json.loads(r.evidence) if r.evidence else {},
-            }
-            for r in rows
-        ]
+        items = [_flag_item(r) for r in rows]
         next_cursor = _encode_cursor(rows[-1].raised_at, rows[-1].id) if more and rows else None
         return {"items": items, "next": next_cursor}
 
@@ -558,6 +530,23 @@ class SqlScanArchive:
     def count_events(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(t.scan_events)).scalar_one())
+
+
+def _flag_item(r: Any) -> dict[str, Any]:
+    """A flag row (with its code's certificate and product) as the list and a flag's page show it."""
+    return {
+        "id": r.id,
+        "code": r.code,
+        "rule": r.rule,
+        "severity": r.severity,
+        "status": r.status,
+        "raised_at": _iso(r.raised_at),
+        "updated_at": _iso(r.updated_at),
+        "note": r.note,
+        "certificate": r.certificate,
+        "product": r.product,
+        "evidence": json.loads(r.evidence) if r.evidence else {},
+    }
 
 
 def _encode_cursor(raised: datetime, flag_id: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,10 +71,17 @@ class Invitation:
 
 class AccountService:
     def __init__(
-        self, store: AccountStore, audit: AuditService, hasher: PasswordHasher | None = None
+        self,
+        store: AccountStore,
+        audit: AuditService,
+        scope_target_id: Callable[[str, str], int],
+        hasher: PasswordHasher | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
+        # A body by its 4-digit code, an organization by its name: as tokens are scoped
+        # (the registry's AdminRegistry.scope_target_id; raises NotFound).
+        self.scope_target_id = scope_target_id
         self.hasher = hasher or PasswordHasher()
         # Checked against when the login is unknown: the same work as a wrong password.
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
@@ -143,7 +150,7 @@ class AccountService:
             return Scope("all")
         if not target:
             raise BadInput(f"a {scope_kind} account needs a target", code="target_required")
-        return Scope(scope_kind, self.store.scope_target_id(scope_kind, target.strip()))
+        return Scope(scope_kind, self.scope_target_id(scope_kind, target.strip()))
 
     def _role(self, role: str) -> Role:
         try:
@@ -193,6 +200,14 @@ class AccountService:
         )
         account = self.load(int(row["id"]))
         assert account is not None
+        self.audit.record(
+            Actor("cli", None, "cli", Scope("all")),
+            "user.password_reset",
+            f"user:{account.id}",
+            {"disabled": row["disabled_at"] is not None},
+            {"disabled": False},
+            owner=_owner(account.scope),
+        )
         return account
 
     def invite(

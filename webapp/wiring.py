@@ -261,7 +261,7 @@ class Container:
 
     @lazy
     def accounts(self) -> AccountService:
-        return AccountService(SqlAccounts(self.engine), self.audit)
+        return AccountService(SqlAccounts(self.engine), self.audit, self.registry.scope_target_id)
 
     @lazy
     def shoppers(self) -> ShopperService:

@@ -339,3 +339,11 @@ def test_seed_demo_prints_a_demo_account_that_signs_in(embedded_app: Flask) -> N
     login, password = seed_demo_account(container(embedded_app).accounts)
     assert password != found.group(2)
     assert _sign_in(embedded_app.test_client(), login, found.group(2)).status_code == 401
+
+
+def test_one_phone_number_written_two_ways_is_one_account_for_the_throttle(embedded_app: Flask) -> None:
+    _seeded(embedded_app)
+    http = embedded_app.test_client()
+    for written in ("13800138000", "138 0013 8000", "138-0013-8000", "13800138000", "138 0013-8000"):
+        assert _sign_in(http, written, "wrong password!").status_code == 401
+    assert _sign_in(embedded_app.test_client(), "13800138000").status_code == 429

@@ -113,3 +113,16 @@ def test_code_lookup_shows_the_record_and_aggregated_history_of_a_code_in_scope(
     tab.click(".lookup-form button[type=submit]")
     assert "不是编码" in tab.inner_text("#lookup-error")
     assert all("40" in p for p in tab.problems)  # the console's notes of the 404 and 400
+
+
+def test_a_flags_page_and_the_lookup_fit_a_tablet(browser: Any, dashboard: Dashboard) -> None:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 768, "height": 1024})
+    page = context.new_page()
+    sign_in(page, dashboard, "analyst")
+    _open_copied_flag(page, dashboard)
+    page.wait_for_selector("#travel-map[data-ready='1'] canvas")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    shoot(page, "dashboard_flag_page_tablet")
+    page.goto(dashboard.base + "/dashboard/lookup?code=" + dashboard.codes["suspicious (copied)"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    context.close()
