@@ -161,4 +161,10 @@ def test_a_viewer_and_a_body_have_no_webhook_settings(tab: Any, dashboard: Dashb
     tab.goto(dashboard.base + "/dashboard/webhooks")
     assert tab.locator("#webhook-form").count() == 0
     shoot(tab, "dashboard_webhooks_analyst")
+    # A tablet: the page fits its width (the tables scroll inside their cards).
+    tab.set_viewport_size({"width": 820, "height": 1180})
+    tab.goto(dashboard.base + "/dashboard/flags")
+    assert tab.evaluate("document.documentElement.scrollWidth") <= 820
+    assert tab.is_visible("#export-xlsx")
+    shoot(tab, "dashboard_flag_queue_exports_tablet")
     assert tab.problems == []
