@@ -49,6 +49,7 @@ from domain.errors import BadInput, Forbidden, NotFound
 from domain.scans import FlagRule
 from services.audit import AuditService, token_actor
 
+MAX_ID = 2**31 - 1
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
@@ -68,7 +69,7 @@ class WebhookIn(BaseModel):
     active: StrictBool = True
     description: Description = ""
     # Named by every scope: an organization's token may name only its own.
-    organization_id: Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=2**31 - 1)]
+    organization_id: Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=MAX_ID)]
 
 
 class WebhookChange(BaseModel):
@@ -141,6 +142,8 @@ class AlertService:
     def _visible(self, webhook_id: int, scope: Scope) -> Webhook:
         """The webhook, if the scope manages it; not found otherwise (never forbidden: a
         scope learns nothing of what exists outside it)."""
+        if not 1 <= webhook_id <= MAX_ID:  # past any row id (and past what the database takes)
+            raise NotFound(f"no webhook {webhook_id}", code="webhook_not_found")
         hook = self.store.webhook(webhook_id)
         if not may_manage_webhooks(scope, hook.organization_id):
             raise NotFound(f"no webhook {webhook_id}", code="webhook_not_found")

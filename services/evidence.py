@@ -18,6 +18,7 @@ from domain.evidence import (
     EvidenceReport,
     EvidenceScan,
 )
+from services.alerts import MAX_ID
 from services.cases import CaseService
 
 
@@ -28,6 +29,8 @@ class EvidenceService:
         self.renderer = renderer
 
     def pack(self, flag_id: int, scope: Scope) -> EvidencePack:
+        if not 1 <= flag_id <= MAX_ID:  # past any row id (and past what the database takes)
+            raise NotFound(f"no flag {flag_id}", code="flag_not_found")
         case = self.cases.flag_case(flag_id, scope)
         flag = case["flag"]
         scans = [

@@ -170,6 +170,7 @@ def test_the_evidence_pack_is_a_pdf_with_the_record_scans_map_and_photos(world: 
         world.http.get(f"/api/v1/admin/flags/{flag['id']}/evidence.pdf", headers=world.a).status_code == 200
     )
     assert world.http.get("/api/v1/admin/flags/999999/evidence.pdf", headers=ADMIN).status_code == 404
+    assert world.http.get(f"/api/v1/admin/flags/{2**70}/evidence.pdf", headers=ADMIN).status_code == 404
 
 
 def build_token(w: World, name: str, kind: str, target: str) -> dict[str, str]:

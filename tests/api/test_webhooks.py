@@ -318,6 +318,7 @@ def test_another_organizations_and_a_bodys_tokens_see_and_change_nothing(world: 
         assert call(world.y).status_code == 404
         assert call(world.a).status_code == 404
     assert http.get("/api/v1/admin/webhooks", headers=world.a).status_code == 403
+    assert http.get(f"/api/v1/admin/webhooks/{2**70}", headers=ADMIN).status_code == 404
     # Y cannot plant a webhook on X's organization either.
     resp = http.post(
         "/api/v1/admin/webhooks",
