@@ -19,27 +19,13 @@ from dashboard.auth import current_scope, require_role
 from dashboard.blueprint import bp
 from dashboard.chinamap import china_geojson
 from dashboard.context import services
-from dashboard.labels import RULES
+from dashboard.labels import RULES, VERDICTS
 from domain.accounts import Role
 from domain.errors import BadInput
 from domain.overview import PERIOD_DAYS, Overview, Ranked
 
 # After the flag queue (order 20), which stays where signing in lands.
 nav.add("dashboard.overview", _l("Overview"), Role.VIEWER, order=25)
-
-VERDICTS: dict[str, Any] = {
-    "genuine": _l("Genuine"),
-    "suspicious": _l("Suspicious"),
-    "not_found": _l("Not found"),
-    "invalid_format": _l("Invalid format"),
-    "voided": _l("Voided"),
-    "not_activated": _l("Not activated"),
-    "certificate_suspended": _l("Certificate suspended"),
-    "certificate_revoked": _l("Certificate revoked"),
-    "certificate_cancelled": _l("Certificate cancelled"),
-    "certificate_expired": _l("Certificate expired"),
-    "conversion_certificate": _l("Conversion certificate"),
-}
 
 # A colour per verdict, fixed so a verdict looks the same in every period and scope:
 # genuine green, suspicious red, the registry's refusals in ambers and greys.
@@ -149,5 +135,4 @@ def overview() -> str:
         view=view,
         data=chart_data(view, RULES),
         periods=PERIOD_DAYS,
-        verdicts=VERDICTS,
     )
