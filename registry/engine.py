@@ -77,15 +77,18 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     cfg = alembic_config(engine)
     with engine.connect() as conn:
         locked = engine.dialect.name in ("mysql", "mariadb")
+        # The lock is the database's own: test runs migrate many databases on one server at
+        # once, and one server-wide name made them queue (and time out) behind each other.
+        lock = f"verify_migrate:{engine.url.database}"[:64]
         if locked:
-            conn.execute(sa.text("SELECT GET_LOCK('verify_migrate', 60)"))
+            conn.execute(sa.text("SELECT GET_LOCK(:name, 60)"), {"name": lock})
         try:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
             conn.commit()
         finally:
             if locked:
-                conn.execute(sa.text("SELECT RELEASE_LOCK('verify_migrate')"))
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": lock})
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:

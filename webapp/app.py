@@ -22,6 +22,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from domain import metrics
 from services.catalog import EXTENSION, Services
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    # Before any blueprint: every <int:…> in our routes is a row id.
+    app.url_map.converters["int"] = RowIdConverter
     app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
     if settings.proxy_count:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
@@ -133,6 +136,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
         return resp
 
     return app
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` in a route is a row id: 1 to 2**31 - 1, the schema's INTEGER keys. A larger
+    number names no row, so routing answers 404 before any query is made (SQLite cannot even
+    bind a number past 2**63: such a path was a 500)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def warm(app: Flask) -> None:

@@ -316,3 +316,21 @@ def test_cli_tokens_expire_in_a_year_by_default_and_are_revoked_by_name(
     assert admin.get("/api/v1/admin/tokens", headers=headers).status_code == 401
     missing = runner.invoke(args=["revoke-token", "nobody"])
     assert missing.exit_code != 0 and "Traceback" not in missing.output
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PATCH", "/api/v1/admin/flags/{n}"),
+        ("GET", "/api/v1/admin/flags/{n}/evidence.pdf"),
+        ("GET", "/api/v1/admin/webhooks/{n}"),
+        ("DELETE", "/api/v1/admin/tokens/{n}"),
+    ],
+)
+def test_a_row_id_past_any_row_is_a_404_problem_not_a_500(any_app: Flask, method: str, path: str) -> None:
+    # SQLite cannot bind an integer past 2**63; MariaDB's keys end at 2**31 - 1.
+    client = any_app.test_client()
+    for n in (2**31, 2**70):
+        resp = client.open(path.format(n=n), method=method, json={"status": "confirmed"}, headers=ADMIN)
+        assert resp.status_code == 404, (path, n, resp.status_code)
+        assert resp.mimetype == "application/problem+json"
