@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import IntegerConverter
 
 from domain import metrics
 from services.catalog import EXTENSION, Services
@@ -139,14 +139,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
 
 
 class RowIdConverter(IntegerConverter):
-    """`<int:…>` in a route is a row id: 1 to 2**31 - 1, the schema's INTEGER keys. A larger
-    number names no row, so routing answers 404 before any query is made (SQLite cannot even
-    bind a number past 2**63: such a path was a 500)."""
+    """`<int:…>` in a route is a row id: at most ten digits, past every INTEGER key. A longer
+    number matches no route, so routing answers 404 before any query (SQLite cannot even bind
+    a number past 2**63: such a path was a 500). The bound is in the pattern, not a `max`:
+    werkzeug counts a rule whose converter refuses the value as matched for its method, so a
+    PATCH beside a GET rule answered 405 instead of 404."""
 
-    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", 2**31 - 1)
-        super().__init__(map, *args, **kwargs)
+    regex = r"\d{1,10}"
 
 
 def warm(app: Flask) -> None:
