@@ -11,7 +11,10 @@ RUN pip install -r /tmp/requirements.txt \
  && if [ -f /tmp/requirements-ocr.txt ]; then pip install --no-deps -r /tmp/requirements-ocr.txt; fi
 
 FROM python:3.11-slim-bookworm AS runtime
+# tesseract-ocr-eng: the model of the second digit recognizer (tesserocr's wheel carries the
+# library, not the model); fonts-wqy-microhei: the evidence pack's Chinese text.
 RUN apt-get update && apt-get install -y --no-install-recommends libzbar0 libgl1 libglib2.0-0 curl \
+    tesseract-ocr-eng fonts-wqy-microhei \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 10001 app
 COPY --from=build /opt/venv /opt/venv
