@@ -5,7 +5,6 @@ may read or write is decided by the services, with domain.access."""
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ from domain.bulk import Scope
 from domain.errors import BadInput
 from services.admin import ImportStopped
 from verify_api.context import services
-from verify_api.files import rows_from_csv, rows_from_xlsx
+from verify_api.files import rows_from_file
 from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body
 
@@ -81,14 +80,7 @@ def codes() -> Response:
         if upload is None:
             raise BadInput("send the CSV or XLSX file in the multipart field 'file'", code="file_required")
         data = upload.read()
-        if data[:4] == b"PK\x03\x04":
-            rows: Any = rows_from_xlsx(data)
-        else:
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
-            rows = rows_from_csv(io.StringIO(text))
+        rows: Any = rows_from_file(data)
     else:
         rows = _rows()
     try:

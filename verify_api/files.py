@@ -172,3 +172,15 @@ class Progress:
         total = f"/{self.total:,}" if self.total else ""
         self.out.write(f"\r{seen:,}{total} rows read, {accepted:,} accepted, {rate:,.0f} rows/s")
         self.out.flush()
+
+
+def rows_from_file(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
+    """The rows of an uploaded sheet: XLSX when it is a zip (its magic bytes), else UTF-8 CSV
+    (a byte-order mark allowed)."""
+    if data[:4] == b"PK\x03\x04":
+        return rows_from_xlsx(data)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
+    return rows_from_csv(io.StringIO(text))

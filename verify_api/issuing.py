@@ -4,7 +4,6 @@ API (a bearer token becomes a Scope); what a scope may do is services.issuing's 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from domain.errors import BadInput
 from verify_api.admin import _authenticate, _rows
 from verify_api.context import services
 from verify_api.exports import order_sheet_xlsx, table_csv, table_xlsx
-from verify_api.files import rows_from_csv, rows_from_xlsx
+from verify_api.files import rows_from_file
 from verify_api.request_input import json_body
 
 bp = Blueprint("issuing", __name__, url_prefix="/api/v1/admin")
@@ -133,14 +132,7 @@ def attachment(number: str, attachment_id: int) -> Response:
 def printer_codes_import(number: str) -> Response:
     if request.mimetype == "multipart/form-data":
         data = _upload("file")
-        if data[:4] == b"PK\x03\x04":
-            rows: Any = rows_from_xlsx(data)
-        else:
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
-            rows = rows_from_csv(io.StringIO(text))
+        rows: Any = rows_from_file(data)
     else:
         rows = _rows()
     return jsonify(services().issuing.import_printer_codes(number, rows, _scope()).as_dict())
