@@ -24,6 +24,7 @@ from verify_api.context import services
 from verify_api.presenter import answer_json, history_json, photo_json, receipt_json
 from verify_api.request_input import (
     bearer_token,
+    form_fields,
     json_body_or_none,
     photo_upload,
     request_lang,
@@ -200,7 +201,7 @@ def scan() -> Response:
     photo = _photo()
     if photo is None:
         raise BadInput("the upload carries no photo (name it `photo`)", code="image_required")
-    fields = validated(WxScanFields, request.form.to_dict())
+    fields = validated(WxScanFields, form_fields())
     answer = services().photos.scan(
         photo[0],
         verify_request("", "photo", client=_user().openid, verified=True, lat=fields.lat, lng=fields.lng),
@@ -216,7 +217,7 @@ def report() -> Response:
         upload = _photo()
         if upload is not None:
             photo, photo_type = upload
-        data = validated(ReportIn, request.form.to_dict())
+        data = validated(ReportIn, form_fields())
     else:
         data = validated(ReportIn, json_body_or_none())
     if normalize(data.code).invalid is not None:

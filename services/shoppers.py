@@ -17,24 +17,6 @@ from domain.ports import ShopperArchive
 from domain.scans import PastCheck
 from services.answers import ReportReceipt
 
-# The photo types the label system accepts, told by their first bytes (never by the
-# client's Content-Type or file name).
-_IMAGE_MAGIC = {
-    b"\xff\xd8\xff": "image/jpeg",
-    b"\x89PNG": "image/png",
-    b"RIFF": "image/webp",
-    b"GIF8": "image/gif",
-    b"BM": "image/bmp",
-}
-
-
-def sniff_photo_type(data: bytes) -> str | None:
-    """The image type of an uploaded photo from its bytes; None when it is none of ours."""
-    kind = next((t for magic, t in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
-    if kind == "image/webp" and data[8:12] != b"WEBP":
-        return None
-    return kind
-
 
 class ShopperService:
     def __init__(

@@ -17,9 +17,9 @@ import orjson
 from flask import request
 from pydantic import BaseModel, ValidationError
 
+from domain import media
 from domain.errors import BadInput, PayloadTooLarge, UnsupportedMedia
 from domain.verdicts import pick_language
-from services.shoppers import sniff_photo_type
 from services.verify import VerifyRequest
 from verify_api.context import services
 
@@ -108,6 +108,13 @@ def validated(model: type[M], data: Any, *, codes: Mapping[tuple[str, str], str]
         raise BadInput(f"{where}: {err['msg']}", code=code) from exc
 
 
+def form_fields() -> dict[str, str]:
+    """The request's form fields, an absent value left out: a form cannot say null, so
+    clients (wx.uploadFile's formData, generated clients) send `null` or an empty string
+    for a field they have no value for, which is the same as not sending it."""
+    return {k: v for k, v in request.form.items() if v not in ("", "null")}
+
+
 # Multipart overhead (boundaries, the small form fields) allowed beyond the photo itself.
 FORM_SLACK = 64 * 1024
 
@@ -138,8 +145,8 @@ def photo_upload(
         return None
     if len(data) > limit:
         raise PayloadTooLarge(detail, code=too_large)
-    kind = sniff_photo_type(data) if sniff else None
-    if sniff and kind is None:
+    kind = media.sniff(data) if sniff else None
+    if sniff and kind not in media.PHOTO_TYPES:
         raise UnsupportedMedia("the photo must be JPEG, PNG, WebP, GIF or BMP", code="unsupported_media_type")
     return data, kind
 

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from domain.errors import BadInput
-from verify_api.request_input import bearer_token, json_body, json_body_or_none
+from verify_api.request_input import bearer_token, form_fields, json_body, json_body_or_none
 
 
 @pytest.fixture
@@ -71,3 +71,10 @@ def test_bearer_tokens(app: Flask, header: str | None, token: str | None) -> Non
     headers = {"Authorization": header} if header is not None else {}
     with app.test_request_context(headers=headers):
         assert bearer_token() == token
+
+
+def test_a_form_field_sent_as_null_or_empty_is_absent(app: Flask) -> None:
+    # wx.uploadFile's formData and generated clients send a missing number as "null" or "".
+    form = {"code": "012326100000000001", "lat": "31.2", "lng": "null", "shop": ""}
+    with app.test_request_context(method="POST", data=form):
+        assert form_fields() == {"code": "012326100000000001", "lat": "31.2"}
