@@ -99,6 +99,73 @@ class SqlIssuing:
             for r in rows
         ]
 
+    def scope_certificate_products(self, owned_by: Owner | None, most: int = 500) -> list[dict[str, Any]]:
+        """The certificates `owned_by` holds or certifies (all for None), by number, each
+        with its products' certified and used grams: the quantities page and the choices of
+        a spec's form."""
+        c, p = t.certificates, t.certificate_products
+        query = (
+            sa.select(
+                c.c.id,
+                c.c.number,
+                c.c.holder,
+                c.c.kind,
+                c.c.status,
+                c.c.valid_until,
+                c.c.body_id,
+                c.c.organization_id,
+            )
+            .order_by(c.c.number)
+            .limit(most)
+        )
+        if owned_by is not None:
+            query = query.where(
+                c.c.body_id == owned_by.body_id
+                if owned_by.body_id is not None
+                else c.c.organization_id == owned_by.organization_id
+            )
+        with self.registry._read() as conn:
+            certs = conn.execute(query).all()
+            ids = [r.id for r in certs]
+            products: dict[int, list[Any]] = {}
+            for start in range(0, len(ids), 500):
+                for r in conn.execute(
+                    sa.select(
+                        p.c.id,
+                        p.c.certificate_id,
+                        p.c.name,
+                        p.c.description,
+                        p.c.certified_tonnes,
+                        p.c.used_g,
+                    )
+                    .where(p.c.certificate_id.in_(ids[start : start + 500]))
+                    .order_by(p.c.id)
+                ):
+                    products.setdefault(r.certificate_id, []).append(r)
+        return [
+            {
+                "number": r.number,
+                "holder": r.holder,
+                "kind": r.kind,
+                "status": r.status,
+                "valid_until": r.valid_until,
+                "owner": Owner(r.body_id, r.organization_id),
+                "products": [
+                    {
+                        "id": x.id,
+                        "name": x.name,
+                        "description": x.description,
+                        "certified_g": None
+                        if x.certified_tonnes is None
+                        else int(Decimal(str(x.certified_tonnes)) * 1_000_000),
+                        "used_g": int(x.used_g),
+                    }
+                    for x in products.get(r.id, [])
+                ],
+            }
+            for r in certs
+        ]
+
     def product_refs(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, Owner]]:
         """(certificate number, product name) -> (product id, the certificate's owner)."""
         c, p = t.certificates, t.certificate_products
@@ -776,7 +843,7 @@ class SqlIssuing:
 
     def list_orders(self, owned_by: Owner | None, status: str | None) -> list[dict[str, Any]]:
         """Orders of the issuance workflow (those with an organization), newest first."""
-        o, c, ln = t.orders, t.certificates, t.order_lines
+        o, c, ln, org = t.orders, t.certificates, t.order_lines, t.organizations
         total = (
             sa.select(sa.func.coalesce(sa.func.sum(ln.c.quantity * ln.c.unit_price), 0))
             .where(ln.c.order_id == o.c.id)
@@ -789,9 +856,10 @@ class SqlIssuing:
                 o.c.created_at,
                 o.c.submitted_at,
                 c.c.number.label("certificate"),
+                org.c.name.label("organization"),
                 total.label("total"),
             )
-            .select_from(o.join(c, c.c.id == o.c.certificate_id))
+            .select_from(o.join(c, c.c.id == o.c.certificate_id).join(org, org.c.id == c.c.organization_id))
             .where(o.c.organization_id.is_not(None), o.c.status != OrderStatus.LOSSES.value)
             .order_by(o.c.id.desc())
             .limit(1000)

@@ -33,6 +33,7 @@ from pydantic import (
 
 from domain import access
 from domain.access import Owner
+from domain.accounts import Actor
 from domain.bulk import BulkResult, RowProblem, Scope
 from domain.certificates import CERTIFICATE_PATTERN, parse_certificate_number
 from domain.china_time import china_today, iso_utc
@@ -53,6 +54,7 @@ from domain.issuing import (
 )
 from domain.media import LABEL_PHOTO_TYPES, SCAN_TYPES, sniff
 from domain.ports import IssuingRegistry
+from services.audit import AuditService, token_actor
 
 # Photos of the smallest sales package with its label (seed 000, 2.3: JPG, GIF, BMP, PNG)
 # and an order's attachments (the certificate scan, the signed mark-use agreement).
@@ -246,6 +248,7 @@ class CodeWriter(Protocol):
         body_id: int | None = None,
     ) -> list[int]: ...
     def changed(self, *names: str, codes: Sequence[str] = ()) -> None: ...
+    def void_order(self, number: str, reason: str | None, scope: Scope) -> dict[str, Any]: ...
 
 
 class IssuingService:
@@ -255,11 +258,47 @@ class IssuingService:
         codes: CodeWriter,
         body_numbering: Callable[[], dict[int, tuple[str, str | None]]],
         certificate_status: Callable[[str], Any],
+        audit: AuditService | None = None,
     ) -> None:
         self.registry = registry
         self.codes = codes
         self.body_numbering = body_numbering
         self.certificate_status = certificate_status
+        self.audit = audit
+
+    def _audit(
+        self,
+        scope: Scope,
+        actor: Actor | None,
+        action: str,
+        target: str,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+        owner: Owner | None,
+    ) -> None:
+        """Every issuance change in the audit log, as the dashboard account's or the admin
+        token's (the order's history keeps the steps; the log says who did what, for the
+        scopes that read it)."""
+        if self.audit is not None:
+            self.audit.record(
+                actor or token_actor(scope),
+                action,
+                target,
+                before,
+                after,
+                owner=(owner.body_id, owner.organization_id) if owner is not None else (None, None),
+            )
+
+    @staticmethod
+    def _noting(check: Callable[[Owner, str], None], seen: dict[str, Any]) -> Callable[[Owner, str], None]:
+        """`check`, keeping the locked order's owner and status it was asked about (what the
+        audit log's entry says the order was before)."""
+
+        def noted(owner: Owner, status: str) -> None:
+            check(owner, status)
+            seen.update(owner=owner, status=status)
+
+        return noted
 
     # -- checks --------------------------------------------------------------------------------
 
@@ -316,9 +355,42 @@ class IssuingService:
             )
         return {"certificate": number, "products": items}
 
+    def certificates(self, scope: Scope) -> list[dict[str, Any]]:
+        """The certificates of the scope (held or certified), each with its products'
+        certified, used and available tonnes: the quantities page, and what a spec or an
+        order may name."""
+        out = []
+        for cert in self.registry.scope_certificate_products(access.visible_to(scope)):
+            products = []
+            for p in cert["products"]:
+                certified = p["certified_g"]
+                products.append(
+                    {
+                        "product": p["name"],
+                        "description": p["description"],
+                        "certified_tonnes": None if certified is None else str(tonnes(certified)),
+                        "used_tonnes": str(tonnes(p["used_g"])),
+                        "available_tonnes": None
+                        if certified is None
+                        else str(tonnes(certified - p["used_g"])),
+                    }
+                )
+            out.append(
+                {
+                    "certificate": cert["number"],
+                    "holder": cert["holder"],
+                    "kind": cert["kind"],
+                    "status": cert["status"],
+                    "valid_until": cert["valid_until"].isoformat(),
+                    "may_order": access.may_order(scope, cert["owner"]),
+                    "products": products,
+                }
+            )
+        return out
+
     # -- product specs -----------------------------------------------------------------------------
 
-    def upsert_specs(self, rows: Sequence[Any], scope: Scope) -> dict[str, Any]:
+    def upsert_specs(self, rows: Sequence[Any], scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
         result = BulkResult()
         good: list[tuple[int, SpecIn]] = []
         for i, row in enumerate(rows):
@@ -363,6 +435,11 @@ class IssuingService:
             where.append(i)
         ids = self.registry.save_specs(save) if save else []
         result.accepted = len(ids)
+        for row, spec_id in zip(save, ids, strict=True):
+            after = {k: str(v) for k, v in row.items() if k not in ("organization_id", "product_id")}
+            self._audit(
+                scope, actor, "spec.save", f"spec:{spec_id}", None, after, Owner(None, row["organization_id"])
+            )
         result.rejected.sort(key=lambda e: e.row)
         return {
             **result.as_dict(),
@@ -385,7 +462,9 @@ class IssuingService:
             raise NotFound(f"no product spec {spec_id}", code="spec_not_found")
         return spec
 
-    def add_spec_photo(self, spec_id: int, data: bytes, scope: Scope) -> dict[str, Any]:
+    def add_spec_photo(
+        self, spec_id: int, data: bytes, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
         spec = self._spec(spec_id, scope)
         if not access.may_order(scope, spec["owner"]):
             raise Forbidden("photos of a product spec are added by the certificate's holder")
@@ -399,6 +478,8 @@ class IssuingService:
         photo_id = self.registry.add_photo(
             spec_id, kind, hashlib.sha256(data).hexdigest(), data, PHOTOS_PER_SPEC
         )
+        after = {"photo": photo_id, "content_type": kind, "bytes": len(data)}
+        self._audit(scope, actor, "spec.photo", f"spec:{spec_id}", None, after, spec["owner"])
         return {
             "id": photo_id,
             "content_type": kind,
@@ -450,7 +531,7 @@ class IssuingService:
             "application": m.application,
         }
 
-    def create_order(self, body: Any, scope: Scope) -> dict[str, Any]:
+    def create_order(self, body: Any, scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
         m = _model(OrderIn, body)
         ref = self.registry.certificate_ref(m.certificate)
         if ref is None or not access.may_read(scope, ref[1]):
@@ -466,14 +547,21 @@ class IssuingService:
             lines,
             scope.actor,
         )
+        after = {"status": "new", "lines": [[x["spec_id"], x["quantity"]] for x in lines]}
+        self._audit(scope, actor, "order.create", f"order:{number}", None, after, ref[1])
         return self.order(number, scope)
 
-    def update_order(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
+    def update_order(
+        self, number: str, body: Any, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
         m = _model(OrderFieldsIn, body)
         order = self._readable_order(number, scope)
         lines = self._lines(m.lines, order["certificate_id"], scope)
         check = self._check(scope, number, access.may_order, EDITABLE, "edited")
         self.registry.update_order(number, self._fields(m), lines, check, scope.actor)
+        before = {"status": order["status"], "lines": [[x["spec_id"], x["quantity"]] for x in order["lines"]]}
+        after = {"lines": [[x["spec_id"], x["quantity"]] for x in lines]}
+        self._audit(scope, actor, "order.edit", f"order:{number}", before, after, order["owner"])
         return self.order(number, scope)
 
     def _usable(self, cert: Any) -> str | None:
@@ -486,20 +574,29 @@ class IssuingService:
             return f"certificate {cert.number} expired on {cert.valid_until.isoformat()}"
         return None
 
-    def submit(self, number: str, scope: Scope) -> dict[str, Any]:
-        check = self._check(scope, number, access.may_order, EDITABLE, "submitted")
-        _status, shortfalls, reason = self.registry.submit(number, check, self._usable, scope.actor)
+    def submit(self, number: str, scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        check = self._noting(self._check(scope, number, access.may_order, EDITABLE, "submitted"), seen)
+        status, shortfalls, reason = self.registry.submit(number, check, self._usable, scope.actor)
+        after = {"status": status, "reason": reason, "shortfalls": [s.as_dict() for s in shortfalls]}
+        before = {"status": seen["status"]}
+        self._audit(scope, actor, "order.submit", f"order:{number}", before, after, seen["owner"])
         return {
             **self.order(number, scope),
             "shortfalls": [s.as_dict() for s in shortfalls],
             "reason": reason,
         }
 
-    def review(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
+    def review(self, number: str, body: Any, scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
         m = _model(ReviewIn, body)
-        check = self._check(scope, number, access.may_certify, REVIEWABLE, "reviewed")
+        seen: dict[str, Any] = {}
+        check = self._noting(self._check(scope, number, access.may_certify, REVIEWABLE, "reviewed"), seen)
         reason = (m.reason or "").strip() or None
-        self.registry.review(number, m.decision == "approve", reason, check, scope.actor)
+        status = self.registry.review(number, m.decision == "approve", reason, check, scope.actor)
+        after = {"status": status, "reason": reason}
+        self._audit(
+            scope, actor, "order.review", f"order:{number}", {"status": seen["status"]}, after, seen["owner"]
+        )
         return self.order(number, scope)
 
     def order(self, number: str, scope: Scope) -> dict[str, Any]:
@@ -581,6 +678,7 @@ class IssuingService:
                     "number": r["number"],
                     "status": r["status"],
                     "certificate": r["certificate"],
+                    "organization": r["organization"],
                     "total_price": _money(Decimal(str(r["total"]))),
                     "created_at": _iso(r["created_at"]),
                     "submitted_at": _iso(r["submitted_at"]),
@@ -589,7 +687,9 @@ class IssuingService:
             ]
         }
 
-    def add_attachment(self, number: str, kind: str, data: bytes, scope: Scope) -> dict[str, Any]:
+    def add_attachment(
+        self, number: str, kind: str, data: bytes, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
         if kind not in ("certificate", "agreement", "other"):
             raise BadInput("kind is certificate, agreement or other", code="invalid_kind")
         if len(data) > ATTACHMENT_MAX_BYTES:
@@ -608,6 +708,8 @@ class IssuingService:
         att_id = self.registry.add_attachment(
             number, kind, media, hashlib.sha256(data).hexdigest(), data, check, ATTACHMENTS_PER_ORDER
         )
+        after = {"attachment": att_id, "kind": kind, "content_type": media, "bytes": len(data)}
+        self._audit(scope, actor, "order.attachment", f"order:{number}", None, after, order["owner"])
         return {
             "id": att_id,
             "kind": kind,
@@ -624,7 +726,7 @@ class IssuingService:
 
     # -- allocation and codes ----------------------------------------------------------------------
 
-    def allocate(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
+    def allocate(self, number: str, body: Any, scope: Scope, actor: Actor | None = None) -> dict[str, Any]:
         """Give the order's lines their identity segments; with generated codes, generate
         them (an allocated order asked again completes a generation that stopped)."""
         m = _model(AllocateIn, body)
@@ -634,6 +736,9 @@ class IssuingService:
         if order["status"] != OrderStatus.ALLOCATED:
             check = self._check(scope, number, access.may_certify, ALLOCATABLE, "allocated")
             self.registry.allocate(number, m.codes, check, scope.actor)
+            after = {"status": OrderStatus.ALLOCATED.value, "codes": m.codes}
+            before = {"status": order["status"]}
+            self._audit(scope, actor, "order.allocate", f"order:{number}", before, after, order["owner"])
         lines = self.registry.order_lines(number)
         if any(line["codes_from"] == "generated" for line in lines):
             body_code = self.body_numbering().get(order["body_id"], ("", None))[0]
@@ -688,7 +793,9 @@ class IssuingService:
                         raise Conflict("could not draw unique codes; retry", code="code_conflict")
                     written += n
 
-    def import_printer_codes(self, number: str, rows: Iterable[Any], scope: Scope) -> BulkResult:
+    def import_printer_codes(
+        self, number: str, rows: Iterable[Any], scope: Scope, actor: Actor | None = None
+    ) -> BulkResult:
         """The printer's database for an order allocated with printer codes: identity ↔ code
         one to one, every identity inside one of the order's segments. Duplicates (an identity
         or a code twice), strays (an identity outside every segment), codes of another body's
@@ -769,13 +876,19 @@ class IssuingService:
                 )
                 result.accepted += min(5000, len(out) - start) - len(skipped)
         result.rejected.sort(key=lambda e: e.row)
+        after = {"accepted": result.accepted, "rejected": len(result.rejected)}
+        self._audit(scope, actor, "order.printer_codes", f"order:{number}", None, after, order["owner"])
         return result
 
-    def record_losses(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
+    def record_losses(
+        self, number: str, body: Any, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
         m = _model(LossesIn, body)
+        seen: dict[str, Any] = {}
         check = self._check(
             scope, number, access.may_certify, frozenset({OrderStatus.ALLOCATED}), "given printing losses"
         )
+        check = self._noting(check, seen)
         identities = sorted({int(x) for x in m.identity_codes})
         lines = self.registry.order_lines(number)
         outside = [
@@ -796,6 +909,8 @@ class IssuingService:
                 code="stray_identity",
             )
         moved = self.registry.record_losses(number, identities, check, scope.actor)
+        after = {"losses": [identity_text(x) for x in identities[:100]], "voided_codes": len(moved)}
+        self._audit(scope, actor, "order.losses", f"order:{number}", None, after, seen.get("owner"))
         self.codes.changed("codes", "status", codes=[organic_code_from_key(k) for k in moved])
         return {
             "number": number,
@@ -839,7 +954,9 @@ class IssuingService:
             ],
         }
 
-    def take_into_use(self, number: str, body: Any, scope: Scope) -> dict[str, Any]:
+    def take_into_use(
+        self, number: str, body: Any, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
         """Take labels into use: by the organization (or the all scope), on an allocated order."""
         order = self._readable_order(number, scope)
         if not any(line["identity_start"] for line in order["lines"]):
@@ -862,15 +979,44 @@ class IssuingService:
             "created_by": scope.actor,
         }
         use_id = self.registry.take_into_use(number, m.line, span, record, check)
-        return next(u for u in self.uses(number, scope)["items"] if u["id"] == use_id)
+        use: dict[str, Any] = next(u for u in self.uses(number, scope)["items"] if u["id"] == use_id)
+        self._audit(scope, actor, "order.use", f"order:{number}", None, use, order["owner"])
+        return use
 
-    def roll_back_use(self, number: str, use_id: int, scope: Scope) -> dict[str, Any]:
+    def roll_back_use(
+        self, number: str, use_id: int, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
         """回退: delete the record; its labels are in stock again."""
+        seen: dict[str, Any] = {}
         check = self._check(
             scope, number, access.may_order, frozenset({OrderStatus.ALLOCATED}), "rolled back"
         )
-        self.registry.roll_back_use(number, use_id, check)
+        before = next((u for u in self.registry.uses(number) if u["id"] == use_id), None)
+        self.registry.roll_back_use(number, use_id, self._noting(check, seen))
+        was = None
+        if before is not None:
+            was = {
+                "id": use_id,
+                "label_number": label_number(number, before["n"]),
+                "first_identity": identity_text(before["first_identity"]),
+                "last_identity": identity_text(before["last_identity"]),
+                "batch": before["batch"],
+            }
+        self._audit(scope, actor, "order.use_rollback", f"order:{number}", was, None, seen.get("owner"))
         return self.uses(number, scope)
+
+    def void_order(
+        self, number: str, reason: str | None, scope: Scope, actor: Actor | None = None
+    ) -> dict[str, Any]:
+        """退订 (the admin service's void: codes verify `voided`, the quantity comes back),
+        in the audit log."""
+        found = self.registry.order(number)
+        state = self.codes.void_order(number, reason, scope)
+        before = {"status": found["status"]} if found is not None else None
+        after = {"status": "voided", "reason": reason}
+        owner = found["owner"] if found is not None else None
+        self._audit(scope, actor, "order.void", f"order:{number}", before, after, owner)
+        return state
 
     # -- exports ---------------------------------------------------------------------------------------
 

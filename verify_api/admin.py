@@ -99,7 +99,7 @@ def void_order(number: str) -> Response:
         reason = body.get("reason") if isinstance(body, dict) else None
         if reason is not None and not isinstance(reason, str):
             raise BadInput("reason must be a string", code="invalid_body")
-    return jsonify(services().admin.void_order(number, reason, _scope()))
+    return jsonify(services().issuing.void_order(number, reason, _scope()))
 
 
 @bp.post("/batches")

@@ -4,16 +4,15 @@ API (a bearer token becomes a Scope); what a scope may do is services.issuing's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from domain.bulk import Scope
 from domain.errors import BadInput
+from services import issuing_files
 from verify_api.admin import _authenticate, _rows
 from verify_api.context import services
-from verify_api.exports import order_sheet_xlsx, table_csv, table_xlsx
 from verify_api.files import rows_from_file
 from verify_api.request_input import json_body
 
@@ -140,19 +139,9 @@ def printer_codes_import(number: str) -> Response:
 
 @bp.get("/orders/<number>/printer-codes.csv")
 def printer_codes_export(number: str) -> Response:
-    rows = services().issuing.printer_codes(number, _scope())
-
-    def lines() -> Iterator[bytes]:
-        yield "\ufefflabel_number,identity_code,code\r\n".encode()
-        batch: list[str] = []
-        for label, ident, code in rows:
-            batch.append(f"{label},{ident},{code}\r\n")  # digits and dashes: nothing to escape
-            if len(batch) >= 10_000:
-                yield "".join(batch).encode()
-                batch = []
-        yield "".join(batch).encode()
-
-    resp = Response(lines(), mimetype="text/csv")
+    resp = Response(
+        issuing_files.printer_codes_csv(services().issuing, number, _scope()), mimetype="text/csv"
+    )
     resp.headers["Content-Disposition"] = f'attachment; filename="{number}-codes.csv"'
     return resp
 
@@ -174,23 +163,18 @@ def roll_back_use(number: str, use_id: int) -> Response:
 
 @bp.get("/orders/<number>/sheet.xlsx")
 def order_sheet(number: str) -> Response:
-    return _file(order_sheet_xlsx(services().issuing.order_sheet(number, _scope())), XLSX, f"{number}.xlsx")
-
-
-def _filing(number: str) -> tuple[list[str], list[list[Any]]]:
-    issuing = services().issuing
-    records = issuing.filing(number, _scope())
-    fields = issuing.FILING_FIELDS
-    return [title for _, title in fields], [[r[key] for key, _ in fields] for r in records]
+    return _file(issuing_files.order_sheet(services().issuing, number, _scope()), XLSX, f"{number}.xlsx")
 
 
 @bp.get("/orders/<number>/filing.xlsx")
 def filing_xlsx(number: str) -> Response:
-    header, rows = _filing(number)
-    return _file(table_xlsx("备案", header, rows), XLSX, f"{number}-filing.xlsx")
+    return _file(
+        issuing_files.filing(services().issuing, number, _scope(), "xlsx"), XLSX, f"{number}-filing.xlsx"
+    )
 
 
 @bp.get("/orders/<number>/filing.csv")
 def filing_csv(number: str) -> Response:
-    header, rows = _filing(number)
-    return _file(table_csv(header, rows), "text/csv", f"{number}-filing.csv")
+    return _file(
+        issuing_files.filing(services().issuing, number, _scope(), "csv"), "text/csv", f"{number}-filing.csv"
+    )

@@ -236,7 +236,11 @@ class Container:
     @lazy
     def issuing(self) -> IssuingService:
         return IssuingService(
-            SqlIssuing(self.registry), self.admin, self.registry.body_numbering, self.registry.certificate
+            SqlIssuing(self.registry),
+            self.admin,
+            self.registry.body_numbering,
+            self.registry.certificate,
+            self.audit,
         )
 
     @lazy

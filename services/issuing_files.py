@@ -1,21 +1,26 @@
-"""Spreadsheets the issuance API hands out: the order sheet in the layout of BCK's guide
-(seed 000, figures 14 and 19), and plain tables (the CNCA filing record, the printer's code
-file) as XLSX or CSV. Every cell passes `spreadsheet_safe` (no formula runs when a
-certification body opens a file an organization's text went into); codes and identity
-codes are text cells, so a spreadsheet keeps every digit.
+"""The files of label issuance, as the admin API and the dashboard hand them out: the order
+sheet in the layout of BCK's guide (seed 000, figures 14 and 19), the CNCA filing record as
+XLSX or CSV, and the printer's code file (CSV, streamed). Every cell passes
+`spreadsheet_safe` (no formula runs when a certification body opens a file an
+organization's text went into); codes and identity codes are text cells, so a spreadsheet
+keeps every digit.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
+from domain.bulk import Scope
 from domain.spreadsheets import spreadsheet_safe
+
+if TYPE_CHECKING:
+    from services.issuing import IssuingService
 
 ORDER_SHEET_TITLE = "认证产品防伪追溯标志订单"
 ORDER_SHEET_HEADER = (
@@ -114,3 +119,34 @@ def table_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     for row in rows:
         writer.writerow([spreadsheet_safe(v) for v in row])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def order_sheet(issuing: IssuingService, number: str, scope: Scope) -> bytes:
+    return order_sheet_xlsx(issuing.order_sheet(number, scope))
+
+
+def filing(issuing: IssuingService, number: str, scope: Scope, kind: str) -> bytes:
+    """The CNCA filing record of an allocated order: `xlsx` or `csv`."""
+    records = issuing.filing(number, scope)
+    fields = issuing.FILING_FIELDS
+    header = [title for _, title in fields]
+    rows = [[r[key] for key, _ in fields] for r in records]
+    return table_xlsx("备案", header, rows) if kind == "xlsx" else table_csv(header, rows)
+
+
+def printer_codes_csv(issuing: IssuingService, number: str, scope: Scope) -> Iterator[bytes]:
+    """The printer's code file (label, identity, code), in chunks; the access is checked
+    before the first chunk is asked for."""
+    rows = issuing.printer_codes(number, scope)
+
+    def chunks() -> Iterator[bytes]:
+        yield "\ufefflabel_number,identity_code,code\r\n".encode()
+        batch: list[str] = []
+        for label, ident, code in rows:
+            batch.append(f"{label},{ident},{code}\r\n")  # digits and dashes: nothing to escape
+            if len(batch) >= 10_000:
+                yield "".join(batch).encode()
+                batch = []
+        yield "".join(batch).encode()
+
+    return chunks()
