@@ -34,7 +34,7 @@ bp = Blueprint(
 csrf = CSRFProtect()
 
 # The modules whose routes make the dashboard; each registers on `bp` when imported.
-PAGES = ("dashboard.views", "dashboard.overview", "dashboard.alerts")
+PAGES = ("dashboard.views", "dashboard.overview", "dashboard.alerts", "dashboard.issuing")
 
 SESSION_HOURS = 8
 

@@ -91,7 +91,33 @@ ACTIONS: dict[str, Any] = {
     "webhook.create": _l("Webhook added"),
     "webhook.update": _l("Webhook changed"),
     "webhook.delete": _l("Webhook deleted"),
+    "spec.save": _l("Product spec saved"),
+    "spec.photo": _l("Product spec photo added"),
+    "order.create": _l("Label order created"),
+    "order.edit": _l("Label order edited"),
+    "order.submit": _l("Label order submitted"),
+    "order.review": _l("Label order reviewed"),
+    "order.allocate": _l("Label order allocated"),
+    "order.printer_codes": _l("Printer codes imported"),
+    "order.losses": _l("Printing losses recorded"),
+    "order.attachment": _l("Order attachment added"),
+    "order.use": _l("Labels taken into use"),
+    "order.use_rollback": _l("Use record rolled back"),
+    "order.void": _l("Label order voided"),
 }
+# Label orders (issue 17; seed 000's words).
+ORDER_STATUSES: dict[str, Any] = {
+    "new": _l("New"),
+    "auto_approved": _l("Auto-approved"),
+    "auto_rejected": _l("Auto-rejected"),
+    "manually_approved": _l("Approved"),
+    "manually_rejected": _l("Rejected"),
+    "allocated": _l("Allocated"),
+    # Not the verdict's "Voided" (已作废): the order's stage is seed 000's 已退订.
+    "voided": _l("Voided order"),
+}
+CODES_FROM: dict[str, Any] = {"generated": _l("Generated here"), "printer": _l("From the printer")}
+APPLICATIONS: dict[str, Any] = {"affix": _l("Affixed labels"), "print": _l("Printed on the package")}
 
 
 def china_time(value: datetime | str | None) -> str:
@@ -117,6 +143,9 @@ def register(app_or_bp: Any) -> None:
             "certificate_statuses": CERTIFICATE_STATUSES,
             "place_from": PLACE_FROM,
             "evidence": EVIDENCE,
+            "order_statuses": ORDER_STATUSES,
+            "codes_from": CODES_FROM,
+            "applications": APPLICATIONS,
         },
         "labels",
     )
