@@ -22,6 +22,7 @@ from openpyxl import load_workbook
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
+from domain.bulk import Scope
 from domain.china_time import china_today
 from tests.conftest import ADMIN
 from webapp import container
@@ -551,3 +552,41 @@ def test_labels_are_taken_into_use_and_rolled_back(world: World) -> None:
     assert (again["first_identity"], again["last_identity"]) == ("100000001", "100000005")
     again = w.http.post(url, json={**use, "quantity": 3}, headers=w.x).get_json()
     assert (again["first_identity"], again["last_identity"]) == ("100000008", "100000010")
+
+
+def test_issuance_changes_are_in_the_audit_log_as_the_token_within_its_scopes(world: World) -> None:
+    w = world
+    number = order(w, [{"spec_id": w.beans, "quantity": 3, "unit_price": 1}])["number"]
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(
+        f"/api/v1/admin/orders/{number}/review",
+        json={"decision": "reject", "reason": "缺少协议书"},
+        headers=w.a,
+    )
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(f"/api/v1/admin/orders/{number}/review", json={"decision": "approve"}, headers=w.a)
+    assert (
+        w.http.post(f"/api/v1/admin/orders/{number}/void", json={"reason": "退订"}, headers=w.a).status_code
+        == 200
+    )
+    audit = container(w.app).audit
+    entries = list(reversed(audit.entries(Scope("all"), target=f"order:{number}")))
+    assert [(e["action"], e["actor_kind"], e["actor_name"]) for e in entries] == [
+        ("order.create", "token", "org X"),
+        ("order.submit", "token", "org X"),
+        ("order.review", "token", "body A"),
+        ("order.submit", "token", "org X"),
+        ("order.review", "token", "body A"),
+        ("order.void", "token", "body A"),
+    ]
+    rejected = entries[2]
+    assert rejected["before"] == {"status": "auto_approved"}
+    assert rejected["after"] == {"status": "manually_rejected", "reason": "缺少协议书"}
+    assert entries[-1]["before"] == {"status": "manually_approved"}
+    # The holder and the certifying body read these entries; another body reads none.
+    body_a = Scope("body", entries[0]["body_id"])
+    holder = Scope("organization", entries[0]["organization_id"])
+    assert len(audit.entries(body_a, target=f"order:{number}")) == 6
+    assert len(audit.entries(holder, target=f"order:{number}")) == 6
+    other_body = Scope("body", (entries[0]["body_id"] or 0) + 1)
+    assert audit.entries(other_body, target=f"order:{number}") == []

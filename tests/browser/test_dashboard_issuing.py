@@ -26,7 +26,7 @@ from openpyxl import load_workbook
 from PIL import Image
 
 from domain.bulk import Scope
-from tests.browser.conftest import DEMO_ORG, Dashboard, shoot, sign_in
+from tests.browser.conftest import DEMO_ORG, PASSWORD, Dashboard, shoot, sign_in
 from webapp import container
 
 TABLET = {"width": 768, "height": 1024}
@@ -59,7 +59,7 @@ def people(browser: Any, dashboard: Dashboard, request: pytest.FixtureRequest) -
 
     yield open_tab
     for who, context, page in opened:
-        shoot(page, f"{request.node.name}_{who}")
+        shoot(page, f"{request.node.name}_{who.split('@')[0]}")
         context.close()
 
 
@@ -157,6 +157,15 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
     assert other.request.get(f"{site.base}/dashboard/orders/{number}").status == 404
     other.goto(f"{site.base}/dashboard/orders")
     assert number not in other.inner_text("#order-table")
+    # Nor does a certification body whose certificate it is not.
+    c = container(site.app)
+    c.admin.upsert_bodies([{"code": "0456", "legacy_code": "456", "name": "乙认证中心"}], Scope("all"))
+    c.accounts.create_user("other-body@example.com", PASSWORD, "admin", "body", "0456")
+    other_body = people("other-body@example.com")
+    assert other_body.request.get(f"{site.base}/dashboard/orders/{number}").status == 404
+    assert other_body.request.get(f"{site.base}/dashboard/orders/{number}/sheet.xlsx").status == 404
+    other_body.goto(f"{site.base}/dashboard/orders")
+    assert number not in other_body.inner_text("#order-table")
 
     # The certification body: its review queue opens first; approve, allocate for the printer.
     body = people("body")
@@ -272,7 +281,7 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
         ("order.void", body_login),
     ], done
     assert body_login in body.inner_text("#order-history")
-    for page in (org, viewer, other, body):
+    for page in (org, viewer, other, other_body, body):
         assert page.problems == []
 
 
