@@ -26,11 +26,13 @@ from typing import Any, TypeVar
 import msgpack
 
 from cache import keys
+from cache.projection import COMPLETE, MISSING, WRITING
 from domain import metrics
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind, ParsedCode
 from domain.errors import Unavailable
 from domain.ports import (
+    CodeProjection,
     FilterStore,
     Generations,
     MembershipFilter,
@@ -143,8 +145,13 @@ class RecordResolver:
         local_limit: int = 200_000,
         lock_ms: int = 200,
         wait_for_refill_s: float = 0.1,
+        projection: CodeProjection | None = None,
     ) -> None:
         self.registry = registry
+        # Every issued code in the key store (cache.projection): when complete, a code is
+        # resolved by one read of it, and a miss is "never issued" without the database.
+        self.projection = projection
+        self._projection_state: str | None = None
         self.shared = shared
         self.generations = generations
         self.filters = filters
@@ -175,6 +182,8 @@ class RecordResolver:
             if not force and now - self._checked_at < self.refresh_s:
                 return
             self._checked_at = now
+            if self.projection is not None:
+                self._projection_state = self.projection.state()
             gens = self.generations.current()
             if gens is None:
                 # Cannot see other workers' changes: short local lifetimes, and the filter's
@@ -273,6 +282,10 @@ class RecordResolver:
         cached: CodeRecord | None = self.records.get(code, self._max_age)
         if cached is not _MISSING:
             return cached
+        projected = self._projected(code, kind)
+        if projected is not MISSING:
+            self.records.put(code, projected)
+            return projected
         if self._never_issued(code):
             metrics.incr("filter_negatives")
             self.records.put(code, None)
@@ -288,6 +301,22 @@ class RecordResolver:
             lock=True,
         )
         return found
+
+    def _projected(self, code: str, kind: CodeKind) -> CodeRecord | None:
+        """The projection's answer, or MISSING when it cannot give one this worker may
+        believe: not built or off, the store failed, or a miss while writers are in flight
+        (their codes may be saved and not yet projected) or generations cannot be read."""
+        state = self._projection_state
+        if self.projection is None or state not in (COMPLETE, WRITING):
+            return MISSING  # type: ignore[no-any-return]
+        record = self.projection.get(code, kind)
+        if record is MISSING:
+            return MISSING  # type: ignore[no-any-return]
+        if record is None and (state != COMPLETE or self._importing or not self._gens_ok):
+            metrics.incr("projection_misses_asked")
+            return MISSING  # type: ignore[no-any-return]
+        metrics.incr("projection_reads")
+        return record  # type: ignore[no-any-return]
 
     def _never_issued(self, code: str) -> bool:
         """The filter says the code was never issued, and this worker may believe it.

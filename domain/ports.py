@@ -6,7 +6,7 @@ Protocols, so unit tests hand them in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -74,6 +74,28 @@ class FilterStore(Protocol):
     def might_contain(self, code: str) -> bool | None: ...
     def importing(self, token: str, ttl_s: float) -> None: ...
     def imported(self, token: str) -> None: ...
+
+
+ProjectedRow = tuple[str, CodeKind, int, date | None, str | None, str | None]
+
+
+class CodeProjection(Protocol):
+    """Every issued code → its record, resident in the key store (cache.projection):
+    `state` "complete" when it holds every saved code (a miss is "never issued"),
+    "writing" while writers are in flight (a miss is asked of the registry), "off" when it
+    may not be used, None when the store cannot be reached; `get`
+    answers a record, None (absent) or cache.projection.MISSING (the store failed).
+    Writers mark themselves in flight (`begin`) before their first save and clear the mark
+    (`end`) once every record they saved is written."""
+
+    def state(self) -> str | None: ...
+    def get(self, code: str, kind: CodeKind) -> Any: ...
+    def write(self, rows: Iterable[ProjectedRow]) -> int: ...
+    def write_keys(self, rows: Sequence[tuple[int, int, date | None, str | None]]) -> int: ...
+    def remove(self, codes: Iterable[tuple[str, CodeKind]]) -> None: ...
+    def begin(self, ttl_s: float = ...) -> str: ...
+    def renew(self, ttl_s: float = ...) -> None: ...
+    def end(self, token: str) -> None: ...
 
 
 class ScanLedger(Protocol):
@@ -214,6 +236,8 @@ class AdminRegistry(Protocol):
     def product_ids(self) -> dict[tuple[int, str], int]: ...
     def body_numbering(self) -> dict[int, tuple[str, str | None]]: ...
     def code_owners(self, keys: Sequence[int]) -> dict[int, Owner]: ...  # of existing codes
+    # Saved codes' records as the projection holds them, and the codes the registry lacks.
+    def records_of(self, codes: Sequence[str]) -> tuple[list[ProjectedRow], list[tuple[str, CodeKind]]]: ...
     @property
     def bulk_file_supported(self) -> bool: ...  # save_codes(bulk_file=True) loads a file
     def find_order(self, number: str) -> tuple[int, int] | None: ...  # (order id, certificate id)

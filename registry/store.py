@@ -26,6 +26,7 @@ from domain.certificates import CertificateKind, CertificateStatus, check_status
 from domain.codes import CodeKind, organic_code_from_key, organic_key
 from domain.errors import Conflict, NotFound, Unavailable
 from domain.issuing import CONSUMING
+from domain.ports import ProjectedRow
 from domain.records import (
     BatchGroup,
     BatchState,
@@ -282,6 +283,66 @@ class SqlRegistry:
                     yield organic_code_from_key(key)
                 last = keys[-1]
             yield from conn.execute(sa.select(t.bq_codes.c.token)).scalars()
+
+    def iter_records(self, batch: int = 50_000) -> Iterator[ProjectedRow]:
+        """Every issued code's record (code, kind, group or batch, issued on, identity code,
+        BQ role), streamed in key order: the code projection's rebuild."""
+        oc, q = t.organic_codes, t.bq_codes
+        last: int | None = None
+        with self._read() as conn:
+            while True:
+                query = sa.select(oc.c.code, oc.c.group_id, oc.c.issued_on, oc.c.identity_code)
+                query = query.order_by(oc.c.code).limit(batch)
+                if last is not None:
+                    query = query.where(oc.c.code > last)
+                rows = conn.execute(query).all()
+                if not rows:
+                    break
+                for key, gid, issued, identity in rows:
+                    yield organic_code_from_key(int(key)), CodeKind.ORGANIC, int(gid), issued, identity, None
+                last = int(rows[-1][0])
+            for token, bid, role in conn.execute(sa.select(q.c.token, q.c.batch_id, q.c.role)):
+                yield token, CodeKind.BQ, int(bid), None, None, role
+
+    def records_of(self, codes: Sequence[str]) -> tuple[list[ProjectedRow], list[tuple[str, CodeKind]]]:
+        """The saved records of these codes as the projection writes them, and the codes
+        the registry does not hold (a write that was refused or rolled back)."""
+        oc, q = t.organic_codes, t.bq_codes
+        organic = {organic_key(c): c for c in codes if len(c) in (17, 18) and c.isdigit()}
+        tokens = [c for c in codes if not (len(c) in (17, 18) and c.isdigit())]
+        found: list[ProjectedRow] = []
+        seen: set[str] = set()
+        keys = list(organic)
+        with self._read() as conn:
+            for start in range(0, len(keys), 5000):
+                for key, gid, issued, identity in conn.execute(
+                    sa.select(oc.c.code, oc.c.group_id, oc.c.issued_on, oc.c.identity_code).where(
+                        oc.c.code.in_(keys[start : start + 5000])
+                    )
+                ):
+                    code = organic[int(key)]
+                    found.append((code, CodeKind.ORGANIC, int(gid), issued, identity, None))
+                    seen.add(code)
+            for start in range(0, len(tokens), 5000):
+                for token, bid, role in conn.execute(
+                    sa.select(q.c.token, q.c.batch_id, q.c.role).where(
+                        q.c.token.in_(tokens[start : start + 5000])
+                    )
+                ):
+                    found.append((token, CodeKind.BQ, int(bid), None, None, role))
+                    seen.add(token)
+        missing = [
+            (c, CodeKind.ORGANIC if len(c) in (17, 18) and c.isdigit() else CodeKind.BQ)
+            for c in codes
+            if c not in seen
+        ]
+        return found, missing
+
+    def has_codes(self) -> bool:
+        with self._read() as conn:
+            organic = conn.execute(sa.select(t.organic_codes.c.code).limit(1)).first()
+            bq = conn.execute(sa.select(t.bq_codes.c.token).limit(1)).first()
+        return organic is not None or bq is not None
 
     # -- admin: bodies, certificates -------------------------------------------------------
 

@@ -41,7 +41,7 @@ from domain.certificates import (
 from domain.china_time import china_today, iso_utc
 from domain.codes import organic_key
 from domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound, Unavailable
-from domain.ports import AdminRegistry, FilterStore, Generations, RecordCache, SharedCache
+from domain.ports import AdminRegistry, CodeProjection, FilterStore, Generations, RecordCache, SharedCache
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,29 @@ def _token_json(item: Mapping[str, Any]) -> dict[str, Any]:
 # How long an import's in-flight mark lasts unless the next chunk renews it (see
 # RedisFilterStore.importing): past it, workers reload the filter of an importer that died.
 IMPORT_MARK_S = 60.0
+_Mark = tuple[str | None, str | None]  # an import's marks: the filter's, the projection's
+
+
+class ProjectionUnwritten(Exception):
+    """Records were saved but could not be written to the code projection: the writer's
+    mark must lapse (the projection goes off until rebuilt). Plain arguments (a message,
+    and the keys an import chunk's guard skipped): it crosses from a writer process to the
+    importer pickled, and the importer still counts the chunk as landed."""
+
+    @property
+    def skipped(self) -> list[int]:
+        return list(self.args[1]) if len(self.args) > 1 else []
+
+
+def _unprojected(exc: BaseException | None) -> bool:
+    """Whether `exc`, or what caused it, is a ProjectionUnwritten."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ProjectionUnwritten):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 class ImportStopped(DomainError):
@@ -298,7 +321,11 @@ class AdminService:
         bootstrap_token: str | None,
         region_name: Callable[[str], str | None] | None = None,
         shared: SharedCache | None = None,
+        projection: CodeProjection | None = None,
     ) -> None:
+        # Every issued code in the key store (cache.projection): written after each save,
+        # inside a mark begun before it (see `_begin_import`). The writers' own client.
+        self.projection = projection
         # Sales regions are checked against the place names scans get (None: not checked).
         self.region_name = region_name
         # `generations`, `filters` and `shared` are the writers' own (an import's Redis client
@@ -373,8 +400,29 @@ class AdminService:
                 code="cache_unavailable",
             ) from exc
 
+    def _project_saved(self, codes: list[str]) -> None:
+        """Write codes' records into the projection as the registry holds them now (their
+        saving transaction has committed): a code the registry lacks leaves it. Used where
+        the caller does not hold the saved rows (batches, losses, generated codes). A
+        failure here leaves the caller's mark to lapse (see `_begin_import`)."""
+        if self.projection is None or not codes:
+            return
+        try:
+            found, missing = self.registry.records_of(codes)
+            self.projection.write(found)
+            if missing:
+                self.projection.remove(missing)
+        except Exception as exc:
+            raise ProjectionUnwritten(f"{len(codes)} saved codes not projected: {exc}") from exc
+
     def _changed(self, *names: str, codes: Sequence[str] = ()) -> None:
         failure: Exception | None = None
+        try:
+            # The saved records into the projection first: a failure of what follows must
+            # not leave a mark ended over codes it lacks.
+            self._project_saved(list(codes))
+        except Exception as exc:
+            failure = exc
         try:
             if codes:
                 # Announced before the write by callers that can (imports, batches); again here
@@ -382,7 +430,7 @@ class AdminService:
                 self._announce_codes(list(codes))
                 self.resolver.forget_codes(list(codes), via=self.shared)
         except Exception as exc:
-            failure = exc
+            failure = failure or exc
         try:
             # Whatever failed above, the generations move (every worker drops what it holds).
             self.generations.bump(*names)
@@ -516,7 +564,11 @@ class AdminService:
         pending: list[tuple[Future[Any], int, dict[int, tuple[int, str]] | None]] = []
         landed = offset = 0
         failure: Exception | None = None
-        token: str | None = None
+        unprojected = False  # some saved chunk's records did not reach the projection
+        unwritten: list[ProjectionUnwritten] = []  # chunks that landed but were not projected
+        # A landed chunk the projection did not hear of is still counted (see `_written`).
+        written = functools.partial(self._written, unwritten=unwritten)
+        token: _Mark = (None, None)
         try:
             token = self._begin_import()
             for block in chunked(rows, chunk):
@@ -575,7 +627,9 @@ class AdminService:
                         out, codes, where, ungrouped, groups, certs, products, orders, result
                     )
                 while len(pending) >= in_flight:
-                    landed += self._written(*pending.pop(0), result)  # bounded memory
+                    landed += written(*pending.pop(0), result)  # bounded memory
+                    if unwritten:
+                        raise unwritten[0]  # the chunk landed; the projection could not hear of it
                 rows_of = dict(zip((row[0] for row in out), zip(where, codes, strict=True), strict=True))
                 pending.append((pool.submit(write, out, codes), len(out), rows_of if guard else None))
                 offset += len(block)
@@ -583,17 +637,20 @@ class AdminService:
                     progress(offset, landed + sum(p[1] for p in pending))
         except Exception as exc:
             failure = exc
+            unprojected = _unprojected(exc)
         finally:
             # Every exit path: the writes in flight end and are counted, and the caches are
             # told (the generations move) whatever failed, so what landed verifies.
             for future, n, sources in pending:
                 try:
-                    landed += self._written(future, n, sources, result)
+                    landed += written(future, n, sources, result)
                 except Exception as exc:
                     failure = failure or exc
+            if unwritten:
+                failure, unprojected = failure or unwritten[0], True
             if own:
                 pool.shutdown()
-            untold = self._end_import(token)
+            untold = self._end_import(token, projected=not unprojected)
         result.accepted = landed
         if failure is not None:
             if landed == 0 and isinstance(failure, DomainError) and untold is None:
@@ -681,10 +738,16 @@ class AdminService:
         n: int,
         sources: dict[int, tuple[int, str]] | None,
         result: BulkResult,
+        unwritten: list[ProjectionUnwritten],
     ) -> int:
         """How many rows of a finished write landed; the guard's skips are `forbidden` rows
-        (a code another body took between the chunk's owner check and its write)."""
-        skipped = future.result() or ()  # a failed write surfaces here
+        (a code another body took between the chunk's owner check and its write). A chunk
+        saved but not projected counts as landed and is added to `unwritten`."""
+        try:
+            skipped = future.result() or ()  # a failed write surfaces here
+        except ProjectionUnwritten as exc:
+            unwritten.append(exc)
+            skipped = exc.skipped
         for key in skipped:
             if sources is not None and key in sources:
                 row, code = sources[key]
@@ -729,6 +792,14 @@ class AdminService:
             return []
         self._propagate_codes(codes, [row[0] for row in out])
         skipped = self.registry.save_codes(out, body_id=body_id, bulk_file=use_file)
+        if self.projection is not None:
+            # The rows as saved: a skipped row (another body's code) keeps its record. A
+            # failure raises: the import stops and its mark lapses (see `_begin_import`).
+            gone = set(skipped)
+            try:
+                self.projection.write_keys([row for row in out if row[0] not in gone] if gone else out)
+            except Exception as exc:
+                raise ProjectionUnwritten(f"{len(out)} saved codes not projected: {exc}", skipped) from None
         try:
             # Absences some worker cached between the first drop and the commit (while an
             # import is in flight they live a second anyway): best effort.
@@ -755,22 +826,37 @@ class AdminService:
         in-flight mark before the first is saved, and the generations moved after the last,
         whatever failed in between (so what landed verifies)."""
         token = self._begin_import()
+        projected = True
         try:
             yield
+        except BaseException as exc:
+            projected = not _unprojected(exc)
+            raise
         finally:
-            untold = self._end_import(token)
+            untold = self._end_import(token, projected=projected)
         if untold is not None:
             raise Unavailable(
                 "the codes are saved but the caches were not told; retry the call", code="cache_unavailable"
             ) from untold
 
     def before_saving(self, codes: list[str], keys: list[int]) -> None:
-        """Codes about to be saved: into the filter, their cached absences out (raises when
-        the cache cannot be told: then they must not be saved)."""
+        """Codes about to be saved: into the filter, their cached absences out, the frame's
+        projection mark renewed (raises when the cache cannot be told: then they must not
+        be saved)."""
         self._propagate_codes(codes, keys)
+        if self.projection is not None:
+            try:
+                self.projection.renew()
+            except Exception as exc:
+                raise Unavailable(
+                    "the cache could not be told of the codes, so they were not saved",
+                    code="cache_unavailable",
+                ) from exc
 
     def after_saving(self, codes: list[str]) -> None:
-        """Codes just saved: absences cached meanwhile dropped (best effort)."""
+        """Codes just saved: into the projection as saved (raises when it cannot: the
+        frame's mark then lapses), absences cached meanwhile dropped (best effort)."""
+        self._project_saved(codes)
         try:
             self.resolver.forget_codes(codes, via=self.shared)
         except Exception:
@@ -782,34 +868,78 @@ class AdminService:
 
     # -- imports in flight ------------------------------------------------------------------
 
-    def _begin_import(self) -> str | None:
-        """Say an import is in flight before its first row is saved (see RecordResolver)."""
-        if self.filters is None:
-            return None
-        token = secrets.token_hex(8)
+    @contextlib.contextmanager
+    def _projecting(self) -> Iterator[None]:
+        """The projection's mark alone around a save and its `_changed` (which projects
+        the saved codes): it ends unless their records could not be written."""
+        if self.projection is None:
+            yield
+            return
         try:
-            self.filters.importing(token, IMPORT_MARK_S)
+            token = self.projection.begin(IMPORT_MARK_S)
+        except Exception as exc:
+            raise Unavailable(
+                "the cache cannot be reached, so nothing was saved; retry the call", code="cache_unavailable"
+            ) from exc
+        try:
+            yield
+        except BaseException as exc:
+            if _unprojected(exc):
+                raise
+            self._end_mark(token)
+            raise
+        self._end_mark(token)
+
+    def _end_mark(self, token: str) -> None:
+        assert self.projection is not None
+        try:
+            self.projection.end(token)
+        except Exception:  # it lapses: the projection is off until rebuilt (safe)
+            log.warning("the code projection's mark could not be ended", exc_info=True)
+
+    def projecting(self) -> contextlib.AbstractContextManager[None]:
+        """`_projecting` for other use cases (services.issuing: printing losses)."""
+        return self._projecting()
+
+    def _begin_import(self) -> _Mark:
+        """Say an import is in flight before its first row is saved (see RecordResolver):
+        the filter's mark, and the projection's (until it ends, a miss is asked of the
+        database; if it lapses, the projection is off until `flask rebuild-projection`)."""
+        token = projected = None
+        try:
+            if self.filters is not None:
+                token = secrets.token_hex(8)
+                self.filters.importing(token, IMPORT_MARK_S)
+            if self.projection is not None:
+                projected = self.projection.begin(IMPORT_MARK_S)
         except Exception as exc:
             raise Unavailable(
                 "the cache cannot be reached, so no code was saved; retry the import",
                 code="cache_unavailable",
             ) from exc
-        return token
+        return token, projected
 
-    def _still_importing(self, token: str | None) -> None:
+    def _still_importing(self, mark: _Mark) -> None:
+        token, projected = mark
         if token is not None and self.filters is not None:
             self.filters.importing(token, IMPORT_MARK_S)
+        if projected is not None and self.projection is not None:
+            self.projection.renew(IMPORT_MARK_S)
 
-    def _end_import(self, token: str | None) -> Exception | None:
+    def _end_import(self, mark: _Mark, *, projected: bool = True) -> Exception | None:
         """Move the codes and status generations (every worker reloads the filter and drops
-        its copies) and end the in-flight mark; the error, if that failed. Then workers still
+        its copies) and end the in-flight marks; the error, if that failed. Then workers still
         answer every saved code right: from the database while they cannot read the
         generations, from the shared bits while the mark lasts, and they reload the filter
-        when either ends."""
+        when either ends. The projection's mark ends only when every saved record was
+        written (`projected`); otherwise it lapses and the projection is off until rebuilt."""
+        token, proj_token = mark
         try:
             self.generations.bump("codes", "status")
             if token is not None and self.filters is not None:
                 self.filters.imported(token)
+            if proj_token is not None and self.projection is not None and projected:
+                self.projection.end(proj_token)
         except Exception as exc:
             log.error("import ended but the caches were not told", exc_info=exc)
             return exc
@@ -861,10 +991,11 @@ class AdminService:
             codes.append((i, pair.a_code, "a"))
             codes.append((i, pair.b_code, "b"))
         self._announce_codes([c for _, c, _ in codes])  # before they are saved
-        _batch_id, result = self.registry.upsert_batch(
-            batch.model_dump(exclude={"codes"}), codes, org_id, check
-        )
-        self._changed("codes", "status", codes=[c for _, c, _ in codes])
+        with self._projecting():
+            _batch_id, result = self.registry.upsert_batch(
+                batch.model_dump(exclude={"codes"}), codes, org_id, check
+            )
+            self._changed("codes", "status", codes=[c for _, c, _ in codes])
         return {"number": batch.number, **result.as_dict()}
 
     def activate_batch(self, number: str, scope: Scope) -> dict[str, Any]:

@@ -249,6 +249,7 @@ class CodeWriter(Protocol):
     ) -> list[int]: ...
     def changed(self, *names: str, codes: Sequence[str] = ()) -> None: ...
     def void_order(self, number: str, reason: str | None, scope: Scope) -> dict[str, Any]: ...
+    def projecting(self) -> Any: ...
 
 
 class IssuingService:
@@ -908,10 +909,12 @@ class IssuingService:
                 + ", ".join(identity_text(x) for x in outside[:5]),
                 code="stray_identity",
             )
-        moved = self.registry.record_losses(number, identities, check, scope.actor)
+        # The moved codes' records change group (voided): projected inside a mark.
+        with self.codes.projecting():
+            moved = self.registry.record_losses(number, identities, check, scope.actor)
+            self.codes.changed("codes", "status", codes=[organic_code_from_key(k) for k in moved])
         after = {"losses": [identity_text(x) for x in identities[:100]], "voided_codes": len(moved)}
         self._audit(scope, actor, "order.losses", f"order:{number}", None, after, seen.get("owner"))
-        self.codes.changed("codes", "status", codes=[organic_code_from_key(k) for k in moved])
         return {
             "number": number,
             "losses": [identity_text(x) for x in self.registry.losses(number)],

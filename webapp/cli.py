@@ -275,6 +275,28 @@ def register(app: Flask) -> None:
         deleted = container(app).scan_sql.roll_up(date.today() - timedelta(days=days))
         click.echo(f"rolled up and deleted {deleted:,} events older than {days} days")
 
+    @app.cli.command("rebuild-projection")
+    def rebuild_projection_cmd() -> None:
+        """Write every issued code into the key store's projection (cache.projection) from
+        the database, with progress; the service keeps serving meanwhile (misses are asked
+        of the database until it completes). Needed after a Redis loss, a resize
+        (EXPECTED_CODES), or a writer whose projection mark lapsed."""
+        from webapp.wiring import rebuild_projection
+
+        c = container(app)
+        if c.redis is None:
+            click.echo("embedded mode: the projection is built in process at start")
+            return
+
+        def progress(n: int, seconds: float) -> None:
+            click.echo(f"\r{n:,} codes written, {n / max(seconds, 1e-9):,.0f} codes/s", nl=False, err=True)
+
+        n = rebuild_projection(c.settings, progress)
+        click.echo("", err=True)
+        if n is None:
+            raise click.ClickException("another process is rebuilding the projection")
+        click.echo(f"projection rebuilt from {n:,} codes")
+
     @app.cli.command("rebuild-filter")
     def rebuild_filter() -> None:
         """Rebuild the shared filter of issued codes from the database (after a resize)."""

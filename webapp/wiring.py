@@ -22,6 +22,7 @@ from anomaly.adapter import ScanLedgerAdapter, build_scan_ledger
 from anomaly.events import ScanEvent, hash_client
 from anomaly.geo import locate, places
 from cache.bloom import BloomFilter
+from cache.projection import MemoryProjection, RedisProjection, buckets_for
 from cache.recent_visits import build_recent_visits
 from cache.records import RecordResolver
 from cache.redis_cache import (
@@ -34,7 +35,7 @@ from cache.redis_cache import (
     make_redis,
     reachable,
 )
-from domain.ports import FilterStore, Generations, RecentVisits, SharedCache
+from domain.ports import CodeProjection, FilterStore, Generations, RecentVisits, SharedCache
 from registry.accounts import SqlAccounts, SqlAuditLog
 from registry.alerts import SqlAlertStore
 from registry.cases import SqlCaseReader
@@ -74,6 +75,36 @@ def check(settings: Settings) -> None:
             "the scan store needs one Redis server, not a cluster: set SCAN_REDIS_URL to a "
             "redis:// URL when REDIS_URL is a redis+cluster:// one"
         )
+
+
+def rebuild_projection(settings: Settings, progress: Any = None) -> int | None:
+    """Write every issued code into the Redis projection from the registry (its own
+    clients: a rebuild reads for minutes); None when another process is rebuilding."""
+    assert settings.redis_url is not None
+    client = make_redis(settings.redis_url, timeout_ms=30_000, max_connections=4, retries=3)
+    registry = SqlRegistry(make_engine(settings.database_url))
+    try:
+        store = RedisProjection(client, buckets_for(settings.expected_codes))
+        return store.rebuild(registry.iter_records, progress)
+    finally:
+        client.close()
+        registry.engine.dispose()
+
+
+def start_rebuild(settings: Settings) -> threading.Thread:
+    """`rebuild_projection` in a daemon thread of this process (start-up)."""
+
+    def run() -> None:
+        try:
+            n = rebuild_projection(settings)
+            if n is not None:
+                log.info("code projection rebuilt: %d codes", n)
+        except Exception:
+            log.exception("code projection rebuild failed; misses are asked of the database")
+
+    thread = threading.Thread(target=run, name="projection-rebuild", daemon=True)
+    thread.start()
+    return thread
 
 
 def ensure_filter(store: RedisFilterStore, registry: SqlRegistry, redis_client: Any) -> None:
@@ -161,6 +192,41 @@ class Container:
         return store
 
     @lazy
+    def projection(self) -> CodeProjection:
+        """Every issued code in the key store (cache.projection), read by the verify path.
+        Embedded: a dict built from the registry now. On Redis: a registry without codes
+        marks the empty projection complete; otherwise one process rebuilds it in a
+        background thread if it is not complete (the service serves meanwhile, misses asked
+        of the database), as `flask rebuild-projection` does."""
+        if self.redis is None:
+            memory = MemoryProjection()
+            memory.rebuild(self.registry.iter_records)
+            return memory
+        store = RedisProjection(self.redis, buckets_for(self.settings.expected_codes))
+        url = self.settings.redis_url
+        assert url is not None
+        probe = make_redis(url, timeout_ms=1000)
+        try:
+            if reachable(probe) and store.state() is not None:
+                builder = RedisProjection(probe, store.buckets)
+                if not builder.mark_complete_if_empty(self.registry.has_codes) and store.state() == "off":
+                    start_rebuild(self.settings)
+        except Exception:  # Redis went away meanwhile: the projection stays off
+            log.exception("could not check the code projection at start")
+        finally:
+            probe.close()
+        return store
+
+    @lazy
+    def _writer_projection(self) -> CodeProjection:
+        if self.redis is None:
+            return self.projection
+        url = self.settings.redis_url
+        assert url is not None
+        writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3)
+        return RedisProjection(writer, buckets_for(self.settings.expected_codes))
+
+    @lazy
     def _writer_caches(self) -> tuple[Generations, FilterStore | None, SharedCache | None]:
         """Admin writes' and imports' own: they move the filter (MBs) and must see every
         failure, so seconds and a few retries, not the verify path's 50 ms."""
@@ -184,6 +250,7 @@ class Container:
             self.generations,
             self.filters,
             refresh_s=self.settings.generation_refresh_s,
+            projection=self.projection,
         )
 
     # -- scans -------------------------------------------------------------------------------
@@ -231,6 +298,7 @@ class Container:
             self.settings.admin_bootstrap_token,
             places().region_name,
             shared=shared,
+            projection=self._writer_projection,
         )
 
     @lazy

@@ -1,0 +1,362 @@
+"""The code projection: every issued code → its record (label group or batch, issue date,
+identity code, BQ role), resident in the key store, so a verify resolves any code without
+asking the database and a code absent from a complete projection is "never issued".
+
+Layout (Redis; `RedisProjection`):
+
+    v:p:{<bucket>}   hash   field: the code's place in its bucket → value: its record
+    v:p:meta         string the bucket count, written when the projection is complete
+    v:p:dirty        zset   writers in flight → their deadline (ms): while one is live a
+                            miss is asked of the database; a lapsed one turns it off
+    v:p:building     string one process rebuilds at a time
+
+A code's 64-bit key (cache.bloom.key64: an organic code's stored integer, a BQ token's
+digest) is mixed (splitmix64, a bijection); its low bits pick the bucket, the rest is the
+field for an organic code (so the field is an integer, stored in 8 bytes by a listpack),
+the token itself for a BQ code (a digest could collide; tokens are few). Buckets hold
+~`PER_BUCKET` codes on average at the expected size, well under Redis's
+`hash-max-listpack-entries` (128): each stays a listpack, ~10-20 bytes per entry instead
+of a hash table's ~70. Every bucket key carries its bucket as a hash tag, so the same
+layout works on a Redis Cluster (a verify's code and its scan state can share a slot).
+
+The value: `<group id>[,<issue day>[,<identity code>]]` for an organic code (the day
+counted from 2000-01-01), `<batch id>,<role>` for a BQ code. Measured bytes per code are
+in the README.
+
+Completeness: `meta` holds the bucket count once a rebuild (`flask rebuild-projection`,
+or the first start on an empty registry) has written every code; every import,
+allocation and void then writes its codes after saving them, inside a `dirty` mark it sets
+before the first save and clears only when every write landed. So "complete" (meta
+matches, nothing dirty) means every saved code is in the projection; otherwise callers fall
+back to the database for misses. A writer that dies leaves its mark: misses go to the
+database until the next rebuild (safe, slower; counted at /metrics).
+
+`MemoryProjection` is the embedded default's twin: a dict, built from the registry at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from cache.bloom import _mix, _mix_np, key64
+from cache.redis_cache import LazyCluster
+from domain import metrics
+from domain.codes import CodeKind
+from domain.records import CodeRecord
+
+log = logging.getLogger(__name__)
+
+PREFIX = "v:p:"
+META = PREFIX + "meta"
+DIRTY = PREFIX + "dirty"
+BUILDING = PREFIX + "building"
+PER_BUCKET = 32  # mean codes per bucket at the expected size: 4x headroom under 128
+MIN_BUCKETS = 1024
+_DAY0 = date(2000, 1, 1).toordinal()
+
+# A record as written: (code, kind, group id, issued on, identity code, BQ role).
+Row = tuple[str, CodeKind, int, date | None, str | None, str | None]
+MISSING: Any = object()  # the projection cannot answer (incomplete, or the store failed)
+MARK_S = 60.0  # a writer's mark lives this long unless renewed
+COMPLETE, WRITING, OFF = "complete", "writing", "off"
+_WRITE_ARGS = 3 * 10_000  # records per write call
+# Many records into their buckets in one call (bucket keys built here from their numbers:
+# one server only, see RedisProjection._hset).
+_HSET_LUA = """
+for i = 1, #ARGV, 3 do
+  redis.call('HSET', 'v:p:{' .. ARGV[i] .. '}', ARGV[i + 1], ARGV[i + 2])
+end
+return #ARGV / 3
+"""
+
+
+def buckets_for(expected_codes: int) -> int:
+    """A power of two with about PER_BUCKET codes per bucket at `expected_codes`."""
+    n = max(MIN_BUCKETS, expected_codes // PER_BUCKET)
+    return 1 << (n - 1).bit_length()
+
+
+def place(code: str, kind: CodeKind, buckets: int) -> tuple[int, str]:
+    """(bucket, field) of a code."""
+    h = _mix(key64(code))
+    bucket = h & (buckets - 1)
+    if kind is CodeKind.BQ:
+        return bucket, code
+    return bucket, str(h >> (buckets.bit_length() - 1))
+
+
+def bucket_key(bucket: int) -> str:
+    return f"{PREFIX}{{{bucket}}}"
+
+
+def encode(
+    kind: CodeKind, group_id: int, issued_on: date | None, identity: str | None, role: str | None
+) -> str:
+    if kind is CodeKind.BQ:
+        return f"{group_id},{role or ''}"
+    if identity:
+        day = issued_on.toordinal() - _DAY0 if issued_on else ""
+        return f"{group_id},{day},{identity}"
+    if issued_on is not None:
+        return f"{group_id},{issued_on.toordinal() - _DAY0}"
+    return str(group_id)
+
+
+def decode(code: str, kind: CodeKind, value: bytes | str) -> CodeRecord:
+    text = value.decode() if isinstance(value, bytes) else value
+    if kind is CodeKind.BQ:
+        gid, _, role = text.partition(",")
+        return CodeRecord(code, kind, int(gid), None, None, role or None)
+    parts = text.split(",", 2)
+    issued = date.fromordinal(int(parts[1]) + _DAY0) if len(parts) > 1 and parts[1] else None
+    identity = parts[2] if len(parts) > 2 and parts[2] else None
+    return CodeRecord(code, kind, int(parts[0]), issued, identity)
+
+
+class RedisProjection:
+    """The projection in Redis. Reads (`get`) are the verify path's: bounded by the
+    client's timeout, failing open (MISSING, counted); writes are the writers': their
+    errors surface, so the caller can keep its dirty mark."""
+
+    def __init__(self, client: Any, buckets: int) -> None:
+        self.client = client
+        self.buckets = buckets
+        self._mine: set[str] = set()  # marks begun by this process (renewed together)
+        self._script: Any = None
+
+    def state(self) -> str | None:
+        """COMPLETE, WRITING (writers in flight: trust hits, ask the database on a miss),
+        OFF (never built, another size, or a writer's mark lapsed: do not use it), or None
+        (Redis cannot be reached)."""
+        now_ms = int(time.time() * 1000)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(META)
+            pipe.zcard(DIRTY)
+            pipe.zcount(DIRTY, "-inf", now_ms)
+            meta, dirty, lapsed = pipe.execute()
+        except Exception:
+            metrics.incr("projection_errors")
+            return None
+        if meta is None or int(meta) != self.buckets or lapsed:
+            return OFF
+        return WRITING if dirty else COMPLETE
+
+    def get(self, code: str, kind: CodeKind) -> CodeRecord | None:
+        """The code's record, None when the projection lacks it; MISSING on an error."""
+        bucket, fld = place(code, kind, self.buckets)
+        try:
+            value = self.client.hget(bucket_key(bucket), fld)
+        except Exception:
+            metrics.incr("projection_errors")
+            return MISSING  # type: ignore[no-any-return]
+        return None if value is None else decode(code, kind, value)
+
+    def write(self, rows: Iterable[Row]) -> int:
+        """HSET each record; the number written."""
+        n = 0
+        flat: list[Any] = []
+        for code, kind, gid, issued, identity, role in rows:
+            bucket, fld = place(code, kind, self.buckets)
+            flat += (bucket, fld, encode(kind, gid, issued, identity, role))
+            n += 1
+            if len(flat) >= _WRITE_ARGS:
+                self._hset(flat)
+                flat = []
+        self._hset(flat)
+        return n
+
+    def write_keys(self, rows: Sequence[tuple[int, int, date | None, str | None]]) -> int:
+        """An import chunk's organic rows (key, group, issued on, identity), as saved:
+        places computed vectorized (numpy), values shared by rows of one group and day."""
+        if not rows:
+            return 0
+        keys = np.fromiter((row[0] for row in rows), dtype=np.uint64, count=len(rows))
+        h = _mix_np(keys)
+        buckets = (h & np.uint64(self.buckets - 1)).tolist()
+        fields = (h >> np.uint64(self.buckets.bit_length() - 1)).tolist()
+        shared: dict[tuple[int, date | None], str] = {}
+        flat: list[Any] = []
+        for (_key, gid, issued, identity), bucket, fld in zip(rows, buckets, fields, strict=True):
+            if identity:
+                value = encode(CodeKind.ORGANIC, gid, issued, identity, None)
+            else:
+                value = shared.get((gid, issued)) or shared.setdefault(
+                    (gid, issued), encode(CodeKind.ORGANIC, gid, issued, None, None)
+                )
+            flat += (bucket, fld, value)
+            if len(flat) >= _WRITE_ARGS:
+                self._hset(flat)
+                flat = []
+        self._hset(flat)
+        return len(rows)
+
+    def _hset(self, flat: list[Any]) -> None:
+        """(bucket, field, value, …) into their buckets: one script call on one server
+        (redis-py packs one command per HSET ~5x slower than the arguments alone); a
+        pipeline of HSETs on a cluster, where a script may only touch its declared keys."""
+        if not flat:
+            return
+        if isinstance(self.client, LazyCluster):
+            pipe = self.client.pipeline(transaction=False)
+            for i in range(0, len(flat), 3):
+                pipe.hset(bucket_key(flat[i]), flat[i + 1], flat[i + 2])
+            pipe.execute()
+            return
+        if self._script is None:
+            self._script = self.client.register_script(_HSET_LUA)
+        self._script(keys=[], args=flat)
+
+    def remove(self, codes: Iterable[tuple[str, CodeKind]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for code, kind in codes:
+            bucket, fld = place(code, kind, self.buckets)
+            pipe.hdel(bucket_key(bucket), fld)
+        pipe.execute()
+
+    # -- completeness ----------------------------------------------------------------------
+
+    def begin(self, ttl_s: float = MARK_S) -> str:
+        """Mark a writer in flight before its first save (raises when Redis cannot be
+        told: then nothing may be saved). The mark is a deadline: a writer renews it
+        (`renew`) while it writes; one that dies or loses Redis lets it lapse, and a lapsed
+        mark turns the projection OFF (hits too may be stale) until the next rebuild."""
+        token = secrets.token_hex(8)
+        self.client.zadd(DIRTY, {token: int((time.time() + ttl_s) * 1000)})
+        self._mine.add(token)
+        return token
+
+    def renew(self, ttl_s: float = MARK_S) -> None:
+        """Push this process's marks' deadlines on (raises when it cannot)."""
+        if self._mine:
+            deadline = int((time.time() + ttl_s) * 1000)
+            self.client.zadd(DIRTY, dict.fromkeys(self._mine, deadline), xx=True)
+
+    def end(self, token: str) -> None:
+        """Every record this writer saved is written: its mark goes (raises when it cannot)."""
+        self.client.zrem(DIRTY, token)
+        self._mine.discard(token)
+
+    def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
+        """A registry with no codes: the empty projection is complete (first start)."""
+        try:
+            if self.client.get(META) is not None:
+                return True
+            if has_codes():
+                return False
+            self.client.set(META, self.buckets)
+            return True
+        except Exception:
+            log.warning("could not read or mark the code projection", exc_info=True)
+            return False
+
+    def rebuild(
+        self,
+        rows: Callable[[], Iterator[Row]],
+        progress: Callable[[int, float], None] | None = None,
+        *,
+        lock_s: int = 3600,
+    ) -> int | None:
+        """Write every record from the registry while the service serves; None when another
+        process is rebuilding. Misses go to the database until it ends (its dirty mark),
+        then the meta says complete. A bucket count that changed starts from empty buckets."""
+        if not self.client.set(BUILDING, b"1", nx=True, ex=lock_s):
+            return None
+        started_ms = int(time.time() * 1000)
+        token = self.begin(lock_s)
+        try:
+            meta = self.client.get(META)
+            if meta is not None and int(meta) != self.buckets:
+                self.client.delete(META)
+                self._drop_buckets()
+            start, n = time.monotonic(), 0
+            batch: list[Row] = []
+            for row in rows():
+                batch.append(row)
+                if len(batch) >= 50_000:
+                    n += self.write(batch)
+                    batch = []
+                    if progress is not None:
+                        progress(n, time.monotonic() - start)
+            n += self.write(batch)
+            if progress is not None:
+                progress(n, time.monotonic() - start)
+            self.client.set(META, self.buckets)
+            # Writers whose marks lapsed before this rebuild began are covered by it (it
+            # read the registry after their saves): their marks go. Live ones stay.
+            self.client.zremrangebyscore(DIRTY, "-inf", started_ms)
+            self.end(token)
+            return n
+        finally:
+            self.client.delete(BUILDING)
+
+    def _drop_buckets(self) -> None:
+        for key in self.client.scan_iter(match=PREFIX + "{*", count=10_000):
+            self.client.unlink(key)
+
+
+class MemoryProjection:
+    """The embedded default's projection: a dict in this process, built from the registry
+    at start (`rebuild`), written by the same writers. Always complete once built."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, CodeRecord] = {}
+        self.complete = False
+        self.dirty: set[str] = set()
+
+    def state(self) -> str | None:
+        if not self.complete:
+            return OFF
+        return WRITING if self.dirty else COMPLETE
+
+    def get(self, code: str, kind: CodeKind) -> CodeRecord | None:
+        return self.data.get(code)
+
+    def write(self, rows: Iterable[Row]) -> int:
+        n = 0
+        for code, kind, gid, issued, identity, role in rows:
+            self.data[code] = CodeRecord(code, kind, gid, issued, identity, role)
+            n += 1
+        return n
+
+    def write_keys(self, rows: Sequence[tuple[int, int, date | None, str | None]]) -> int:
+        from domain.codes import organic_code_from_key
+
+        return self.write((organic_code_from_key(k), CodeKind.ORGANIC, g, d, i, None) for k, g, d, i in rows)
+
+    def remove(self, codes: Iterable[tuple[str, CodeKind]]) -> None:
+        for code, _kind in codes:
+            self.data.pop(code, None)
+
+    def begin(self, ttl_s: float = MARK_S) -> str:
+        token = secrets.token_hex(8)
+        self.dirty.add(token)
+        return token
+
+    def renew(self, ttl_s: float = MARK_S) -> None:
+        return None
+
+    def end(self, token: str) -> None:
+        self.dirty.discard(token)
+
+    def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
+        return self.complete
+
+    def rebuild(
+        self, rows: Callable[[], Iterator[Row]], progress: Callable[[int, float], None] | None = None
+    ) -> int:
+        start = time.monotonic()
+        self.data = {}
+        n = self.write(rows())
+        self.complete = True
+        self.dirty.clear()
+        if progress is not None:
+            progress(n, time.monotonic() - start)
+        return n

@@ -1,0 +1,235 @@
+"""The code projection (cache.projection) on MariaDB + Redis: every issued code resolved
+from the key store without the database, written by imports and batches as they save,
+rebuilt while verifies run, and set aside (the database answers) whenever it may lack a
+saved code."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+
+import redis as redis_lib
+from flask import Flask
+
+from cache.projection import (
+    COMPLETE,
+    DIRTY,
+    META,
+    OFF,
+    WRITING,
+    MemoryProjection,
+    RedisProjection,
+    buckets_for,
+    decode,
+    encode,
+    place,
+)
+from domain import metrics
+from domain.bulk import Scope
+from domain.codes import CodeKind, normalize
+from tests.conftest import ADMIN
+from webapp import container
+from webapp.demo import seed
+from webapp.wiring import rebuild_projection
+
+ALL = Scope("all", None, None, "test")
+CERT = f"0123OP{date.today().year % 100:02d}00017"
+YY = f"{date.today().year % 100:02d}"
+
+
+def _code(n: int) -> str:
+    return f"0123{YY}{n:012d}"
+
+
+def _world(app: Flask, n: int) -> list[str]:
+    c = container(app)
+    c.admin.upsert_bodies([{"code": "0123", "name": "Test body"}], ALL)
+    c.admin.upsert_certificates(
+        [
+            {
+                "number": CERT,
+                "body_code": "0123",
+                "holder": "示范农场",
+                "valid_from": f"20{YY}-01-01",
+                "valid_until": f"20{YY}-12-31",
+                "products": [{"name": "有机大米"}],
+            }
+        ],
+        ALL,
+    )
+    codes = [_code(i) for i in range(n)]
+    rows = [
+        {"code": code, "certificate": CERT, "product": "有机大米", "identity_code": f"id,{i}"}
+        for i, code in enumerate(codes)
+    ]
+    result = c.admin.import_codes(rows, ALL, chunk=500)
+    assert result.accepted == n
+    return codes
+
+
+def _verdict(app: Flask, code: str) -> str:
+    resp = app.test_client().post("/api/v1/verify", json={"input": code})
+    assert resp.status_code == 200, resp.get_json()
+    return str(resp.get_json()["verdict"])
+
+
+def _state(app: Flask) -> str | None:
+    return container(app).projection.state()
+
+
+def test_a_record_survives_its_encoding() -> None:
+    organic = normalize(_code(5))
+    assert organic.kind is CodeKind.ORGANIC
+    value = encode(CodeKind.ORGANIC, 42, date(2026, 3, 1), "a,b\tc", None)
+    rec = decode(organic.code, CodeKind.ORGANIC, value.encode())
+    assert (rec.group_id, rec.issued_on, rec.identity_code) == (42, date(2026, 3, 1), "a,b\tc")
+    assert (
+        decode(organic.code, CodeKind.ORGANIC, encode(CodeKind.ORGANIC, 7, None, None, None)).issued_on
+        is None
+    )
+    bq = decode("AbC123xyz", CodeKind.BQ, encode(CodeKind.BQ, 9, None, None, "b"))
+    assert (bq.group_id, bq.bq_role) == (9, "b")
+    # Two codes never share a place: the field and bucket together are the mixed key.
+    buckets = buckets_for(1_000_000)
+    places = {place(_code(i), CodeKind.ORGANIC, buckets) for i in range(20_000)}
+    assert len(places) == 20_000
+
+
+def test_imported_codes_are_resolved_from_the_projection_without_the_database(service_app: Flask) -> None:
+    codes = _world(service_app, 1200)
+    assert _state(service_app) == COMPLETE
+    assert _verdict(service_app, codes[0]) == "genuine"  # the group's status is read once
+    reads, projected = metrics.value("db_reads"), metrics.value("projection_reads")
+    for code in codes[1:50]:
+        assert _verdict(service_app, code) == "genuine"
+    for n in range(5000, 5020):  # never issued: answered from the complete projection
+        assert _verdict(service_app, _code(n)) == "not_found"
+    assert metrics.value("db_reads") == reads
+    assert metrics.value("projection_reads") - projected == 69
+    record = container(service_app).resolver.resolve(normalize(codes[7])).record
+    assert record is not None and record.identity_code == "id,7"
+
+
+def test_a_code_imported_or_moved_is_answered_at_once(service_app: Flask) -> None:
+    _world(service_app, 1)
+    demo = seed(container(service_app).admin, date.today())
+    assert _state(service_app) == COMPLETE
+    client = service_app.test_client()
+    # An import over the JSON API: genuine on the next verify.
+    new = _code(777)
+    assert _verdict(service_app, new) == "not_found"
+    resp = client.post(
+        "/api/v1/admin/codes", headers=ADMIN, json=[{"code": new, "certificate": CERT, "product": "有机大米"}]
+    )
+    assert resp.status_code == 200, resp.get_json()
+    assert _verdict(service_app, new) == "genuine"
+    # A BQ batch's codes (written by `_changed` from the registry's rows), and the demo's
+    # statuses, all from the projection (the copied code has no scans here).
+    reads = metrics.value("projection_reads")
+    for name, code in demo.items():
+        expected = name.split(" ")[0]
+        if expected != "suspicious" and not expected.startswith("invalid_format"):
+            assert _verdict(service_app, code) == expected, name
+    assert metrics.value("projection_reads") > reads
+    assert _state(service_app) == COMPLETE
+
+
+def test_a_rebuild_under_live_traffic_answers_every_code_right(service_app: Flask, redis_url: str) -> None:
+    codes = _world(service_app, 3000)
+    client = redis_lib.Redis.from_url(redis_url)
+    # Redis lost the projection (a flush, a new server): off, then rebuilt while serving.
+    for key in client.scan_iter(match="v:p:*"):
+        client.delete(key)
+    container(service_app).resolver.refresh(force=True)
+    assert _state(service_app) == OFF
+
+    wrong: list[tuple[str, str]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        i = 0
+        while not stop.is_set():
+            code = codes[i % len(codes)]
+            verdict = _verdict(service_app, code)
+            if verdict != "genuine":
+                wrong.append((code, verdict))
+            if _verdict(service_app, _code(90_000 + i % 50)) != "not_found":
+                wrong.append((code, "guess found"))
+            i += 1
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        n = rebuild_projection(container(service_app).settings)
+    finally:
+        time.sleep(0.3)  # answers after the rebuild, from the projection
+        stop.set()
+        thread.join()
+    assert n == 3000
+    assert wrong == []
+    assert _state(service_app) == COMPLETE
+
+
+def test_a_writer_whose_mark_lapses_turns_the_projection_off_until_rebuilt(
+    service_app: Flask, redis_url: str
+) -> None:
+    codes = _world(service_app, 10)
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, buckets_for(container(service_app).settings.expected_codes))
+    token = store.begin(ttl_s=30)
+    assert store.state() == WRITING
+    client.zadd(DIRTY, {token: 1})  # its writer died long ago: the deadline has passed
+    assert store.state() == OFF
+    # Off: answers come from the database, hits too (the dead writer may have moved codes).
+    container(service_app).resolver.refresh(force=True)
+    reads = metrics.value("db_reads")
+    assert _verdict(service_app, codes[3]) == "genuine"
+    assert metrics.value("db_reads") > reads
+    assert rebuild_projection(container(service_app).settings) == 10
+    assert store.state() == COMPLETE and client.zcard(DIRTY) == 0
+
+
+def test_a_projection_of_another_size_is_not_used(service_app: Flask, redis_url: str) -> None:
+    _world(service_app, 5)
+    client = redis_lib.Redis.from_url(redis_url)
+    client.set(META, 8)
+    assert _state(service_app) == OFF
+
+
+def test_redis_away_answers_from_the_database(service_app: Flask) -> None:
+    codes = _world(service_app, 20)
+    c = container(service_app)
+    dead = RedisProjection(redis_lib.Redis(port=1, socket_connect_timeout=0.05), 1024)
+    c.resolver.projection = dead
+    c.resolver.records.clear()
+    c.resolver.refresh(force=True)
+    assert dead.state() is None
+    for code in codes[:5]:
+        assert _verdict(service_app, code) == "genuine"
+    assert _verdict(service_app, _code(99_999)) == "not_found"
+
+
+def test_the_embedded_projection_is_built_at_start_and_written_by_imports(embedded_app: Flask) -> None:
+    codes = _world(embedded_app, 30)
+    projection = container(embedded_app).projection
+    assert isinstance(projection, MemoryProjection)
+    assert projection.state() == COMPLETE
+    assert len(projection.data) == 30
+    assert _verdict(embedded_app, codes[4]) == "genuine"
+
+
+def test_an_empty_registry_starts_complete(service_app: Flask) -> None:
+    assert _state(service_app) == COMPLETE
+
+
+def test_an_import_chunk_and_a_rebuild_write_the_same_places(redis_url: str) -> None:
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, 1024)
+    codes = [_code(i * 7919) for i in range(3000)]
+    store.write_keys([(int(code), 3, date(2026, 2, 1), None) for code in codes])
+    assert {store.get(code, CodeKind.ORGANIC).group_id for code in codes} == {3}
+    store.write([(code, CodeKind.ORGANIC, 4, None, "x", None) for code in codes])
+    assert {store.get(code, CodeKind.ORGANIC).identity_code for code in codes} == {"x"}
+    assert client.hlen("v:p:{0}") == sum(place(c, CodeKind.ORGANIC, 1024)[0] == 0 for c in codes)
+    assert store.get(_code(1), CodeKind.ORGANIC) is None
