@@ -84,6 +84,14 @@ IMPORT_PROBLEMS: dict[str, Any] = {
 }
 
 
+# An order's attachments (seed 000: the certificate scan, the signed mark-use agreement).
+ATTACHMENT_KINDS: dict[str, Any] = {
+    "certificate": _l("Certificate scan"),
+    "agreement": _l("Signed mark-use agreement"),
+    "other": _l("Other"),
+}
+
+
 @bp.app_template_filter("tonnes")
 def tonnes(value: Any) -> str:
     """Tonnes as people read them: three decimals (kilograms), more only where grams count
@@ -449,7 +457,9 @@ def _order_page(number: str, status: int = 200, **extra: Any) -> tuple[str, int]
     except DomainError:
         abort(404)
     orders_side, certifies = _sides(scope)
-    uses = issuing.uses(number, scope) if order["status"] == OrderStatus.ALLOCATED else None
+    allocated = order["status"] == OrderStatus.ALLOCATED
+    uses = issuing.uses(number, scope) if allocated else None
+    losses = issuing.losses(number, scope) if allocated or order["status"] == OrderStatus.VOIDED else []
     last = order["history"][-1] if order["history"] else None
     return render_template(
         "dashboard/order.html",
@@ -463,7 +473,9 @@ def _order_page(number: str, status: int = 200, **extra: Any) -> tuple[str, int]
         reviewable=order["status"] in {s.value for s in REVIEWABLE},
         allocatable=order["status"] in {s.value for s in ALLOCATABLE},
         voidable=order["status"] in {s.value for s in VOIDABLE} and order["status"] != OrderStatus.VOIDED,
-        allocated=order["status"] == OrderStatus.ALLOCATED,
+        allocated=allocated,
+        losses=losses,
+        attachment_kinds=ATTACHMENT_KINDS,
         from_printer=any(line["codes_from"] == "printer" for line in order["lines"]),
         action_form=ActionForm(),
         import_problems=IMPORT_PROBLEMS,
@@ -645,6 +657,69 @@ def order_void(number: str) -> BaseResponse:
             "success",
         )
     return redirect(url_for("dashboard.order", number=number))
+
+
+@bp.post("/orders/<number>/losses")
+@require_role(Role.ANALYST)
+def order_losses(number: str) -> BaseResponse:
+    """Printing losses (印制损耗) the printer reported: their codes verify `voided`."""
+    scope, actor = _acted(number)
+    text = (request.form.get("identity_codes") or "")[:200_000]
+    identities = [x for x in text.replace(",", " ").replace("，", " ").split() if x]
+    try:
+        got = services().issuing.record_losses(number, {"identity_codes": identities}, scope, actor)
+    except NotFound as exc:
+        if exc.code == "order_not_found":
+            abort(404)
+        _problem(exc)
+    except DomainError as exc:
+        if exc.code == "invalid_body":
+            flash(_("Give 9-digit identity codes, separated by spaces, commas or new lines."), "error")
+        else:
+            _problem(exc)
+    else:
+        flash(
+            _("%(n)d printing losses recorded: their codes verify as voided.", n=got["voided_codes"]),
+            "success",
+        )
+    return redirect(url_for("dashboard.order", number=number, _anchor="lines-h"))
+
+
+@bp.post("/orders/<number>/attachments")
+@require_role(Role.ANALYST)
+def order_attachment_add(number: str) -> BaseResponse:
+    scope, actor = _acted(number)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        flash(_("Choose a file first."), "error")
+        return redirect(url_for("dashboard.order", number=number, _anchor="attachments-h"))
+    try:
+        data = upload.read()
+    finally:
+        upload.close()
+    try:
+        services().issuing.add_attachment(number, request.form.get("kind", "other"), data, scope, actor)
+    except NotFound:
+        abort(404)
+    except DomainError as exc:
+        _problem(exc)
+    else:
+        flash(_("The attachment is added."), "success")
+    return redirect(url_for("dashboard.order", number=number, _anchor="attachments-h"))
+
+
+@bp.get("/orders/<number>/attachments/<int:attachment_id>")
+@require_role(Role.VIEWER)
+def order_attachment(number: str, attachment_id: int) -> Response:
+    scope, _actor = _who()
+    try:
+        media, data = services().issuing.attachment(number, attachment_id, scope)
+    except DomainError:
+        abort(404)
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif"}
+    resp = _download(data, media, f"{number}-{attachment_id}.{extension.get(media, 'bmp')}")
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    return resp
 
 
 # -- exports --------------------------------------------------------------------------------

@@ -921,6 +921,11 @@ class IssuingService:
             "voided_codes": len(moved),
         }
 
+    def losses(self, number: str, scope: Scope) -> list[str]:
+        """The identity codes of the order's printing losses (their codes verify `voided`)."""
+        self._readable_order(number, scope)
+        return [identity_text(x) for x in self.registry.losses(number)]
+
     # -- use records (领用) ----------------------------------------------------------------------
 
     def uses(self, number: str, scope: Scope) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from tests.browser.conftest import DEMO_ORG, PASSWORD, Dashboard, shoot, sign_in
 from webapp import container
 
 TABLET = {"width": 768, "height": 1024}
+AGREEMENT = b"%PDF-1.4 signed mark-use agreement"
 
 
 def _certificate() -> str:
@@ -134,6 +135,16 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
     shoot(org, "dashboard_issuing_auto_rejected")
     assert _quantity_row(org, site) == ("0.000", "120.000")  # nothing used by a rejected order
 
+    # The signed mark-use agreement, attached while the order can still change.
+    org.goto(f"{site.base}/dashboard/orders/{number}")
+    org.select_option("#attachment-kind", "agreement")
+    org.set_input_files(
+        "#attachment-file", files=[{"name": "协议.pdf", "mimeType": "application/pdf", "buffer": AGREEMENT}]
+    )
+    org.click("#add-attachment")
+    assert "附件已添加" in org.inner_text(".flashes")
+    assert "签章的认证标志使用协议" in org.inner_text("#attachments")
+
     # Fixed: 20 labels, submitted again; auto-approved and no longer editable.
     org.goto(f"{site.base}/dashboard/orders/{number}")
     org.click("#fix-order")
@@ -220,6 +231,14 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
     name, data = _download(body, "#download-filing-csv")
     assert data.decode("utf-8-sig").startswith("认证委托人机构代码")
 
+    # The body reads the agreement; a printing loss voids that label's code.
+    name, data = _download(body, "#attachments a")
+    assert data == AGREEMENT and name.endswith(".pdf")
+    body.fill("#loss-identities", f"{last:09d}")
+    body.click("#record-losses")
+    assert body.inner_text("#loss-list") == f"{last:09d}"
+    assert _verify(body, site, codes[last]) == "voided"
+
     # A printed code verifies genuine at once.
     sample = codes[first + 10]
     assert _verify(body, site, sample) == "genuine"
@@ -270,11 +289,13 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
     assert done == [
         ("order.create", org_login),
         ("order.submit", org_login),
+        ("order.attachment", org_login),
         ("order.edit", org_login),
         ("order.submit", org_login),
         ("order.review", body_login),
         ("order.allocate", body_login),
         ("order.printer_codes", body_login),
+        ("order.losses", body_login),
         ("order.use", org_login),
         ("order.use", org_login),
         ("order.use_rollback", org_login),
