@@ -316,3 +316,41 @@ def test_the_pages_fit_a_tablet_and_read_in_english(tab: Any, dashboard: Dashboa
     tab.goto(dashboard.base + "/dashboard/lang/en?next=/dashboard/quantities")
     assert tab.locator("h1").inner_text() == "Certified quantities"
     assert tab.problems == []
+
+
+def test_the_regulator_sees_both_sides_in_english(tab: Any, dashboard: Dashboard) -> None:
+    """The all scope: every certificate's quantities, specs of any holder, every order, and
+    both sides' forms on an order (here one the demo organization's token placed)."""
+    c = container(dashboard.app)
+    holder = Scope("organization", c.registry.scope_target_id("organization", DEMO_ORG))
+    spec = c.issuing.upsert_specs(
+        [
+            {
+                "certificate": _certificate(),
+                "product": "有机大米",
+                "trade_name": "五常稻花香",
+                "package_spec": "5千克真空包装",
+                "weight_kg": "5",
+                "label_spec": "25×16毫米椭圆形",
+            }
+        ],
+        holder,
+    )["items"][0]["id"]
+    body = {
+        "address": "哈尔滨",
+        "contact": "王",
+        "phone": "0451-1",
+        "lines": [{"spec_id": spec, "quantity": 2, "unit_price": "0.1"}],
+    }
+    number = c.issuing.create_order({**body, "certificate": _certificate()}, holder)["number"]
+    c.issuing.submit(number, holder)
+    sign_in(tab, dashboard, "admin")
+    tab.goto(dashboard.base + "/dashboard/lang/en?next=/dashboard/quantities")
+    assert tab.locator(".card-head h2").count() >= 7  # every demo certificate
+    tab.goto(f"{dashboard.base}/dashboard/orders/{number}")
+    assert tab.inner_text("#order-status") == "Auto-approved"
+    assert tab.locator("#approve-order").is_visible() and tab.locator("#void-order").count() == 1
+    tab.goto(dashboard.base + "/dashboard/orders/new")
+    assert tab.locator("#lines-0-spec_id option", has_text="五常稻花香").count() == 1
+    shoot(tab, "dashboard_issuing_regulator_new_order_en")
+    assert tab.problems == []
