@@ -590,3 +590,29 @@ def test_issuance_changes_are_in_the_audit_log_as_the_token_within_its_scopes(wo
     assert len(audit.entries(holder, target=f"order:{number}")) == 6
     other_body = Scope("body", (entries[0]["body_id"] or 0) + 1)
     assert audit.entries(other_body, target=f"order:{number}") == []
+
+
+def test_certificates_with_their_quantities_are_listed_per_scope(world: World) -> None:
+    """What the dashboard's quantities page and spec form read (IssuingService.certificates)."""
+    w = world
+    number = order(w, [{"spec_id": w.beans, "quantity": 3, "unit_price": 1}])["number"]
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    issuing = container(w.app).issuing
+    registry = container(w.app).registry
+    body_a = Scope("body", registry.scope_target_id("body", "0123"))
+    holder = Scope("organization", registry.scope_target_id("organization", "演示企业"))
+    other = Scope("organization", registry.scope_target_id("organization", "乙企业"))
+    assert [c["certificate"] for c in issuing.certificates(Scope("all"))] == [A_NO, B_NO]
+    assert [c["certificate"] for c in issuing.certificates(other)] == [B_NO]
+    for scope, may_order in ((body_a, False), (holder, True)):
+        (cert,) = issuing.certificates(scope)
+        assert (cert["certificate"], cert["holder"], cert["may_order"]) == (A_NO, "演示企业", may_order)
+        beans = next(p for p in cert["products"] if p["product"] == "绿豆")
+        assert (beans["certified_tonnes"], beans["used_tonnes"], beans["available_tonnes"]) == (
+            "50.000000",
+            "0.003000",
+            "49.997000",
+        )
+    # The order list names the holder (the body's review queue shows whose order it is).
+    listed = w.http.get("/api/v1/admin/orders", headers=w.a).get_json()["items"]
+    assert [(o["number"], o["organization"]) for o in listed] == [(number, "演示企业")]
