@@ -300,6 +300,12 @@ def orders() -> str:
     )
 
 
+def _whole(text: str) -> int | str:
+    """A typed whole number as a number (ASCII digits only: "²".isdigit() is true too); any
+    other text goes to the use case as typed, which says what is wrong with it."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else text
+
+
 def _lines_from_form() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """(the order's lines for the use case, every row as typed for the form again). A row
     with neither a spec nor a quantity is an unused blank row."""
@@ -318,10 +324,8 @@ def _lines_from_form() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         if not row["spec_id"] and not row["quantity"]:
             continue
         line: dict[str, Any] = {
-            # Whole numbers as numbers; anything else goes as typed and the use case says
-            # what is wrong with it.
-            "spec_id": int(row["spec_id"]) if row["spec_id"].isdigit() else row["spec_id"],
-            "quantity": int(row["quantity"]) if row["quantity"].isdigit() else row["quantity"],
+            "spec_id": _whole(row["spec_id"]),
+            "quantity": _whole(row["quantity"]),
             "unit_price": row["unit_price"] or "0",
         }
         if row["label_spec"]:
@@ -586,7 +590,7 @@ def order_take_into_use(number: str) -> BaseResponse:
     scope, actor = _acted(number)
     form = request.form
     body: dict[str, Any] = {
-        "line": int(form["line"]) if form.get("line", "").isdigit() else form.get("line"),
+        "line": _whole(form.get("line", "")),
         "batch": (form.get("batch") or "").strip()[:60],
         "person": (form.get("person") or "").strip()[:60],
     }
@@ -596,8 +600,7 @@ def order_take_into_use(number: str) -> BaseResponse:
         body["first_identity"] = (form.get("first_identity") or "").strip()[:9]
         body["last_identity"] = (form.get("last_identity") or "").strip()[:9]
     else:
-        quantity = (form.get("quantity") or "").strip()
-        body["quantity"] = int(quantity) if quantity.isdigit() else quantity
+        body["quantity"] = _whole((form.get("quantity") or "").strip()[:20])
     try:
         use = services().issuing.take_into_use(number, body, scope, actor)
     except NotFound as exc:
