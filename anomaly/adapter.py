@@ -106,7 +106,11 @@ class ScanLedgerAdapter:
         imported = scan.event_id is not None
         outcome = self._call(
             lambda: self.store.record(
-                self.event(scan), sync_flags=imported, dedupe=imported, product=self._product(scan.group)
+                self.event(scan),
+                sync_flags=imported,
+                dedupe=imported,
+                product=self._product(scan.group),
+                label=scan.label,
             ),
             must_try=imported,
         )

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from anomaly.geo import distance_km
-from domain.scans import Flag, FlagRule, PlaceSource, Severity
+from domain.scans import Flag, FlagRule, LabelFacts, PlaceSource, Severity
 
 if TYPE_CHECKING:
     from anomaly.events import ScanEvent
@@ -389,4 +389,45 @@ def product_rules(
         flag = off_market(scan.province, product.regions, scan, now)
         if flag is not None:
             flags.append(flag)
+    return flags
+
+
+def label_rules(label: LabelFacts, scan: RecentScan, genuine: bool, now: datetime) -> list[Flag]:
+    """The rules about the one label scanned (issue 17), for a scan of an issued code.
+
+    `not_in_use` (warn): a genuine label still in its order's stock, no use record (领用)
+    covering it: labels leaking from stock (or a take not yet recorded), for the holder to
+    look at. `identity_mismatch`: the identity code sent with the code is another label's,
+    a label made of two. A shopper's word costs nothing, so from anyone but a
+    WeChat-verified session it is a `warn` (one stranger must not mark a genuine code
+    suspicious for everyone); the asker's own answer says `suspicious` either way."""
+    flags = []
+    if genuine and label.in_stock:
+        flags.append(
+            Flag(
+                FlagRule.NOT_IN_USE,
+                Severity.WARN,
+                now,
+                {
+                    "identity_code": label.identity_code,
+                    "order": label.order_number,
+                    "scans": [scan.evidence()],
+                },
+            )
+        )
+    if label.mismatch:
+        verified = scan.identity is not None and scan.identity.startswith("v")
+        flags.append(
+            Flag(
+                FlagRule.IDENTITY_MISMATCH,
+                Severity.SUSPICIOUS if verified else Severity.WARN,
+                now,
+                {
+                    "identity_code_given": label.identity_given,
+                    "identity_code_on_file": label.identity_code,
+                    "order": label.order_number,
+                    "scans": [scan.evidence()],
+                },
+            )
+        )
     return flags

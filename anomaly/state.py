@@ -63,6 +63,7 @@ from anomaly.rules import (
     RecentScan,
     RuleConfig,
     evaluate,
+    label_rules,
     product_rules,
 )
 from anomaly.scripts import (
@@ -82,6 +83,7 @@ from domain.scans import (
     Flag,
     FlagRule,
     FlagStatus,
+    LabelFacts,
     PlaceSource,
     Severity,
 )
@@ -249,6 +251,7 @@ class ScanStateStore(Protocol):
         sync_flags: bool = ...,
         dedupe: bool = ...,
         product: ProductContext | None = ...,
+        label: LabelFacts | None = ...,
     ) -> ScanOutcome: ...
     def peek(self, code: str, client: str | None, *, at: datetime | None = ...) -> ScanOutcome: ...
     def set_flag_status(self, code: str, rule: str, status: str) -> None: ...
@@ -307,6 +310,7 @@ class RedisScanStore:
         sync_flags: bool = False,
         dedupe: bool = False,
         product: ProductContext | None = None,
+        label: LabelFacts | None = None,
     ) -> ScanOutcome:
         """Record one scan (or, with record_scan=False, only read) in one round trip and
         evaluate the rules on the result. `sync_flags`: also hand raised flags to
@@ -358,7 +362,7 @@ class RedisScanStore:
             reply = ScanReply._make(self.script(keys=keys, args=args))
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
-        return self._outcome(event, reply, record_scan, sync_flags, product)
+        return self._outcome(event, reply, record_scan, sync_flags, product, label)
 
     def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
         """The same answer without recording anything (GET of a code)."""
@@ -371,6 +375,7 @@ class RedisScanStore:
         recorded: bool,
         sync_flags: bool,
         product: ProductContext | None,
+        label: LabelFacts | None = None,
     ) -> ScanOutcome:
         city = _text(reply.first_city) or None
         you_count = you_first = None
@@ -388,6 +393,8 @@ class RedisScanStore:
         )
         if genuine_scan and product is not None:
             raised += product_rules(product, RecentScan.of(event), _seen(reply.product_codes), event.at)
+        if genuine_scan and label is not None:
+            raised += label_rules(label, RecentScan.of(event), event.verdict == "genuine", event.at)
         if raised and (changed := _changed_flags(raised, stored)):
             stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(
@@ -523,6 +530,7 @@ class MemoryScanStore:
         sync_flags: bool = True,
         dedupe: bool = True,
         product: ProductContext | None = None,
+        label: LabelFacts | None = None,
     ) -> ScanOutcome:
         """As `RedisScanStore.record`; flags always reach `flag_sink` before returning
         and every event id is deduplicated (`sync_flags`/`dedupe` are accepted for a
@@ -602,6 +610,8 @@ class MemoryScanStore:
                 raised = evaluate(state, cfg, _settled(st.flags))
             if record_scan and found and not throttled and product is not None:
                 raised += product_rules(product, RecentScan.of(event), seen, event.at)
+            if record_scan and found and not throttled and label is not None:
+                raised += label_rules(label, RecentScan.of(event), event.verdict == "genuine", event.at)
             if raised:
                 raised = _changed_flags(raised, st.flags)
                 for flag in raised:

@@ -29,7 +29,7 @@ CODE = "c:"  # + the code: its record
 
 # Bump when a cached status record (LabelGroup, CertificateState, ...) changes its
 # fields: in the key name, so workers of two releases never unpack each other's values.
-STATUS_LAYOUT = 2
+STATUS_LAYOUT = 3  # 3: LabelGroup's segments and use records (issue 17)
 
 GENERATION_NAMES = ("status", "codes")
 

@@ -127,6 +127,11 @@ def _unpack_dataclass(cls: type[T], raw: bytes) -> T | None:
     if isinstance(obj, CertificateState):
         object.__setattr__(obj, "kind", CertificateKind(obj.kind))
         object.__setattr__(obj, "status", CertificateStatus(obj.status))
+    if isinstance(obj, LabelGroup):
+        # msgpack reads tuples back as lists: a group must stay hashable (the scan ledger
+        # memoizes per group) and its ranges comparable as tuples (bisect).
+        object.__setattr__(obj, "segments", tuple(tuple(x) for x in obj.segments))
+        object.__setattr__(obj, "in_use", tuple(tuple(x) for x in obj.in_use))
     return obj
 
 

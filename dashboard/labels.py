@@ -18,6 +18,8 @@ RULES: dict[str, Any] = {
     "shopper_report": _l("Shopper report"),
     "over_quantity": _l("Over quantity"),
     "off_market": _l("Outside sales region"),
+    "not_in_use": _l("Scanned before use"),
+    "identity_mismatch": _l("Identity code mismatch"),
 }
 SEVERITIES: dict[str, Any] = {"warn": _l("Warning"), "suspicious": _l("Suspicious")}
 STATUSES: dict[str, Any] = {"open": _l("Open"), "confirmed": _l("Confirmed"), "dismissed": _l("Dismissed")}

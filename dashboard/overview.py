@@ -52,6 +52,8 @@ RULE_COLOURS = {
     "shopper_report": "#2e7d32",
     "over_quantity": "#ad1457",
     "off_market": "#00838f",
+    "not_in_use": "#6d4c41",
+    "identity_mismatch": "#c62828",
 }
 
 MAP_CITIES = 80  # the busiest cities drawn as points; every province is coloured

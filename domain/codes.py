@@ -38,6 +38,12 @@ class InvalidReason(enum.StrEnum):
     CHARACTERS = "characters"
     FUTURE_YEAR = "future_year"
     UNKNOWN_BODY = "unknown_body"
+    # Nine digits: the label's visible identity code (身份码, the print serial), typed
+    # instead of the 有机码 (seed 003, annex 1-1).
+    IDENTITY_CODE = "identity_code"
+    # Not an invalid input: the answer's `reason` beside `suspicious` when the identity code
+    # sent with a code is another label's (a label made of two). One enum for `reason`.
+    IDENTITY_MISMATCH = "identity_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class ParsedCode:
         return None
 
 
+_PREFIX_IDENTITY = re.compile(r"^\s*(?:身份码|身份碼|identity\s*code)\s*[:：]?\s*", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:有机码|有機碼|organic\s*code)\s*[:：]?\s*", re.IGNORECASE)
 # Separators shoppers type or that labels print between digit groups.
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―_.·/]+")
@@ -97,12 +104,28 @@ def _token_from_url(text: str) -> str:
     return segments[-1] if segments else ""
 
 
+IDENTITY_DIGITS = 9
+
+
 def _classify_digits(raw: str, digits: str) -> ParsedCode:
     if len(digits) == 18:
         return ParsedCode(raw, digits, CodeKind.ORGANIC)
     if len(digits) == 17:
         return ParsedCode(raw, digits, CodeKind.ORGANIC_LEGACY)
+    if len(digits) == IDENTITY_DIGITS:
+        return ParsedCode(raw, digits, None, InvalidReason.IDENTITY_CODE)
     return ParsedCode(raw, digits, None, InvalidReason.LENGTH)
+
+
+def normalize_identity(raw: str) -> str:
+    """A label's identity code (身份码) as a shopper types it: 9 digits once full-width
+    characters, spaces and dashes are folded away. BadInput when it cannot be one."""
+    text = _SEPARATORS.sub("", _PREFIX_IDENTITY.sub("", _fold(raw)))
+    if not (_DIGITS.match(text) and len(text) == IDENTITY_DIGITS):
+        raise BadInput(
+            "identity_code must be the label's 9-digit identity code", code="invalid_identity_code"
+        )
+    return text
 
 
 def normalize(raw: str) -> ParsedCode:
@@ -122,6 +145,8 @@ def normalize(raw: str) -> ParsedCode:
     from_url = bool(_URLISH.search(text)) and not _PREFIX.match(text)
     if from_url:
         text = _fold(_token_from_url(text))
+    # "身份码 123456789": the identity code with its own label word; its digits then tell.
+    text = _PREFIX_IDENTITY.sub("", text)
     # After the 有机码 prefix the input claims to be an organic code: letters make it a
     # malformed organic code, never a BQ token.
     claims_organic = _PREFIX.match(text) is not None

@@ -21,16 +21,23 @@ for outages, and each carries the stable machine `code` of the problem document.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     code = "error"
     status = 400
 
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, code: str | None = None, members: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
+        # Members of the problem document beside the standard ones (RFC 9457 extensions),
+        # e.g. how far over a cap a request is.
+        self.members = members or {}
 
 
 class BadInput(DomainError):

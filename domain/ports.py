@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from domain.access import Owner
@@ -16,6 +17,7 @@ from domain.accounts import AuditEntry
 from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateStatus
 from domain.codes import CodeKind, ParsedCode
+from domain.grain import GrainBalance
 from domain.overview import DayCount, GaugeRow, PlaceCount, Ranked
 from domain.records import (
     BatchGroup,
@@ -265,9 +267,17 @@ class AdminRegistry(Protocol):
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
         check: Callable[[Owner, bool], None] | None = None,
+        cap: Callable[[GrainBalance, int, int], None] | None = None,
+        purchases: Sequence[str] = (),
     ) -> tuple[int, BulkResult]: ...  # `check(owner, activated)` of an existing batch raises to refuse
+    # `cap(balance, net_g, marks)` of a company's batch, with its codes linked, raises to refuse.
     def batch_owner(self, number: str) -> Owner | None: ...
-    def activate_batch(self, number: str) -> BatchState: ...
+    # `check(inspection report or None, company balance or None)` raises to refuse.
+    def activate_batch(
+        self,
+        number: str,
+        check: Callable[[dict[str, Any] | None, GrainBalance | None], None] | None = None,
+    ) -> BatchState: ...
 
 
 class OverviewReader(Protocol):
@@ -496,3 +506,18 @@ class CaseReader(Protocol):
     def reports(self, code: str) -> list[dict[str, Any]]: ...
     def report_photo(self, report_id: int) -> tuple[str, bytes, str] | None: ...
     def flags_of(self, code: str) -> list[dict[str, Any]]: ...
+
+
+class GrainRegistry(Protocol):
+    """The Wuchang raw-grain ledger's reads and writes (registry.grain.SqlGrain)."""
+
+    def organization_ids(self, names: Sequence[str]) -> dict[str, int]: ...
+    def organization_name(self, organization_id: int) -> str | None: ...
+    # Rows: organization_id, reference, purchased_on, supplier, quantity_g; upserted by
+    # (organization_id, reference).
+    def upsert_purchases(self, rows: Sequence[Mapping[str, Any]], actor: str) -> None: ...
+    def ledger(self, organization_id: int) -> tuple[GrainBalance, list[dict[str, Any]], dict[str, int]]: ...
+    def set_yield(self, organization_id: int, milling_yield: Decimal | None) -> None: ...
+    def batch_ref(self, number: str) -> tuple[int, int | None, bool] | None: ...
+    def save_inspection(self, batch_id: int, fields: Mapping[str, Any], actor: str) -> None: ...
+    def inspection(self, batch_id: int) -> tuple[dict[str, Any], bytes] | None: ...

@@ -8,6 +8,7 @@ a second (DESIGN.md: one admin change reaches every answer in O(1)).
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -15,6 +16,8 @@ from typing import Any
 
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind
+
+_MAX = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,31 @@ class LabelGroup:
     certified_tonnes: float | None = None
     sales_regions: str | None = None
 
+    # Issue 17: the identity segments of the order lines whose codes are in this group
+    # (empty: codes not issued through an order line, e.g. an imported list: nothing to
+    # take into use), and the use records (领用) over them as (first, last, day taken as a
+    # date ordinal), sorted. Cached with the group under the status generation, so a take
+    # or a roll-back reaches every verify within a second without a database read.
+    segments: tuple[tuple[int, int], ...] = ()
+    in_use: tuple[tuple[int, int, int], ...] = ()
+
     def regions(self) -> frozenset[str]:
         return frozenset(r for r in (self.sales_regions or "").split(",") if r)
+
+    def in_stock(self, identity: str | None, day: date) -> bool:
+        """The label with this identity code was issued through one of the group's order
+        lines and no use record covered it on `day`: still in stock."""
+        if not self.segments or identity is None or not identity.isdigit():
+            return False
+        n = int(identity)
+        if not any(lo <= n <= hi for lo, hi in self.segments):
+            return False
+        # Records of one line never overlap: the last one starting at or before n decides.
+        i = bisect.bisect_right(self.in_use, (n, _MAX, _MAX)) - 1
+        if i < 0:
+            return True
+        first, last, taken = self.in_use[i]
+        return not (first <= n <= last and taken <= day.toordinal())
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,9 @@ class FlagRule(StrEnum):
     `impossible_travel`, `province_spread`, `velocity` (anomaly.rules.CODE_RULES). From a
     shopper: `shopper_report` (a report of a suspected counterfeit). Per certificate
     product: `over_quantity` (more codes on shelves than its certified quantity can fill)
-    and `off_market` (scanned outside its declared sales region)."""
+    and `off_market` (scanned outside its declared sales region). Per label (issue 17):
+    `not_in_use` (a genuine label scanned while still in its order's stock: no use record
+    covers it) and `identity_mismatch` (the identity code sent with it is another label's)."""
 
     DISTINCT_SCANNERS = "distinct_scanners"
     IMPOSSIBLE_TRAVEL = "impossible_travel"
@@ -68,6 +70,8 @@ class FlagRule(StrEnum):
     SHOPPER_REPORT = "shopper_report"
     OVER_QUANTITY = "over_quantity"
     OFF_MARKET = "off_market"
+    NOT_IN_USE = "not_in_use"
+    IDENTITY_MISMATCH = "identity_mismatch"
 
 
 class PlaceSource(StrEnum):
@@ -148,6 +152,32 @@ class ScanInput:
     lng: float | None = None
     event_id: str | None = None
     group: LabelGroup | None = None  # the code's label group, for the product rules
+    label: LabelFacts | None = None  # the scanned label itself, for the label rules
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFacts:
+    """What the registry says about the one label scanned (issue 17), for the label rules.
+
+    `identity_code`: its identity code on file (None: none on file). `in_stock`: it was
+    issued through an order line whose labels are taken into use (领用), and no use record
+    covered it at the scan's day, so it left stock unrecorded (`not_in_use`); False for
+    labels in use and for codes never issued through an order line (imported lists), which
+    have no stock to leak from. `identity_given`: the identity code sent with the code
+    (None: none was); another label's raises `identity_mismatch`."""
+
+    identity_code: str | None
+    order_number: str | None = None
+    in_stock: bool = False
+    identity_given: str | None = None
+
+    @property
+    def mismatch(self) -> bool:
+        return (
+            self.identity_given is not None
+            and self.identity_code is not None
+            and self.identity_given != self.identity_code
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,20 @@ _INVALID_MESSAGES: dict[InvalidReason, tuple[str, str]] = {
         "该码的认证机构代码不属于任何已知认证机构，不可能是真实有机码。",
         "No certification body has this code's body part: it cannot be a real organic code.",
     ),
+    InvalidReason.IDENTITY_CODE: (
+        "您输入的是9位身份码（标志上公开印刷的流水号），不是有机码。有机码印在标志上“有机码”字样之后，"
+        "常被刮开式涂层覆盖，为18位数字（旧版17位）：请刮开涂层后输入这串数字。",
+        "You entered the 9-digit identity code (the label's visible print serial), not the organic code. "
+        "The organic code follows the words 有机码 on the label, often under a scratch-off layer: "
+        "18 digits (17 on older labels). Scratch it open and enter those digits.",
+    ),
 }
+
+_MISMATCH = (
+    "您同时输入的身份码与该有机码不属于同一枚标志：标志可能由两枚标志拼成，疑似伪造，请谨慎购买。",
+    "The identity code you entered does not belong to the same label as this organic code: the label "
+    "may be made of two labels and is probably forged.",
+)
 
 
 def message(
@@ -179,6 +192,8 @@ def message(
     idx = 1 if lang == "en" else 0
     if verdict is Verdict.INVALID_FORMAT:
         return _INVALID_MESSAGES[invalid or InvalidReason.CHARACTERS][idx]
+    if verdict is Verdict.SUSPICIOUS and invalid is InvalidReason.IDENTITY_MISMATCH:
+        return _MISMATCH[idx]
     text = _MESSAGES[verdict][idx]
     withdrawn = {
         Verdict.CERTIFICATE_SUSPENDED,

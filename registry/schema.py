@@ -45,6 +45,9 @@ organizations = sa.Table(
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
+    # Wuchang (issue 17): the paddy-to-milled-rice yield its marks are capped with (None:
+    # domain.grain.DEFAULT_MILLING_YIELD); set by the regulator.
+    sa.Column("milling_yield", sa.Numeric(5, 4), nullable=True),
 )
 
 certificates = sa.Table(
@@ -505,7 +508,7 @@ order_lines = sa.Table(
     sa.Column("weight_g", BigKey, nullable=False),
     # After allocation: the label group its codes are in and its identity-code segment,
     # unique per body (`body_id`): a segment is never handed out twice.
-    sa.Column("group_id", Id, nullable=True),
+    sa.Column("group_id", Id, nullable=True, index=True),
     sa.Column("body_id", Id, nullable=True),
     sa.Column("identity_start", BigKey, nullable=True),
     sa.Column("identity_end", BigKey, nullable=True),
@@ -568,4 +571,46 @@ label_uses = sa.Table(
     sa.Column("used_on", sa.Date, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("created_by", sa.String(80), nullable=True),
+)
+
+# Wuchang rice (seed 002, issue 17): a company's raw-grain purchase ledger (企业原粮收购台账),
+# one row per purchase, idempotent by the company's own reference. Its total, times the
+# milling yield, caps the rice its BQ marks may go on (total-quantity control).
+grain_purchases = sa.Table(
+    "grain_purchases",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("organization_id", Id, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("reference", sa.String(60), nullable=False),
+    sa.Column("purchased_on", sa.Date, nullable=False),
+    sa.Column("supplier", sa.String(200), nullable=False),
+    sa.Column("quantity_g", BigKey, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("updated_by", sa.String(80), nullable=True),
+    sa.UniqueConstraint("organization_id", "reference"),
+)
+
+# The purchases a batch's grain came from: the first link of the traceability chain.
+batch_purchases = sa.Table(
+    "batch_purchases",
+    metadata,
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id"), primary_key=True, autoincrement=False),
+    sa.Column("purchase_id", Id, sa.ForeignKey("grain_purchases.id"), primary_key=True, autoincrement=False),
+)
+
+# A batch's inspection report (检验报告), uploaded before the regulator may activate it;
+# one per batch (a new upload replaces it).
+batch_inspections = sa.Table(
+    "batch_inspections",
+    metadata,
+    sa.Column("batch_id", Id, sa.ForeignKey("batches.id"), primary_key=True, autoincrement=False),
+    sa.Column("report_number", sa.String(60), nullable=False),
+    sa.Column("laboratory", sa.String(200), nullable=False),
+    sa.Column("result", sa.String(8), nullable=False),  # pass | fail
+    sa.Column("inspected_on", sa.Date, nullable=False),
+    sa.Column("content_type", sa.String(40), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"), nullable=False),
+    sa.Column("uploaded_at", sa.DateTime, nullable=False),
+    sa.Column("uploaded_by", sa.String(80), nullable=True),
 )

@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from domain.bulk import BulkResult, Scope
 from domain.certificates import CertificateKind, CertificateStatus, check_status_change
 from domain.codes import CodeKind, organic_code_from_key, organic_key
 from domain.errors import Conflict, NotFound, Unavailable
+from domain.grain import GrainBalance, kg
 from domain.issuing import CONSUMING
 from domain.ports import ProjectedRow
 from domain.records import (
@@ -36,6 +38,14 @@ from domain.records import (
     OrderState,
 )
 from registry import schema as t
+from registry.grain import (
+    batch_marks,
+    grain_balance,
+    inspection_of,
+    link_purchases,
+    lock_organization,
+    purchases_of,
+)
 
 
 def _now() -> datetime:
@@ -186,10 +196,27 @@ class SqlRegistry:
             )
             .where(g.c.id == group_id)
         )
+        ln, u = t.order_lines, t.label_uses
         with self._read() as conn:
             row = conn.execute(query).first()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            # Issue 17: the group's order-line segments and use records (both small: a few
+            # lines, one record per batch taken into use), for the not_in_use rule.
+            segments = conn.execute(
+                sa.select(ln.c.identity_start, ln.c.identity_end).where(
+                    ln.c.group_id == group_id, ln.c.identity_start.is_not(None)
+                )
+            ).all()
+            uses = (
+                conn.execute(
+                    sa.select(u.c.first_identity, u.c.last_identity, u.c.used_on)
+                    .select_from(u.join(ln, ln.c.id == u.c.line_id))
+                    .where(ln.c.group_id == group_id)
+                ).all()
+                if segments
+                else []
+            )
         return LabelGroup(
             row.id,
             row.number,
@@ -201,21 +228,45 @@ class SqlRegistry:
             row.product_id,
             float(row.certified_tonnes) if row.certified_tonnes is not None else None,
             row.sales_regions or None,
+            tuple(sorted((int(a), int(b)) for a, b in segments)),
+            tuple(sorted((int(a), int(b), d.toordinal()) for a, b, d in uses)),
         )
 
     def batch_group(self, batch_id: int) -> BatchGroup | None:
         b = t.batches
         with self._read() as conn:
             row = conn.execute(sa.select(b).where(b.c.id == batch_id)).first()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            # The traceability chain (issue 17): the purchases its grain came from and its
+            # inspection report, beside what the company wrote (plot, seed, inputs). A
+            # report on file is the inspection; the company's own words are not.
+            purchases = purchases_of(conn, batch_id)
+            report = inspection_of(conn, batch_id)
+        trace = json.loads(row.trace) if row.trace else {}
+        if purchases:
+            trace["purchases"] = [
+                {
+                    "purchased_on": p["purchased_on"].isoformat(),
+                    "supplier": p["supplier"],
+                    "quantity_kg": kg(p["quantity_g"]),
+                }
+                for p in purchases
+            ]
+        if report is not None:
+            trace["inspection"] = {
+                "report_number": report["report_number"],
+                "laboratory": report["laboratory"],
+                "result": report["result"],
+                "inspected_on": report["inspected_on"].isoformat(),
+            }
         return BatchGroup(
             row.id,
             row.number,
             row.producer,
             row.product,
             float(row.net_content_kg) if row.net_content_kg is not None else None,
-            json.loads(row.trace) if row.trace else {},
+            trace,
         )
 
     def certificate(self, number: str) -> CertificateState | None:
@@ -800,6 +851,8 @@ class SqlRegistry:
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
         check: Callable[[Owner, bool], None] | None = None,
+        cap: Callable[[GrainBalance, int, int], None] | None = None,
+        purchases: Sequence[str] = (),
     ) -> tuple[int, BulkResult]:
         """`_upsert_batch`; a deadlock is the 409 of a batch created meanwhile.
 
@@ -810,7 +863,7 @@ class SqlRegistry:
         the same as losing the race to the unique key.
         """
         try:
-            return self._upsert_batch(batch, codes, organization_id, check)
+            return self._upsert_batch(batch, codes, organization_id, check, cap, purchases)
         except sa.exc.OperationalError as exc:
             if not _deadlock(exc):
                 raise
@@ -825,8 +878,16 @@ class SqlRegistry:
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
         check: Callable[[Owner, bool], None] | None = None,
+        cap: Callable[[GrainBalance, int, int], None] | None = None,
+        purchases: Sequence[str] = (),
     ) -> tuple[int, BulkResult]:
         """Create or update a batch and link its A/B codes; a token already in another batch is rejected.
+
+        A company's batch (issue 17) is checked against its raw-grain ledger: its row is
+        locked first (registry.grain.lock_organization), and once the codes are linked
+        `cap` gets the company's balance with this batch in it, the batch's net content
+        in grams and its marks; it raises to refuse, and nothing is saved. `purchases`
+        names the ledger rows the batch's grain came from (unknown ones: 400).
 
         An existing batch's owner and whether it is activated go to `check` (the service's
         policy, which raises to refuse) on the row locked for this transaction, so no other
@@ -843,6 +904,11 @@ class SqlRegistry:
             ).first()
             if existing is not None and check is not None:
                 check(Owner(organization_id=existing.organization_id), existing.activated_at is not None)
+            company = organization_id
+            if company is None and existing is not None:
+                company = existing.organization_id
+            if company:
+                lock_organization(conn, int(company))
             values = {
                 "number": batch["number"],
                 "producer": batch["producer"],
@@ -887,6 +953,16 @@ class SqlRegistry:
                 result.accepted += 1
             if fresh:
                 conn.execute(q.insert(), fresh)
+            missing = link_purchases(conn, int(batch_id), int(company) if company else None, purchases)
+            if missing:
+                raise Conflict(
+                    "purchases not in the company's raw-grain ledger: " + ", ".join(missing[:5]),
+                    code="unknown_purchase",
+                )
+            if company and cap is not None:
+                net = batch.get("net_content_kg")
+                net_g = int(Decimal(str(net)) * 1000) if net is not None else 0
+                cap(grain_balance(conn, int(company)), net_g, batch_marks(conn, int(batch_id)))
         return int(batch_id), result
 
     def batch_owner(self, number: str) -> Owner | None:
@@ -896,9 +972,26 @@ class SqlRegistry:
             row = conn.execute(sa.select(b.c.organization_id).where(b.c.number == number)).first()
         return None if row is None else Owner(organization_id=row.organization_id)
 
-    def activate_batch(self, number: str) -> BatchState:
+    def activate_batch(
+        self,
+        number: str,
+        check: Callable[[dict[str, Any] | None, GrainBalance | None], None] | None = None,
+    ) -> BatchState:
+        """Activate a batch. `check` (the service's policy, raising to refuse) gets the
+        batch's inspection report (None: none uploaded) and its company's balance (None: a
+        batch of no company), read with the company's row and the batch's locked."""
         b = t.batches
         with self.engine.begin() as conn:
+            if check is not None:
+                row = conn.execute(
+                    sa.select(b.c.id, b.c.organization_id).where(b.c.number == number).with_for_update()
+                ).first()
+                if row is None:
+                    raise NotFound(f"no batch {number}", code="batch_not_found")
+                if row.organization_id is not None:
+                    lock_organization(conn, int(row.organization_id))
+                balance = grain_balance(conn, int(row.organization_id)) if row.organization_id else None
+                check(inspection_of(conn, int(row.id)), balance)
             updated = conn.execute(
                 b.update().where(b.c.number == number, b.c.activated_at.is_(None)).values(activated_at=_now())
             ).rowcount

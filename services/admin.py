@@ -41,6 +41,7 @@ from domain.certificates import (
 from domain.china_time import china_today, iso_utc
 from domain.codes import organic_key
 from domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound, Unavailable
+from domain.grain import GrainBalance, kg, over_cap_detail
 from domain.ports import AdminRegistry, CodeProjection, FilterStore, Generations, RecordCache, SharedCache
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,11 @@ class BatchIn(_Row):
     codes: list[BatchCodeIn] = Field(default_factory=list, max_length=200_000)
     trace: dict[str, Any] = Field(default_factory=dict)
     organization: str | None = None
+    # The company's raw-grain purchases (ledger references) the batch's grain came from:
+    # the first link of the chain its A code answers with (issue 17).
+    purchases: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
 
 class StatusChangeIn(_Row):
@@ -990,10 +996,41 @@ class AdminService:
         for i, pair in enumerate(batch.codes):
             codes.append((i, pair.a_code, "a"))
             codes.append((i, pair.b_code, "b"))
+
+        def cap(balance: GrainBalance, net_g: int, marks: int) -> None:
+            # Total-quantity control (seed 002): a company's marks, this batch's included,
+            # stay within its raw grain × milling yield. Asked with the company's row locked.
+            if marks and net_g <= 0:
+                raise BadInput(
+                    f"batch {batch.number}: net_content_kg is required to check the raw-grain cap",
+                    code="net_content_required",
+                )
+            if balance.over_g:
+                over_marks = -(-balance.over_g // net_g)
+                raise Conflict(
+                    over_cap_detail(balance, batch.number, net_g, marks),
+                    code="over_grain_cap",
+                    members={
+                        "raw_grain_kg": kg(balance.raw_grain_g),
+                        "milling_yield": str(balance.milling_yield),
+                        "capacity_kg": kg(balance.capacity_g),
+                        "marked_kg": kg(balance.marked_rice_g),
+                        "over_kg": kg(balance.over_g),
+                        "over_marks": over_marks,
+                        "batch_marks": marks,
+                        "marks_allowed": max(0, marks - over_marks),
+                    },
+                )
+
         self._announce_codes([c for _, c, _ in codes])  # before they are saved
         with self._projecting():
             _batch_id, result = self.registry.upsert_batch(
-                batch.model_dump(exclude={"codes"}), codes, org_id, check
+                batch.model_dump(exclude={"codes", "purchases"}),
+                codes,
+                org_id,
+                check,
+                cap=cap,
+                purchases=batch.purchases,
             )
             self._changed("codes", "status", codes=[c for _, c, _ in codes])
         return {"number": batch.number, **result.as_dict()}
@@ -1005,7 +1042,35 @@ class AdminService:
         owner = self.registry.batch_owner(number)
         if owner is None or not access.may_read(scope, owner):
             raise NotFound(f"no batch {number}", code="batch_not_found")
-        state = self.registry.activate_batch(number)
+
+        def check(report: Mapping[str, Any] | None, balance: GrainBalance | None) -> None:
+            # Seed 002: activated only after the inspection passed (检验合格) and the raw
+            # grain was checked against the marks (核对系统原粮数量).
+            if report is None:
+                raise Conflict(
+                    f"batch {number} has no inspection report; upload it first",
+                    code="inspection_required",
+                )
+            if report["result"] != "pass":
+                raise Conflict(
+                    f"batch {number}'s inspection report {report['report_number']} did not pass",
+                    code="inspection_failed",
+                )
+            if balance is not None and balance.over_g:
+                raise Conflict(
+                    f"batch {number}: the company's marks go on {kg(balance.marked_rice_g)} kg of milled "
+                    f"rice, its raw-grain ledger allows {kg(balance.capacity_g)} kg "
+                    f"({kg(balance.raw_grain_g)} kg × {balance.milling_yield}): "
+                    f"over by {kg(balance.over_g)} kg",
+                    code="grain_balance_failed",
+                    members={
+                        "capacity_kg": kg(balance.capacity_g),
+                        "marked_kg": kg(balance.marked_rice_g),
+                        "over_kg": kg(balance.over_g),
+                    },
+                )
+
+        state = self.registry.activate_batch(number, check)
         self._changed("status")
         return {
             "number": state.number,

@@ -56,6 +56,7 @@ class TraceFacts:
     seed: Any = None
     inputs: Any = None
     inspection: Any = None
+    purchases: Any = None  # the raw-grain purchases the batch's grain came from (issue 17)
 
 
 @dataclass(frozen=True, slots=True)

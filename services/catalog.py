@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from services.cases import CaseService
     from services.evidence import EvidenceService
     from services.exports import FlagExport
+    from services.grain import GrainService
     from services.issuing import IssuingService
     from services.overview import OverviewService
     from services.photos import PhotoService
@@ -45,6 +46,8 @@ class Services(Protocol):
     def admin(self) -> AdminService: ...
     @property
     def issuing(self) -> IssuingService: ...
+    @property
+    def grain(self) -> GrainService: ...
     @property
     def scan_admin(self) -> ScanAdminService: ...
     @property

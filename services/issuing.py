@@ -740,6 +740,9 @@ class IssuingService:
             after = {"status": OrderStatus.ALLOCATED.value, "codes": m.codes}
             before = {"status": order["status"]}
             self._audit(scope, actor, "order.allocate", f"order:{number}", before, after, order["owner"])
+            # A group may predate the order's lines (codes imported under the same order
+            # and product): its cached copy must learn their segments.
+            self.codes.changed("status")
         lines = self.registry.order_lines(number)
         if any(line["codes_from"] == "generated" for line in lines):
             body_code = self.body_numbering().get(order["body_id"], ("", None))[0]
@@ -987,6 +990,9 @@ class IssuingService:
             "created_by": scope.actor,
         }
         use_id = self.registry.take_into_use(number, m.line, span, record, check)
+        # The label group carries its use records to the verify path (not_in_use): the
+        # status generation drops every worker's copy within a second.
+        self.codes.changed("status")
         use: dict[str, Any] = next(u for u in self.uses(number, scope)["items"] if u["id"] == use_id)
         self._audit(scope, actor, "order.use", f"order:{number}", None, use, order["owner"])
         return use
@@ -1001,6 +1007,7 @@ class IssuingService:
         )
         before = next((u for u in self.registry.uses(number) if u["id"] == use_id), None)
         self.registry.roll_back_use(number, use_id, self._noting(check, seen))
+        self.codes.changed("status")  # the verify path's not_in_use (see take_into_use)
         was = None
         if before is not None:
             was = {

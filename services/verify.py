@@ -10,11 +10,18 @@ from datetime import UTC, date, datetime
 
 from domain import metrics
 from domain.china_time import china_today
-from domain.codes import CodeKind, check_without_lookup, normalize
+from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize, normalize_identity
 from domain.errors import BadInput, TooManyRequests, Unavailable
 from domain.ports import RecordReader, Resolution, ScanLedger
 from domain.records import LabelGroup
-from domain.scans import LOOKUP_CHANNEL, VERIFIED_CHANNEL_PREFIX, OpenFlag, ScanInput, ScanResult
+from domain.scans import (
+    LOOKUP_CHANNEL,
+    VERIFIED_CHANNEL_PREFIX,
+    LabelFacts,
+    OpenFlag,
+    ScanInput,
+    ScanResult,
+)
 from domain.verdicts import Verdict, issued_while_valid, registry_verdict, with_flags
 from services.answers import Answer, CertificateFacts, ProductFacts, TraceFacts
 
@@ -40,6 +47,9 @@ class VerifyRequest:
     # The client is a WeChat-verified session (the mini-program's login), not a claimed id:
     # it may take a rule to `suspicious`, and its coordinates count as a place.
     verified: bool = False
+    # The label's identity code (身份码) sent with the code (issue 17): another label's
+    # makes the answer `suspicious` (a label made of two) and raises identity_mismatch.
+    identity_code: str | None = None
 
 
 class VerifyService:
@@ -65,6 +75,8 @@ class VerifyService:
         # China's calendar day decides expiry and the year check: at 00:30 Beijing time
         # UTC still says yesterday, and a certificate's last day ends at midnight in China.
         today = china_today(now)
+        given = req.identity_code.strip() if req.identity_code else ""
+        identity_given = normalize_identity(given) if given else None
         parsed = normalize(req.input)
         if parsed.invalid is None and parsed.kind is not CodeKind.BQ:
             parsed = check_without_lookup(parsed, today=today, known_bodies=self.resolver.known_bodies())
@@ -74,8 +86,16 @@ class VerifyService:
         # The registry's verdict, once: the scan store records it, and the scan's flags
         # are applied to it, once, for the answer.
         base = _registry_verdict(resolution, today)
+        label = _label_facts(resolution, today, identity_given)
         scan = self._scan(
-            parsed.code, parsed.kind.value if parsed.kind else None, base, req, now, record, resolution.group
+            parsed.code,
+            parsed.kind.value if parsed.kind else None,
+            base,
+            req,
+            now,
+            record,
+            resolution.group,
+            label,
         )
         if self.throttle and scan is not None and scan.throttled:
             # Many never-issued codes from one client in an hour: a guesser, not a shopper.
@@ -85,7 +105,11 @@ class VerifyService:
                 retry_after_s=ENUMERATION_WINDOW_S,
             )
         flags = scan.flags if scan else ()
-        return _answer(parsed.code, parsed.kind, with_flags(base, flags), flags, resolution, scan, today)
+        verdict, reason = with_flags(base, flags), None
+        if label is not None and label.mismatch and verdict in (Verdict.GENUINE, Verdict.SUSPICIOUS):
+            # The asker holds a label made of two: told so whatever the stored flag's weight.
+            verdict, reason = Verdict.SUSPICIOUS, InvalidReason.IDENTITY_MISMATCH
+        return _answer(parsed.code, parsed.kind, verdict, flags, resolution, scan, today, reason)
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -98,6 +122,7 @@ class VerifyService:
         now: datetime,
         record: bool,
         group: LabelGroup | None = None,
+        label: LabelFacts | None = None,
     ) -> ScanResult | None:
         if self.scans is None:
             return None
@@ -120,6 +145,7 @@ class VerifyService:
             lng=req.lng,
             event_id=req.event_id,
             group=group,
+            label=label,
         )
         if req.event_id is not None:
             # An imported event must land or be reported: no silent degradation.
@@ -132,6 +158,21 @@ class VerifyService:
             # The scan store is an addition to the answer, never a reason to refuse one.
             metrics.incr("scan_store_errors")
             return None
+
+
+def _label_facts(res: Resolution, today: date, identity_given: str | None) -> LabelFacts | None:
+    """The scanned label as the label rules see it: organic codes only (a BQ token has no
+    identity code and no order stock)."""
+    rec = res.record
+    if rec is None or rec.kind is CodeKind.BQ:
+        return None
+    group = res.group
+    return LabelFacts(
+        identity_code=rec.identity_code,
+        order_number=group.order_number if group else None,
+        in_stock=group is not None and group.in_stock(rec.identity_code, today),
+        identity_given=identity_given,
+    )
 
 
 def _registry_verdict(res: Resolution, today: date) -> Verdict:
@@ -157,6 +198,7 @@ def _answer(
     res: Resolution,
     scan: ScanResult | None,
     today: date,
+    reason: InvalidReason | None = None,
 ) -> Answer:
     rec, cert = res.record, res.certificate
     product = certificate = trace = None
@@ -177,6 +219,7 @@ def _answer(
             seed=tr.get("seed"),
             inputs=tr.get("inputs"),
             inspection=tr.get("inspection"),
+            purchases=tr.get("purchases"),
         )
     if cert is not None:
         certificate = CertificateFacts(
@@ -195,6 +238,7 @@ def _answer(
         code,
         kind,
         verdict,
+        reason=reason,
         product=product,
         certificate=certificate,
         issued_on=rec.issued_on if rec else None,

@@ -20,7 +20,9 @@ from domain.bulk import RowProblem
 from domain.errors import BadInput, PayloadTooLarge
 
 
-def rows_from_csv(stream: TextIO | io.TextIOBase | Iterator[str]) -> Iterator[dict[str, Any] | RowProblem]:
+def rows_from_csv(
+    stream: TextIO | io.TextIOBase | Iterator[str], key: str | None = "code"
+) -> Iterator[dict[str, Any] | RowProblem]:
     """A CSV's rows as dicts. A line the csv module refuses (a field over its 128 KiB limit)
     is a rejected row and reading goes on at the next line; only a missing header refuses
     the whole file (before anything is saved)."""
@@ -30,8 +32,8 @@ def rows_from_csv(stream: TextIO | io.TextIOBase | Iterator[str]) -> Iterator[di
     except csv.Error as exc:
         raise BadInput(f"the CSV's header row cannot be read: {exc}", code="invalid_file") from exc
     names = [h.strip() for h in header or []]
-    if "code" not in names:
-        raise BadInput("the CSV needs a header row with at least a 'code' column", code="invalid_file")
+    if key is not None and key not in names:
+        raise BadInput(f"the CSV needs a header row with at least a '{key}' column", code="invalid_file")
     plain = "" not in names
     while True:
         try:
@@ -100,7 +102,7 @@ def _check_xlsx_zip(data: bytes) -> None:
             )
 
 
-def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
+def rows_from_xlsx(data: bytes, key: str | None = "code") -> Iterator[dict[str, Any] | RowProblem]:
     """The first worksheet's rows as dicts, within the XLSX bounds above. Rows are read as
     they are in the file (the declared dimension is ignored), at most XLSX_MAX_ROWS of them
     and the first XLSX_MAX_COLUMNS columns. A sheet that breaks off mid-way is a rejected
@@ -121,8 +123,8 @@ def rows_from_xlsx(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
         header = next(rows, None)
     except Exception as exc:
         raise BadInput("the sheet's first row cannot be read", code="invalid_file") from exc
-    if header is None or "code" not in [str(h).strip() for h in header if h is not None]:
-        raise BadInput("the sheet needs a header row with at least a 'code' column", code="invalid_file")
+    if header is None or (key is not None and key not in [str(h).strip() for h in header if h is not None]):
+        raise BadInput(f"the sheet needs a header row with at least a '{key}' column", code="invalid_file")
     names = [str(h).strip() if h is not None else "" for h in header]
     seen = 1
     while True:
@@ -174,13 +176,13 @@ class Progress:
         self.out.flush()
 
 
-def rows_from_file(data: bytes) -> Iterator[dict[str, Any] | RowProblem]:
+def rows_from_file(data: bytes, key: str | None = "code") -> Iterator[dict[str, Any] | RowProblem]:
     """The rows of an uploaded sheet: XLSX when it is a zip (its magic bytes), else UTF-8 CSV
     (a byte-order mark allowed)."""
     if data[:4] == b"PK\x03\x04":
-        return rows_from_xlsx(data)
+        return rows_from_xlsx(data, key)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadInput("the CSV must be UTF-8 encoded", code="invalid_file") from exc
-    return rows_from_csv(io.StringIO(text))
+    return rows_from_csv(io.StringIO(text), key)

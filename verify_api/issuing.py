@@ -178,3 +178,48 @@ def filing_csv(number: str) -> Response:
     return _file(
         issuing_files.filing(services().issuing, number, _scope(), "csv"), "text/csv", f"{number}-filing.csv"
     )
+
+
+# -- Wuchang raw-grain ledger and inspection reports (issue 17, item 6) ------------------------
+
+
+@bp.post("/grain-purchases")
+def grain_purchases() -> Response:
+    """Raw-grain purchases in bulk (JSON rows, or a CSV/XLSX upload in the field `file`)."""
+    upload = request.mimetype == "multipart/form-data"
+    rows = rows_from_file(_upload("file"), key=None) if upload else _rows()
+    return jsonify(services().grain.upsert_purchases(rows, _scope()).as_dict())
+
+
+@bp.get("/grain-ledger")
+def grain_ledger() -> Response:
+    return jsonify(services().grain.ledger(_scope(), request.args.get("organization")))
+
+
+@bp.patch("/grain-ledger")
+def grain_yield() -> Response:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise BadInput('send a JSON object: {"milling_yield": ...}', code="invalid_body")
+    org = request.args.get("organization")
+    return jsonify(services().grain.set_yield(_scope(), org, body))
+
+
+@bp.post("/batches/<number>/inspection")
+def upload_inspection(number: str) -> tuple[Response, int]:
+    """The inspection report as multipart: the scan in `report`, its facts as form fields."""
+    data = _upload("report")
+    fields = {k: request.form.get(k) for k in ("report_number", "laboratory", "result", "inspected_on")}
+    return jsonify(services().grain.upload_inspection(number, fields, data, _scope())), 201
+
+
+@bp.get("/batches/<number>/inspection")
+def inspection(number: str) -> Response:
+    return jsonify(services().grain.inspection(number, _scope()))
+
+
+@bp.get("/batches/<number>/inspection/report")
+def inspection_report(number: str) -> Response:
+    media, data = services().grain.inspection_file(number, _scope())
+    ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}[media]
+    return _file(data, media, f"inspection-{number}.{ext}")

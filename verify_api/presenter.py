@@ -59,6 +59,7 @@ def answer_json(a: Answer, lang: str) -> dict[str, Any]:
             "seed": t.seed,
             "inputs": t.inputs,
             "inspection": t.inspection,
+            "purchases": t.purchases,
         }
     return {
         "code": a.code or None,

@@ -59,7 +59,9 @@ def register(app: Flask) -> None:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after_s)
-        return problem(exc.status, exc.code, exc.detail, headers=headers)
+        standard = {"type", "title", "status", "code", "detail", "instance", "headers"}
+        extra = {k: v for k, v in exc.members.items() if k not in standard}
+        return problem(exc.status, exc.code, exc.detail, headers=headers, **extra)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -52,6 +52,9 @@ class VerifyIn(BaseModel):
     # The mini-program's bounds too (services/inputs.py): impossible places are refused.
     location: Location | None = None
     client: Annotated[str, StringConstraints(max_length=128)] | None = None
+    # The label's visible 9-digit identity code (身份码), when the shopper has both it and
+    # the 有机码 (issue 17): another label's makes the answer `suspicious`.
+    identity_code: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 # The input's own problem codes (CONTRACT.md): the rest of a bad body is `invalid_body`.
@@ -80,6 +83,7 @@ def verify() -> Response:
             client=data.client,
             lat=data.location.lat if data.location else None,
             lng=data.location.lng if data.location else None,
+            identity_code=data.identity_code,
         )
     )
     return respond(answer_json(answer, request_lang()))

@@ -165,6 +165,7 @@ def verify_request(
     lat: float | None = None,
     lng: float | None = None,
     at: datetime | None = None,
+    identity_code: str | None = None,
 ) -> VerifyRequest:
     """The verify of this request: the input and where it came from, its IP (a never-issued
     code spends the asker's enumeration budget; kept only as a keyed hash)."""
@@ -177,4 +178,5 @@ def verify_request(
         ip=request.remote_addr,
         at=at,
         verified=verified,
+        identity_code=identity_code,
     )

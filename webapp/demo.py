@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from domain.bulk import Scope
 from domain.errors import Conflict
+from registry.grain import SqlGrain
+from registry.store import SqlRegistry
 from services.accounts import AccountService
 from services.admin import AdminService
+from services.grain import GrainService
 from services.scans import ScanAdminService
 
 ALL = Scope("all", None, None, "demo")
+# The demo batch's inspection report: a one-page PDF (the bytes a PDF starts with, and a
+# line of text; enough for the sniffer and a download).
+DEMO_REPORT = b"%PDF-1.4\n% demo inspection report\n%%EOF\n"
 _REASONS = {
     "suspended": "监督抽查不合格，责令整改",
     "revoked": "超范围使用有机标志",
@@ -203,6 +209,16 @@ def seed(admin: AdminService, today: date, scans: ScanAdminService | None = None
     admin.import_codes(rows["codes"], ALL)
     for batch in rows["batches"]:
         admin.upsert_batch(batch, ALL)
+    # Activation follows a passed inspection (seed 002): the first batch's report, then
+    # the regulator's activation; the second batch stays unactivated.
+    grain = GrainService(SqlGrain(cast(SqlRegistry, admin.registry)), admin.changed)
+    report = {
+        "report_number": f"WC-{today.year}-0917",
+        "laboratory": "五常市质量技术监督检验检测中心",
+        "result": "pass",
+        "inspected_on": today.isoformat(),
+    }
+    grain.upload_inspection(rows["batches"][0]["number"], report, DEMO_REPORT, ALL)
     admin.activate_batch(rows["batches"][0]["number"], ALL)
     states = {1: "suspended", 2: "revoked", 3: "cancelled"}
     for idx, status in states.items():

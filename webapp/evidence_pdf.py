@@ -35,6 +35,8 @@ RULES_ZH = {
     "shopper_report": "消费者举报",
     "over_quantity": "超出认证数量",
     "off_market": "销售区域外",
+    "not_in_use": "未领用即被扫描",
+    "identity_mismatch": "身份码与有机码不符",
 }
 RECORD_LABELS = {
     "code": "编码 Code",

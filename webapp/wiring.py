@@ -42,6 +42,7 @@ from registry.cases import SqlCaseReader
 from registry.engine import make_engine, make_lookup_engine
 from registry.evidence import SqlEvidenceReader
 from registry.generations import SqlGenerations
+from registry.grain import SqlGrain
 from registry.issuing import SqlIssuing
 from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
@@ -53,6 +54,7 @@ from services.audit import AuditService
 from services.cases import CaseService
 from services.evidence import EvidenceService
 from services.exports import FlagExport
+from services.grain import GrainService
 from services.issuing import IssuingService
 from services.overview import OverviewService
 from services.photos import PhotoService
@@ -312,6 +314,10 @@ class Container:
         )
 
     @lazy
+    def grain(self) -> GrainService:
+        return GrainService(SqlGrain(self.registry), self.admin.changed)
+
+    @lazy
     def scan_admin(self) -> ScanAdminService:
         return ScanAdminService(self.verify, self.scans, self.scan_sql, self.registry, self.audit)
 
@@ -411,7 +417,7 @@ class Container:
     def warm(self) -> None:
         """Build what serving needs now, not on the first request: the filter, the scan
         store (and, embedded, its replay from the database), every service."""
-        for name in ("verify", "admin", "issuing", "scan_admin", "shoppers", "photos"):
+        for name in ("verify", "admin", "issuing", "grain", "scan_admin", "shoppers", "photos"):
             getattr(self, name)
 
 

@@ -158,6 +158,18 @@ def test_batches_verify_not_activated_until_activated(admin: FlaskClient) -> Non
     }
     assert admin.post("/api/v1/admin/batches", json=batch, headers=ADMIN).get_json()["accepted"] == 2
     assert verdict(admin, "Bb1234567890") == "not_activated"
+    # Activation follows a passed inspection (seed 002): the report first.
+    refused = admin.post("/api/v1/admin/batches/WCMY20261001A/activate", headers=ADMIN)
+    assert refused.status_code == 409 and refused.get_json()["code"] == "inspection_required"
+    report = {
+        "report": (io.BytesIO(b"\xff\xd8\xff\xe0 a scan"), "r.jpg"),
+        "report_number": "JC-1",
+        "laboratory": "检验检测中心",
+        "result": "pass",
+        "inspected_on": "2026-10-02",
+    }
+    got = admin.post("/api/v1/admin/batches/WCMY20261001A/inspection", data=report, headers=ADMIN)
+    assert got.status_code == 201, got.get_data(as_text=True)
     assert admin.post("/api/v1/admin/batches/WCMY20261001A/activate", headers=ADMIN).status_code == 200
     assert verdict(admin, "Bb1234567890") == "genuine"
     other = {**batch, "number": "WCMY20261001B"}

@@ -53,6 +53,7 @@ BATCH_X = {
     "number": "WCX2026A",
     "producer": "甲米业",
     "product": "五常大米",
+    "net_content_kg": 5,
     "codes": [{"a_code": "XA12345678", "b_code": "XB12345678"}],
     "trace": {"inspection": "甲检测 2026-09"},
 }
@@ -60,6 +61,7 @@ BATCH_Y = {
     "number": "WCY2026A",
     "producer": "乙米业",
     "product": "五常大米",
+    "net_content_kg": 5,
     "codes": [{"a_code": "YA12345678", "b_code": "YB12345678"}],
     "trace": {"inspection": "乙检测 2026-09"},
 }
@@ -118,8 +120,20 @@ def world(any_app: Flask) -> World:
     assert http.post("/api/v1/admin/codes", json=rows, headers=w.a).get_json()["accepted"] == 2
     rows = [code_row(CODE_B, B_NO, "B-001")]
     assert http.post("/api/v1/admin/codes", json=rows, headers=w.b).get_json()["accepted"] == 1
+    # Each company's raw-grain ledger holds enough for its marks (issue 17: the cap).
+    for who in (w.x, w.y):
+        grain = [{"reference": "R1", "purchased_on": "2026-09-01", "supplier": "农户", "quantity_kg": 1000}]
+        assert http.post("/api/v1/admin/grain-purchases", json=grain, headers=who).get_json()["accepted"] == 1
     assert http.post("/api/v1/admin/batches", json=BATCH_X, headers=w.x).get_json()["accepted"] == 2
     assert http.post("/api/v1/admin/batches", json=BATCH_Y, headers=w.y).get_json()["accepted"] == 2
+    report = {
+        "report": (io.BytesIO(b"%PDF-1.4 report"), "r.pdf"),
+        "report_number": "JC-1",
+        "laboratory": "五常市质量技术监督检验检测中心",
+        "result": "pass",
+        "inspected_on": "2026-09-20",
+    }
+    assert http.post("/api/v1/admin/batches/WCY2026A/inspection", data=report, headers=w.y).status_code == 201
     assert http.post("/api/v1/admin/batches/WCY2026A/activate", headers=ADMIN).status_code == 200
     return w
 
@@ -147,7 +161,9 @@ def assert_untouched(w: World) -> None:
     assert x["verdict"] == "not_activated" and x["trace"]["producer"] == "甲米业"
     y = verify(w.http, "YB12345678")
     assert y["verdict"] == "genuine" and y["trace"]["producer"] == "乙米业"
-    assert y["trace"]["inspection"] == "乙检测 2026-09"
+    # The uploaded report is the inspection the answer shows, not the company's own words.
+    assert y["trace"]["inspection"]["report_number"] == "JC-1"
+    assert x["trace"]["inspection"] == "甲检测 2026-09"  # no report yet: what the company wrote
 
 
 # -- bodies and certificates -----------------------------------------------------------------

@@ -148,6 +148,7 @@ _ROW_SCHEMAS = {
     "POST /api/v1/admin/scans": "ScanEventRow",
     "POST /api/v1/admin/product-specs": "SpecRow",
     "POST /api/v1/admin/orders/{number}/printer-codes": "PrinterCodeRow",
+    "POST /api/v1/admin/grain-purchases": "GrainPurchaseRow",
 }
 
 

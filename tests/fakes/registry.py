@@ -69,6 +69,9 @@ class FakeRegistry:
         self.codes: dict[int, tuple[int, date | None, str | None]] = {}  # key -> group, issued, identity
         self.batches: dict[str, _Batch] = {}
         self.bq: dict[str, tuple[int, str]] = {}  # token -> batch id, role
+        # Batch number -> its inspection report's facts. The fake keeps no raw-grain ledger:
+        # the cap and the balance are tested on the real databases (tests/api).
+        self.inspections: dict[str, dict[str, Any]] = {}
         self.tokens: dict[int, dict[str, Any]] = {}
         self.bulk_file_supported = False
         self.bulk_file_loads = 0  # chunks saved through a "file"
@@ -414,7 +417,10 @@ class FakeRegistry:
         codes: Sequence[tuple[int, str, str]],
         organization_id: int | None,
         check: Callable[[Owner, bool], None] | None = None,
+        cap: Callable[[Any, int, int], None] | None = None,
+        purchases: Sequence[str] = (),
     ) -> tuple[int, BulkResult]:
+        del cap, purchases  # no ledger here (see __init__)
         existing = self.batches.get(batch["number"])
         if existing is not None and check is not None:
             check(Owner(organization_id=existing.organization_id), existing.activated_at is not None)
@@ -440,9 +446,11 @@ class FakeRegistry:
         batch = self.batches.get(number)
         return None if batch is None else Owner(organization_id=batch.organization_id)
 
-    def activate_batch(self, number: str) -> BatchState:
+    def activate_batch(self, number: str, check: Callable[[Any, Any], None] | None = None) -> BatchState:
         batch = self.batches.get(number)
         if batch is None:
             raise NotFound(f"no batch {number}", code="batch_not_found")
+        if check is not None:
+            check(self.inspections.get(number), None)
         batch.activated_at = batch.activated_at or _now()
         return BatchState(batch.number, batch.activated_at)

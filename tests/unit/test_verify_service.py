@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from domain.codes import InvalidReason
-from domain.errors import BadInput, TooManyRequests
+from domain.errors import BadInput, Conflict, TooManyRequests
 from domain.verdicts import Verdict
 from tests.fakes.house import ALL, House, cert_number, code_row, organic_code, stocked_house
 
@@ -133,6 +133,9 @@ def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
     }
     house.admin.upsert_batch(batch, ALL)
     assert house.answer("WCA7Kp2Qx9Lm").verdict is Verdict.NOT_ACTIVATED
+    with pytest.raises(Conflict):  # no inspection report yet
+        house.admin.activate_batch("WC-2026-1", ALL)
+    house.registry.inspections["WC-2026-1"] = {"result": "pass", "report_number": "JC-1"}
     house.admin.activate_batch("WC-2026-1", ALL)
     answer = house.answer("WCA7Kp2Qx9Lm")
     assert (
