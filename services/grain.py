@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from domain import access
+from domain import access, media
 from domain.access import Owner
 from domain.bulk import BulkResult, RowProblem, Scope
 from domain.china_time import china_today, iso_utc
@@ -29,7 +29,8 @@ from domain.ports import GrainRegistry
 
 REPORT_MAX_BYTES = 10 * 1024 * 1024
 MAX_PURCHASE_KG = Decimal("100000000")  # 100,000 t in one purchase: far past any real one
-_REPORT_TYPES = {"application/pdf", "image/jpeg", "image/png"}
+# An inspection report is a PDF or a photographed/scanned page (the brief: PDF, JPG, PNG).
+REPORT_TYPES = frozenset({media.PDF, media.JPEG, media.PNG})
 
 Text60 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -77,17 +78,6 @@ class InspectionIn(BaseModel):
     laboratory: Text200
     result: Literal["pass", "fail"]
     inspected_on: date
-
-
-def sniff_report(data: bytes) -> str | None:
-    """PDF, JPEG or PNG by the bytes' signature (never the name or declared type)."""
-    if data.startswith(b"%PDF-"):
-        return "application/pdf"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    return None
 
 
 def _problem_text(exc: ValidationError) -> str:
@@ -245,8 +235,8 @@ class GrainService:
             m = InspectionIn.model_validate(fields)
         except ValidationError as exc:
             raise BadInput(_problem_text(exc), code="invalid_body") from exc
-        media = sniff_report(data)
-        if media is None:
+        kind = media.sniff(data)
+        if kind not in REPORT_TYPES:
             raise UnsupportedMedia("an inspection report is a PDF, JPG or PNG", code="unsupported_report")
         self.registry.save_inspection(
             batch_id,
@@ -255,7 +245,7 @@ class GrainService:
                 "laboratory": m.laboratory,
                 "result": m.result,
                 "inspected_on": m.inspected_on,
-                "content_type": media,
+                "content_type": kind,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "data": data,
             },
