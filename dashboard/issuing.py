@@ -42,7 +42,7 @@ from domain.china_time import china_today
 from domain.errors import DomainError, NotFound
 from domain.issuing import ALLOCATABLE, EDITABLE, REVIEWABLE, VOIDABLE, OrderStatus
 from services import issuing_files
-from verify_api.files import rows_from_file
+from services.sheets import rows_from_file
 
 nav.add(
     "dashboard.orders",

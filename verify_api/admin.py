@@ -13,8 +13,8 @@ from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 from domain.bulk import Scope
 from domain.errors import BadInput
 from services.admin import ImportStopped
+from services.sheets import rows_from_file
 from verify_api.context import services
-from verify_api.files import rows_from_file
 from verify_api.problems import problem
 from verify_api.request_input import bearer_token, json_body
 

@@ -11,9 +11,9 @@ from flask import Blueprint, Response, g, jsonify, request
 from domain.bulk import Scope
 from domain.errors import BadInput
 from services import issuing_files
+from services.sheets import rows_from_file
 from verify_api.admin import _authenticate, _rows
 from verify_api.context import services
-from verify_api.files import rows_from_file
 from verify_api.request_input import json_body
 
 bp = Blueprint("issuing", __name__, url_prefix="/api/v1/admin")

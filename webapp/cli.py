@@ -26,7 +26,7 @@ from domain.spreadsheets import spreadsheet_safe
 from registry.engine import downgrade
 from services.accounts import MAX_PASSWORD, MIN_PASSWORD
 from services.admin import ImportStopped
-from verify_api.files import Progress, rows_from_csv, rows_from_xlsx
+from services.sheets import Progress, rows_from_csv, rows_from_xlsx
 from webapp.bulk import write, writer_process
 from webapp.demo import seed, seed_demo_account
 from webapp.schema import migrate

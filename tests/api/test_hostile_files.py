@@ -18,9 +18,9 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from domain.spreadsheets import spreadsheet_safe
+from services.sheets import XLSX_MAX_COLUMNS, XLSX_MAX_ROWS, rows_from_xlsx
 from tests.api.test_admin_api import BODY, CERT, code_row
 from tests.conftest import ADMIN
-from verify_api.files import XLSX_MAX_COLUMNS, XLSX_MAX_ROWS, rows_from_xlsx
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import io
 
 from domain.bulk import BulkResult
 from services.admin import CodeIn, _validated
-from verify_api.files import rows_from_csv
+from services.sheets import rows_from_csv
 
 
 def test_csv_rows_with_and_without_blank_cells() -> None:

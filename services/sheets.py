@@ -1,9 +1,7 @@
-"""Admin upload files to rows: CSV and XLSX readers with their bounds, the progress line
-of long CLI imports, and the cell guard of every spreadsheet this service writes.
-
-Entrypoint-side (the admin API and the CLI read files; the admin service takes rows):
-a row the reader cannot read is a `domain.bulk.RowProblem`, rejected by the service like
-any bad row.
+"""Uploaded sheets to rows: CSV and XLSX readers with their bounds, and the progress line
+of long CLI imports. The admin API, the dashboard and the CLI read files with these; the
+use cases take rows: a row the reader cannot read is a `domain.bulk.RowProblem`, rejected
+by the service like any bad row.
 """
 
 from __future__ import annotations
