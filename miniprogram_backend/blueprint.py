@@ -72,6 +72,9 @@ class WxVerifyIn(BaseModel):
     scancode_time: UnixSeconds | None = None
     # The same bounds as /api/v1/verify: impossible coordinates are refused, not stored.
     location: Location | None = None
+    # The label's identity code (身份码) beside the 有机码 (issue 17): from this verified
+    # session, another label's marks the code suspicious (see services.verify).
+    identity_code: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class ReportIn(BaseModel):
@@ -159,6 +162,7 @@ def verify() -> Response:
             lat=lat,
             lng=lng,
             at=_scan_time(data.scancode_time),
+            identity_code=data.identity_code,
         )
     )
     return _respond(answer_json(answer, request_lang()))

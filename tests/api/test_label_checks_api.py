@@ -11,6 +11,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+from domain import metrics
 from domain.china_time import china_today
 from tests.api import test_issuing_api as issuing
 from tests.api.test_admin_scope import persist
@@ -153,3 +154,24 @@ def test_an_identity_code_of_another_label_makes_the_answer_suspicious(world: Wo
         i["code"]
         for i in w.http.get("/api/v1/admin/flags?rule=identity_mismatch", headers=ADMIN).get_json()["items"]
     }
+
+
+def test_the_in_use_fact_is_read_from_the_cached_label_group_not_the_database(world: World) -> None:
+    """The not_in_use check adds no database read to a verify: the label group the verify
+    path already holds carries the line's use records; a take into use moves the status
+    generation, and the group is read again once, like any status change."""
+    w = world
+    number, codes = allocated_codes(w)
+    assert rules(verify(w.http, codes["100000001"])) == {"not_in_use"}  # warms the group
+    reads = metrics.value("db_reads")
+    for identity in ("100000002", "100000003", "100000004"):
+        assert rules(verify(w.http, codes[identity])) == {"not_in_use"}
+    assert metrics.value("db_reads") == reads
+    use = {"line": 1, "first_identity": "100000005", "last_identity": "100000008", "batch": "B1"}
+    took = w.http.post(f"/api/v1/admin/orders/{number}/uses", json={**use, "person": "张三"}, headers=w.x)
+    assert took.status_code == 201
+    assert rules(verify(w.http, codes["100000005"])) == set()  # the new generation: read once
+    reads = metrics.value("db_reads")
+    assert rules(verify(w.http, codes["100000006"])) == set()
+    assert rules(verify(w.http, codes["100000009"])) == {"not_in_use"}
+    assert metrics.value("db_reads") == reads

@@ -309,3 +309,20 @@ def test_no_session_key_is_kept_in_redis_and_older_records_lose_theirs(wx_app: F
     assert b"SK-" not in r.get(key) and 0 < r.ttl(key) <= 3600
     http.delete("/wx/v1/me/history", headers=auth)
     assert r.get(key) is None
+
+
+@pytest.mark.parametrize("wx_app", ["embedded", "services"], indirect=True)
+def test_an_identity_code_of_another_label_from_a_verified_session_marks_the_code(wx_app: Flask) -> None:
+    """Issue 17: from the mini-program (a verified session) the identity_mismatch flag is
+    `suspicious`, so every later shopper is told; from a public request it is a warning."""
+    demo = seed(container(wx_app).admin, date.today())
+    http = wx_app.test_client()
+    token = http.post("/wx/v1/login", json={"js_code": "two-labels"}).get_json()["token"]
+    body = {"input": demo["genuine"], "identity_code": "123-456-789"}
+    got = http.post("/wx/v1/verify", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert got.status_code == 200, got.get_data(as_text=True)
+    answer = got.get_json()
+    assert answer["verdict"] == "suspicious" and answer["reason"] == "identity_mismatch"
+    assert [(f["rule"], f["severity"]) for f in answer["flags"]] == [("identity_mismatch", "suspicious")]
+    later = http.post("/api/v1/verify", json={"input": demo["genuine"]}).get_json()
+    assert later["verdict"] == "suspicious" and later["reason"] is None
