@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -56,7 +57,7 @@ def _naive(value: datetime) -> datetime:
 _LEGACY_KEY = organic_key("0" * 17)
 
 
-def _owned_flags() -> sa.FromClause:
+def _owned_flags(base: sa.FromClause | None = None) -> sa.FromClause:
     """Flags joined to whoever owns their code now: code -> label group -> certificate (body,
     organization); BQ token -> batch (organization).
 
@@ -68,6 +69,8 @@ def _owned_flags() -> sa.FromClause:
     and future ownership change to remember them; a join cannot drift. Every join is on a
     primary key (organic key, label group, certificate, token, batch) from the flag row, so
     the list still walks flags newest first along ix_flags_raised_at, one page per cursor.
+    `base`: the flags table joined to what chose the rows (the owner-first plan's
+    candidates), instead of the flags table alone.
     """
     f, oc, g, c, q, b = t.flags, t.organic_codes, t.label_groups, t.certificates, t.bq_codes, t.batches
     p = t.certificate_products
@@ -79,13 +82,84 @@ def _owned_flags() -> sa.FromClause:
         else_=sa.null(),
     )
     return (
-        f.outerjoin(oc, oc.c.code == key)
+        (f if base is None else base)
+        .outerjoin(oc, oc.c.code == key)
         .outerjoin(g, g.c.id == oc.c.group_id)
         .outerjoin(c, c.c.id == g.c.certificate_id)
         .outerjoin(p, p.c.id == g.c.product_id)
         .outerjoin(q, q.c.token == f.c.code)
         .outerjoin(b, b.c.id == q.c.batch_id)
     )
+
+
+# Above this many codes a scope's flag queue walks the flags by time (SqlScanArchive._plan);
+# the plan chosen for a scope is kept this long.
+OWNER_FIRST_CODES = 20_000
+PLAN_SECONDS = 60.0
+
+
+def _flag_filters(
+    f: sa.FromClause,
+    *,
+    rule: str | None,
+    severity: str | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+) -> list[sa.ColumnElement[bool]]:
+    """The queue's filters on a flag's own columns, for `f` (the flags table or an alias)."""
+    where = []
+    if rule:
+        where.append(f.c.rule == rule)
+    if severity:
+        where.append(f.c.severity == severity)
+    if status:
+        where.append(f.c.status == status)
+    if since:
+        where.append(f.c.raised_at >= _naive(since))
+    if until:
+        where.append(f.c.raised_at < _naive(until))
+    if cursor:
+        raised, last_id = _decode_cursor(cursor)
+        where.append(sa.or_(f.c.raised_at < raised, sa.and_(f.c.raised_at == raised, f.c.id < last_id)))
+    return where
+
+
+def _owned_flag_ids(owned_by: Owner, **filters: Any) -> sa.Subquery:
+    """The ids of flags on codes of the owner's certificates (organic codes, through their
+    label groups) and, for an organization, of its batches (BQ tokens), that pass the
+    filters on the flag's own columns: a superset of the owner's flags, which the caller
+    narrows with `_owned_flags` (the one definition of a flag's owner). MariaDB only: the
+    code's text is rebuilt from its key (domain.codes.organic_code_from_key) with LPAD."""
+    c, g, oc, b, q = t.certificates, t.label_groups, t.organic_codes, t.batches, t.bq_codes
+    organic = t.flags.alias("owned_organic")
+    text = sa.case(
+        (oc.c.code >= _LEGACY_KEY, sa.func.lpad(oc.c.code - _LEGACY_KEY, 17, "0")),
+        else_=sa.func.lpad(oc.c.code, 18, "0"),
+    )
+    if owned_by.body_id is not None:
+        mine = c.c.body_id == owned_by.body_id
+    else:
+        mine = c.c.organization_id == owned_by.organization_id
+    parts = [
+        sa.select(organic.c.id)
+        .select_from(
+            c.join(g, g.c.certificate_id == c.c.id)
+            .join(oc, oc.c.group_id == g.c.id)
+            .join(organic, organic.c.code == text)
+        )
+        .where(mine, *_flag_filters(organic, **filters))
+    ]
+    if owned_by.body_id is None:
+        tokens = t.flags.alias("owned_bq")
+        parts.append(
+            sa.select(tokens.c.id)
+            .select_from(b.join(q, q.c.batch_id == b.c.id).join(tokens, tokens.c.code == q.c.token))
+            .where(b.c.organization_id == owned_by.organization_id, *_flag_filters(tokens, **filters))
+        )
+    # UNION, not UNION ALL: a code that is both an organic code and a BQ token is one flag.
+    return (parts[0] if len(parts) == 1 else sa.union(*parts)).subquery("owned")
 
 
 def _current_owner() -> tuple[Any, Any, Any]:
@@ -108,6 +182,8 @@ class SqlScanArchive:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # The flag queue's plan per scope, until when (monotonic seconds): see `_plan`.
+        self._plans: dict[Owner, tuple[str, float]] = {}
 
     def _insert(self, table: sa.Table) -> Any:
         return mysql.insert(table) if self.dialect in ("mysql", "mariadb") else sqlite.insert(table)
@@ -382,55 +458,122 @@ class SqlScanArchive:
         province: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        plan: str | None = None,
     ) -> dict[str, Any]:
+        """One page of the flags `owned_by` holds now (every flag for None), newest first.
+
+        Two plans give the same rows (tests/integration/test_flag_queue_plans.py compares
+        them); `plan` ("walk", "owner") is for that test, otherwise `_plan` chooses:
+        - "walk": flags newest first along ix_flags_raised_at, each joined to its code's
+          owner now, until a page has passed the filters. Its cost is the rows walked, about
+          the page over the scope's share of the flags: a page for everything, or for a body
+          holding many of the flags, is a few hundred rows; for one organization's open
+          velocity flags (0.15 % of 100 k) it was 34 k rows and 825 ms.
+        - "owner": from the scope's certificates (label groups -> codes, by
+          ix_organic_codes_group_id) and batches (BQ tokens) to those codes' flags
+          (uq_flags_code_rule), sorted; then the same join and filters as the walk, so a
+          flag is listed by its code's owner now either way (the candidates are a superset).
+          Its cost is the scope's codes, whatever the filters: 2,500 codes for that
+          organization, 50 k for a body of 100 certificates.
+        """
         f = t.flags
-        body, org, cert = _current_owner()
-        product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
-        query = (
-            sa.select(f, cert.label("certificate"), product_name.label("product"))
-            .select_from(_owned_flags())
-            .order_by(f.c.raised_at.desc(), f.c.id.desc())
-            .limit(limit + 1)
-            # MariaDB's planner sorts the whole joined table for a first page (no cursor)
-            # rather than walk this index and stop at the page: 70 ms at 200 k flags, not 1.
-            .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mysql")
-            .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mariadb")
+        filters = _flag_filters(
+            f, rule=rule, severity=severity, status=status, since=since, until=until, cursor=cursor
         )
-        # The flags of codes the owner holds now (every flag for None).
-        if owned_by is not None and owned_by.body_id is not None:
-            query = query.where(body == owned_by.body_id)
-        elif owned_by is not None:
-            query = query.where(org == owned_by.organization_id)
-        if rule:
-            query = query.where(f.c.rule == rule)
-        if severity:
-            query = query.where(f.c.severity == severity)
-        if status:
-            query = query.where(f.c.status == status)
-        if certificate:
-            query = query.where(cert == certificate)
-        if since:
-            query = query.where(f.c.raised_at >= _naive(since))
-        if until:
-            query = query.where(f.c.raised_at < _naive(until))
-        if product:
-            query = query.where(product_name == product)
-        if province:
-            # A flag is in a province when its code was scanned there (ix_scan_events_code_at).
-            e = t.scan_events
-            query = query.where(sa.exists().where(e.c.code == f.c.code, e.c.province == province))
-        if cursor:
-            raised, last_id = _decode_cursor(cursor)
-            query = query.where(
-                sa.or_(f.c.raised_at < raised, sa.and_(f.c.raised_at == raised, f.c.id < last_id))
-            )
         with self.engine.connect() as conn:
+            chosen = plan or self._plan(conn, owned_by)
+            if chosen == "owner" and owned_by is not None:
+                candidates = _owned_flag_ids(
+                    owned_by,
+                    rule=rule,
+                    severity=severity,
+                    status=status,
+                    since=since,
+                    until=until,
+                    cursor=cursor,
+                )
+                source = _owned_flags(candidates.join(f, f.c.id == candidates.c.id))
+                query = sa.select(f).select_from(source)
+            else:
+                # MariaDB's planner sorts the whole joined table for a first page (no
+                # cursor) rather than walk this index and stop at the page: 70 ms at 200 k
+                # flags, not 1.
+                query = (
+                    sa.select(f)
+                    .select_from(_owned_flags())
+                    .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mysql")
+                    .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mariadb")
+                )
+            body, org, cert = _current_owner()
+            product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
+            query = (
+                query.add_columns(cert.label("certificate"), product_name.label("product"))
+                .where(*filters)
+                .order_by(f.c.raised_at.desc(), f.c.id.desc())
+                .limit(limit + 1)
+            )
+            # The flags of codes the owner holds now (every flag for None).
+            if owned_by is not None and owned_by.body_id is not None:
+                query = query.where(body == owned_by.body_id)
+            elif owned_by is not None:
+                query = query.where(org == owned_by.organization_id)
+            if certificate:
+                query = query.where(cert == certificate)
+            if product:
+                query = query.where(product_name == product)
+            if province:
+                # A flag is in a province when its code was scanned there (ix_scan_events_code_at).
+                e = t.scan_events
+                query = query.where(sa.exists().where(e.c.code == f.c.code, e.c.province == province))
             rows = conn.execute(query).all()
         more = len(rows) > limit
         rows = rows[:limit]
         items = [_flag_item(r) for r in rows]
         next_cursor = _encode_cursor(rows[-1].raised_at, rows[-1].id) if more and rows else None
         return {"items": items, "next": next_cursor}
+
+    def _plan(self, conn: sa.Connection, owned_by: Owner | None) -> str:
+        """ "owner" for a scope holding at most OWNER_FIRST_CODES codes, else "walk".
+
+        Measured at 100 k flags, 1 M codes (bench/dashboard_bench.py): the owner-first plan
+        costs 2-4 µs per code the scope holds (10 ms for an organization's 2,500, 80-200 ms
+        for a body's 50 k), whatever the filters; the walk costs the scope's share of the
+        flags and the filters' (an organization's open velocity flags: 34 k rows, 110-280
+        ms; the body's: 10 k rows, 40-120 ms). Past the bound the owner-first plan costs
+        more than a walk does for a scope that large. Counting stops at the bound (an
+        index-only read of ix_organic_codes_group_id, 5 ms at most) and is kept a minute
+        per scope: an export reads a page per call, and a stale count only picks the slower
+        plan, never other rows. SQLite (the embedded demo) walks: no volume, no LPAD.
+        """
+        if owned_by is None or self.dialect not in ("mysql", "mariadb"):
+            return "walk"
+        now = time.monotonic()
+        known = self._plans.get(owned_by)
+        if known is not None and known[1] > now:
+            return known[0]
+        c, g, oc, b, q = t.certificates, t.label_groups, t.organic_codes, t.batches, t.bq_codes
+        if owned_by.body_id is not None:
+            mine = c.c.body_id == owned_by.body_id
+        else:
+            mine = c.c.organization_id == owned_by.organization_id
+        organic = (
+            sa.select(sa.literal(1))
+            .select_from(c.join(g, g.c.certificate_id == c.c.id).join(oc, oc.c.group_id == g.c.id))
+            .where(mine)
+        )
+        codes: sa.Select[Any] | sa.CompoundSelect = organic
+        if owned_by.body_id is None:
+            codes = organic.union_all(
+                sa.select(sa.literal(1))
+                .select_from(b.join(q, q.c.batch_id == b.c.id))
+                .where(b.c.organization_id == owned_by.organization_id)
+            )
+        held = conn.execute(
+            sa.select(sa.func.count()).select_from(codes.limit(OWNER_FIRST_CODES + 1).subquery())
+        ).scalar_one()
+        chosen = "owner" if held <= OWNER_FIRST_CODES else "walk"
+        self._plans[owned_by] = (chosen, now + PLAN_SECONDS)
+        return chosen
 
     def update_flag(
         self, flag_id: int, status: str, note: str | None, allowed: Callable[[Owner], bool]

@@ -142,6 +142,8 @@ organic_codes = sa.Table(
     sa.Column("identity_code", sa.String(24), nullable=True),
     # Identity codes are found by value for printer imports, losses and use records (issue 17).
     sa.Index("ix_organic_codes_identity_code", "identity_code"),
+    # A scope's codes, certificate by certificate (the flag queue's owner-first plan).
+    sa.Index("ix_organic_codes_group_id", "group_id"),
 )
 
 batches = sa.Table(
