@@ -129,3 +129,90 @@ def test_only_the_offered_periods_are_accepted() -> None:
     for bad in ("0", "31", "-7", "x", "365000"):
         with pytest.raises(BadInput):
             Period.choose(bad, TODAY)
+
+
+def test_rankings_and_places_add_the_days_at_either_end_to_the_whole_months(
+    any_app: Flask, demo: dict[str, str]
+) -> None:
+    """Sums across a daily range, whole months and another daily range, ranked with ties
+    broken by id and cut to the limit; rows of another scope or outside the period left out."""
+    import random
+
+    import sqlalchemy as sa
+
+    from registry import schema as t
+    from registry.overview import SqlOverviewReader
+
+    engine = container(any_app).engine
+    rng = random.Random(3)
+    first, last = date(2026, 1, 15), date(2026, 4, 10)  # Jan 15-31, Feb-Mar, Apr 1-10
+    daily_days = [
+        date(2026, 1, 14),
+        date(2026, 1, 15),
+        date(2026, 1, 31),
+        date(2026, 4, 10),
+        date(2026, 4, 11),
+    ]
+    months = [date(2025, 12, 1), date(2026, 2, 1), date(2026, 3, 1), date(2026, 4, 1)]
+    with engine.begin() as conn:
+        # A third batch, so that the limit cuts every ranking.
+        conn.execute(
+            t.batches.insert().values(
+                number="WCMY-RANK", producer="p", product="五常大米", created_at=datetime(2026, 1, 1)
+            )
+        )
+        products = conn.execute(
+            sa.select(t.certificate_products.c.certificate_id, t.certificate_products.c.id)
+        ).all()
+        batches = conn.execute(sa.select(t.batches.c.id)).scalars().all()
+    targets = [(cert, product, 0) for cert, product in products] + [(0, 0, b) for b in batches]
+    assert len({c for c, _p, _b in targets if c}) > 2 and len(batches) > 2  # the limit cuts
+    places = [("浙江省", "杭州市"), ("浙江省", "宁波市"), ("北京市", "北京市"), ("广东省", "")]
+    target_rows, month_target_rows, place_rows, month_place_rows = [], [], [], []
+    want_targets: dict[str, dict[int, int]] = {"certificate": {}, "product": {}, "batch": {}}
+    want_places: dict[tuple[str, str], list[int]] = {}
+    for scope in (("a", 0), ("o", 7)):
+        for days, table_rows, place_table_rows, in_period in (
+            (daily_days, target_rows, place_rows, lambda d: first <= d <= last),
+            (
+                months,
+                month_target_rows,
+                month_place_rows,
+                lambda d: date(2026, 2, 1) <= d <= date(2026, 3, 1),
+            ),
+        ):
+            for day in days:
+                for cert, product, batch in targets:
+                    n = rng.choice((1, 2, 3))  # small counts: ties in the rankings
+                    table_rows.append((*scope, day, cert, product, batch, n))
+                    if scope == ("a", 0) and in_period(day):
+                        for kind, key in (("certificate", cert), ("product", product), ("batch", batch)):
+                            if key:
+                                want_targets[kind][key] = want_targets[kind].get(key, 0) + n
+                for province, city in places:
+                    scans, suspicious = rng.randrange(1, 50), rng.randrange(0, 3)
+                    place_table_rows.append((*scope, day, province, city, scans, suspicious))
+                    if scope == ("a", 0) and in_period(day):
+                        total = want_places.setdefault((province, city), [0, 0])
+                        total[0] += scans
+                        total[1] += suspicious
+    with engine.begin() as conn:
+        for table, rows in (
+            (t.agg_flag_targets, target_rows),
+            (t.agg_flag_targets_month, month_target_rows),
+            (t.agg_places, place_rows),
+            (t.agg_places_month, month_place_rows),
+        ):
+            conn.execute(sa.delete(table))
+            names = [c.name for c in table.columns]
+            conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+    reader = SqlOverviewReader(engine)
+    ranked = reader.top_targets(("a", 0), first, last, 2)
+    for kind in ("certificate", "product", "batch"):
+        want = sorted(want_targets[kind].items(), key=lambda kv: (-kv[1], kv[0]))[:2]
+        assert [(r.id, r.flags) for r in ranked if r.kind == kind] == want, kind
+    assert sorted(
+        (p.province, p.city, p.scans, p.suspicious) for p in reader.places(("a", 0), first, last)
+    ) == sorted(
+        (province, city, scans, suspicious) for (province, city), (scans, suspicious) in want_places.items()
+    )
