@@ -73,6 +73,9 @@ def configure(level: int = logging.INFO) -> None:
         root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > level:
         root.setLevel(level)
+    # fontTools (the evidence pack's font subsetting, through fpdf2) logs some fifty INFO
+    # lines per PDF, two of them every glyph's name: noise, and a tenth of the pack's time.
+    logging.getLogger("fontTools").setLevel(max(level, logging.WARNING))
 
 
 def request_logger() -> Any:

@@ -366,7 +366,9 @@ class Container:
     def evidence(self) -> EvidenceService:
         from dashboard.chinamap import china_geojson
 
-        pdf = EvidencePdf(china_geojson, places().city_point)
+        # One copy of the outline for every pack: the PDF only reads it, and a fresh deep
+        # copy per pack (china_geojson's contract) cost 60-100 ms of each.
+        pdf = EvidencePdf(functools.cache(china_geojson), places().city_point)
         return EvidenceService(self.cases, SqlEvidenceReader(self.engine), pdf)
 
     @lazy
