@@ -464,11 +464,12 @@ class SqlScanArchive:
 
         Two plans give the same rows (tests/integration/test_flag_queue_plans.py compares
         them); `plan` ("walk", "owner") is for that test, otherwise `_plan` chooses:
-        - "walk": flags newest first along ix_flags_raised_at, each joined to its code's
-          owner now, until a page has passed the filters. Its cost is the rows walked, about
-          the page over the scope's share of the flags: a page for everything, or for a body
-          holding many of the flags, is a few hundred rows; for one organization's open
-          velocity flags (0.15 % of 100 k) it was 34 k rows and 825 ms.
+        - "walk": flags newest first along ix_flags_raised_at (a rule's flags of one status
+          along ix_flags_rule_status_raised_at), each joined to its code's owner now, until
+          a page has passed the filters. Its cost is the rows walked, about the page over
+          the scope's share of the flags (and of the filters no index serves): a page for
+          everything, or for a body holding many of the flags, is a few hundred rows; for
+          one organization (1.8 % of the flags) thousands, tens of thousands filtered.
         - "owner": from the scope's certificates (label groups -> codes, by
           ix_organic_codes_group_id) and batches (BQ tokens) to those codes' flags
           (uq_flags_code_rule), sorted; then the same join and filters as the walk, so a
@@ -497,12 +498,16 @@ class SqlScanArchive:
             else:
                 # MariaDB's planner sorts the whole joined table for a first page (no
                 # cursor) rather than walk this index and stop at the page: 70 ms at 200 k
-                # flags, not 1.
+                # flags, not 1. A rule and a status (the queue's usual filters: a rule's open
+                # flags) walk only their own flags, newest first, by their own index: the
+                # export of everything's open velocity flags (8.6 k of 100 k, 18 pages)
+                # read 100 k rows and waited 0.9-2.1 s on MariaDB, now 0.2-0.3 s.
+                index = "ix_flags_rule_status_raised_at" if rule and status else "ix_flags_raised_at"
                 query = (
                     sa.select(f)
                     .select_from(_owned_flags())
-                    .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mysql")
-                    .with_hint(f, "FORCE INDEX (ix_flags_raised_at)", "mariadb")
+                    .with_hint(f, f"FORCE INDEX ({index})", "mysql")
+                    .with_hint(f, f"FORCE INDEX ({index})", "mariadb")
                 )
             body, org, cert = _current_owner()
             product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
@@ -535,15 +540,16 @@ class SqlScanArchive:
     def _plan(self, conn: sa.Connection, owned_by: Owner | None) -> str:
         """ "owner" for a scope holding at most OWNER_FIRST_CODES codes, else "walk".
 
-        Measured at 100 k flags, 1 M codes (bench/dashboard_bench.py): the owner-first plan
-        costs 2-4 µs per code the scope holds (10 ms for an organization's 2,500, 80-200 ms
-        for a body's 50 k), whatever the filters; the walk costs the scope's share of the
-        flags and the filters' (an organization's open velocity flags: 34 k rows, 110-280
-        ms; the body's: 10 k rows, 40-120 ms). Past the bound the owner-first plan costs
-        more than a walk does for a scope that large. Counting stops at the bound (an
-        index-only read of ix_organic_codes_group_id, 5 ms at most) and is kept a minute
-        per scope: an export reads a page per call, and a stale count only picks the slower
-        plan, never other rows. SQLite (the embedded demo) walks: no volume, no LPAD.
+        Measured at 100 k flags, 1 M codes (bench/dashboard_bench.py, a loaded machine):
+        the owner-first plan costs 2-5 µs per code the scope holds (15-35 ms for an
+        organization's 2,500, 90-260 ms for a body's 50 k); the walk, the scope's share of
+        the flags (the organization's 1.8 %: 35-90 ms unfiltered, 40 ms for open velocity
+        flags, 110-280 ms before ix_flags_rule_status_raised_at; the body's 6 %: 10-40
+        ms). Past the bound the owner-first plan costs more than a walk does for a scope
+        that large. Counting stops at the bound (an index-only read of
+        ix_organic_codes_group_id, 5 ms at most) and is kept a minute per scope: an export
+        reads a page per call, and a stale count only picks the slower plan, never other
+        rows. SQLite (the embedded demo) walks: no volume, no LPAD.
         """
         if owned_by is None or self.dialect not in ("mysql", "mariadb"):
             return "walk"

@@ -242,6 +242,8 @@ flags = sa.Table(
     sa.Column("organization_id", Id, nullable=True),
     sa.UniqueConstraint("code", "rule"),
     sa.Index("ix_flags_raised_at", "raised_at"),
+    # A rule's flags of one status, newest first (the flag queue's and exports' usual filter).
+    sa.Index("ix_flags_rule_status_raised_at", "rule", "status", "raised_at"),
     sa.Index("ix_flags_body_id", "body_id"),
     sa.Index("ix_flags_organization_id", "organization_id"),
 )
