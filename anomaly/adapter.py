@@ -111,6 +111,7 @@ class ScanLedgerAdapter:
                 dedupe=imported,
                 product=self._product(scan.group),
                 label=scan.label,
+                windows=scan.windows,
             ),
             must_try=imported,
         )
@@ -125,8 +126,10 @@ class ScanLedgerAdapter:
             str(group.product_id), parse_package_kg(group.package), group.certified_tonnes, group.regions()
         )
 
-    def peek(self, code: str, client: str | None) -> ScanResult:
-        outcome = self._call(lambda: self.store.peek(code, self._hash(client), at=datetime.now(UTC)))
+    def peek(self, code: str, client: str | None, windows: str = "") -> ScanResult:
+        outcome = self._call(
+            lambda: self.store.peek(code, self._hash(client), at=datetime.now(UTC), windows=windows)
+        )
         return self._result(outcome, known_client=client is not None)
 
     @staticmethod
@@ -143,7 +146,7 @@ class ScanLedgerAdapter:
             you_first,
         )
         flags = tuple(OpenFlag(f.rule, f.severity, f.raised_at) for f in outcome.flags)
-        return ScanResult(summary, flags, outcome.throttled)
+        return ScanResult(summary, flags, outcome.throttled, outcome.limited_s)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
         if isinstance(self.store, MemoryScanStore):

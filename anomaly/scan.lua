@@ -5,6 +5,28 @@
 -- prepends `local K_<NAME> = KEYS[i]`, `local A_<NAME> = ARGV[i]` and `local R_<NAME> = i`
 -- generated from ScanKeys, ScanArgs and ScanReply, so a field is added in one place.
 -- Every value in ARGV is a string; numbers go through tonumber().
+-- The request's rate-limit windows first (the `limits` library's fixed windows: INCRBY,
+-- and EXPIRE when the window opens): a request over any of them changes nothing else.
+-- Every window is counted, refusals too (hammering through a 429 spends the hour).
+if A_WINDOWS ~= '' then
+  local over = 0
+  for key, expiry, limit in string.gmatch(A_WINDOWS, '([^\n]+) (%d+) (%d+)') do
+    local n = redis.call('INCRBY', key, 1)
+    if n == 1 then redis.call('EXPIRE', key, tonumber(expiry)) end
+    if n > tonumber(limit) then
+      local ttl = redis.call('TTL', key)
+      if ttl > over then over = ttl end
+      if ttl < 1 and over < 1 then over = 1 end
+    end
+  end
+  if over > 0 then
+    local reply = {}
+    reply[R_SCANS] = 0; reply[R_FIRST_MS] = 0; reply[R_FIRST_CITY] = ''; reply[R_DISTINCT] = 0
+    reply[R_YOU] = ''; reply[R_THROTTLED] = 0; reply[R_DUPLICATE] = 0; reply[R_RECENT] = {}
+    reply[R_FLAGS] = {}; reply[R_PRODUCT_CODES] = {}; reply[R_IDENTITIES] = 0; reply[R_LIMITED] = over
+    return reply
+  end
+end
 local now = tonumber(A_NOW)
 local scanner = A_SCANNER
 local record = A_RECORD == '1'
@@ -201,4 +223,5 @@ reply[R_RECENT] = recent
 reply[R_FLAGS] = flags
 reply[R_PRODUCT_CODES] = product_codes
 reply[R_IDENTITIES] = idents
+reply[R_LIMITED] = 0
 return reply

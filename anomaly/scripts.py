@@ -72,6 +72,9 @@ class ScanArgs(NamedTuple):
     lookup: str  # "1": a read-only lookup that counts toward enumeration
     trust: str  # the history entry's trust field
     wechat_place: str  # "1": the place came from a verified session
+    # The request's rate-limit windows, counted first: "key expiry_s limit" lines ("" for
+    # none; webapp.limits.RateLimits builds them with the `limits` library's key names).
+    windows: str
 
 
 class ScanReply(NamedTuple):
@@ -88,6 +91,7 @@ class ScanReply(NamedTuple):
     flags: list[Any]  # rule, "severity|raised_ms|status", … (HGETALL)
     product_codes: list[Any]  # package kg, codes, … (only at a code's first genuine scan)
     identities: int  # distinct identities in the window
+    limited: int  # seconds until the longest exceeded window resets; 0: within every window
 
 
 class FlagKeys(NamedTuple):

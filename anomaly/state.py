@@ -120,6 +120,7 @@ class ScanOutcome:
     flags: tuple[Flag, ...]
     throttled: bool = False
     duplicate: bool = False
+    limited_s: int = 0  # over a rate-limit window: nothing was recorded (seconds to wait)
 
 
 class ScanStoreUnavailable(Exception):
@@ -252,8 +253,11 @@ class ScanStateStore(Protocol):
         dedupe: bool = ...,
         product: ProductContext | None = ...,
         label: LabelFacts | None = ...,
+        windows: str = ...,
     ) -> ScanOutcome: ...
-    def peek(self, code: str, client: str | None, *, at: datetime | None = ...) -> ScanOutcome: ...
+    def peek(
+        self, code: str, client: str | None, *, at: datetime | None = ..., windows: str = ...
+    ) -> ScanOutcome: ...
     def set_flag_status(self, code: str, rule: str, status: str) -> None: ...
 
 
@@ -311,6 +315,7 @@ class RedisScanStore:
         dedupe: bool = False,
         product: ProductContext | None = None,
         label: LabelFacts | None = None,
+        windows: str = "",
     ) -> ScanOutcome:
         """Record one scan (or, with record_scan=False, only read) in one round trip and
         evaluate the rules on the result. `sync_flags`: also hand raised flags to
@@ -356,17 +361,22 @@ class RedisScanStore:
             lookup="1" if lookup else "0",
             trust=_trust(event),
             wechat_place="1" if source == PlaceSource.WECHAT else "0",
+            windows=windows,
         )
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
             reply = ScanReply._make(self.script(keys=keys, args=args))
         except (redis.RedisError, OSError) as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
+        if reply.limited:
+            return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited))
         return self._outcome(event, reply, record_scan, sync_flags, product, label)
 
-    def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
+    def peek(
+        self, code: str, client: str | None, *, at: datetime | None = None, windows: str = ""
+    ) -> ScanOutcome:
         """The same answer without recording anything (GET of a code)."""
-        return self.record(_probe(code, client, at), record_scan=False)
+        return self.record(_probe(code, client, at), record_scan=False, windows=windows)
 
     def _outcome(
         self,
@@ -531,11 +541,15 @@ class MemoryScanStore:
         dedupe: bool = True,
         product: ProductContext | None = None,
         label: LabelFacts | None = None,
+        windows: str = "",
     ) -> ScanOutcome:
         """As `RedisScanStore.record`; flags always reach `flag_sink` before returning
         and every event id is deduplicated (`sync_flags`/`dedupe` are accepted for a
-        common signature)."""
+        common signature). No windows are ever handed to it: in process, rate limits are
+        counted in process before the verify (webapp.limits)."""
         del sync_flags, dedupe
+        if windows:
+            raise ValueError("the in-process scan store counts no rate-limit windows")
         cfg = self.config
         lookup = record_scan and event.channel == LOOKUP_CHANNEL
         if lookup:
@@ -636,8 +650,10 @@ class MemoryScanStore:
                 self.flag_sink(event.code, flag)
         return outcome
 
-    def peek(self, code: str, client: str | None, *, at: datetime | None = None) -> ScanOutcome:
-        return self.record(_probe(code, client, at), record_scan=False)
+    def peek(
+        self, code: str, client: str | None, *, at: datetime | None = None, windows: str = ""
+    ) -> ScanOutcome:
+        return self.record(_probe(code, client, at), record_scan=False, windows=windows)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
         """Rebuild the in-process state after a restart from the stored events (oldest first)

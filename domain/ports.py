@@ -100,6 +100,17 @@ class CodeProjection(Protocol):
     def end(self, token: str) -> None: ...
 
 
+class RateWindows(Protocol):
+    """A request's rate-limit windows, handed to the verify by its entrypoint so the scan
+    store counts them in the verify's own round trip (`payload`, see anomaly/scan.lua).
+    A verify that does not reach the scan store calls `count_now` instead, which counts
+    them on their own and raises domain.errors.TooManyRequests when one is exceeded."""
+
+    payload: str
+
+    def count_now(self) -> None: ...
+
+
 class ScanLedger(Protocol):
     """Where a verify's scan goes: records it and answers the code's history and open flags
     in the same call (`peek`: the answer without recording). Implemented by
@@ -107,7 +118,7 @@ class ScanLedger(Protocol):
     every role around scans are in domain.scans."""
 
     def record(self, scan: ScanInput) -> ScanResult: ...
-    def peek(self, code: str, client: str | None) -> ScanResult: ...
+    def peek(self, code: str, client: str | None, windows: str = ...) -> ScanResult: ...
 
 
 class FlagStatuses(Protocol):

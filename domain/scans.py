@@ -153,6 +153,9 @@ class ScanInput:
     event_id: str | None = None
     group: LabelGroup | None = None  # the code's label group, for the product rules
     label: LabelFacts | None = None  # the scanned label itself, for the label rules
+    # The request's rate-limit windows, counted by the scan store in the same round trip
+    # (domain.ports.RateWindows.payload; "" for none).
+    windows: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,3 +191,6 @@ class ScanResult:
     summary: ScanSummary
     flags: tuple[OpenFlag, ...] = ()
     throttled: bool = False
+    # Seconds until the longest rate-limit window this request exceeded resets; 0: none
+    # (nothing was recorded for a refused request).
+    limited_s: int = 0

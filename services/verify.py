@@ -12,7 +12,7 @@ from domain import metrics
 from domain.china_time import china_today
 from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize, normalize_identity
 from domain.errors import BadInput, TooManyRequests, Unavailable
-from domain.ports import RecordReader, Resolution, ScanLedger
+from domain.ports import RateWindows, RecordReader, Resolution, ScanLedger
 from domain.records import LabelGroup
 from domain.scans import (
     LOOKUP_CHANNEL,
@@ -50,6 +50,9 @@ class VerifyRequest:
     # The label's identity code (身份码) sent with the code (issue 17): another label's
     # makes the answer `suspicious` (a label made of two) and raises identity_mismatch.
     identity_code: str | None = None
+    # The request's rate-limit windows, when its entrypoint left them to the scan store's
+    # round trip (None: counted already, or not limited).
+    windows: RateWindows | None = None
 
 
 class VerifyService:
@@ -81,6 +84,7 @@ class VerifyService:
         if parsed.invalid is None and parsed.kind is not CodeKind.BQ:
             parsed = check_without_lookup(parsed, today=today, known_bodies=self.resolver.known_bodies())
         if parsed.invalid is not None:
+            _count_windows(req)  # no scan store call to count them in
             return Answer(parsed.code, parsed.kind, Verdict.INVALID_FORMAT, reason=parsed.invalid)
         resolution = self.resolver.resolve(parsed)
         # The registry's verdict, once: the scan store records it, and the scan's flags
@@ -97,6 +101,12 @@ class VerifyService:
             resolution.group,
             label,
         )
+        if scan is not None and scan.limited_s:
+            raise TooManyRequests(
+                "too many requests from this client or network; try again later",
+                code="rate_limited",
+                retry_after_s=scan.limited_s,
+            )
         if self.throttle and scan is not None and scan.throttled:
             # Many never-issued codes from one client in an hour: a guesser, not a shopper.
             raise TooManyRequests(
@@ -125,6 +135,7 @@ class VerifyService:
         label: LabelFacts | None = None,
     ) -> ScanResult | None:
         if self.scans is None:
+            _count_windows(req)
             return None
         channel = req.channel
         if not record and verdict is Verdict.NOT_FOUND and (req.client or req.ip):
@@ -146,17 +157,21 @@ class VerifyService:
             event_id=req.event_id,
             group=group,
             label=label,
+            windows=req.windows.payload if req.windows is not None and req.event_id is None else "",
         )
         if req.event_id is not None:
             # An imported event must land or be reported: no silent degradation.
+            _count_windows(req)
             return self.scans.record(scan)
         try:
             if not record and channel != LOOKUP_CHANNEL:
-                return self.scans.peek(code, req.client)
+                return self.scans.peek(code, req.client, scan.windows)
             return self.scans.record(scan)
         except Unavailable:
-            # The scan store is an addition to the answer, never a reason to refuse one.
+            # The scan store is an addition to the answer, never a reason to refuse one;
+            # the windows it did not count are counted on their own.
             metrics.incr("scan_store_errors")
+            _count_windows(req)
             return None
 
 
@@ -173,6 +188,12 @@ def _label_facts(res: Resolution, today: date, identity_given: str | None) -> La
         in_stock=group is not None and group.in_stock(rec.identity_code, today),
         identity_given=identity_given,
     )
+
+
+def _count_windows(req: VerifyRequest) -> None:
+    """The request's windows when no scan store call counts them (raises TooManyRequests)."""
+    if req.windows is not None:
+        req.windows.count_now()
 
 
 def _registry_verdict(res: Resolution, today: date) -> Verdict:

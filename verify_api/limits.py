@@ -17,6 +17,14 @@ again on its per-request bookkeeping: with it a verify as deployed served 0.56 Ã
 same verify unlimited (`make bench`, run (i)). What it did for us is the few lines of
 glue below; the counting is still the `limits` library's.
 
+A verify and a GET of a code (IN_SCAN) do better: when the scan store is the limits' Redis
+(one server), the hook leaves their windows to the verify, and the scan script counts them
+first in the verify's own round trip (same keys, same INCRBY-then-EXPIRE, every window
+counted, refusals too); over a window, the script records nothing and the verify answers
+429 `rate_limited` with the longest exceeded window's TTL as `Retry-After`. A verify that
+never reaches the script (an invalid code, the scan store away) counts them on its own
+first (`count_now`); a request that never reaches the verify (a bad body) after its answer.
+
 Redis failing or slow (50 ms): this worker counts in its own memory for a few seconds and
 then tries Redis again, so an outage neither refuses verifies nor lifts every limit (the
 storage and that fallback are built by the composition root: webapp/limits.py).
@@ -34,7 +42,7 @@ from flask import Blueprint, Flask, Response, request
 from limits import RateLimitItem, parse_many
 
 from verify_api.problems import problem
-from verify_api.request_input import bearer_token, json_body_or_none
+from verify_api.request_input import WINDOWS, bearer_token, json_body_or_none
 
 # Sized for carrier NAT: one address in front of thousands of shoppers (issue 14).
 IP_LIMIT = "1200/minute;30000/hour"
@@ -88,6 +96,14 @@ class WindowCounter(Protocol):
 
     def hit(self, checks: Sequence[Check]) -> tuple[list[Check], Any]: ...
     def retry_after(self, exceeded: Sequence[Check], limiter: Any) -> int: ...
+    # The windows left to the verify's scan script (domain.ports.RateWindows with a `used`
+    # flag), or None: count them now.
+    def windows(self, checks: Sequence[Check]) -> Any: ...
+
+
+# Endpoints whose windows the verify's scan script counts, in the verify's own round trip
+# (when the scan store is the limits' Redis): the request hands them on (WINDOWS).
+IN_SCAN = frozenset({"public.verify", "public.get_code"})
 
 
 def init_limits(
@@ -118,6 +134,11 @@ def init_limits(
                 checks = [(item, endpoint, ip) for item in ip_items]
                 if key != ip:  # without a client id, the IP's windows alone
                     checks += [(item, endpoint + ":client", key) for item in client_items]
+            if request.endpoint in IN_SCAN:
+                windows = limits.windows(checks)
+                if windows is not None:
+                    request.environ[WINDOWS] = windows
+                    return None
             exceeded, limiter = limits.hit(checks)
             if not exceeded:
                 return None
@@ -129,6 +150,15 @@ def init_limits(
             )
 
         return check
+
+    @app.after_request
+    def _count_unused(response: Response) -> Response:
+        # Windows handed on to a verify that never reached its scan script (a bad body, the
+        # database away): counted now; the answer stands.
+        windows = request.environ.get(WINDOWS)
+        if windows is not None and not windows.used:
+            limits.hit(windows.checks)
+        return response
 
     for bp, client_of, upload_endpoint in blueprints:
         # First among the blueprint's hooks: a request refused by its own checks (a bad

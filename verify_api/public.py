@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.codes import MAX_INPUT_CHARS
 from domain.errors import BadInput, PayloadTooLarge
-from domain.verdicts import Verdict
 from services.inputs import Location
 from verify_api.context import services
 from verify_api.presenter import answer_json, photo_json
@@ -93,35 +91,15 @@ def verify() -> Response:
 def get_code(code: str) -> Response:
     """The answer without recording a scan, for the result page and caching proxies.
 
-    Served from this worker's memory when it answered the same code within `GET_TTL_S`
-    and no registry generation changed since: a status change still shows within a
-    second, while the scan history in a GET may be a few seconds old (documented).
-    A never-issued code is never answered from memory: each such lookup spends the asker's
-    enumeration budget as a verify does (a guesser gets 429 `enumeration_throttled`).
+    Every GET asks the scan store (no answer is kept in a worker's memory, and the answer
+    says `no-store`): the scan count a GET shows includes every scan made before it. A
+    never-issued code spends the asker's enumeration budget as a verify does (a guesser
+    gets 429 `enumeration_throttled`).
     """
     if len(code) > MAX_INPUT_CHARS:
         raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
-    lang = request_lang()
-    c = services()
-    c.resolver.refresh()
-    key = (code, lang, c.resolver.generation_key())
-    now = time.monotonic()
-    cache: dict = current_app.extensions.setdefault("verify_get_cache", {})
-    hit = cache.get(key)
-    # Without readable generations nothing tells this worker about changes: keep it short.
-    ttl = GET_TTL_S if key[2] is not None else 1.0
-    if hit is None or now - hit[0] > ttl:
-        answer = c.verify.verify(verify_request(code, "web"), record=False)
-        hit = (now, orjson.dumps(answer_json(answer, lang)))
-        if answer.verdict is not Verdict.NOT_FOUND:
-            if len(cache) > 50_000:
-                cache.clear()
-            cache[key] = hit
-    return Response(hit[1], headers=_GET_HEADERS, mimetype="application/json")
-
-
-GET_TTL_S = 5.0
-_GET_HEADERS = {"Cache-Control": f"public, max-age={int(GET_TTL_S)}", "Vary": "Accept-Language"}
+    answer = services().verify.verify(verify_request(code, "web"), record=False)
+    return respond(answer_json(answer, request_lang()))
 
 
 class ScanFields(BaseModel):

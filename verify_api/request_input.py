@@ -23,6 +23,9 @@ from domain.verdicts import pick_language
 from services.verify import VerifyRequest
 from verify_api.context import services
 
+# Where the rate-limit hook leaves a request's windows for the verify's scan script
+# (verify_api.limits.IN_SCAN).
+WINDOWS = "verify.rate_windows"
 M = TypeVar("M", bound=BaseModel)
 
 _KEY = "verify_api.json_body"  # the parsed body (or the error) in the request's environ
@@ -179,4 +182,6 @@ def verify_request(
         at=at,
         verified=verified,
         identity_code=identity_code,
+        # Left by the rate-limit hook for the scan script (verify_api.limits.IN_SCAN).
+        windows=request.environ.get(WINDOWS),
     )

@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
         ]
         if wechat is not None:
             limited.append((wechat, bearer_key, "wechat.scan"))
-        init_limits(app, RateLimits(settings.redis_url), limited)
+        in_scan = settings.scan_store_url == settings.redis_url
+        init_limits(app, RateLimits(settings.redis_url, in_scan_store=in_scan), limited)
 
     # Cookie sessions for the dashboard's pages only: elsewhere Flask builds no signing
     # serializer per request and nothing sets or reads a session cookie.

@@ -24,6 +24,7 @@ from redis.retry import Retry
 
 from cache.redis_cache import is_cluster
 from domain import metrics
+from domain.errors import TooManyRequests
 from verify_api.limits import KEY_PREFIX, Check
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ class RateLimits:
     exceeded (every window is counted even past a refusal, so hammering on through a 429
     spends the hour too) and the limiter that counted them."""
 
-    def __init__(self, redis_url: str | None) -> None:
+    def __init__(self, redis_url: str | None, *, in_scan_store: bool = False) -> None:
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
         self.url = redis_url
+        # The scan store is this Redis (one server): a verify's windows are counted by its
+        # scan script, in the verify's own round trip (see `windows`).
+        self.in_scan_store = in_scan_store and not is_cluster(redis_url)
         self.options: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1}
         if is_cluster(self.url):
             # The cluster client's default is ten retries with backoff: ~0.6 s per hit on a
@@ -79,6 +83,37 @@ class RateLimits:
             self._down_until = time.monotonic() + _DOWN_FOR_S
         return [c for c in checks if not self.fallback.hit(c[0], KEY_PREFIX, c[1], c[2])], self.fallback
 
+    def windows(self, checks: Sequence[Check]) -> Windows | None:
+        """The checks as the scan script counts them (domain.ports.RateWindows), or None
+        when they must be counted now: the scan store is elsewhere, or this worker is
+        counting in memory after a Redis error."""
+        if not self.in_scan_store or time.monotonic() < self._down_until:
+            return None
+        try:
+            found = self._redis()
+        except Exception:
+            return None
+        if found is None:
+            return None
+        storage = found[0]
+        lines = []
+        for item, scope, key in checks:
+            name = storage.prefixed_key(item.key_for(KEY_PREFIX, scope, key))
+            if "\n" in name:  # the script reads one window per line
+                return None
+            lines.append(f"{name} {item.get_expiry()} {item.amount}")
+        return Windows("\n".join(lines), self, checks)
+
+    def count_now(self, checks: Sequence[Check]) -> None:
+        """Count the checks on their own; TooManyRequests when one is exceeded."""
+        exceeded, limiter = self.hit(checks)
+        if exceeded:
+            raise TooManyRequests(
+                f"too many requests: {'; '.join(str(c[0]) for c in exceeded)}",
+                code="rate_limited",
+                retry_after_s=self.retry_after(exceeded, limiter),
+            )
+
     @staticmethod
     def _incr(storage: RedisStorage, checks: Sequence[Check]) -> list[int]:
         client: Any = storage.get_connection()
@@ -112,6 +147,27 @@ class RateLimits:
         except Exception:  # the refusal stands; only its hint is a guess
             log.warning("rate limit storage unreachable; Retry-After guessed", exc_info=True)
             return 60
+
+
+class Windows:
+    """A request's windows left to the verify's scan script (domain.ports.RateWindows).
+    `used`: the verify took them (its scan script counted them, or it called `count_now`);
+    otherwise the entrypoint counts them after the answer (verify_api.limits)."""
+
+    def __init__(self, payload: str, limits: RateLimits, checks: Sequence[Check]) -> None:
+        self._payload = payload
+        self.limits = limits
+        self.checks = checks
+        self.used = False
+
+    @property
+    def payload(self) -> str:
+        self.used = True
+        return self._payload
+
+    def count_now(self) -> None:
+        self.used = True
+        self.limits.count_now(self.checks)
 
 
 class SignInThrottle:

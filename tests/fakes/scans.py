@@ -65,6 +65,6 @@ class FakeScanLedger:
             self.scans.setdefault(scan.code, []).append(scan)
         return ScanResult(self._summary(scan.code, scan.client), self._flags(scan.code), throttled)
 
-    def peek(self, code: str, client: str | None) -> ScanResult:
+    def peek(self, code: str, client: str | None, windows: str = "") -> ScanResult:
         self._check()
         return ScanResult(self._summary(code, client), self._flags(code))

@@ -132,3 +132,48 @@ def test_code_lookups_and_the_result_page_share_the_verify_windows(
     page = http.get("/c/012326000000000001")
     assert page.status_code == 429 and page.mimetype == "text/html" and "Retry-After" in page.headers
     assert 'data-code="rate_limited"' in page.get_data(as_text=True)
+
+
+def test_a_verify_counts_its_windows_in_its_scan_round_trip_and_a_refusal_records_nothing(
+    monkeypatch: pytest.MonkeyPatch, mysql_db: str, redis_url: str, redis_client
+) -> None:
+    from datetime import date
+
+    import redis.client
+
+    from webapp import container
+    from webapp.demo import seed
+
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "3/minute;100/hour")
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    code = seed(container(app).admin, date.today())["genuine"]
+    executed: list[int] = []
+    original = redis.client.Pipeline.execute
+
+    def spy(self: redis.client.Pipeline, raise_on_error: bool = True) -> list:
+        executed.append(len(self.command_stack))
+        return original(self, raise_on_error)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", spy)
+    http = app.test_client()
+    statuses = [
+        http.post("/api/v1/verify", json={"input": code, "client": "w"}).status_code for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    assert 4 not in executed  # no pipeline of windows of their own: the scan script counted them
+    refused = http.post("/api/v1/verify", json={"input": code, "client": "w"})
+    assert refused.get_json()["code"] == "rate_limited" and 1 <= int(refused.headers["Retry-After"]) <= 60
+    minute = next(redis_client.scan_iter("LIMITS:LIMITER/rl/public.verify:client/c:w/3/1/minute"))
+    assert int(redis_client.get(minute)) == 5 and 0 < redis_client.ttl(minute) <= 60
+    # The refused verifies recorded nothing: three scans, whoever asks. A GET's windows
+    # are counted in its own scan call too (the read-only lookup shares the verify's).
+    answer = http.get(f"/api/v1/codes/{code}").get_json()
+    assert answer["scans"]["count"] == 3
+    assert (
+        int(
+            redis_client.get(
+                next(redis_client.scan_iter("LIMITS:LIMITER/rl/public.verify/ip:*/1200/1/minute"))
+            )
+        )
+        >= 6
+    )

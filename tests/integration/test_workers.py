@@ -116,3 +116,43 @@ def test_a_status_change_reaches_every_worker_within_one_second(server: str) -> 
     assert s.patch(server + f"/api/v1/admin/certificates/{number}", json={"status": "valid"}).ok
     time.sleep(1.0)
     assert set(_answers(server, code, 20)) == {"genuine"}
+
+
+def test_a_get_counts_every_scan_made_before_it_on_every_worker(server: str) -> None:
+    yy = date.today().year % 100
+    number = f"0123OP{yy:02d}00017"
+    code, fresh = f"0123{yy:02d}000000000043", f"0123{yy:02d}000000000044"
+    s = requests.Session()
+    s.headers.update(ADMIN)
+    assert s.post(server + "/api/v1/admin/bodies", json=[{"code": "0123", "name": "b"}]).ok
+    assert s.post(
+        server + "/api/v1/admin/certificates",
+        json=[
+            {
+                "number": number,
+                "body_code": "0123",
+                "holder": "h",
+                "valid_from": f"{date.today().year}-01-01",
+                "valid_until": f"{date.today().year}-12-31",
+                "products": [{"name": "p"}],
+            }
+        ],
+    ).ok
+    rows = [{"code": code, "certificate": number, "product": "p"}]
+    assert s.post(server + "/api/v1/admin/codes", json=rows).json()["accepted"] == 1
+
+    def count() -> int:
+        resp = requests.get(server + f"/api/v1/codes/{code}", timeout=5, headers={"Connection": "close"})
+        assert resp.headers["Cache-Control"] == "no-store"
+        return int(resp.json()["scans"]["count"])
+
+    assert {count() for _ in range(6)} == {0}  # cached nowhere: the next GETs see the scans
+    for made in range(1, 5):
+        assert _answers(server, code, 1) == ["genuine"]
+        assert {count() for _ in range(6)} == {made}  # on both workers, at once
+    # A code imported now: genuine on every worker within a second.
+    assert _answers(server, fresh, 1) == ["not_found"]
+    rows = [{"code": fresh, "certificate": number, "product": "p"}]
+    assert s.post(server + "/api/v1/admin/codes", json=rows).json()["accepted"] == 1
+    time.sleep(1.0)
+    assert set(_answers(server, fresh, 20)) == {"genuine"}

@@ -56,8 +56,8 @@ def test_the_prologue_names_each_position_once_in_field_order() -> None:
     lines = scripts.prologue(ScanKeys, ScanArgs, ScanReply).splitlines()
     assert lines[0] == "local K_STATE = KEYS[1]"
     assert "local A_NOW = ARGV[1]" in lines
-    assert f"local A_WECHAT_PLACE = ARGV[{len(ScanArgs._fields)}]" in lines
-    assert f"local R_IDENTITIES = {len(ScanReply._fields)}" in lines
+    assert f"local A_WINDOWS = ARGV[{len(ScanArgs._fields)}]" in lines
+    assert f"local R_LIMITED = {len(ScanReply._fields)}" in lines
     assert len(lines) == len(ScanKeys._fields) + len(ScanArgs._fields) + len(ScanReply._fields)
 
 
@@ -70,10 +70,11 @@ def test_the_flag_script_ranks_severities_as_the_domain_does() -> None:
 
 
 def test_a_scan_reply_decodes_into_the_named_tuple_with_every_field() -> None:
-    raw = [3, 1_700_000_000_000, b"Harbin", 2, b"1700000000000,1", 0, 0, [], [], [], 2]
+    raw = [3, 1_700_000_000_000, b"Harbin", 2, b"1700000000000,1", 0, 0, [], [], [], 2, 0]
     reply = ScanReply._make(raw)
-    assert len(ScanReply._fields) == 11
+    assert len(ScanReply._fields) == 12
     assert (reply.scans, reply.first_city, reply.distinct, reply.identities) == (3, b"Harbin", 2, 2)
+    assert reply.limited == 0
 
 
 def test_a_reply_of_the_wrong_length_is_refused_rather_than_misread() -> None:
