@@ -13,7 +13,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -95,15 +105,31 @@ def _alerts_scope() -> Any:
     return account
 
 
+# A new secret is shown on the page the form's POST redirects to (Post/Redirect/Get: a reload
+# does not add the webhook again nor rotate its secret again). It rides to that page in the
+# signed session cookie (HttpOnly, SameSite, Secure over TLS), which the page's GET takes it
+# out of: shown once, as before, and not kept.
+_SHOWN_ONCE = "webhook_shown_once"
+
+
+def _show_once(webhook_id: int, secret: str) -> BaseResponse:
+    session[_SHOWN_ONCE] = [webhook_id, secret]
+    return redirect(url_for("dashboard.webhooks"), code=303)
+
+
 @bp.route("/webhooks", methods=["GET", "POST"])
 @require_role(Role.ANALYST)
-def webhooks() -> str | tuple[str, int]:
+def webhooks() -> BaseResponse | str | tuple[str, int]:
     account = _alerts_scope()
     alerts = services().alerts
     form = WebhookForm()
     secret = None
     status = 200
-    if request.method == "POST":
+    if request.method == "GET":
+        shown = session.pop(_SHOWN_ONCE, None)
+        if isinstance(shown, list) and len(shown) == 2:
+            secret = (int(shown[0]), str(shown[1]))
+    else:
         if not account.may(Role.ADMIN):
             abort(403)
         if form.validate():
@@ -121,8 +147,7 @@ def webhooks() -> str | tuple[str, int]:
                 form.url.errors = [*form.url.errors, exc.detail]
                 status = 400
             else:
-                secret = (made["id"], made["secret"])
-                form = WebhookForm(formdata=None)
+                return _show_once(int(made["id"]), str(made["secret"]))
         else:
             status = 400
     return _page(account, form, secret), status
@@ -144,7 +169,7 @@ def _page(account: Any, form: WebhookForm, secret: tuple[int, str] | None) -> st
 
 @bp.post("/webhooks/<int:webhook_id>/<any(pause, resume, rotate, delete):action>")
 @require_role(Role.ADMIN)
-def webhook_action(webhook_id: int, action: str) -> BaseResponse | str:
+def webhook_action(webhook_id: int, action: str) -> BaseResponse:
     account = _alerts_scope()
     if not WebhookActionForm().validate():
         abort(400)
@@ -156,7 +181,7 @@ def webhook_action(webhook_id: int, action: str) -> BaseResponse | str:
         elif action == "rotate":
             change = {"rotate_secret": True}
             _before, after = alerts.update_webhook(webhook_id, change, account.scope, account.actor)
-            return _page(account, WebhookForm(formdata=None), (webhook_id, after["secret"]))
+            return _show_once(webhook_id, str(after["secret"]))
         else:
             alerts.update_webhook(webhook_id, {"active": action == "resume"}, account.scope, account.actor)
             flash(

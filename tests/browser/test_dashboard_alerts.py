@@ -106,8 +106,19 @@ def test_an_organizations_admin_adds_a_webhook_and_a_new_suspicious_flag_reaches
         secret = tab.inner_text("#webhook-secret").strip()
         assert len(secret) == 64
         shoot(tab, "dashboard_webhook_secret_once")
-        tab.goto(dashboard.base + "/dashboard/webhooks")
+        # Post/Redirect/Get: a reload asks for the page again, it does not post the form again.
+        tab.reload()
         assert tab.locator("#webhook-secret").count() == 0  # shown once
+        assert tab.inner_text("#webhook-table").count(hook.url) == 1
+        assert len(c.alerts.list_webhooks(Scope("all"))["items"]) == 1
+        # A new secret the same way: shown once, not rotated again by a reload.
+        tab.click("#webhook-table >> button:has-text('更换密钥')")
+        tab.wait_for_load_state()
+        rotated = tab.inner_text("#webhook-secret").strip()
+        assert len(rotated) == 64 and rotated != secret
+        tab.reload()
+        assert tab.locator("#webhook-secret").count() == 0
+        secret = rotated
         assert hook.url in tab.inner_text("#webhook-table")
         # A genuine demo code of the organization copied by six shoppers: a new suspicious flag.
         code = dashboard.codes["genuine"]
