@@ -558,7 +558,9 @@ class SqlIssuing:
             ).all()
         return [dict(r._mapping) for r in rows]
 
-    def insert_new_codes(self, line_id: int, written: int, rows: Sequence[tuple[int, int, str]]) -> list[int]:
+    def insert_new_codes(
+        self, line_id: int, written: int, rows: Sequence[tuple[int, int, str]], issued_on: date
+    ) -> list[int]:
         """Insert generated codes (key, group id, identity) that must be new: a key already in
         the registry is left alone and returned (the caller draws again for it); the line's
         progress moves to `written` in the same transaction, once none was taken.
@@ -567,13 +569,12 @@ class SqlIssuing:
         times executemany's rate); the rows it reports inserted tell whether any key was
         taken, and only then are the keys read back to find which."""
         oc = t.organic_codes
-        today = date.today()
         with self.engine.begin() as conn:
             if self.mysql:
-                inserted = self._load_new(conn, [(k, g, today, i) for k, g, i in rows])
+                inserted = self._load_new(conn, [(k, g, issued_on, i) for k, g, i in rows])
             else:
                 values = [
-                    {"code": k, "group_id": g, "issued_on": today, "identity_code": i} for k, g, i in rows
+                    {"code": k, "group_id": g, "issued_on": issued_on, "identity_code": i} for k, g, i in rows
                 ]
                 stmt = self.registry._insert(oc).on_conflict_do_nothing(index_elements=["code"])
                 inserted = conn.execute(stmt, values).rowcount

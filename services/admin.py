@@ -859,10 +859,21 @@ class AdminService:
                     code="cache_unavailable",
                 ) from exc
 
-    def after_saving(self, codes: list[str]) -> None:
+    def after_saving(
+        self, codes: list[str], rows: Sequence[tuple[int, int, date | None, str | None]] | None = None
+    ) -> None:
         """Codes just saved: into the projection as saved (raises when it cannot: the
-        frame's mark then lapses), absences cached meanwhile dropped (best effort)."""
-        self._project_saved(codes)
+        frame's mark then lapses), absences cached meanwhile dropped (best effort). A caller
+        that holds the saved organic rows (key, group, issued on, identity) passes them: they
+        are projected as they are, not read back from the database (issuance's generated
+        codes: reading back cost more than saving them)."""
+        if rows is None:
+            self._project_saved(codes)
+        elif self.projection is not None and rows:
+            try:
+                self.projection.write_keys(rows)
+            except Exception as exc:
+                raise ProjectionUnwritten(f"{len(rows)} saved codes not projected: {exc}") from exc
         try:
             self.resolver.forget_codes(codes, via=self.shared)
         except Exception:

@@ -506,6 +506,48 @@ def test_a_drawn_code_already_issued_is_drawn_again(world: World, monkeypatch: p
     assert verify(w.http, taken)["verdict"] == "genuine"
 
 
+@pytest.mark.parametrize("fails", ["insert_new_codes", "before_saving"])
+def test_a_generation_that_fails_midway_keeps_what_landed_verifiable_and_completes_on_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    # Chunks load in a worker thread while the next is drawn: a failed load, or a failure
+    # drawing the next chunk while one loads, must leave every committed chunk answering
+    # genuine, and asking again must finish the rest.
+    import services.issuing as issuing_module
+
+    w = world
+    monkeypatch.setattr(issuing_module, "GENERATE_CHUNK", 2)
+    issuing = container(w.app).issuing
+    target = issuing.registry if fails == "insert_new_codes" else issuing.codes
+    real = getattr(target, fails)
+    calls = {"n": 0}
+
+    def failing_third(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, fails, failing_third)
+    number = order(w, [{"spec_id": w.beans, "quantity": 7, "unit_price": 1}])["number"]
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(f"/api/v1/admin/orders/{number}/review", json={"decision": "approve"}, headers=w.a)
+    assert w.http.post(f"/api/v1/admin/orders/{number}/allocate", headers=w.a).status_code == 500
+
+    def printer_codes() -> list[str]:
+        resp = w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.a)
+        return [r["code"] for r in csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig")))]
+
+    landed = printer_codes()
+    assert len(landed) == 4  # two chunks committed before the third failed
+    monkeypatch.setattr(target, fails, real)
+    assert {verify(w.http, code)["verdict"] for code in landed} == {"genuine"}
+    assert w.http.post(f"/api/v1/admin/orders/{number}/allocate", headers=w.a).status_code == 200
+    codes = printer_codes()
+    assert len(codes) == len(set(codes)) == 7 and set(landed) <= set(codes)
+    assert {verify(w.http, code)["verdict"] for code in codes} == {"genuine"}
+
+
 def test_labels_are_taken_into_use_and_rolled_back(world: World) -> None:
     w = world
     number = order(w, [{"spec_id": w.beans, "quantity": 10, "unit_price": 1}])["number"]
