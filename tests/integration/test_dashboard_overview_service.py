@@ -134,8 +134,10 @@ def test_only_the_offered_periods_are_accepted() -> None:
 def test_rankings_and_places_add_the_days_at_either_end_to_the_whole_months(
     any_app: Flask, demo: dict[str, str]
 ) -> None:
-    """Sums across a daily range, whole months and another daily range, ranked with ties
-    broken by id and cut to the limit; rows of another scope or outside the period left out."""
+    """The period's daily counts summed, whichever rows are read (days at either end, whole
+    months, or a month's row less the days left out), ranked with ties broken by id and cut
+    to the limit; another scope's rows and the days outside the period left out. Monthly
+    rows are their days' sums, as registry.aggregates keeps them."""
     import random
 
     import sqlalchemy as sa
@@ -145,15 +147,11 @@ def test_rankings_and_places_add_the_days_at_either_end_to_the_whole_months(
 
     engine = container(any_app).engine
     rng = random.Random(3)
-    first, last = date(2026, 1, 15), date(2026, 4, 10)  # Jan 15-31, Feb-Mar, Apr 1-10
-    daily_days = [
-        date(2026, 1, 14),
-        date(2026, 1, 15),
-        date(2026, 1, 31),
-        date(2026, 4, 10),
-        date(2026, 4, 11),
-    ]
-    months = [date(2025, 12, 1), date(2026, 2, 1), date(2026, 3, 1), date(2026, 4, 1)]
+    # Jan 15-31 (most of January: its month less Jan 1-14), Feb-Mar whole, Apr 1-10 (days).
+    first, last = date(2026, 1, 15), date(2026, 4, 10)
+    days = [date(2025, 12, 31), date(2026, 1, 1), date(2026, 1, 14), date(2026, 1, 15), date(2026, 1, 31)]
+    days += [date(2026, 2, 1), date(2026, 3, 20), date(2026, 4, 1), date(2026, 4, 10), date(2026, 4, 11)]
+    days += [date(2026, 4, 30), date(2026, 5, 1)]
     with engine.begin() as conn:
         # A third batch, so that the limit cuts every ranking.
         conn.execute(
@@ -168,34 +166,40 @@ def test_rankings_and_places_add_the_days_at_either_end_to_the_whole_months(
     targets = [(cert, product, 0) for cert, product in products] + [(0, 0, b) for b in batches]
     assert len({c for c, _p, _b in targets if c}) > 2 and len(batches) > 2  # the limit cuts
     places = [("浙江省", "杭州市"), ("浙江省", "宁波市"), ("北京市", "北京市"), ("广东省", "")]
-    target_rows, month_target_rows, place_rows, month_place_rows = [], [], [], []
+    target_rows, place_rows = [], []
+    month_targets: dict[tuple[object, ...], int] = {}
+    month_places: dict[tuple[object, ...], list[int]] = {}
     want_targets: dict[str, dict[int, int]] = {"certificate": {}, "product": {}, "batch": {}}
     want_places: dict[tuple[str, str], list[int]] = {}
     for scope in (("a", 0), ("o", 7)):
-        for days, table_rows, place_table_rows, in_period in (
-            (daily_days, target_rows, place_rows, lambda d: first <= d <= last),
-            (
-                months,
-                month_target_rows,
-                month_place_rows,
-                lambda d: date(2026, 2, 1) <= d <= date(2026, 3, 1),
-            ),
-        ):
-            for day in days:
-                for cert, product, batch in targets:
-                    n = rng.choice((1, 2, 3))  # small counts: ties in the rankings
-                    table_rows.append((*scope, day, cert, product, batch, n))
-                    if scope == ("a", 0) and in_period(day):
-                        for kind, key in (("certificate", cert), ("product", product), ("batch", batch)):
-                            if key:
-                                want_targets[kind][key] = want_targets[kind].get(key, 0) + n
-                for province, city in places:
-                    scans, suspicious = rng.randrange(1, 50), rng.randrange(0, 3)
-                    place_table_rows.append((*scope, day, province, city, scans, suspicious))
-                    if scope == ("a", 0) and in_period(day):
-                        total = want_places.setdefault((province, city), [0, 0])
-                        total[0] += scans
-                        total[1] += suspicious
+        for day in days:
+            month = day.replace(day=1)
+            inside = first <= day <= last
+            counted = scope == ("a", 0) and inside
+            # Some targets and places only on some days; the first target and Shanghai only
+            # outside the period (in a month whose row is read less those days: left out).
+            pool = targets[1:]
+            for cert, product, batch in rng.sample(pool, len(pool) - 2) + ([] if inside else [targets[0]]):
+                n = rng.choice((1, 2, 3))  # small counts: ties in the rankings
+                target_rows.append((*scope, day, cert, product, batch, n))
+                key = (*scope, month, cert, product, batch)
+                month_targets[key] = month_targets.get(key, 0) + n
+                if counted:
+                    for kind, target in (("certificate", cert), ("product", product), ("batch", batch)):
+                        if target:
+                            want_targets[kind][target] = want_targets[kind].get(target, 0) + n
+            for province, city in rng.sample(places, 3) + ([] if inside else [("上海市", "上海市")]):
+                scans, suspicious = rng.randrange(1, 50), rng.randrange(0, 3)
+                place_rows.append((*scope, day, province, city, scans, suspicious))
+                total = month_places.setdefault((*scope, month, province, city), [0, 0])
+                total[0] += scans
+                total[1] += suspicious
+                if counted:
+                    total = want_places.setdefault((province, city), [0, 0])
+                    total[0] += scans
+                    total[1] += suspicious
+    month_target_rows = [(*key, n) for key, n in month_targets.items()]
+    month_place_rows = [(*key, *totals) for key, totals in month_places.items()]
     with engine.begin() as conn:
         for table, rows in (
             (t.agg_flag_targets, target_rows),
@@ -207,10 +211,11 @@ def test_rankings_and_places_add_the_days_at_either_end_to_the_whole_months(
             names = [c.name for c in table.columns]
             conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
     reader = SqlOverviewReader(engine)
-    ranked = reader.top_targets(("a", 0), first, last, 2)
-    for kind in ("certificate", "product", "batch"):
-        want = sorted(want_targets[kind].items(), key=lambda kv: (-kv[1], kv[0]))[:2]
-        assert [(r.id, r.flags) for r in ranked if r.kind == kind] == want, kind
+    for limit in (2, 1000):
+        ranked = reader.top_targets(("a", 0), first, last, limit)
+        for kind in ("certificate", "product", "batch"):
+            want = sorted(want_targets[kind].items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+            assert [(r.id, r.flags) for r in ranked if r.kind == kind] == want, (kind, limit)
     assert sorted(
         (p.province, p.city, p.scans, p.suspicious) for p in reader.places(("a", 0), first, last)
     ) == sorted(
