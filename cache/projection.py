@@ -66,7 +66,7 @@ Row = tuple[str, CodeKind, int, date | None, str | None, str | None]
 MISSING: Any = object()  # the projection cannot answer (incomplete, or the store failed)
 MARK_S = 60.0  # a writer's mark lives this long unless renewed
 COMPLETE, WRITING, OFF = "complete", "writing", "off"
-_WRITE_ARGS = 3 * 10_000  # records per write call
+_WRITE_ARGS = 3 * 5_000  # records per write call: a few ms of Redis each, not a stall of verifies
 # Many records into their buckets in one call (bucket keys built here from their numbers:
 # one server only, see RedisProjection._hset).
 _HSET_LUA = """
