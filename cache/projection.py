@@ -262,11 +262,13 @@ class RedisProjection:
         rows: Callable[[], Iterator[Row]],
         progress: Callable[[int, float], None] | None = None,
         *,
-        lock_s: int = 3600,
+        lock_s: int = 120,
     ) -> int | None:
         """Write every record from the registry while the service serves; None when another
         process is rebuilding. Misses go to the database until it ends (its dirty mark),
-        then the meta says complete. A bucket count that changed starts from empty buckets."""
+        then the meta says complete. A bucket count that changed starts from empty buckets.
+        The lock and the mark are renewed per batch: a rebuilder that dies frees them
+        within `lock_s` (and its lapsed mark keeps the projection off until the next)."""
         if not self.client.set(BUILDING, b"1", nx=True, ex=lock_s):
             return None
         started_ms = int(time.time() * 1000)
@@ -283,6 +285,8 @@ class RedisProjection:
                 if len(batch) >= 50_000:
                     n += self.write(batch)
                     batch = []
+                    self.client.set(BUILDING, b"1", ex=lock_s, xx=True)
+                    self.renew(lock_s)
                     if progress is not None:
                         progress(n, time.monotonic() - start)
             n += self.write(batch)

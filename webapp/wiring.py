@@ -197,9 +197,8 @@ class Container:
     def projection(self) -> CodeProjection:
         """Every issued code in the key store (cache.projection), read by the verify path.
         Embedded: a dict built from the registry now. On Redis: a registry without codes
-        marks the empty projection complete; otherwise one process rebuilds it in a
-        background thread if it is not complete (the service serves meanwhile, misses asked
-        of the database), as `flask rebuild-projection` does."""
+        marks the empty projection complete; otherwise a web worker's `warm` rebuilds it
+        if it is off (`ensure_projection`)."""
         if self.redis is None:
             memory = MemoryProjection()
             memory.rebuild(self.registry.iter_records)
@@ -210,9 +209,7 @@ class Container:
         probe = make_redis(url, timeout_ms=1000)
         try:
             if reachable(probe) and store.state() is not None:
-                builder = RedisProjection(probe, store.buckets)
-                if not builder.mark_complete_if_empty(self.registry.has_codes) and store.state() == "off":
-                    start_rebuild(self.settings)
+                RedisProjection(probe, store.buckets).mark_complete_if_empty(self.registry.has_codes)
         except Exception:  # Redis went away meanwhile: the projection stays off
             log.exception("could not check the code projection at start")
         finally:
@@ -421,6 +418,21 @@ class Container:
         store (and, embedded, its replay from the database), every service."""
         for name in ("verify", "admin", "issuing", "grain", "scan_admin", "shoppers", "photos"):
             getattr(self, name)
+        self.ensure_projection()
+
+    def ensure_projection(self) -> threading.Thread | None:
+        """A projection that is off (never built, Redis lost it, a writer's mark lapsed) is
+        rebuilt from the registry in a background thread of this web worker, by one process
+        at a time (a lock), while it serves: misses are asked of the database meanwhile.
+        Only serving processes do it: a CLI command would end before the rebuild does."""
+        if self.redis is None:
+            return None
+        try:
+            if self.projection.state() == "off":
+                return start_rebuild(self.settings)
+        except Exception:
+            log.exception("could not check the code projection")
+        return None
 
 
 def container(app: Flask) -> Container:

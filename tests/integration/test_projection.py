@@ -233,3 +233,19 @@ def test_an_import_chunk_and_a_rebuild_write_the_same_places(redis_url: str) -> 
     assert {store.get(code, CodeKind.ORGANIC).identity_code for code in codes} == {"x"}
     assert client.hlen("v:p:{0}") == sum(place(c, CodeKind.ORGANIC, 1024)[0] == 0 for c in codes)
     assert store.get(_code(1), CodeKind.ORGANIC) is None
+
+
+def test_a_web_worker_that_starts_with_the_projection_off_rebuilds_it(
+    service_app: Flask, redis_url: str
+) -> None:
+    codes = _world(service_app, 40)
+    client = redis_lib.Redis.from_url(redis_url)
+    for key in client.scan_iter(match="v:p:*"):
+        client.delete(key)
+    c = container(service_app)
+    thread = c.ensure_projection()
+    assert thread is not None
+    thread.join(timeout=60)
+    assert _state(service_app) == COMPLETE and c.ensure_projection() is None
+    c.resolver.refresh(force=True)
+    assert _verdict(service_app, codes[39]) == "genuine"
