@@ -57,6 +57,10 @@ PREFIX = "v:p:"
 META = PREFIX + "meta"
 DIRTY = PREFIX + "dirty"
 BUILDING = PREFIX + "building"
+# Counted by every writer before it writes: a rebuild that saw it move wrote, from its
+# older snapshot of the registry, over records a writer had just written, and goes again.
+WRITES = PREFIX + "writes"
+REBUILD_PASSES = 3
 PER_BUCKET = 32  # mean codes per bucket at the expected size: 4x headroom under 128
 MIN_BUCKETS = 1024
 _DAY0 = date(2000, 1, 1).toordinal()
@@ -161,6 +165,10 @@ class RedisProjection:
 
     def write(self, rows: Iterable[Row]) -> int:
         """HSET each record; the number written."""
+        self.client.incr(WRITES)
+        return self._write(rows)
+
+    def _write(self, rows: Iterable[Row]) -> int:
         n = 0
         flat: list[Any] = []
         for code, kind, gid, issued, identity, role in rows:
@@ -178,6 +186,7 @@ class RedisProjection:
         places computed vectorized (numpy), values shared by rows of one group and day."""
         if not rows:
             return 0
+        self.client.incr(WRITES)
         keys = np.fromiter((row[0] for row in rows), dtype=np.uint64, count=len(rows))
         h = _mix_np(keys)
         buckets = (h & np.uint64(self.buckets - 1)).tolist()
@@ -215,6 +224,7 @@ class RedisProjection:
         self._script(keys=[], args=flat)
 
     def remove(self, codes: Iterable[tuple[str, CodeKind]]) -> None:
+        self.client.incr(WRITES)
         pipe = self.client.pipeline(transaction=False)
         for code, kind in codes:
             bucket, fld = place(code, kind, self.buckets)
@@ -278,20 +288,36 @@ class RedisProjection:
             if meta is not None and int(meta) != self.buckets:
                 self.client.delete(META)
                 self._drop_buckets()
-            start, n = time.monotonic(), 0
-            batch: list[Row] = []
-            for row in rows():
-                batch.append(row)
-                if len(batch) >= 50_000:
-                    n += self.write(batch)
-                    batch = []
-                    self.client.set(BUILDING, b"1", ex=lock_s, xx=True)
-                    self.renew(lock_s)
-                    if progress is not None:
-                        progress(n, time.monotonic() - start)
-            n += self.write(batch)
-            if progress is not None:
-                progress(n, time.monotonic() - start)
+            for _pass in range(REBUILD_PASSES):
+                # Read before the registry's snapshot is taken: a writer that counts after
+                # this saved before it wrote, so either the snapshot holds its rows or the
+                # count moves (see WRITES).
+                writes = self.client.get(WRITES)
+                start, n = time.monotonic(), 0
+                batch: list[Row] = []
+                for row in rows():
+                    batch.append(row)
+                    if len(batch) >= 50_000:
+                        n += self._write(batch)
+                        batch = []
+                        self.client.set(BUILDING, b"1", ex=lock_s, xx=True)
+                        self.renew(lock_s)
+                        if progress is not None:
+                            progress(n, time.monotonic() - start)
+                n += self._write(batch)
+                if progress is not None:
+                    progress(n, time.monotonic() - start)
+                if self.client.get(WRITES) == writes:
+                    break
+                log.info("writers wrote records during the projection's rebuild: again")
+            else:
+                # Writers kept writing: this pass may have overwritten newer records with
+                # older ones, so the projection is not called complete (it stays off).
+                log.warning(
+                    "code projection not complete: writers kept writing during %d passes", REBUILD_PASSES
+                )
+                self.end(token)
+                return n
             self.client.set(META, self.buckets)
             # Writers whose marks lapsed before this rebuild began are covered by it (it
             # read the registry after their saves): their marks go. Live ones stay.
@@ -310,10 +336,11 @@ class MemoryProjection:
     """The embedded default's projection: a dict in this process, built from the registry
     at start (`rebuild`), written by the same writers. Always complete once built."""
 
-    def __init__(self) -> None:
+    def __init__(self, rows: Callable[[], Iterator[Row]] | None = None) -> None:
         self.data: dict[str, CodeRecord] = {}
         self.complete = False
         self.dirty: set[str] = set()
+        self._rows = rows
 
     def state(self) -> str | None:
         if not self.complete:
@@ -353,12 +380,22 @@ class MemoryProjection:
     def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
         return self.complete
 
+    def codes_changed(self) -> None:
+        """The codes generation moved: another process (a CLI import beside the served app)
+        may have saved codes this dict never heard of, so it is built again."""
+        if self._rows is not None:
+            self.rebuild(self._rows)
+
     def rebuild(
         self, rows: Callable[[], Iterator[Row]], progress: Callable[[int, float], None] | None = None
     ) -> int:
         start = time.monotonic()
-        self.data = {}
-        n = self.write(rows())
+        # Built aside and swapped in: readers in other threads never see it half full.
+        built: dict[str, CodeRecord] = {}
+        for code, kind, gid, issued, identity, role in rows():
+            built[code] = CodeRecord(code, kind, gid, issued, identity, role)
+        n = len(built)
+        self.data = built
         self.complete = True
         self.dirty.clear()
         if progress is not None:

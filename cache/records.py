@@ -208,6 +208,12 @@ class RecordResolver:
             if old is None or old.get("codes") != gens.get("codes") or recovered or started_or_ended:
                 self.records.clear()
                 self._load_filter()
+                if old is not None and self.projection is not None:
+                    # An in-process projection cannot see another process's writes (a Redis
+                    # one is written by every writer): it rebuilds (see MemoryProjection).
+                    codes_changed = getattr(self.projection, "codes_changed", None)
+                    if codes_changed is not None:
+                        codes_changed()
 
     def _load_filter(self) -> None:
         if self.filters is None:

@@ -745,7 +745,7 @@ def order_sheet(number: str) -> Response:
 
 
 @bp.get("/orders/<number>/printer-codes.csv")
-@require_role(Role.VIEWER)
+@require_role(Role.ANALYST)  # the scratch-off codes themselves: not for viewers
 def order_printer_file(number: str) -> Response:
     scope, _actor = _who()
     try:

@@ -272,13 +272,18 @@ class ProjectionUnwritten(Exception):
 
 
 def _unprojected(exc: BaseException | None) -> bool:
-    """Whether `exc`, or what caused it, is a ProjectionUnwritten."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ProjectionUnwritten):
-            return True
-        exc = exc.__cause__ or exc.__context__
+    """Whether `exc`, what caused it or what it was raised while handling is a
+    ProjectionUnwritten: both links are followed (a second failure raised while the first
+    was handled carries its own cause, and the first only as its context)."""
+    todo, seen = [exc], 0
+    while todo and seen < 32:
+        e = todo.pop()
+        if e is None:
+            continue
         seen += 1
+        if isinstance(e, ProjectionUnwritten):
+            return True
+        todo += [e.__cause__, e.__context__]
     return False
 
 
@@ -1017,7 +1022,9 @@ class AdminService:
                     code="net_content_required",
                 )
             if balance.over_g:
-                over_marks = -(-balance.over_g // net_g)
+                # A batch of no marks (net content unknown) adds nothing; it is refused only
+                # because the company is already over its cap.
+                over_marks = -(-balance.over_g // net_g) if net_g > 0 else 0
                 raise Conflict(
                     over_cap_detail(balance, batch.number, net_g, marks),
                     code="over_grain_cap",

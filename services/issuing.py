@@ -792,7 +792,14 @@ class IssuingService:
             try:
                 for _attempt in range(10):
                     rows = [(k, line["group_id"], i) for i, k in pending.items()]
-                    taken = set(self.registry.insert_new_codes(line["id"], done, rows, today))
+                    try:
+                        taken = set(self.registry.insert_new_codes(line["id"], done, rows, today))
+                    except BaseException:
+                        # The commit may have landed with its reply lost: what the registry
+                        # holds of these codes is projected (read back) before the failure
+                        # is reported; if that read fails too, the projection goes off.
+                        self.codes.after_saving([organic_code_from_key(k) for k in pending.values()])
+                        raise
                     # The rows saved, as saved: projected without reading them back (a taken
                     # key is another label's and keeps its record).
                     saved += [(k, g, today, i) for k, g, i in rows if k not in taken]

@@ -200,7 +200,7 @@ class Container:
         marks the empty projection complete; otherwise a web worker's `warm` rebuilds it
         if it is off (`ensure_projection`)."""
         if self.redis is None:
-            memory = MemoryProjection()
+            memory = MemoryProjection(self.registry.iter_records)
             memory.rebuild(self.registry.iter_records)
             return memory
         store = RedisProjection(self.redis, buckets_for(self.settings.expected_codes))

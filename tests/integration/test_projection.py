@@ -249,3 +249,80 @@ def test_a_web_worker_that_starts_with_the_projection_off_rebuilds_it(
     assert _state(service_app) == COMPLETE and c.ensure_projection() is None
     c.resolver.refresh(force=True)
     assert _verdict(service_app, codes[39]) == "genuine"
+
+
+def test_a_rebuild_that_a_writer_overlaps_goes_again_and_keeps_the_newer_record(redis_url: str) -> None:
+    # The rebuild writes from a snapshot read at its start: a writer that projects a newer
+    # record meanwhile (a printing loss moving a code to the voided group) must not be
+    # overwritten by the snapshot's older one in a projection then called complete.
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, 1024)
+    code = _code(4242)
+    registry = {code: 1}  # what the database holds: group 1, then 2
+    passes = {"n": 0}
+
+    def rows():  # the registry's rows as of this pass's start
+        snapshot = dict(registry)
+        passes["n"] += 1
+        if passes["n"] == 1:
+            # A writer saves and projects the newer record while the first pass reads.
+            registry[code] = 2
+            RedisProjection(client, 1024).write([(code, CodeKind.ORGANIC, 2, None, None, None)])
+        yield from ((c, CodeKind.ORGANIC, g, None, None, None) for c, g in snapshot.items())
+
+    assert store.rebuild(rows) == 1
+    assert passes["n"] == 2
+    assert store.get(code, CodeKind.ORGANIC).group_id == 2
+    assert store.state() == COMPLETE
+
+
+def test_a_rebuild_that_writers_never_leave_alone_is_not_called_complete(redis_url: str) -> None:
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, 1024)
+
+    def rows():
+        RedisProjection(client, 1024).write([(_code(7), CodeKind.ORGANIC, 5, None, None, None)])
+        yield (_code(7), CodeKind.ORGANIC, 4, None, None, None)
+
+    store.rebuild(rows)
+    assert store.state() == OFF
+
+
+def test_the_embedded_projection_sees_codes_another_process_imported(embedded_app: Flask) -> None:
+    # `flask import-codes` beside the served app writes the database and the codes
+    # generation, not this process's dict: the dict is built again when the generation moves.
+    _world(embedded_app, 3)
+    c = container(embedded_app)
+    projection = c.projection
+    assert isinstance(projection, MemoryProjection)
+    new = _code(900_001)
+    rows = [{"code": new, "certificate": CERT, "product": "有机大米"}]
+    assert c.admin.import_codes(rows, ALL).accepted == 1
+    c.resolver.refresh(force=True)
+    # As another process's import leaves it: the database holds the code, this dict does
+    # not, and the codes generation moves.
+    del projection.data[new]
+    c.generations.bump("codes")
+    c.resolver.refresh(force=True)
+    assert new in projection.data
+    assert _verdict(embedded_app, new) == "genuine"
+
+
+def test_a_second_failure_with_its_own_cause_still_says_the_first_chunk_was_not_projected() -> None:
+    from services.admin import ProjectionUnwritten, _unprojected
+
+    def second_failure() -> None:
+        try:
+            raise ProjectionUnwritten("chunk k-1 not projected")
+        except ProjectionUnwritten:
+            try:
+                raise OSError("driver: connection lost")
+            except OSError as driver:
+                raise RuntimeError("chunk k failed") from driver
+
+    try:
+        second_failure()
+    except RuntimeError as exc:
+        assert exc.__cause__ is not None  # the cause link alone never reaches the first
+        assert _unprojected(exc)
+    assert not _unprojected(RuntimeError("nothing of the projection"))
