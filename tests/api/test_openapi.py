@@ -120,3 +120,15 @@ def test_the_414_of_gunicorn_is_documented_where_a_code_rides_in_the_url(embedde
     paths = embedded_app.test_client().get("/openapi.json").get_json()["paths"]
     for path in ("/api/v1/codes/{code}", "/c/{code}"):
         assert "414" in paths[path]["get"]["responses"], path
+
+
+def test_a_webhooks_rules_are_documented_as_the_service_takes_them(embedded_app: Flask) -> None:
+    # A new flag rule must reach the document's enum and its maxItems (schemathesis found
+    # eight rules accepted where the document said at most seven).
+    from domain.alerts import RULES
+
+    schemas = embedded_app.test_client().get("/openapi.json").get_json()["components"]["schemas"]
+    for name in ("WebhookCreate", "WebhookChange"):
+        rules = schemas[name]["properties"]["rules"]
+        assert rules["maxItems"] == len(RULES), name
+        assert set(rules["items"]["enum"]) == set(RULES), name
