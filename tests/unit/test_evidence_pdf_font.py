@@ -13,8 +13,6 @@ from domain.evidence import EvidencePack, EvidenceScan
 from webapp import evidence_pdf
 from webapp.evidence_pdf import FONT, EvidencePdf
 
-pytestmark = pytest.mark.skipif(not FONT.exists(), reason="fonts-wqy-microhei is not installed")
-
 AT = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
 
 
