@@ -224,7 +224,8 @@ def _kg(value: Any) -> str:
     return str(Decimal(str(value)).quantize(Decimal("0.001")))
 
 
-_Saved = tuple[list[tuple[int, int, date | None, str | None]], list[str]]
+# The organic rows (key, group, issued on, identity) a chunk saved.
+_Saved = list[tuple[int, int, date | None, str | None]]
 
 
 def _unique(pending: dict[str, int], draw: Callable[[int], list[int]]) -> dict[str, int]:
@@ -786,9 +787,12 @@ class IssuingService:
         def draw(n: int) -> list[int]:
             return [organic_key(organic_code(body_code, today.year, r)) for r in _random12(n)]
 
+        def project(saved: _Saved) -> None:
+            # The rows saved, as saved: projected without reading them back.
+            self.codes.after_saving([organic_code_from_key(k) for k, *_ in saved], saved)
+
         def save(line: Mapping[str, Any], done: int, pending: dict[str, int]) -> _Saved:
-            saved: list[tuple[int, int, date | None, str | None]] = []
-            codes: list[str] = []
+            saved: _Saved = []
             try:
                 for _attempt in range(10):
                     rows = [(k, line["group_id"], i) for i, k in pending.items()]
@@ -800,12 +804,10 @@ class IssuingService:
                         # is reported; if that read fails too, the projection goes off.
                         self.codes.after_saving([organic_code_from_key(k) for k in pending.values()])
                         raise
-                    # The rows saved, as saved: projected without reading them back (a taken
-                    # key is another label's and keeps its record).
+                    # A taken key is another label's and keeps its record.
                     saved += [(k, g, today, i) for k, g, i in rows if k not in taken]
-                    codes += [organic_code_from_key(k) for k in pending.values() if k not in taken]
                     if not taken:
-                        return saved, codes
+                        return saved
                     # Codes someone else holds: draw those identities again.
                     pending = _unique({i: draw(1)[0] for i, k in pending.items() if k in taken}, draw)
                     keys = list(pending.values())
@@ -815,7 +817,7 @@ class IssuingService:
                 # What was committed before the failure is projected before it is reported
                 # (else the projection would call it complete without those codes).
                 if saved:
-                    self.codes.after_saving(codes, saved)
+                    project(saved)
                 raise
 
         with self.codes.code_writes(), ThreadPoolExecutor(1, thread_name_prefix="codes-load") as loader:
@@ -834,13 +836,12 @@ class IssuingService:
                         previous = loading.result() if loading is not None else None
                         loading = loader.submit(save, line, written, pending)
                         if previous is not None:
-                            self.codes.after_saving(previous[1], previous[0])
+                            project(previous)
             finally:
                 # The chunk in flight is waited for and projected whatever failed meanwhile:
                 # every committed chunk is projected, or the failure says it was not.
                 if loading is not None:
-                    saved, codes = loading.result()
-                    self.codes.after_saving(codes, saved)
+                    project(loading.result())
 
     def import_printer_codes(
         self, number: str, rows: Iterable[Any], scope: Scope, actor: Actor | None = None
