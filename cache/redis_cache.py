@@ -101,14 +101,32 @@ def reachable(client: Any) -> bool:
         return False
 
 
-def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50, retries: int = 0) -> Any:
+def make_redis(
+    url: str,
+    *,
+    timeout_ms: int = 50,
+    max_connections: int = 50,
+    retries: int = 0,
+    pool_wait_s: float | None = None,
+) -> Any:
     """A client for `redis://…` (one server) or `redis+cluster://host:port[,host:port…]`
     (nodes of a Redis Cluster; the others are discovered). `retries`: how many times a
     call that timed out or lost its connection is tried again, with exponential backoff
-    (redis-py's own Retry); the verify path never retries."""
+    (redis-py's own Retry); the verify path never retries.
+
+    `pool_wait_s`: when all `max_connections` are taken, wait up to this long for one
+    (redis-py's BlockingConnectionPool) instead of failing at once. For writers only: a
+    burst of admin writes must queue for a connection, not answer 503; the verify path
+    keeps the failing pool, where waiting would hold a worker thread."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries) if retries else None
     if is_cluster(url):
         nodes, user, password = cluster_nodes(url)
+        # Each node's pool is built from these (redis-py passes both to the pool class).
+        waiting: dict[str, Any] = (
+            {"connection_pool_class": redis.BlockingConnectionPool, "timeout": pool_wait_s}
+            if pool_wait_s is not None
+            else {}
+        )
         return LazyCluster(
             lambda: RedisCluster(
                 startup_nodes=nodes,
@@ -121,8 +139,21 @@ def make_redis(url: str, *, timeout_ms: int = 50, max_connections: int = 50, ret
                 retry=retry or Retry(NoBackoff(), 0),
                 health_check_interval=0,
                 max_connections=max_connections,
+                **waiting,
             )
         )
+    if pool_wait_s is not None:
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            socket_timeout=timeout_ms / 1000,
+            socket_connect_timeout=max(timeout_ms, 100) / 1000,
+            retry_on_timeout=False,
+            retry=retry,
+            health_check_interval=0,
+            max_connections=max_connections,
+            timeout=pool_wait_s,
+        )
+        return redis.Redis(connection_pool=pool)
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout_ms / 1000,

@@ -222,7 +222,7 @@ class Container:
             return self.projection
         url = self.settings.redis_url
         assert url is not None
-        writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3)
+        writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3, pool_wait_s=5.0)
         return RedisProjection(writer, buckets_for(self.settings.expected_codes))
 
     @lazy
@@ -234,7 +234,7 @@ class Container:
         url = self.settings.redis_url
         assert url is not None
         m_bits, k = self._filter_size
-        writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3)
+        writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3, pool_wait_s=5.0)
         return (
             RedisGenerations(writer),
             RedisFilterStore(writer, m_bits, k),

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+import redis as redis_lib
 from flask import Flask
 
 from cache.bloom import BloomFilter
@@ -139,3 +140,34 @@ def test_database_down_still_answers_cached_codes_and_503s_the_rest(seeded: tupl
     )
     ready = app.test_client().get("/readyz").get_json()
     assert ready["database"] == "down"
+
+
+def test_a_writer_pool_waits_for_a_connection_the_verify_pool_does_not(redis_url: str) -> None:
+    """Twelve admin writes at once through a pool of one: each waits its turn (the
+    grain-cap test once saw 503s here); the verify path's pool fails at once instead."""
+    writer = make_redis(redis_url, timeout_ms=5000, max_connections=1, pool_wait_s=10.0)
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            # BLPOP on an empty list holds the connection for its whole timeout.
+            writer.blpop([f"test:pool:{i}"], timeout=0.05)
+            writer.set(f"test:pool:{i}", i)
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(int(v) for v in writer.mget([f"test:pool:{i}" for i in range(12)])) == list(range(12))
+
+    verify = make_redis(redis_url, timeout_ms=5000, max_connections=1)
+    held = verify.connection_pool.get_connection()
+    try:
+        with pytest.raises(redis_lib.ConnectionError):
+            verify.ping()
+    finally:
+        verify.connection_pool.release(held)
