@@ -559,17 +559,32 @@ class SqlIssuing:
         return [dict(r._mapping) for r in rows]
 
     def insert_new_codes(
-        self, line_id: int, written: int, rows: Sequence[tuple[int, int, str]], issued_on: date
+        self, line_id: int, progress: tuple[int, int], rows: Sequence[tuple[int, int, str]], issued_on: date
     ) -> list[int]:
         """Insert generated codes (key, group id, identity) that must be new: a key already in
         the registry is left alone and returned (the caller draws again for it); the line's
-        progress moves to `written` in the same transaction, once none was taken.
+        progress moves from `progress[0]` to `progress[1]` in the same transaction, once none
+        was taken.
+
+        The progress moves first, on condition that it is still where the caller read it:
+        two generations of one order at once (a retry beside a slow first try) would
+        otherwise both write codes for the same identities. The second waits on the line's
+        row lock, finds it moved and gets a 409 with nothing written.
 
         MariaDB loads a file with `LOAD DATA ... IGNORE` (the import's fast path, several
         times executemany's rate); the rows it reports inserted tell whether any key was
         taken, and only then are the keys read back to find which."""
-        oc = t.organic_codes
+        oc, ln = t.organic_codes, t.order_lines
+        start, end = progress
         with self.engine.begin() as conn:
+            moved = conn.execute(
+                ln.update().where(ln.c.id == line_id, ln.c.codes_written == start).values(codes_written=end)
+            ).rowcount
+            if moved != 1:
+                raise Conflict(
+                    "another request is generating this order's codes; ask again when it is done",
+                    code="generation_in_progress",
+                )
             if self.mysql:
                 inserted = self._load_new(conn, [(k, g, issued_on, i) for k, g, i in rows])
             else:
@@ -590,10 +605,10 @@ class SqlIssuing:
                     ):
                         if mine[int(key)] != (group, identity):
                             taken.append(int(key))
-            if not taken:
-                conn.execute(
-                    t.order_lines.update().where(t.order_lines.c.id == line_id).values(codes_written=written)
-                )
+            if taken:
+                # The rows that landed stay (they are this line's); the progress waits for
+                # the redrawn ones.
+                conn.execute(ln.update().where(ln.c.id == line_id).values(codes_written=start))
         return taken
 
     def _load_new(self, conn: sa.Connection, rows: list[tuple[int, int, date, str]]) -> int:

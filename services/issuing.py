@@ -791,13 +791,13 @@ class IssuingService:
             # The rows saved, as saved: projected without reading them back.
             self.codes.after_saving([organic_code_from_key(k) for k, *_ in saved], saved)
 
-        def save(line: Mapping[str, Any], done: int, pending: dict[str, int]) -> _Saved:
+        def save(line: Mapping[str, Any], progress: tuple[int, int], pending: dict[str, int]) -> _Saved:
             saved: _Saved = []
             try:
                 for _attempt in range(10):
                     rows = [(k, line["group_id"], i) for i, k in pending.items()]
                     try:
-                        taken = set(self.registry.insert_new_codes(line["id"], done, rows, today))
+                        taken = set(self.registry.insert_new_codes(line["id"], progress, rows, today))
                     except BaseException:
                         # The commit may have landed with its reply lost: what the registry
                         # holds of these codes is projected (read back) before the failure
@@ -832,9 +832,9 @@ class IssuingService:
                         pending = _unique(dict(zip(identities, draw(n), strict=True)), draw)
                         keys = list(pending.values())
                         self.codes.before_saving([organic_code_from_key(k) for k in keys], keys)
-                        written += n
                         previous = loading.result() if loading is not None else None
-                        loading = loader.submit(save, line, written, pending)
+                        loading = loader.submit(save, line, (written, written + n), pending)
+                        written += n
                         if previous is not None:
                             project(previous)
             finally:

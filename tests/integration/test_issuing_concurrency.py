@@ -10,9 +10,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
+import sqlalchemy as sa
 from flask import Flask
 
+from domain import access
 from domain.bulk import Scope
+from domain.errors import Conflict
+from registry import schema
 from tests.conftest import ADMIN
 from webapp import container
 
@@ -88,3 +92,68 @@ def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app:
         if status == "auto_rejected":
             history = issuing.order(number, ALL)["history"]
             assert "大米" in (history[-1]["reason"] or "")
+
+
+def test_two_generations_of_one_order_at_once_write_each_identity_once(service_app: Flask) -> None:
+    """An allocated order asked again completes a generation that stopped; asked twice at
+    once (a retry beside a slow first try), the two must not both write codes for the same
+    identities. One generates, the other is told to wait (409) or finds nothing left."""
+    http = service_app.test_client()
+    http.post("/api/v1/admin/bodies", json=[{"code": "0123", "name": "甲认证中心"}], headers=ADMIN)
+    assert http.post("/api/v1/admin/certificates", json=[CERT], headers=ADMIN).get_json()["accepted"] == 1
+    issuing = container(service_app).issuing
+    spec = {
+        "certificate": CERT["number"],
+        "product": "大米",
+        "trade_name": "大米",
+        "package_spec": "10克",
+        "weight_kg": "0.01",
+        "label_spec": "椭圆标",
+    }
+    [spec_id] = [item["id"] for item in issuing.upsert_specs([spec], ALL)["items"]]
+    quantity = 45_000  # three chunks of generation
+    order = issuing.create_order(
+        {
+            "certificate": CERT["number"],
+            "address": "杭州",
+            "contact": "企业",
+            "phone": "1234",
+            "lines": [{"spec_id": spec_id, "quantity": quantity, "unit_price": 1}],
+        },
+        ALL,
+    )["number"]
+    assert issuing.submit(order, ALL)["status"] == "auto_approved"
+    # Segments and a label group, no codes yet: the state a stopped generation leaves.
+    check = issuing._check(ALL, order, access.may_certify, None, "allocate")
+    issuing.registry.allocate(order, "generated", check, "test")
+
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def allocate() -> None:
+        start.wait(timeout=30)
+        try:
+            issuing.allocate(order, {"codes": "generated"}, ALL)
+            outcomes.append("done")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=allocate) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert "done" in outcomes and set(outcomes) <= {"done", "generation_in_progress"}
+    # Asked again once both are over: whatever was left is completed.
+    issuing.allocate(order, {"codes": "generated"}, ALL)
+
+    [line] = issuing.registry.order_lines(order)
+    assert line["codes_written"] == quantity
+    oc = schema.organic_codes
+    with issuing.registry.engine.connect() as conn:
+        rows, identities = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(oc.c.identity_code))).where(
+                oc.c.group_id == line["group_id"]
+            )
+        ).one()
+    assert (rows, identities) == (quantity, quantity)
