@@ -747,9 +747,9 @@ def order_sheet(number: str) -> Response:
 @bp.get("/orders/<number>/printer-codes.csv")
 @require_role(Role.ANALYST)  # the scratch-off codes themselves: not for viewers
 def order_printer_file(number: str) -> Response:
-    scope, _actor = _who()
+    scope, actor = _who()
     try:
-        chunks = issuing_files.printer_codes_csv(services().issuing, number, scope)
+        chunks = issuing_files.printer_codes_csv(services().issuing, number, scope, actor)
     except NotFound:
         abort(404)
     except DomainError:

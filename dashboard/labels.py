@@ -101,6 +101,7 @@ ACTIONS: dict[str, Any] = {
     "order.review": _l("Label order reviewed"),
     "order.allocate": _l("Label order allocated"),
     "order.printer_codes": _l("Printer codes imported"),
+    "order.printer_file": _l("Printer's code file downloaded"),
     "order.losses": _l("Printing losses recorded"),
     "order.attachment": _l("Order attachment added"),
     "order.use": _l("Labels taken into use"),

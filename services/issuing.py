@@ -1086,13 +1086,18 @@ class IssuingService:
         identity segments, as the entrypoint lays them out."""
         return self.order(number, scope)
 
-    def printer_codes(self, number: str, scope: Scope) -> Iterator[tuple[str, str, str]]:
+    def printer_codes(
+        self, number: str, scope: Scope, actor: Actor | None = None
+    ) -> Iterator[tuple[str, str, str]]:
         """(label number, identity code, organic code) of every code of the order, for the
-        printer; the certifying body's only."""
+        printer; the certifying body's only. Each hand-out is in the audit log: the file is
+        every scratch-off code of the order, what a copier would want most."""
         order = self._readable_order(number, scope)
         if not access.may_certify(scope, order["owner"]):
             raise Forbidden("the printer's code file is the certifying body's")
         lines = [line for line in self.registry.order_lines(number) if line["identity_start"]]
+        after = {"lines": len(lines), "codes": sum(line["codes_written"] for line in lines)}
+        self._audit(scope, actor, "order.printer_file", f"order:{number}", None, after, order["owner"])
 
         def rows() -> Iterator[tuple[str, str, str]]:
             for line in lines:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 
+from domain.accounts import Actor
 from domain.bulk import Scope
 from domain.spreadsheets import spreadsheet_safe
 
@@ -134,10 +135,12 @@ def filing(issuing: IssuingService, number: str, scope: Scope, kind: str) -> byt
     return table_xlsx("备案", header, rows) if kind == "xlsx" else table_csv(header, rows)
 
 
-def printer_codes_csv(issuing: IssuingService, number: str, scope: Scope) -> Iterator[bytes]:
+def printer_codes_csv(
+    issuing: IssuingService, number: str, scope: Scope, actor: Actor | None = None
+) -> Iterator[bytes]:
     """The printer's code file (label, identity, code), in chunks; the access is checked
-    before the first chunk is asked for."""
-    rows = issuing.printer_codes(number, scope)
+    (and the hand-out audited) before the first chunk is asked for."""
+    rows = issuing.printer_codes(number, scope, actor)
 
     def chunks() -> Iterator[bytes]:
         yield "\ufefflabel_number,identity_code,code\r\n".encode()

@@ -658,3 +658,20 @@ def test_certificates_with_their_quantities_are_listed_per_scope(world: World) -
     # The order list names the holder (the body's review queue shows whose order it is).
     listed = w.http.get("/api/v1/admin/orders", headers=w.a).get_json()["items"]
     assert [(o["number"], o["organization"]) for o in listed] == [(number, "演示企业")]
+
+
+def test_each_printer_file_download_is_in_the_audit_log(world: World) -> None:
+    """The printer's file is every scratch-off code of an order: who took it, and when, is
+    kept; a refused request leaves no entry."""
+    w = world
+    number = order(w, [{"spec_id": w.beans, "quantity": 3, "unit_price": 1}])["number"]
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(f"/api/v1/admin/orders/{number}/review", json={"decision": "approve"}, headers=w.a)
+    assert w.http.post(f"/api/v1/admin/orders/{number}/allocate", headers=w.a).status_code == 200
+    assert w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.a).status_code == 200
+    assert w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.x).status_code == 403
+    entries = container(w.app).audit.entries(Scope("all"), target=f"order:{number}")
+    downloads = [e for e in entries if e["action"] == "order.printer_file"]
+    assert [(e["actor_kind"], e["actor_name"], e["after"]) for e in downloads] == [
+        ("token", "body A", {"lines": 1, "codes": 3})
+    ]
