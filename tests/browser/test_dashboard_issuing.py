@@ -109,6 +109,9 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
     assert "已保存" in org.inner_text(".flashes")
     row = org.locator("#spec-table tbody tr", has_text="五常稻花香")
     assert row.locator("img").count() == 1
+    # Loaded (or failed: then complete with no width) before it is measured; a busy host
+    # once measured it still loading.
+    org.wait_for_function("document.querySelector('#spec-table img').complete")
     assert org.evaluate("document.querySelector('#spec-table img').naturalWidth") == 120
     shoot(org, "dashboard_issuing_specs")
 
@@ -295,6 +298,7 @@ def test_seed_000_story_through_the_dashboard(tab: Any, dashboard: Dashboard, pe
         ("order.review", body_login),
         ("order.allocate", body_login),
         ("order.printer_codes", body_login),
+        ("order.printer_file", body_login),
         ("order.losses", body_login),
         ("order.use", org_login),
         ("order.use", org_login),
