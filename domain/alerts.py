@@ -147,7 +147,7 @@ class Outgoing:
     event: str
     webhook_id: int
     url: str
-    secret: str
+    secret: str | None  # None: stored sealed under a key this process does not have
     body: bytes
     attempts: int  # tries before this one
 
@@ -185,6 +185,7 @@ class AlertStore(Protocol):
     def update_webhook(self, webhook_id: int, changes: dict[str, Any]) -> Webhook: ...
     def delete_webhook(self, webhook_id: int) -> None: ...
     def claim_due(self, limit: int = ..., now: datetime | None = ...) -> list[Outgoing]: ...
+    def seal_stored(self) -> int: ...  # secrets stored in clear before sealing: sealed now
     def record_attempt(
         self,
         claimed: Outgoing,

@@ -5,11 +5,14 @@ outbox row commits with the flag or not at all. The worker then claims due rows 
 lease (a conditional UPDATE, so two workers never send the same row at once and a worker
 that dies mid-send leaves the row to be claimed again when the lease runs out), sends
 them, and records each try.
+
+A webhook's secret is stored sealed (registry/sealing.py) and opened only for the send.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,6 +24,9 @@ from domain.alerts import Outgoing, Webhook, alert_event, event_body, iso
 from domain.errors import NotFound
 from registry import schema as t
 from registry.aggregates import Owner
+from registry.sealing import SecretBox, SecretUnreadable, is_sealed
+
+log = logging.getLogger(__name__)
 
 # A claimed row is the claimer's this long: well above one send's timeout.
 LEASE_S = 120
@@ -117,8 +123,9 @@ def enqueue_alerts(
 class SqlAlertStore:
     """Webhooks (per organization), the outbox and the delivery log."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, box: SecretBox) -> None:
         self.engine = engine
+        self.box = box
 
     # -- webhooks ---------------------------------------------------------------------------
 
@@ -145,7 +152,7 @@ class SqlAlertStore:
                 t.webhooks.insert().values(
                     organization_id=organization_id,
                     url=url,
-                    secret=secret,
+                    secret=self.box.seal(secret),
                     rules=",".join(rules),
                     min_severity=min_severity,
                     active=active,
@@ -175,6 +182,8 @@ class SqlAlertStore:
         values = dict(changes)
         if "rules" in values:
             values["rules"] = ",".join(values["rules"])
+        if "secret" in values:
+            values["secret"] = self.box.seal(values["secret"])
         values["updated_at"] = _now()
         with self.engine.begin() as conn:
             conn.execute(t.webhooks.update().where(t.webhooks.c.id == webhook_id).values(**values))
@@ -236,9 +245,37 @@ class SqlAlertStore:
                 .order_by(o.c.id)
             ).all()
         return [
-            Outgoing(r.id, r.event_id, r.event, r.webhook_id, r.url, r.secret, r.body.encode(), r.attempts)
+            Outgoing(
+                r.id, r.event_id, r.event, r.webhook_id, r.url, self._open(r), r.body.encode(), r.attempts
+            )
             for r in rows
         ]
+
+    def _open(self, row: Any) -> str | None:
+        try:
+            return self.box.open(row.secret)
+        except SecretUnreadable:
+            log.error(
+                "webhook %s: its secret cannot be opened with SECRET_KEY (or SECRET_KEY_PREVIOUS)",
+                row.webhook_id,
+            )
+            return None
+
+    def seal_stored(self) -> int:
+        """Seal the secrets stored before sealing (and re-seal none): the worker calls it
+        as it starts; idempotent. Returns how many it sealed."""
+        w = t.webhooks
+        sealed = 0
+        with self.engine.begin() as conn:
+            for row in conn.execute(sa.select(w.c.id, w.c.secret)).all():
+                if is_sealed(row.secret):
+                    continue
+                sealed += conn.execute(
+                    w.update()
+                    .where(w.c.id == row.id, w.c.secret == row.secret)
+                    .values(secret=self.box.seal(row.secret))
+                ).rowcount
+        return sealed
 
     def record_attempt(
         self,

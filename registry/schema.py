@@ -370,7 +370,7 @@ webhooks = sa.Table(
     sa.Column("organization_id", Id, sa.ForeignKey("organizations.id"), nullable=False, index=True),
     sa.Column("url", sa.String(2000), nullable=False),
     # Kept to sign each body (HMAC needs the key itself); shown to its owner once.
-    sa.Column("secret", sa.String(80), nullable=False),
+    sa.Column("secret", sa.String(255), nullable=False),
     # Flag rules, comma-separated; empty: every rule.
     sa.Column("rules", sa.String(400), nullable=False, server_default=""),
     sa.Column("min_severity", sa.String(12), nullable=False),

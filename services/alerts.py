@@ -50,6 +50,8 @@ from domain.scans import FlagRule
 from services.audit import AuditService, token_actor
 
 MAX_ID = 2**31 - 1
+# The delivery log's words for a webhook whose stored secret no configured key opens.
+UNREADABLE_SEAL = "secret unreadable: SECRET_KEY changed; set SECRET_KEY_PREVIOUS or rotate the secret"
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
@@ -233,6 +235,20 @@ class AlertService:
         are due again after their backoff, or failed for good once the tries are spent."""
         delivered = 0
         for out in self.store.claim_due(limit, self.clock().astimezone(UTC).replace(tzinfo=None)):
+            if out.secret is None:
+                # Nothing can be signed: tried again after the backoff (the operator may
+                # put the old key in SECRET_KEY_PREVIOUS) and logged for the admin to see.
+                now = self.clock()
+                self.store.record_attempt(
+                    out,
+                    at=now,
+                    status_code=None,
+                    error=UNREADABLE_SEAL,
+                    duration_ms=0,
+                    delivered=False,
+                    retry_at=next_attempt(out.attempts + 1, now),
+                )
+                continue
             headers = {
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: sign(out.body, out.secret),

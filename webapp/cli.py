@@ -210,6 +210,7 @@ def register(app: Flask) -> None:
 
         c = container(app)
         alerts = c.alerts
+        c.seal_webhook_secrets()
         if c.settings.scan_store_url is None:
             # Embedded: scans and flags are written in process; the outbox is in the database.
             if once:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     secret_key: str = ""
+    # Keys SECRET_KEY replaced: what was sealed with them (webhook secrets) stays readable.
+    previous_secret_keys: tuple[str, ...] = ()
     admin_bootstrap_token: str | None = None
     wechat_appid: str | None = None
     wechat_secret: str | None = None
@@ -76,9 +79,7 @@ class Settings:
         if not secret:
             if not embedded:
                 raise SettingsError("SECRET_KEY is required outside the embedded default")
-            # The embedded demo gets a key per process start; hashes of scanners then
-            # differ across restarts, which a demo can live with.
-            secret = secrets.token_hex(32)
+            secret = _embedded_key(database_url)
         try:
             port = int(env.get("PORT", "8000"))
             timeout = int(env.get("REDIS_TIMEOUT_MS", "50"))
@@ -87,6 +88,7 @@ class Settings:
             scan_budget = int(env.get("SCAN_TIME_BUDGET_MS", "2500"))
         except ValueError as exc:
             raise SettingsError(f"a numeric setting is not a number: {exc}") from exc
+        previous = env.get("SECRET_KEY_PREVIOUS", "")
         rules = {k[len("RULE_") :].lower(): v for k, v in env.items() if k.startswith("RULE_")}
         return cls(
             database_url=database_url,
@@ -95,6 +97,7 @@ class Settings:
             host=env.get("HOST") or "127.0.0.1",
             port=port,
             secret_key=secret,
+            previous_secret_keys=tuple(filter(None, (k.strip() for k in previous.split(",")))),
             admin_bootstrap_token=env.get("ADMIN_BOOTSTRAP_TOKEN") or None,
             wechat_appid=env.get("WECHAT_APPID") or None,
             wechat_secret=env.get("WECHAT_SECRET") or None,
@@ -109,3 +112,30 @@ class Settings:
             scan_time_budget_ms=scan_budget,
             rules=rules,
         )
+
+
+def _embedded_key(database_url: str) -> str:
+    """The embedded default's key, made on its first start and kept beside its database
+    (owner-only): what it sealed (webhook secrets) and signed (dashboard sessions, scanner
+    hashes) stays readable across restarts. An in-memory database gets a key per process."""
+    path = database_url.removeprefix("sqlite:///")
+    if not path or path.startswith(":memory:") or path == database_url:
+        return secrets.token_hex(32)
+    key_file = Path(path).with_name(Path(path).name + ".secret-key")
+    for _attempt in range(50):
+        try:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = key_file.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)  # another process is writing it
+            continue
+        except OSError:
+            return secrets.token_hex(32)  # a folder we cannot write: a key per process
+        key = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+    raise SettingsError(f"{key_file} stays empty: remove it")

@@ -46,6 +46,7 @@ from registry.grain import SqlGrain
 from registry.issuing import SqlIssuing
 from registry.overview import SqlOverviewReader
 from registry.scans import SqlScanArchive
+from registry.sealing import SecretBox
 from registry.store import SqlRegistry
 from services.accounts import AccountService
 from services.admin import AdminService
@@ -357,7 +358,8 @@ class Container:
     @lazy
     def alerts(self) -> AlertService:
         sender = HttpSender(allow_private=self.settings.webhook_allow_private)
-        return AlertService(SqlAlertStore(self.engine), sender, audit=self.audit)
+        box = SecretBox(self.settings.secret_key, self.settings.previous_secret_keys)
+        return AlertService(SqlAlertStore(self.engine, box), sender, audit=self.audit)
 
     @lazy
     def evidence(self) -> EvidenceService:
@@ -375,7 +377,19 @@ class Container:
     def start_deliverer(self) -> Deliverer:
         """Send webhook alerts from a thread of this process (the embedded default, which
         has no worker; `flask worker` starts its own)."""
+        self.seal_webhook_secrets()
         return Deliverer(self.alerts.deliver_due).start()
+
+    def seal_webhook_secrets(self) -> None:
+        """Secrets stored before they were sealed are sealed now (once; the senders call it
+        as they start). A failure is logged, never fatal: they are still readable."""
+        try:
+            sealed = self.alerts.store.seal_stored()
+        except Exception:
+            log.warning("could not seal stored webhook secrets", exc_info=True)
+            return
+        if sealed:
+            log.info("sealed %d webhook secrets stored in clear", sealed)
 
     @property
     def max_upload_bytes(self) -> int:

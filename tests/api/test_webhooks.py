@@ -14,13 +14,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_lib
+import sqlalchemy as sa
 from flask import Flask
 
 from anomaly.worker import StreamWorker
 from domain.alerts import verify_signature
 from domain.bulk import Scope
+from registry import schema
 from registry.alerts import SqlAlertStore
-from services.alerts import AlertService
+from registry.sealing import SecretBox, is_sealed
+from services.alerts import UNREADABLE_SEAL, AlertService
 from tests.alerts_world import (
     A_NO,
     BODIES,
@@ -180,7 +183,9 @@ def test_a_receiver_that_fails_twice_gets_the_same_signed_alert_three_times(worl
         persist(world.app)
         clock = Clock()  # after the alert was queued: it is due now
         alerts = AlertService(
-            SqlAlertStore(container(world.app).engine), HttpSender(allow_private=True), clock=clock
+            SqlAlertStore(container(world.app).engine, _box(world.app)),
+            HttpSender(allow_private=True),
+            clock=clock,
         )
         tries = []
         for _ in range(3):
@@ -342,3 +347,70 @@ def test_another_organizations_and_a_bodys_tokens_see_and_change_nothing(world: 
         "/api/v1/admin/webhooks", json={"url": "http://127.0.0.1:9/r", "organization_id": 999}, headers=ADMIN
     )
     assert resp.status_code == 404
+
+
+def _box(app: Flask) -> SecretBox:
+    settings = container(app).settings
+    return SecretBox(settings.secret_key, settings.previous_secret_keys)
+
+
+def _stored_secret(app: Flask, webhook_id: int) -> str:
+    w = schema.webhooks
+    with container(app).engine.connect() as conn:
+        return str(conn.execute(sa.select(w.c.secret).where(w.c.id == webhook_id)).scalar_one())
+
+
+def test_a_webhook_secret_is_stored_sealed_and_signs_with_the_clear_one(world: World) -> None:
+    """A copy of the database alone must not let anyone sign alerts as us."""
+    with receiver([200]) as hook:
+        made = create(world, world.x, url=hook.url)
+        stored = _stored_secret(world.app, int(made["id"]))
+        assert is_sealed(stored) and str(made["secret"]) not in stored
+        rotated = world.http.patch(
+            f"/api/v1/admin/webhooks/{made['id']}", json={"rotate_secret": True}, headers=world.x
+        ).get_json()["secret"]
+        again = _stored_secret(world.app, int(made["id"]))
+        assert is_sealed(again) and again != stored and rotated not in again
+        world.http.post("/api/v1/admin/scans", json=copy_events(CODE_A, "s"), headers=ADMIN)
+        persist(world.app)
+        assert container(world.app).alerts.deliver_due() == 1
+        check_signed(hook.received[0], rotated)
+
+
+def test_secrets_stored_in_clear_are_sealed_when_the_senders_start(world: World) -> None:
+    made = create(world, world.x, url="http://127.0.0.1:9/a")
+    w = schema.webhooks
+    with container(world.app).engine.begin() as conn:  # as an older release stored it
+        conn.execute(w.update().where(w.c.id == made["id"]).values(secret=made["secret"]))
+    c = container(world.app)
+    assert c.alerts.store.seal_stored() == 1
+    stored = _stored_secret(world.app, int(made["id"]))
+    assert is_sealed(stored) and _box(world.app).open(stored) == made["secret"]
+    assert c.alerts.store.seal_stored() == 0  # idempotent
+
+
+def test_a_secret_no_key_opens_is_a_failed_try_and_an_old_key_reads_it(world: World) -> None:
+    """SECRET_KEY changed: nothing can be signed, so nothing is sent; the log says why.
+    With the old key in SECRET_KEY_PREVIOUS the same alert goes out, signed."""
+    with receiver([200]) as hook:
+        made = create(world, world.x, url=hook.url)
+        world.http.post("/api/v1/admin/scans", json=copy_events(CODE_A, "k"), headers=ADMIN)
+        persist(world.app)
+        engine = container(world.app).engine
+        clock = Clock()
+        new_key = AlertService(
+            SqlAlertStore(engine, SecretBox("another-key")), HttpSender(allow_private=True), clock=clock
+        )
+        assert new_key.deliver_due() == 0 and hook.received == []
+        log = world.http.get(f"/api/v1/admin/webhooks/{made['id']}/deliveries", headers=world.x).get_json()
+        (entry,) = log["items"]
+        assert entry["status"] != "delivered" and UNREADABLE_SEAL in json.dumps(entry, ensure_ascii=False)
+        clock.now += timedelta(hours=2)
+        old_key = container(world.app).settings.secret_key
+        rotated = AlertService(
+            SqlAlertStore(engine, SecretBox("another-key", [old_key])),
+            HttpSender(allow_private=True),
+            clock=clock,
+        )
+        assert rotated.deliver_due() == 1
+        check_signed(hook.received[0], str(made["secret"]))
