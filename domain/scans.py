@@ -25,6 +25,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from domain.codes import IDENTITY_DIGITS
+
 if TYPE_CHECKING:
     from domain.records import LabelGroup
 
@@ -176,10 +178,17 @@ class LabelFacts:
 
     @property
     def mismatch(self) -> bool:
+        # Only a 9-digit identity on file can be compared with the 9 digits a shopper sends
+        # (domain.codes.normalize_identity): an imported list may carry another body's
+        # numbering (up to 24 characters), which no typed identity could ever equal, and a
+        # genuine label must not turn suspicious for that.
+        stored = self.identity_code
         return (
             self.identity_given is not None
-            and self.identity_code is not None
-            and self.identity_given != self.identity_code
+            and stored is not None
+            and len(stored) == IDENTITY_DIGITS
+            and stored.isdigit()
+            and self.identity_given != stored
         )
 
 

@@ -95,6 +95,27 @@ def test_codes_of_an_imported_list_never_raise_not_in_use(world: World) -> None:
     assert flags_of(w, "not_in_use") == {}
 
 
+def test_an_identity_on_file_in_another_numbering_is_never_a_mismatch(world: World) -> None:
+    """An imported list may carry another body's identity numbering (not 9 digits): no
+    identity a shopper can send (9 digits) could equal it, so it is not compared, and the
+    genuine label stays genuine. A 9-digit one on file still is compared."""
+    w = world
+    year = china_today(datetime.now(UTC)).year % 100
+    rows = [
+        {"code": f"0123{year:02d}000000000778", "identity_code": "2026100000000002", "order": "OLD-8"},
+        {"code": f"0123{year:02d}000000000779", "identity_code": "100000002", "order": "OLD-8"},
+    ]
+    rows = [{**r, "certificate": A_NO, "product": "绿豆"} for r in rows]
+    assert w.http.post("/api/v1/admin/codes", json=rows, headers=w.a).get_json()["accepted"] == 2
+    answers = [
+        w.http.post("/api/v1/verify", json={"input": r["code"], "identity_code": "100000009"}).get_json()
+        for r in rows
+    ]
+    other, nine = answers
+    assert other["verdict"] == "genuine" and rules(other) == set(), other
+    assert nine["verdict"] == "suspicious" and nine["reason"] == "identity_mismatch", nine
+
+
 def test_a_typed_identity_code_says_where_the_organic_code_is(world: World) -> None:
     w = world
     for typed in ("100000001", "１０００ ００００１", "身份码：100-000-001"):
