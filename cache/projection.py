@@ -29,7 +29,9 @@ allocation and void then writes its codes after saving them, inside a `dirty` ma
 before the first save and clears only when every write landed. So "complete" (meta
 matches, nothing dirty) means every saved code is in the projection; otherwise callers fall
 back to the database for misses. A writer that dies leaves its mark: misses go to the
-database until the next rebuild (safe, slower; counted at /metrics).
+database until the next rebuild (safe, slower; counted at /metrics). A writer that only
+stalled past its mark's life and finds it swept by a rebuild marks itself again before
+its next save (`renew`).
 
 `MemoryProjection` is the embedded default's twin: a dict, built from the registry at start.
 """
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
@@ -133,6 +136,8 @@ class RedisProjection:
         self.client = client
         self.buckets = buckets
         self._mine: set[str] = set()  # marks begun by this process (renewed together)
+        # renew() and end() of this process's threads: an ended mark is never put back.
+        self._marks = threading.Lock()
         self._script: Any = None
 
     def state(self) -> str | None:
@@ -239,20 +244,34 @@ class RedisProjection:
         (`renew`) while it writes; one that dies or loses Redis lets it lapse, and a lapsed
         mark turns the projection OFF (hits too may be stale) until the next rebuild."""
         token = secrets.token_hex(8)
-        self.client.zadd(DIRTY, {token: int((time.time() + ttl_s) * 1000)})
-        self._mine.add(token)
+        with self._marks:
+            self.client.zadd(DIRTY, {token: int((time.time() + ttl_s) * 1000)})
+            self._mine.add(token)
         return token
 
     def renew(self, ttl_s: float = MARK_S) -> None:
-        """Push this process's marks' deadlines on (raises when it cannot)."""
-        if self._mine:
+        """Push this process's marks' deadlines on (raises when it cannot); writers call it
+        before each save.
+
+        A mark that is gone was taken for a dead writer's (it lapsed while this one stalled
+        past MARK_S) and swept by a rebuild, which then called the projection complete. This
+        writer is alive and about to save more: its mark goes back, so misses are asked of
+        the database again until it ends, rather than answered "never issued" for codes
+        it saves and has not yet projected."""
+        with self._marks:
+            if not self._mine:
+                return
             deadline = int((time.time() + ttl_s) * 1000)
-            self.client.zadd(DIRTY, dict.fromkeys(self._mine, deadline), xx=True)
+            back = self.client.zadd(DIRTY, dict.fromkeys(self._mine, deadline))
+        if back:
+            metrics.incr("projection_marks_restored")
+            log.warning("a writer's projection mark had lapsed and was swept while it wrote: marked again")
 
     def end(self, token: str) -> None:
         """Every record this writer saved is written: its mark goes (raises when it cannot)."""
-        self.client.zrem(DIRTY, token)
-        self._mine.discard(token)
+        with self._marks:
+            self.client.zrem(DIRTY, token)
+            self._mine.discard(token)
 
     def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
         """A registry with no codes: the empty projection is complete (first start)."""

@@ -190,6 +190,28 @@ def test_a_writer_whose_mark_lapses_turns_the_projection_off_until_rebuilt(
     assert store.state() == COMPLETE and client.zcard(DIRTY) == 0
 
 
+def test_a_writer_alive_after_its_mark_was_swept_marks_itself_again(
+    service_app: Flask, redis_url: str
+) -> None:
+    """A writer that stalled past its mark's life is taken for dead; a rebuild then sweeps
+    its mark and calls the projection complete. When it goes on to save more, its mark
+    comes back first, so misses go to the database until it ends (its new codes are saved
+    before they are projected)."""
+    _world(service_app, 3)
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, buckets_for(container(service_app).settings.expected_codes))
+    token = store.begin(ttl_s=30)
+    client.zadd(DIRTY, {token: 1})  # it stalled: the deadline passed
+    assert rebuild_projection(container(service_app).settings) == 3
+    assert store.state() == COMPLETE and client.zcard(DIRTY) == 0
+    store.renew()  # before its next save
+    assert store.state() == WRITING
+    store.end(token)
+    assert store.state() == COMPLETE
+    store.renew()  # nothing of this process's in flight: nothing comes back
+    assert client.zcard(DIRTY) == 0
+
+
 def test_a_projection_of_another_size_is_not_used(service_app: Flask, redis_url: str) -> None:
     _world(service_app, 5)
     client = redis_lib.Redis.from_url(redis_url)
