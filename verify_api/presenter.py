@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from domain.china_time import china_minute, iso_utc
-from domain.codes import CodeKind
+from domain.codes import CodeKind, InvalidReason
 from domain.scans import PastCheck, ScanSummary
 from domain.verdicts import Verdict, message
 from services.answers import Answer, PhotoAnswer, ReportReceipt
@@ -141,6 +141,9 @@ VERDICT_STYLE = {
     "certificate_expired": ("warn", "⚠ 证书过期", "⚠ Certificate expired"),
     "conversion_certificate": ("bad", "✗ 转换期产品", "✗ Conversion product"),
 }
+# A suspicious answer for the shopper's own two codes (issue 17): not "copied" but a label
+# made of two.
+MISMATCH_STYLE = ("warn", "⚠ 两码不符", "⚠ Codes do not match")
 
 STATUS = {
     "zh": {"valid": "有效", "suspended": "暂停", "revoked": "撤销", "cancelled": "注销", "expired": "过期"},
@@ -158,6 +161,8 @@ def page_view(a: Answer, lang: str, t: Mapping[str, str]) -> dict[str, Any]:
     """What the result page shows beyond the answer's JSON: badge, the history line in the
     page's texts `t` (verify_api.web.TEXTS), China times."""
     style, zh_badge, en_badge = VERDICT_STYLE.get(a.verdict.value, ("bad", a.verdict.value, a.verdict.value))
+    if a.reason is InvalidReason.IDENTITY_MISMATCH:
+        style, zh_badge, en_badge = MISMATCH_STYLE
     status = a.certificate.status.value if a.certificate else None
     return {
         "style": style,

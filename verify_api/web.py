@@ -50,7 +50,7 @@ from flask import (
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from werkzeug.wrappers import Response as BaseResponse
 
-from domain.codes import MAX_INPUT_CHARS, normalize
+from domain.codes import MAX_INPUT_CHARS, normalize, normalize_identity
 from domain.errors import BadInput, Forbidden, Unprocessable
 from domain.ports import RecentVisits
 from verify_api.context import services
@@ -64,6 +64,9 @@ _VISITOR = re.compile(r"[A-Za-z0-9_-]{22}")  # secrets.token_urlsafe(16)
 VISITOR_MAX_AGE_S = 365 * 86_400
 
 
+# An identity code typed with spaces or dashes stays well under this; longer is not one.
+MAX_IDENTITY_CHARS = 64
+
 # -- texts ------------------------------------------------------------------------------------
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -76,6 +79,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "formats": "有机码：标志上“有机码”后的18位数字（旧版17位）。"
         "五常大米溯源码：8–32位字母或数字，区分大小写。",
         "submit": "查询",
+        "identity_label": "身份码（选填）",
+        "identity_hint": "标签上另印有9位身份码时，一并填写可核对两个码是否属于同一枚标志。",
+        "err_identity": "身份码是标签上印的9位数字。",
         "or_scan": "也可以用手机相机或微信扫一扫标志上的二维码。",
         "err_empty": "请输入标志上的编码。",
         "err_long": f"输入太长了（最多 {MAX_INPUT_CHARS} 个字符）。"
@@ -143,6 +149,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "formats": "Organic code: the 18 digits after “有机码” on the label (17 on older labels). "
         "Wuchang rice BQ code: 8–32 letters or digits, case-sensitive.",
         "submit": "Check",
+        "identity_label": "Identity code (optional)",
+        "identity_hint": "If the label also carries a 9-digit identity code, enter it to check that "
+        "both codes belong to the same label.",
+        "err_identity": "The identity code is the 9 digits printed on the label.",
         "or_scan": "Or scan the label's QR code with your phone camera or WeChat.",
         "err_empty": "Enter the code printed on the label.",
         "err_long": f"That is too long (at most {MAX_INPUT_CHARS} characters). "
@@ -315,9 +325,11 @@ def favicon() -> Response:
     )
 
 
-def _home(error: str | None = None, value: str = "", status: int = 200) -> Response:
+def _home(error: str | None = None, value: str = "", status: int = 200, identity: str = "") -> Response:
     lang = request_lang()
-    html = render_template("home.html", t=TEXTS[lang], error=error, value=value, max_chars=MAX_INPUT_CHARS)
+    html = render_template(
+        "home.html", t=TEXTS[lang], error=error, value=value, identity=identity, max_chars=MAX_INPUT_CHARS
+    )
     return _page(html, status)
 
 
@@ -328,13 +340,22 @@ def home() -> Response:
 
 @bp.get("/search")
 def search() -> Response:
-    """The home form's target (GET, so it works without a script): a typed code, channel `web`."""
+    """The home form's target (GET, so it works without a script): a typed code, channel `web`,
+    and the label's identity code when the shopper has it too (issue 17: another label's
+    makes the answer `suspicious`)."""
     raw = request.args.get("code", "")
+    identity = request.args.get("identity", "").strip()[:MAX_IDENTITY_CHARS]
+    texts = TEXTS[request_lang()]
     if not raw.strip():
-        return _home(TEXTS[request_lang()]["err_empty"], status=400)
+        return _home(texts["err_empty"], status=400, identity=identity)
     if len(raw) > MAX_INPUT_CHARS:
-        return _home(TEXTS[request_lang()]["err_long"], status=400)
-    return _result(raw, "web")
+        return _home(texts["err_long"], status=400, identity=identity)
+    if identity:
+        try:
+            identity = normalize_identity(identity)
+        except BadInput:
+            return _home(texts["err_identity"], value=raw, status=400, identity=identity)
+    return _result(raw, "web", identity or None)
 
 
 @bp.get("/c")
@@ -362,7 +383,7 @@ def result(code: str) -> Response:
     return _result(raw, "qr")
 
 
-def _result(raw: str, channel: str) -> Response:
+def _result(raw: str, channel: str, identity: str | None = None) -> Response:
     lang = request_lang()
     visitor, new = _visitor()
     parsed = normalize(raw)  # pure; the verify normalizes again (cheap) and decides
@@ -371,7 +392,9 @@ def _result(raw: str, channel: str) -> Response:
         and is_navigation()
         and _visits().first_visit(visitor, parsed.code)  # a reload within the window is no new scan
     )
-    answer = services().verify.verify(verify_request(raw, channel, client="web:" + visitor), record=record)
+    answer = services().verify.verify(
+        verify_request(raw, channel, client="web:" + visitor, identity_code=identity), record=record
+    )
     html = render_template(
         "result.html",
         a=answer_json(answer, lang),

@@ -144,7 +144,8 @@ def demo_rows(today: date) -> dict[str, Any]:
         _, product, _, _, package, label_spec = _HOLDERS[cert_no[-5:]]
         return {
             "code": f"{prefix}{year:02d}{i:012d}",
-            "identity_code": f"{issued.year}{i:05d}",
+            # The label's 9-digit identity code (身份码), sequential from 100000001.
+            "identity_code": f"{100_000_000 + i % 100_000_000:09d}",
             "certificate": cert_no,
             "product": product,
             "issued_on": issued.isoformat(),

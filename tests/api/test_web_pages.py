@@ -329,3 +329,24 @@ def test_the_demo_data_reads_like_real_labels(embedded_app: Flask) -> None:
     assert ("山东日照青山茶业有限公司", "有机绿茶") in seen
     bq = http.get(f"/api/v1/codes/{demo['genuine (BQ A code)']}").get_json()
     assert bq["product"]["label_spec"] == "50×50毫米方形溯源防伪标签"
+
+
+def test_a_typed_identity_code_is_checked_against_the_label(any_app: Flask) -> None:
+    """Issue 17, item 7, on the web form: the identity code printed beside the 有机码, when
+    the shopper types it too. The label's own passes; another label's makes the page say
+    suspicious; something that is not an identity code is sent back with a message and
+    what was typed."""
+    demo = _demo(any_app)
+    http = any_app.test_client()
+    code = demo["genuine"]
+    # The demo numbers its labels' identity codes from 100000001 (webapp/demo.py).
+    own = f"{100_000_000 + int(code[-12:]) % 100_000_000:09d}"
+    same = http.get(f"/search?code={code}&identity={own[:3]} {own[3:]}", headers=NAV)
+    assert same.status_code == 200 and 'class="badge ok"' in same.get_data(as_text=True)
+    other = http.get(f"/search?code={code}&identity=123456789", headers=NAV).get_data(as_text=True)
+    assert 'class="badge bad"' in other or 'class="badge warn"' in other, other
+    assert "同一枚标志" in other
+    bad = http.get(f"/search?code={code}&identity=12345", headers=NAV)
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "身份码是标签上印的9位数字" in page
+    assert f'value="{code}"' in page and 'value="12345"' in page

@@ -66,6 +66,24 @@ def test_a_shopper_types_a_code_and_sees_it_genuine_with_this_check_counted(page
     assert page.problems == []
 
 
+def test_a_shopper_types_the_identity_code_of_another_label_and_is_told(page, site) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: the 有机码 of one label with the identity code of another (a label made of
+    two) is suspicious; the shopper's own typing mistake in it is sent back."""
+    base, codes = site
+    page.goto(base + "/")
+    page.fill("input[name=code]", codes["genuine"])
+    page.fill("input[name=identity]", "12345")
+    page.click("button[type=submit]")
+    assert page.inner_text("#lookup-error") == "身份码是标签上印的9位数字。"
+    assert page.input_value("input[name=code]") == codes["genuine"]
+    page.fill("input[name=identity]", "123 456 789")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/search?code=*&identity=*")
+    assert "两码不符" in page.inner_text(".badge")
+    assert "同一枚标志" in page.inner_text("main")
+    assert page.problems == []
+
+
 def test_a_label_url_opens_the_answer_and_a_reload_is_not_a_second_scan(page, site) -> None:  # type: ignore[no-untyped-def]
     base, codes = site
     page.goto(f"{base}/c/{codes['voided']}")
