@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -143,20 +144,24 @@ class _App(Flask):
     """Flask, with `ensure_sync` asked once per function rather than per call: Flask asks
     `inspect.iscoroutinefunction` of every hook and the view on every request (six times
     a request here, measured at 8 % of a /healthz request's CPU in process), and the
-    answer for a registered function never changes."""
+    answer for a registered function never changes.
+
+    Only plain functions are remembered: a bound method may be made per request (a
+    class-based view's, a new instance each time), and remembering those would grow
+    without end; they are asked every time, as Flask does."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if type(func) is not types.FunctionType:
+            return super().ensure_sync(func)
         try:
             return self._sync[func]
         except KeyError:
             made = self._sync[func] = super().ensure_sync(func)
             return made
-        except TypeError:  # an unhashable callable: asked every time, as Flask does
-            return super().ensure_sync(func)
 
 
 class RowIdConverter(IntegerConverter):
