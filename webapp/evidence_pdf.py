@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
+from fpdf.drawing_primitives import Transform
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import TTFFont
 from PIL import Image
@@ -59,22 +60,32 @@ def _private_dir() -> Path | None:
 @functools.cache
 def _common_cut(font: Path) -> Path | None:
     """`font` cut to `_common_characters`: fpdf2 parses the font a pack names on every pack,
-    and WenQuanYi's 30 k glyphs took 260 ms of a pack's CPU, its 7.5 k common ones 60-100.
+    and WenQuanYi's 30 k glyphs took 260 ms of a pack's CPU, its 7.5 k common ones (13 k
+    glyphs with the pieces they are built of) 60-100.
     Cutting takes ~3.5 s of CPU, so the cut is kept on disk, in a directory private to this
     user, for every worker and restart (named by the font's size and time: a new font is cut
-    again). None when the cut cannot be made: the whole font serves."""
+    again). None when the cut cannot be made: the whole font serves.
+
+    The cut keeps its glyph names (post format 2) and leaves out what fpdf2 never reads:
+    without names fontTools makes up all 13 k from the character map on every pack (its
+    glyph order, which fpdf2 asks for), and the layout and vertical-metrics tables (GSUB,
+    GPOS, GDEF, vhea, vmtx: fpdf2 writes horizontal text unshaped) were subset again on every
+    pack only to be dropped (GPOS) or embedded unused (vmtx). Together ~60 ms of a pack."""
     from fontTools import subset, ttLib
 
     try:
         st = font.stat()
         folder = _private_dir()
-        kept = folder / f"{font.stem}-{st.st_size}-{st.st_mtime_ns}-v1.ttf" if folder else None
+        kept = folder / f"{font.stem}-{st.st_size}-{st.st_mtime_ns}-v2.ttf" if folder else None
         if kept is not None and kept.exists():
             return kept
         whole = ttLib.TTFont(font, fontNumber=0, lazy=False)
         options = subset.Options()
         options.notdef_outline = True
         options.name_IDs = ["*"]
+        options.glyph_names = True
+        options.layout_features = []
+        options.drop_tables += ["GSUB", "GPOS", "GDEF", "vhea", "vmtx"]
         cutter = subset.Subsetter(options)
         cutter.populate(unicodes=_common_characters())
         cutter.subset(whole)
@@ -139,6 +150,7 @@ class EvidencePdf:
         self.provinces = provinces
         self.city_point = city_point
         self.font = font
+        self._outlines: dict[tuple[float, float, float, float], bytes] = {}
 
     # -- pieces -----------------------------------------------------------------------------
 
@@ -147,6 +159,12 @@ class EvidencePdf:
         pdf.set_title(f"Evidence pack, flag {pack.flag['id']}")
         pdf.set_creator("organic-verify")
         pdf.add_font("cjk", "", str(font), collection_font_number=0)
+        embedded = pdf.fonts["cjk"]
+        if isinstance(embedded, TTFFont):
+            # The glyphs a pack uses are copied as they are into the PDF's subset: fontTools
+            # would otherwise unpack and re-encode each to recompute bounding boxes the font
+            # already states (its own subsetter does not either: recalc_bounds is off).
+            embedded.ttfont.recalcBBoxes = False
         pdf.set_auto_page_break(auto=True, margin=15)
         pdf.set_margins(15, 15, 15)
         code = pack.flag["code"]
@@ -189,6 +207,34 @@ class EvidencePdf:
             return self.city_point(scan.province, scan.city)
         return None
 
+    def _outline(self, pdf: FPDF, width: float, sx: float, sy: float) -> bytes:
+        """The provinces' outline as PDF path operators, drawn by fpdf2 (polygon) on a page
+        of `pdf`'s size with the map's corner at the page's, `sx`, `sy` mm per degree; kept
+        for every pack of this size (the provinces are read once)."""
+        key = (pdf.w, pdf.h, pdf.k, width)
+        kept = self._outlines.get(key)
+        if kept is not None:
+            return kept
+        page = FPDF(orientation="P", unit="mm", format=(pdf.w, pdf.h))
+        page.add_page()
+        contents = page.pages[page.page].contents
+        if not isinstance(contents, bytearray):  # fpdf2 writes a page's operators here
+            raise TypeError(f"fpdf2 page contents are {type(contents).__name__}, not bytes")
+        start = len(contents)
+        for feature in self.provinces().get("features", []):
+            geometry = feature["geometry"]
+            polygons = geometry["coordinates"]
+            if geometry["type"] == "Polygon":
+                polygons = [polygons]
+            for polygon in polygons:
+                for ring in polygon:
+                    points = [((lng - LNG0) * sx, (LAT1 - lat) * sy) for lng, lat in ring]
+                    if len(points) > 2:
+                        page.polygon(points, style="D")
+        kept = bytes(contents[start:])
+        self._outlines[key] = kept
+        return kept
+
     def _map(self, pdf: FPDF, scans: list[EvidenceScan]) -> None:
         width = pdf.w - pdf.l_margin - pdf.r_margin
         # Equirectangular, x scaled by the cosine of the middle latitude (China looks right).
@@ -208,16 +254,13 @@ class EvidencePdf:
         pdf.set_draw_color(150, 165, 155)
         pdf.set_line_width(0.15)
         with pdf.rect_clip(x0, y0, width, height):
-            for feature in self.provinces().get("features", []):
-                geometry = feature["geometry"]
-                polygons = geometry["coordinates"]
-                if geometry["type"] == "Polygon":
-                    polygons = [polygons]
-                for polygon in polygons:
-                    for ring in polygon:
-                        points = [at(lng, lat) for lng, lat in ring]
-                        if len(points) > 2:
-                            pdf.polygon(points, style="D")
+            # The outline is the same on every pack but where the map starts: drawn once, at
+            # the page's corner, and placed by a translation (16 k points cost ~30 ms a pack).
+            # fpdf2 has no public call to add operators it wrote before; `_out` is the one its
+            # own drawing calls write through (tests/unit/test_evidence_pdf_map.py checks the
+            # outline lands in each pack's frame).
+            with pdf.transform(Transform.translation(x0, y0)):
+                pdf._out(self._outline(pdf, width, kx * scale, scale))
             placed = [p for p in (self._where(s) for s in scans) if p is not None]
             # The code's path in time order, then the scans over it (the first one larger).
             pdf.set_draw_color(190, 60, 50)
