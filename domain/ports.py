@@ -27,7 +27,7 @@ from domain.records import (
     LabelGroup,
     OrderState,
 )
-from domain.scans import PastCheck, ScanInput, ScanResult
+from domain.scans import FlagFilters, PastCheck, ScanInput, ScanResult
 
 
 class RegistryReader(Protocol):
@@ -330,6 +330,13 @@ class FlagArchive(Protocol):
         cursor: str | None = None,
         limit: int = 100,
     ) -> dict[str, Any]: ...
+    # At most `limit` flags as the list orders them, for a file of the whole list: tuples of
+    # domain.scans.FLAG_FILE_COLUMNS (times as the list writes them, 2026-12-01T02:30:00Z; the
+    # evidence as its stored JSON text).
+    # The first rows are read before it returns (a failing read fails the call).
+    def export_flags(
+        self, owned_by: Owner | None, filters: FlagFilters, limit: int
+    ) -> Iterator[tuple[Any, ...]]: ...
     # One flag with its code's owner now; None when there is none.
     def get_flag(self, flag_id: int) -> tuple[dict[str, Any], Owner] | None: ...
     # A flag whose owner `allowed` refuses is not found; (the flag after, its status and

@@ -107,6 +107,36 @@ class Flag:
 
 
 @dataclass(frozen=True, slots=True)
+class FlagFilters:
+    """The flag list's filters, checked (services.scans.ScanAdminService): a flag's own
+    rule, severity, status and time raised; its code's certificate and product now; a
+    province its code was scanned in. None: not filtered."""
+
+    rule: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    certificate: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    product: str | None = None
+    province: str | None = None
+
+
+# A flag as a file of the list has it (CSV and XLSX exports), in this order.
+FLAG_FILE_COLUMNS = (
+    "id",
+    "code",
+    "rule",
+    "severity",
+    "status",
+    "raised_at",
+    "updated_at",
+    "note",
+    "evidence",
+)
+
+
+@dataclass(frozen=True, slots=True)
 class ScanSummary:
     """How often a code was queried, as the shopper sees it ("queried 3 times, first on … in …")."""
 

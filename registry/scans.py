@@ -16,7 +16,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from domain.access import Owner
 from domain.codes import organic_key
 from domain.errors import BadInput, NotFound
-from domain.scans import SEVERITY_RANK, PastCheck
+from domain.scans import FLAG_FILE_COLUMNS, SEVERITY_RANK, FlagFilters, PastCheck
 from registry import aggregates
 from registry import schema as t
 from registry.alerts import enqueue_alerts
@@ -96,6 +96,11 @@ def _owned_flags(base: sa.FromClause | None = None) -> sa.FromClause:
 # the plan chosen for a scope is kept this long.
 OWNER_FIRST_CODES = 20_000
 PLAN_SECONDS = 60.0
+# Flags read per query for a file of the list (SqlScanArchive.export_flags).
+EXPORT_PAGE = 5_000
+_RAISED_AT, _ID = FLAG_FILE_COLUMNS.index("raised_at"), FLAG_FILE_COLUMNS.index("id")
+_TIMES = ("raised_at", "updated_at")
+_TIME_AT = {FLAG_FILE_COLUMNS.index(name) for name in _TIMES}
 
 
 def _flag_filters(
@@ -106,9 +111,10 @@ def _flag_filters(
     status: str | None,
     since: datetime | None,
     until: datetime | None,
-    cursor: str | None,
+    after: tuple[datetime, int] | None,
 ) -> list[sa.ColumnElement[bool]]:
-    """The queue's filters on a flag's own columns, for `f` (the flags table or an alias)."""
+    """The queue's filters on a flag's own columns, for `f` (the flags table or an alias);
+    `after`: (raised_at, id) of the last flag already listed (a page's cursor)."""
     where = []
     if rule:
         where.append(f.c.rule == rule)
@@ -120,8 +126,8 @@ def _flag_filters(
         where.append(f.c.raised_at >= _naive(since))
     if until:
         where.append(f.c.raised_at < _naive(until))
-    if cursor:
-        raised, last_id = _decode_cursor(cursor)
+    if after:
+        raised, last_id = after
         where.append(sa.or_(f.c.raised_at < raised, sa.and_(f.c.raised_at == raised, f.c.id < last_id)))
     return where
 
@@ -478,64 +484,137 @@ class SqlScanArchive:
           organization, 50 k for a body of 100 certificates.
         """
         f = t.flags
-        filters = _flag_filters(
-            f, rule=rule, severity=severity, status=status, since=since, until=until, cursor=cursor
-        )
+        filters = FlagFilters(rule, severity, status, certificate, since, until, product, province)
+        after = _decode_cursor(cursor) if cursor else None
+        _body, _org, cert = _current_owner()
+        product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
+        columns = (f, cert.label("certificate"), product_name.label("product"))
         with self.engine.connect() as conn:
-            chosen = plan or self._plan(conn, owned_by)
-            if chosen == "owner" and owned_by is not None:
-                candidates = _owned_flag_ids(
-                    owned_by,
-                    rule=rule,
-                    severity=severity,
-                    status=status,
-                    since=since,
-                    until=until,
-                    cursor=cursor,
-                )
-                source = _owned_flags(candidates.join(f, f.c.id == candidates.c.id))
-                query = sa.select(f).select_from(source)
-            else:
-                # MariaDB's planner sorts the whole joined table for a first page (no
-                # cursor) rather than walk this index and stop at the page: 70 ms at 200 k
-                # flags, not 1. A rule and a status (the queue's usual filters: a rule's open
-                # flags) walk only their own flags, newest first, by their own index: the
-                # export of everything's open velocity flags (8.6 k of 100 k, 18 pages)
-                # read 100 k rows and waited 0.9-2.1 s on MariaDB, now 0.2-0.3 s.
-                index = "ix_flags_rule_status_raised_at" if rule and status else "ix_flags_raised_at"
-                query = (
-                    sa.select(f)
-                    .select_from(_owned_flags())
-                    .with_hint(f, f"FORCE INDEX ({index})", "mysql")
-                    .with_hint(f, f"FORCE INDEX ({index})", "mariadb")
-                )
-            body, org, cert = _current_owner()
-            product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
-            query = (
-                query.add_columns(cert.label("certificate"), product_name.label("product"))
-                .where(*filters)
-                .order_by(f.c.raised_at.desc(), f.c.id.desc())
-                .limit(limit + 1)
-            )
-            # The flags of codes the owner holds now (every flag for None).
-            if owned_by is not None and owned_by.body_id is not None:
-                query = query.where(body == owned_by.body_id)
-            elif owned_by is not None:
-                query = query.where(org == owned_by.organization_id)
-            if certificate:
-                query = query.where(cert == certificate)
-            if product:
-                query = query.where(product_name == product)
-            if province:
-                # A flag is in a province when its code was scanned there (ix_scan_events_code_at).
-                e = t.scan_events
-                query = query.where(sa.exists().where(e.c.code == f.c.code, e.c.province == province))
-            rows = conn.execute(query).all()
+            query = self._flags_query(conn, owned_by, columns, filters, after, plan=plan, joined=True)
+            rows = conn.execute(query.limit(limit + 1)).all()
         more = len(rows) > limit
         rows = rows[:limit]
         items = [_flag_item(r) for r in rows]
         next_cursor = _encode_cursor(rows[-1].raised_at, rows[-1].id) if more and rows else None
         return {"items": items, "next": next_cursor}
+
+    def export_flags(
+        self, owned_by: Owner | None, filters: FlagFilters, limit: int, page: int = EXPORT_PAGE
+    ) -> Iterator[tuple[Any, ...]]:
+        """At most `limit` flags `owned_by` holds now, the list's rows in the list's order,
+        as plain tuples of domain.scans.FLAG_FILE_COLUMNS (times as the list writes them,
+        2026-12-01T02:30:00Z; the evidence as its stored JSON text), for a file of the list.
+
+        Read `page` flags per query (one query's rows are read whole, not held open on the
+        server while a slow download drains them), only the columns a file has, with no
+        join to the codes' owners when nothing asks for one (everything's flags, no
+        certificate or product filter), and the times written by MariaDB: the pure-Python
+        driver's parsing is most of an export's CPU, a time it parses into a datetime
+        3 µs of it (two per flag). The first page is read before this returns, so a
+        failing database fails the request, not a download already under way.
+        """
+        f = t.flags
+        in_sql = self.dialect in ("mysql", "mariadb")
+        columns = tuple(
+            sa.func.date_format(f.c[name], "%Y-%m-%dT%H:%i:%sZ") if in_sql and name in _TIMES else f.c[name]
+            for name in FLAG_FILE_COLUMNS
+        )
+        joined = owned_by is not None or bool(filters.certificate or filters.product)
+
+        def read(after: tuple[datetime, int] | None, size: int) -> list[tuple[Any, ...]]:
+            with self.engine.connect() as conn:
+                query = self._flags_query(conn, owned_by, columns, filters, after, joined=joined)
+                found = conn.execute(query.limit(size)).all()
+            if in_sql:
+                return [tuple(r) for r in found]
+            # SQLite (the embedded demo) hands back datetimes: a few flags, written here.
+            return [tuple(_iso(v) if i in _TIME_AT else v for i, v in enumerate(r)) for r in found]
+
+        first = read(None, min(page, limit))
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            batch, sent = first, 0
+            while batch:
+                yield from batch
+                sent += len(batch)
+                if len(batch) < page or sent >= limit:
+                    return
+                last = batch[-1]
+                raised = datetime.fromisoformat(last[_RAISED_AT].removesuffix("Z"))
+                batch = read((raised, last[_ID]), min(page, limit - sent))
+
+        return rows()
+
+    def _flags_query(
+        self,
+        conn: sa.Connection,
+        owned_by: Owner | None,
+        columns: Sequence[Any],
+        filters: FlagFilters,
+        after: tuple[datetime, int] | None,
+        *,
+        plan: str | None = None,
+        joined: bool,
+    ) -> sa.Select[Any]:
+        """`columns` of the flags `owned_by` holds now that pass `filters`, after `after`,
+        newest first (see list_flags for the two plans). `joined`: False only when nothing
+        reads the codes' owners (no scope, no certificate or product; the caller's columns
+        are the flag's own), so the flags are read alone."""
+        f = t.flags
+        own = _flag_filters(
+            f,
+            rule=filters.rule,
+            severity=filters.severity,
+            status=filters.status,
+            since=filters.since,
+            until=filters.until,
+            after=after,
+        )
+        chosen = plan or self._plan(conn, owned_by)
+        # MariaDB's planner sorts the whole joined table for a first page (no cursor) rather
+        # than walk this index and stop at the page: 70 ms at 200 k flags, not 1. A rule and
+        # a status (the queue's usual filters: a rule's open flags) walk only their own
+        # flags, newest first, by their own index: the export of everything's open velocity
+        # flags (8.6 k of 100 k, 18 pages) read 100 k rows and waited 0.9-2.1 s on MariaDB,
+        # then 0.2-0.3 s.
+        index = "ix_flags_rule_status_raised_at" if filters.rule and filters.status else "ix_flags_raised_at"
+        if chosen == "owner" and owned_by is not None:
+            candidates = _owned_flag_ids(
+                owned_by,
+                rule=filters.rule,
+                severity=filters.severity,
+                status=filters.status,
+                since=filters.since,
+                until=filters.until,
+                after=after,
+            )
+            query = sa.select(*columns).select_from(
+                _owned_flags(candidates.join(f, f.c.id == candidates.c.id))
+            )
+        else:
+            query = (
+                sa.select(*columns)
+                .select_from(_owned_flags() if joined else f)
+                .with_hint(f, f"FORCE INDEX ({index})", "mysql")
+                .with_hint(f, f"FORCE INDEX ({index})", "mariadb")
+            )
+        query = query.where(*own).order_by(f.c.raised_at.desc(), f.c.id.desc())
+        body, org, cert = _current_owner()
+        product_name = sa.func.coalesce(t.certificate_products.c.name, t.batches.c.product)
+        # The flags of codes the owner holds now (every flag for None).
+        if owned_by is not None and owned_by.body_id is not None:
+            query = query.where(body == owned_by.body_id)
+        elif owned_by is not None:
+            query = query.where(org == owned_by.organization_id)
+        if filters.certificate:
+            query = query.where(cert == filters.certificate)
+        if filters.product:
+            query = query.where(product_name == filters.product)
+        if filters.province:
+            # A flag is in a province when its code was scanned there (ix_scan_events_code_at).
+            e = t.scan_events
+            query = query.where(sa.exists().where(e.c.code == f.c.code, e.c.province == filters.province))
+        return query
 
     def _plan(self, conn: sa.Connection, owned_by: Owner | None) -> str:
         """ "owner" for a scope holding at most OWNER_FIRST_CODES codes, else "walk".

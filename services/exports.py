@@ -12,22 +12,50 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
 from domain.bulk import Scope
+from domain.scans import FLAG_FILE_COLUMNS
 from domain.spreadsheets import spreadsheet_safe
 from services.scans import ScanAdminService
 
 MAX_ROWS = 100_000
-PAGE = 500
-COLUMNS = ("id", "code", "rule", "severity", "status", "raised_at", "updated_at", "note", "evidence")
+COLUMNS = FLAG_FILE_COLUMNS
 TRUNCATED = f"… more than {MAX_ROWS:,} flags: narrow the filters to export the rest"
 
 
-def _row(item: dict[str, Any]) -> list[Any]:
-    evidence = json.dumps(item.get("evidence") or {}, ensure_ascii=False, separators=(",", ":"))
-    values = [item.get(c) for c in COLUMNS[:-1]] + [evidence[:2000]]
+def _evidence(text: str | None) -> str:
+    """The stored evidence as compact JSON, cut to 2,000 characters.
+
+    Written by orjson: the standard library's compact, non-ASCII writer took 50 µs for a
+    velocity flag's twenty scans (3.5 k characters), orjson 7, and a file has thousands of
+    rows. Read by the standard library, which keeps every number as written (orjson reads
+    integers past 64 bits as floats). orjson writes what `json.dumps(..., ensure_ascii=False,
+    separators=(",", ":"))` does but for a float's spelling past 1e16 or below 1e-4 (1e-5 is
+    0.00001) and NaN, which JSON has no word for (null); an integer past 64 bits, which it
+    refuses, goes the standard library's way."""
+    evidence = (json.loads(text) if text else None) or {}
+    try:
+        return orjson.dumps(evidence).decode()[:2000]
+    except orjson.JSONEncodeError:
+        return json.dumps(evidence, ensure_ascii=False, separators=(",", ":"))[:2000]
+
+
+def _row(flag: tuple[Any, ...]) -> list[Any]:
+    flag_id, code, rule, severity, status, raised_at, updated_at, note, evidence = flag
+    values = [
+        flag_id,
+        code,
+        rule,
+        severity,
+        status,
+        raised_at,
+        updated_at,
+        note,
+        _evidence(evidence),
+    ]
     return [spreadsheet_safe(v) for v in values]
 
 
@@ -36,25 +64,20 @@ class FlagExport:
         self.flags = flags
 
     def rows(self, scope: Scope, args: dict[str, str]) -> Iterator[list[Any]]:
-        """The header, then one row per flag, newest first. The first page is read (and the
-        filters checked: a bad one raises) before the first row is yielded."""
+        """The header, then one row per flag, newest first. The filters are checked and the
+        first flags read before the first row is yielded (a bad filter raises)."""
         query = {k: v for k, v in args.items() if k not in ("cursor", "limit", "format")}
-        page = self.flags.list_flags(scope, {**query, "limit": str(PAGE)})
-        return self._rows(scope, query, page)
+        flags = self.flags.export_flags(scope, query, MAX_ROWS + 1)
+        return self._rows(flags)
 
-    def _rows(self, scope: Scope, query: dict[str, str], page: dict[str, Any]) -> Iterator[list[Any]]:
+    @staticmethod
+    def _rows(flags: Iterator[tuple[Any, ...]]) -> Iterator[list[Any]]:
         yield list(COLUMNS)
-        sent = 0
-        while True:
-            for item in page["items"]:
-                if sent == MAX_ROWS:
-                    yield [TRUNCATED]
-                    return
-                yield _row(item)
-                sent += 1
-            if not page["next"]:
+        for sent, flag in enumerate(flags):
+            if sent == MAX_ROWS:
+                yield [TRUNCATED]
                 return
-            page = self.flags.list_flags(scope, {**query, "limit": str(PAGE), "cursor": page["next"]})
+            yield _row(flag)
 
     def csv(self, scope: Scope, args: dict[str, str]) -> Iterator[bytes]:
         """UTF-8 with a byte order mark (Excel then reads the Chinese right), streamed."""

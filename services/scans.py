@@ -4,7 +4,7 @@ through the same rules, listing flags with their evidence, reviewing them."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,7 +16,7 @@ from domain.bulk import BulkResult, Scope
 from domain.codes import CodeKind, normalize, organic_key
 from domain.errors import BadInput, DomainError
 from domain.ports import CodeOwners, FlagArchive, FlagStatuses
-from domain.scans import FlagRule
+from domain.scans import FlagFilters, FlagRule
 from domain.verdicts import Verdict, message
 from services.audit import AuditService, token_actor
 from services.verify import CHANNELS, VerifyRequest, VerifyService
@@ -144,33 +144,31 @@ class ScanAdminService:
         return kept
 
     def list_flags(self, scope: Scope, args: dict[str, str]) -> dict[str, Any]:
-        # A filter given is a filter checked: `since=` (empty) or `limit=0` is a 400, as the
-        # OpenAPI document says, never silently read as "no filter" or clamped.
-        since, until = (_instant(args, name) for name in ("since", "until"))
-        for name, allowed in (
-            ("rule", set(FLAG_RULES)),
-            ("severity", {"warn", "suspicious"}),
-            ("status", {"open", "confirmed", "dismissed"}),
-        ):
-            if name in args and args[name] not in allowed:
-                raise BadInput(f"{name} must be one of {sorted(allowed)}", code=f"invalid_{name}")
+        filters = flag_filters(args)
+        # `limit=0` is a 400 as the OpenAPI document says, never clamped.
         raw_limit = args.get("limit", "100")
         if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
             raise BadInput("limit must be a whole number from 1 to 500", code="invalid_limit")
         limit = int(raw_limit)
         return self.sql.list_flags(
             access.visible_to(scope),
-            rule=args.get("rule") or None,
-            severity=args.get("severity") or None,
-            status=args.get("status") or None,
-            certificate=args.get("certificate") or None,
-            since=since,
-            until=until,
-            product=args.get("product") or None,
-            province=args.get("province") or None,
+            rule=filters.rule,
+            severity=filters.severity,
+            status=filters.status,
+            certificate=filters.certificate,
+            since=filters.since,
+            until=filters.until,
+            product=filters.product,
+            province=filters.province,
             cursor=args.get("cursor") or None,
             limit=limit,
         )
+
+    def export_flags(self, scope: Scope, args: dict[str, str], limit: int) -> Iterator[tuple[Any, ...]]:
+        """The list's flags for a file, with the list's filters (checked the same way), at
+        most `limit`: tuples of domain.scans.FLAG_FILE_COLUMNS. The first rows are read
+        before it returns."""
+        return self.sql.export_flags(access.visible_to(scope), flag_filters(args), limit)
 
     def review_flag(
         self, flag_id: int, body: Any, scope: Scope, actor: Actor | None = None
@@ -213,6 +211,30 @@ class ScanAdminService:
                 continue
             result.accepted += 1
         return result
+
+
+def flag_filters(args: dict[str, str]) -> FlagFilters:
+    """The flag list's filters from a query string; a filter given is a filter checked:
+    `since=` (empty) is a 400, as the OpenAPI document says, never silently read as "no
+    filter"."""
+    since, until = (_instant(args, name) for name in ("since", "until"))
+    for name, allowed in (
+        ("rule", set(FLAG_RULES)),
+        ("severity", {"warn", "suspicious"}),
+        ("status", {"open", "confirmed", "dismissed"}),
+    ):
+        if name in args and args[name] not in allowed:
+            raise BadInput(f"{name} must be one of {sorted(allowed)}", code=f"invalid_{name}")
+    return FlagFilters(
+        rule=args.get("rule") or None,
+        severity=args.get("severity") or None,
+        status=args.get("status") or None,
+        certificate=args.get("certificate") or None,
+        since=since,
+        until=until,
+        product=args.get("product") or None,
+        province=args.get("province") or None,
+    )
 
 
 def _instant(args: dict[str, str], name: str) -> datetime | None:

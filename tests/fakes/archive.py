@@ -8,13 +8,14 @@ as the SQL archive keeps them. Tests read its tables directly.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from domain.access import Owner
 from domain.errors import NotFound
-from domain.scans import PastCheck
+from domain.scans import FLAG_FILE_COLUMNS, FlagFilters, PastCheck
 
 
 class FakeScanArchive:
@@ -71,6 +72,19 @@ class FakeScanArchive:
             if owned(i) and all(v is None or f[k] == v for k, v in wanted.items())
         ]
         return {"items": items[:limit], "next": None}
+
+    def export_flags(
+        self, owned_by: Owner | None, filters: FlagFilters, limit: int
+    ) -> Iterator[tuple[Any, ...]]:
+        listed = self.list_flags(
+            owned_by, rule=filters.rule, severity=filters.severity, status=filters.status, limit=limit
+        )["items"]
+        return iter(
+            [
+                tuple(json.dumps(f[c]) if c == "evidence" else f.get(c) for c in FLAG_FILE_COLUMNS)
+                for f in listed
+            ]
+        )
 
     def get_flag(self, flag_id: int) -> tuple[dict[str, Any], Owner] | None:
         flag = self.flags.get(flag_id)

@@ -5,6 +5,7 @@ codes changed owner after they were raised (their stored owner columns left stal
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from domain.access import Owner
 from domain.codes import organic_key
+from domain.scans import FLAG_FILE_COLUMNS, FlagFilters
 from registry import scans
 from registry import schema as t
 from registry.engine import make_engine, upgrade
@@ -171,7 +173,9 @@ OWNERS = [
 ]
 
 
-def _pages(archive: SqlScanArchive, owner: Owner, plan: str, filters: dict[str, Any]) -> list[list[int]]:
+def _pages(
+    archive: SqlScanArchive, owner: Owner | None, plan: str, filters: dict[str, Any]
+) -> list[list[int]]:
     pages, cursor = [], None
     while True:
         page = archive.list_flags(owner, plan=plan, cursor=cursor, limit=7, **filters)
@@ -218,3 +222,30 @@ def test_a_narrow_scope_starts_from_its_codes_and_a_wide_one_walks(
         assert archive._plan(conn, Owner(organization_id=1)) == "owner"
         assert archive._plan(conn, Owner(body_id=1)) == "walk"
         assert archive._plan(conn, Owner(organization_id=3)) == "walk"
+
+
+@pytest.mark.parametrize("owner", [None, *OWNERS], ids=repr)
+def test_a_file_of_the_list_has_the_lists_flags_in_its_order(
+    archive: SqlScanArchive, owner: Owner | None
+) -> None:
+    """export_flags reads pages of its own (4 flags here, so every filter spans pages), only
+    the file's columns, and no owner join for everything's flags without a certificate or
+    product filter: still the list's flags, in the list's order, up to the limit."""
+    exported = 0
+    for filters in FILTERS:
+        listed = [i for page in _pages(archive, owner, "walk", filters) for i in page]
+        chosen = FlagFilters(**filters)
+        rows = list(archive.export_flags(owner, chosen, limit=1000, page=4))
+        assert [r[0] for r in rows] == listed, filters
+        assert all(len(r) == len(FLAG_FILE_COLUMNS) for r in rows)
+        assert list(archive.export_flags(owner, chosen, limit=5, page=4)) == rows[:5]
+        exported += len(rows)
+    assert exported > 20
+
+
+def test_a_file_row_is_the_flag_as_stored(archive: SqlScanArchive) -> None:
+    first = archive.list_flags(None, limit=1)["items"][0]
+    row = dict(zip(FLAG_FILE_COLUMNS, next(archive.export_flags(None, FlagFilters(), limit=1)), strict=True))
+    assert row["id"] == first["id"] and row["code"] == first["code"]
+    assert (row["raised_at"], row["updated_at"]) == (first["raised_at"], first["updated_at"])
+    assert json.loads(row["evidence"] or "{}") == first["evidence"]
