@@ -4,6 +4,7 @@ dashboard page's server side, p50/p95 per page, for accounts of three scopes.
 
     python bench/dashboard_bench.py [--events 10000000] [--flags 100000] [--requests 30]
     python bench/dashboard_bench.py --reuse        # pages only, on the last run's database
+    python bench/dashboard_bench.py --reuse --no-baseline --only export,evidence
 
 Seeding is fast on purpose and is not what is measured: the registry (bodies, organizations,
 certificates, products, label groups, 1 M organic codes, BQ batches) and the events and flags
@@ -673,6 +674,14 @@ def main() -> None:
         action="store_true",
         help="also time `flask aggregates rebuild` (SQL) over the seeded events",
     )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the scans-per-day chart from raw events (90 s and more of MariaDB)",
+    )
+    parser.add_argument(
+        "--only", default="", help="measure only the pages whose names hold one of these words (a,b)"
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--buffer-pool-mb", type=int, default=4096)
     args = parser.parse_args()
@@ -702,7 +711,10 @@ def run(args: argparse.Namespace) -> None:
     if args.rebuild:
         count(engine)
     worker = worker_path(world, engine, args.worker_events) if not args.reuse else {}
-    base = {days: baseline(engine, days) for days in (30, 365)}
+    base = {} if args.no_baseline else {days: baseline(engine, days) for days in (30, 365)}
+    if args.only:
+        words = args.only.split(",")
+        PAGES[:] = [page for page in PAGES if any(word in page[0] for word in words)]
     report = measure_pages(args, world)
     print()
     print(
