@@ -273,6 +273,13 @@ class RedisProjection:
             self.client.zrem(DIRTY, token)
             self._mine.discard(token)
 
+    def abandon(self, token: str) -> None:
+        """Some of this writer's records could not be written (or its end failed): its mark
+        is left to lapse, which turns the projection off until rebuilt. It is no longer
+        renewed with this process's live marks, nor marked again after a rebuild swept it."""
+        with self._marks:
+            self._mine.discard(token)
+
     def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
         """A registry with no codes: the empty projection is complete (first start)."""
         try:
@@ -395,6 +402,9 @@ class MemoryProjection:
 
     def end(self, token: str) -> None:
         self.dirty.discard(token)
+
+    def abandon(self, token: str) -> None:
+        return None  # it stays dirty: incomplete until rebuilt
 
     def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
         return self.complete

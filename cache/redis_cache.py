@@ -117,16 +117,13 @@ def make_redis(
     `pool_wait_s`: when all `max_connections` are taken, wait up to this long for one
     (redis-py's BlockingConnectionPool) instead of failing at once. For writers only: a
     burst of admin writes must queue for a connection, not answer 503; the verify path
-    keeps the failing pool, where waiting would hold a worker thread."""
+    keeps the failing pool, where waiting would hold a worker thread. One server only."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries) if retries else None
     if is_cluster(url):
         nodes, user, password = cluster_nodes(url)
-        # Each node's pool is built from these (redis-py passes both to the pool class).
-        waiting: dict[str, Any] = (
-            {"connection_pool_class": redis.BlockingConnectionPool, "timeout": pool_wait_s}
-            if pool_wait_s is not None
-            else {}
-        )
+        # No waiting pool here: redis-py 8 builds each node's client from these keywords
+        # (`connection_pool_class` is used only with from_url) and refuses `timeout`, so a
+        # cluster writer keeps a failing pool per node (tests/integration/test_redis_cluster.py).
         return LazyCluster(
             lambda: RedisCluster(
                 startup_nodes=nodes,
@@ -139,7 +136,6 @@ def make_redis(
                 retry=retry or Retry(NoBackoff(), 0),
                 health_check_interval=0,
                 max_connections=max_connections,
-                **waiting,
             )
         )
     if pool_wait_s is not None:

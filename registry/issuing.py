@@ -59,6 +59,14 @@ class _Locked:
         return getattr(self._row, name)
 
 
+class _Taken(Exception):
+    """Keys of a generated chunk that are other labels' codes: the chunk rolls back."""
+
+    def __init__(self, keys: list[int]) -> None:
+        super().__init__(f"{len(keys)} generated codes are taken")
+        self.keys = keys
+
+
 class SqlIssuing:
     """Issuance tables over the registry's engine; label groups and orders are the
     registry's own (`SqlRegistry.ensure_group`), so allocated codes verify as any other."""
@@ -561,21 +569,31 @@ class SqlIssuing:
     def insert_new_codes(
         self, line_id: int, progress: tuple[int, int], rows: Sequence[tuple[int, int, str]], issued_on: date
     ) -> list[int]:
-        """Insert generated codes (key, group id, identity) that must be new: a key already in
-        the registry is left alone and returned (the caller draws again for it); the line's
-        progress moves from `progress[0]` to `progress[1]` in the same transaction, once none
-        was taken.
+        """Insert a chunk of generated codes (key, group id, identity) that must be new, and
+        move the line's progress from `progress[0]` to `progress[1]`, in one transaction:
+        the chunk lands whole with its progress, or not at all. A key already in the
+        registry (another label's) rolls the chunk back and is returned: the caller draws
+        those identities again and sends the whole chunk again.
 
         The progress moves first, on condition that it is still where the caller read it:
         two generations of one order at once (a retry beside a slow first try) would
-        otherwise both write codes for the same identities. The second waits on the line's
-        row lock, finds it moved and gets a 409 with nothing written.
+        otherwise both write codes for the same identities. The later one waits on the
+        line's row lock, finds it moved and gets a 409 with nothing written. Because a chunk
+        never commits without its progress, no identity can get a code from each.
 
         MariaDB loads a file with `LOAD DATA ... IGNORE` (the import's fast path, several
         times executemany's rate); the rows it reports inserted tell whether any key was
         taken, and only then are the keys read back to find which."""
-        oc, ln = t.organic_codes, t.order_lines
         start, end = progress
+        try:
+            return self._insert_chunk(line_id, start, end, rows, issued_on)
+        except _Taken as taken:
+            return taken.keys
+
+    def _insert_chunk(
+        self, line_id: int, start: int, end: int, rows: Sequence[tuple[int, int, str]], issued_on: date
+    ) -> list[int]:
+        oc, ln = t.organic_codes, t.order_lines
         with self.engine.begin() as conn:
             moved = conn.execute(
                 ln.update().where(ln.c.id == line_id, ln.c.codes_written == start).values(codes_written=end)
@@ -597,19 +615,17 @@ class SqlIssuing:
             if inserted != len(rows):
                 mine = {k: (g, i) for k, g, i in rows}
                 keys = list(mine)
-                for start in range(0, len(keys), 5000):
+                for at in range(0, len(keys), 5000):
                     for key, group, identity in conn.execute(
                         sa.select(oc.c.code, oc.c.group_id, oc.c.identity_code).where(
-                            oc.c.code.in_(keys[start : start + 5000])
+                            oc.c.code.in_(keys[at : at + 5000])
                         )
                     ):
                         if mine[int(key)] != (group, identity):
                             taken.append(int(key))
             if taken:
-                # The rows that landed stay (they are this line's); the progress waits for
-                # the redrawn ones.
-                conn.execute(ln.update().where(ln.c.id == line_id).values(codes_written=start))
-        return taken
+                raise _Taken(taken)  # the chunk and its progress roll back together
+        return []
 
     def _load_new(self, conn: sa.Connection, rows: list[tuple[int, int, date, str]]) -> int:
         """LOAD DATA LOCAL INFILE ... IGNORE of new codes; the rows inserted."""

@@ -907,6 +907,7 @@ class AdminService:
             yield
         except BaseException as exc:
             if _unprojected(exc):
+                self.projection.abandon(token)
                 raise
             self._end_mark(token)
             raise
@@ -917,6 +918,7 @@ class AdminService:
         try:
             self.projection.end(token)
         except Exception:  # it lapses: the projection is off until rebuilt (safe)
+            self.projection.abandon(token)
             log.warning("the code projection's mark could not be ended", exc_info=True)
 
     def projecting(self) -> contextlib.AbstractContextManager[None]:
@@ -956,6 +958,8 @@ class AdminService:
         when either ends. The projection's mark ends only when every saved record was
         written (`projected`); otherwise it lapses and the projection is off until rebuilt."""
         token, proj_token = mark
+        if proj_token is not None and self.projection is not None and not projected:
+            self.projection.abandon(proj_token)
         try:
             self.generations.bump("codes", "status")
             if token is not None and self.filters is not None:
@@ -963,6 +967,8 @@ class AdminService:
             if proj_token is not None and self.projection is not None and projected:
                 self.projection.end(proj_token)
         except Exception as exc:
+            if proj_token is not None and self.projection is not None:
+                self.projection.abandon(proj_token)  # its mark lapses unless it ended
             log.error("import ended but the caches were not told", exc_info=exc)
             return exc
         finally:

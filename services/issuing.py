@@ -792,33 +792,27 @@ class IssuingService:
             self.codes.after_saving([organic_code_from_key(k) for k, *_ in saved], saved)
 
         def save(line: Mapping[str, Any], progress: tuple[int, int], pending: dict[str, int]) -> _Saved:
-            saved: _Saved = []
-            try:
-                for _attempt in range(10):
-                    rows = [(k, line["group_id"], i) for i, k in pending.items()]
-                    try:
-                        taken = set(self.registry.insert_new_codes(line["id"], progress, rows, today))
-                    except BaseException:
-                        # The commit may have landed with its reply lost: what the registry
-                        # holds of these codes is projected (read back) before the failure
-                        # is reported; if that read fails too, the projection goes off.
-                        self.codes.after_saving([organic_code_from_key(k) for k in pending.values()])
-                        raise
-                    # A taken key is another label's and keeps its record.
-                    saved += [(k, g, today, i) for k, g, i in rows if k not in taken]
-                    if not taken:
-                        return saved
-                    # Codes someone else holds: draw those identities again.
-                    pending = _unique({i: draw(1)[0] for i, k in pending.items() if k in taken}, draw)
-                    keys = list(pending.values())
-                    self.codes.before_saving([organic_code_from_key(k) for k in keys], keys)
-                raise Conflict("could not draw unique codes; retry", code="code_conflict")
-            except BaseException:
-                # What was committed before the failure is projected before it is reported
-                # (else the projection would call it complete without those codes).
-                if saved:
-                    project(saved)
-                raise
+            # A chunk commits whole with its progress or not at all (the registry rolls it
+            # back when a key is taken), so nothing of it is saved until it returns.
+            for _attempt in range(10):
+                rows = [(k, line["group_id"], i) for i, k in pending.items()]
+                try:
+                    taken = set(self.registry.insert_new_codes(line["id"], progress, rows, today))
+                except BaseException:
+                    # The commit may have landed with its reply lost: what the registry
+                    # holds of these codes is projected (read back) before the failure
+                    # is reported; if that read fails too, the projection goes off.
+                    self.codes.after_saving([organic_code_from_key(k) for k in pending.values()])
+                    raise
+                if not taken:
+                    return [(k, g, today, i) for k, g, i in rows]
+                # Codes someone else holds (another label keeps its record): draw those
+                # identities again and send the whole chunk again.
+                told = set(pending.values())
+                pending = _unique({i: draw(1)[0] if k in taken else k for i, k in pending.items()}, draw)
+                keys = [k for k in pending.values() if k not in told]
+                self.codes.before_saving([organic_code_from_key(k) for k in keys], keys)
+            raise Conflict("could not draw unique codes; retry", code="code_conflict")
 
         with self.codes.code_writes(), ThreadPoolExecutor(1, thread_name_prefix="codes-load") as loader:
             loading: Future[_Saved] | None = None

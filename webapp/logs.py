@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import structlog
 
+from domain import metrics
+
 _HANDLER = "webapp-json"
 REQUEST_LOGGER = "webapp.request"
 
@@ -106,8 +108,13 @@ class RequestLog:
         line = orjson.dumps(fields, default=str).decode() + "\n"
         with self._lock:
             stream = sys.stderr  # whatever it is now (a test runner swaps it)
-            stream.write(line)
-            stream.flush()
+            try:
+                stream.write(line)
+                stream.flush()
+            except (OSError, ValueError):
+                # A closed or broken log pipe (its collector restarting) loses the line,
+                # never the answer: stdlib's handler swallowed these too.
+                metrics.incr("log_write_errors")
 
 
 def request_logger() -> RequestLog:

@@ -70,3 +70,17 @@ def test_an_unknown_path_is_logged_without_a_route(
     (line,) = [line for line in _lines(capsys.readouterr().err) if line.get("logger") == "webapp.request"]
     assert resp.status_code == 404
     assert line["status"] == 404 and line["route"] is None
+
+
+def test_a_broken_log_pipe_loses_the_line_not_the_answer(
+    embedded_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken:
+        def write(self, _text: str) -> int:
+            raise BrokenPipeError
+
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr("sys.stderr", Broken())
+    assert embedded_app.test_client().get("/healthz").status_code == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from flask import Flask
 
 from domain import access
 from domain.bulk import Scope
+from domain.codes import organic_key
 from domain.errors import Conflict
 from registry import schema
 from tests.conftest import ADMIN
@@ -94,10 +96,9 @@ def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app:
             assert "大米" in (history[-1]["reason"] or "")
 
 
-def test_two_generations_of_one_order_at_once_write_each_identity_once(service_app: Flask) -> None:
-    """An allocated order asked again completes a generation that stopped; asked twice at
-    once (a retry beside a slow first try), the two must not both write codes for the same
-    identities. One generates, the other is told to wait (409) or finds nothing left."""
+def _allocated_without_codes(service_app: Flask, quantity: int) -> str:
+    """An order allocated for generated codes whose generation has not run: segments and a
+    label group, no codes yet (the state a stopped generation leaves)."""
     http = service_app.test_client()
     http.post("/api/v1/admin/bodies", json=[{"code": "0123", "name": "甲认证中心"}], headers=ADMIN)
     assert http.post("/api/v1/admin/certificates", json=[CERT], headers=ADMIN).get_json()["accepted"] == 1
@@ -111,7 +112,6 @@ def test_two_generations_of_one_order_at_once_write_each_identity_once(service_a
         "label_spec": "椭圆标",
     }
     [spec_id] = [item["id"] for item in issuing.upsert_specs([spec], ALL)["items"]]
-    quantity = 45_000  # three chunks of generation
     order = issuing.create_order(
         {
             "certificate": CERT["number"],
@@ -123,10 +123,51 @@ def test_two_generations_of_one_order_at_once_write_each_identity_once(service_a
         ALL,
     )["number"]
     assert issuing.submit(order, ALL)["status"] == "auto_approved"
-    # Segments and a label group, no codes yet: the state a stopped generation leaves.
     check = issuing._check(ALL, order, access.may_certify, None, "allocate")
     issuing.registry.allocate(order, "generated", check, "test")
+    return str(order)
 
+
+def _codes_of(service_app: Flask, group_id: int) -> tuple[int, int]:
+    oc = schema.organic_codes
+    with container(service_app).issuing.registry.engine.connect() as conn:
+        rows, identities = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(sa.distinct(oc.c.identity_code))).where(
+                oc.c.group_id == group_id
+            )
+        ).one()
+    return int(rows), int(identities)
+
+
+def test_a_chunk_with_a_taken_code_lands_whole_or_not_at_all(service_app: Flask) -> None:
+    """A generated chunk holding another label's code rolls back with its progress: none of
+    it is saved until it is sent again whole, so a retry beside it can never give the same
+    identities codes of its own (review of 77ac8bc)."""
+    issuing = container(service_app).issuing
+    order = _allocated_without_codes(service_app, 3)
+    [line] = issuing.registry.order_lines(order)
+    taken = organic_key(f"012326{900_000_000_001:012d}")
+    http = service_app.test_client()
+    other = {"code": f"012326{900_000_000_001:012d}", "certificate": CERT["number"], "product": "大米"}
+    assert http.post("/api/v1/admin/codes", json=[other], headers=ADMIN).get_json()["accepted"] == 1
+    rows = [(taken, line["group_id"], "100000001"), (11, line["group_id"], "100000002")]
+    today = date.today()
+    assert issuing.registry.insert_new_codes(line["id"], (0, 2), rows, today) == [taken]
+    assert _codes_of(service_app, line["group_id"]) == (0, 0)
+    assert issuing.registry.order_lines(order)[0]["codes_written"] == 0
+    rows[0] = (12, line["group_id"], "100000001")
+    assert issuing.registry.insert_new_codes(line["id"], (0, 2), rows, today) == []
+    assert _codes_of(service_app, line["group_id"]) == (2, 2)
+    assert issuing.registry.order_lines(order)[0]["codes_written"] == 2
+
+
+def test_two_generations_of_one_order_at_once_write_each_identity_once(service_app: Flask) -> None:
+    """An allocated order asked again completes a generation that stopped; asked twice at
+    once (a retry beside a slow first try), the two must not both write codes for the same
+    identities. One generates, the other is told to wait (409) or finds nothing left."""
+    quantity = 45_000  # three chunks of generation
+    order = _allocated_without_codes(service_app, quantity)
+    issuing = container(service_app).issuing
     start = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -149,11 +190,4 @@ def test_two_generations_of_one_order_at_once_write_each_identity_once(service_a
 
     [line] = issuing.registry.order_lines(order)
     assert line["codes_written"] == quantity
-    oc = schema.organic_codes
-    with issuing.registry.engine.connect() as conn:
-        rows, identities = conn.execute(
-            sa.select(sa.func.count(), sa.func.count(sa.distinct(oc.c.identity_code))).where(
-                oc.c.group_id == line["group_id"]
-            )
-        ).one()
-    assert (rows, identities) == (quantity, quantity)
+    assert _codes_of(service_app, line["group_id"]) == (quantity, quantity)

@@ -212,6 +212,28 @@ def test_a_writer_alive_after_its_mark_was_swept_marks_itself_again(
     assert client.zcard(DIRTY) == 0
 
 
+def test_a_mark_left_to_lapse_is_never_renewed_by_a_later_writer_of_the_process(
+    service_app: Flask, redis_url: str
+) -> None:
+    """A writer whose records could not be written leaves its mark to lapse (off until
+    rebuilt). Another writer of the same process renewing its own must neither keep that
+    mark alive nor bring it back after a rebuild swept it."""
+    _world(service_app, 3)
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, buckets_for(container(service_app).settings.expected_codes))
+    failed = store.begin(ttl_s=30)
+    store.abandon(failed)
+    client.zadd(DIRTY, {failed: 1})  # it lapsed
+    store.renew()  # nothing live: the lapsed mark keeps its deadline
+    assert store.state() == OFF and client.zscore(DIRTY, failed) == 1
+    assert rebuild_projection(container(service_app).settings) == 3
+    later = store.begin(ttl_s=30)
+    store.renew()
+    assert client.zrange(DIRTY, 0, -1) == [later.encode()]
+    store.end(later)
+    assert store.state() == COMPLETE
+
+
 def test_a_projection_of_another_size_is_not_used(service_app: Flask, redis_url: str) -> None:
     _world(service_app, 5)
     client = redis_lib.Redis.from_url(redis_url)
