@@ -196,6 +196,7 @@ class AlertStore(Protocol):
         duration_ms: int,
         delivered: bool,
         retry_at: datetime | None,
+        counted: bool = ...,
     ) -> None: ...
     def deliveries(self, webhook_ids: Sequence[int], limit: int = ...) -> list[dict[str, Any]]: ...
 

@@ -25,7 +25,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from domain.codes import IDENTITY_DIGITS
+from domain.codes import normalize_identity
+from domain.errors import BadInput
 
 if TYPE_CHECKING:
     from domain.records import LabelGroup
@@ -212,14 +213,13 @@ class LabelFacts:
         # (domain.codes.normalize_identity): an imported list may carry another body's
         # numbering (up to 24 characters), which no typed identity could ever equal, and a
         # genuine label must not turn suspicious for that.
-        stored = self.identity_code
-        return (
-            self.identity_given is not None
-            and stored is not None
-            and len(stored) == IDENTITY_DIGITS
-            and stored.isdigit()
-            and self.identity_given != stored
-        )
+        if self.identity_given is None or self.identity_code is None:
+            return False
+        try:  # folded as a typed one is (full-width digits, spaces, dashes)
+            stored = normalize_identity(self.identity_code)
+        except BadInput:
+            return False
+        return self.identity_given != stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from domain.alerts import Outgoing, Webhook, alert_event, event_body, iso
 from domain.errors import NotFound
 from registry import schema as t
 from registry.aggregates import Owner
-from registry.sealing import SecretBox, SecretUnreadable, is_sealed
+from registry.sealing import SecretBox, SecretUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -262,18 +262,17 @@ class SqlAlertStore:
             return None
 
     def seal_stored(self) -> int:
-        """Seal the secrets stored before sealing (and re-seal none): the worker calls it
-        as it starts; idempotent. Returns how many it sealed."""
+        """Seal under SECRET_KEY the secrets stored in clear (before sealing) or sealed by an
+        older key: the senders call it as they start; idempotent. Returns how many."""
         w = t.webhooks
         sealed = 0
         with self.engine.begin() as conn:
             for row in conn.execute(sa.select(w.c.id, w.c.secret)).all():
-                if is_sealed(row.secret):
+                again = self.box.reseal(row.secret)
+                if again is None:
                     continue
                 sealed += conn.execute(
-                    w.update()
-                    .where(w.c.id == row.id, w.c.secret == row.secret)
-                    .values(secret=self.box.seal(row.secret))
+                    w.update().where(w.c.id == row.id, w.c.secret == row.secret).values(secret=again)
                 ).rowcount
         return sealed
 
@@ -287,13 +286,19 @@ class SqlAlertStore:
         duration_ms: int,
         delivered: bool,
         retry_at: datetime | None,
+        counted: bool = True,
     ) -> None:
         """Log one try and move the row on: delivered, due again at `retry_at`, or failed
-        for good (no `retry_at`)."""
+        for good (no `retry_at`). A try that is not `counted` (nothing could be sent) is
+        logged without spending one of the row's tries."""
         o = t.webhook_outbox
         attempt = claimed.attempts + 1
         at = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
-        values: dict[str, Any] = {"attempts": attempt, "last_status": status_code, "last_error": error}
+        values: dict[str, Any] = {
+            "attempts": attempt if counted else claimed.attempts,
+            "last_status": status_code,
+            "last_error": error,
+        }
         if delivered:
             values.update(status="delivered", delivered_at=at)
         elif retry_at is None:

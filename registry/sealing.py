@@ -5,7 +5,9 @@ They are stored sealed — Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography
 key derived from SECRET_KEY by HKDF — so a copy of the database alone does not let anyone
 sign alerts as us. A value written before sealing (no prefix) is read as it is, and sealed
 by `SqlAlertStore.seal_stored` when the worker starts. SECRET_KEY_PREVIOUS (comma-separated)
-keeps older keys readable after SECRET_KEY is rotated; every new seal uses SECRET_KEY.
+keeps older keys readable after SECRET_KEY is rotated; every new seal uses SECRET_KEY, and
+`seal_stored` seals again under it what an older key sealed, so the old key can then be
+dropped (and one dropped because it leaked opens nothing sealed since).
 """
 
 from __future__ import annotations
@@ -35,10 +37,27 @@ class SecretBox:
     def __init__(self, key: str, previous: Sequence[str] = ()) -> None:
         if not key:
             raise ValueError("a secret box needs a key")
-        self._box = MultiFernet([_fernet(k) for k in (key, *previous) if k])
+        self._primary = _fernet(key)
+        self._box = MultiFernet([self._primary, *(_fernet(k) for k in previous if k)])
 
     def seal(self, secret: str) -> str:
         return PREFIX + self._box.encrypt(secret.encode()).decode("ascii")
+
+    def reseal(self, stored: str) -> str | None:
+        """What `stored` should be under SECRET_KEY: sealed if it is in clear, sealed again
+        if an older key sealed it; None when it already is (or no key opens it)."""
+        if not is_sealed(stored):
+            return self.seal(stored)
+        token = stored[len(PREFIX) :].encode("ascii")
+        try:
+            self._primary.decrypt(token)
+            return None
+        except InvalidToken:
+            pass
+        try:
+            return PREFIX + self._box.rotate(token).decode("ascii")
+        except InvalidToken:
+            return None  # unreadable: left for the operator (the delivery log says so)
 
     def open(self, stored: str) -> str:
         if not is_sealed(stored):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -52,6 +52,7 @@ from services.audit import AuditService, token_actor
 MAX_ID = 2**31 - 1
 # The delivery log's words for a webhook whose stored secret no configured key opens.
 UNREADABLE_SEAL = "secret unreadable: SECRET_KEY changed; set SECRET_KEY_PREVIOUS or rotate the secret"
+UNREADABLE_RETRY = timedelta(minutes=30)
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2000)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
@@ -236,8 +237,9 @@ class AlertService:
         delivered = 0
         for out in self.store.claim_due(limit, self.clock().astimezone(UTC).replace(tzinfo=None)):
             if out.secret is None:
-                # Nothing can be signed: tried again after the backoff (the operator may
-                # put the old key in SECRET_KEY_PREVIOUS) and logged for the admin to see.
+                # Nothing can be signed, so nothing is sent: logged for the admin to see and
+                # due again within the hour without spending a try, so the alert waits for
+                # the key (SECRET_KEY_PREVIOUS) or a new secret instead of being lost.
                 now = self.clock()
                 self.store.record_attempt(
                     out,
@@ -246,7 +248,8 @@ class AlertService:
                     error=UNREADABLE_SEAL,
                     duration_ms=0,
                     delivered=False,
-                    retry_at=next_attempt(out.attempts + 1, now),
+                    retry_at=now + UNREADABLE_RETRY,
+                    counted=False,
                 )
                 continue
             headers = {

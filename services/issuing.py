@@ -1090,7 +1090,10 @@ class IssuingService:
         if not access.may_certify(scope, order["owner"]):
             raise Forbidden("the printer's code file is the certifying body's")
         lines = [line for line in self.registry.order_lines(number) if line["identity_start"]]
-        after = {"lines": len(lines), "codes": sum(line["codes_written"] for line in lines)}
+        # The labels of the segments the file covers (a printer-coded line's codes_written
+        # stays 0: its codes came in the printer's file).
+        labels = sum(line["identity_end"] - line["identity_start"] + 1 for line in lines)
+        after = {"lines": len(lines), "labels": labels}
         self._audit(scope, actor, "order.printer_file", f"order:{number}", None, after, order["owner"])
 
         def rows() -> Iterator[tuple[str, str, str]]:

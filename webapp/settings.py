@@ -3,6 +3,7 @@ the CLI and gunicorn.conf.py read the same one)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -127,15 +128,26 @@ def _embedded_key(database_url: str) -> str:
             key_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            key = key_file.read_text().strip()
+            try:
+                key = key_file.read_text().strip()
+            except OSError as exc:
+                return _key_per_process(key_file, exc)
             if key:
                 return key
             time.sleep(0.02)  # another process is writing it
             continue
-        except OSError:
-            return secrets.token_hex(32)  # a folder we cannot write: a key per process
+        except OSError as exc:
+            return _key_per_process(key_file, exc)
         key = secrets.token_hex(32)
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
     raise SettingsError(f"{key_file} stays empty: remove it")
+
+
+def _key_per_process(key_file: Path, exc: OSError) -> str:
+    # Serving still works; what this process seals or signs is lost at its restart.
+    logging.getLogger(__name__).warning(
+        "cannot keep the embedded key in %s (%s): a key for this process only", key_file, exc
+    )
+    return secrets.token_hex(32)

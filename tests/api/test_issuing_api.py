@@ -673,5 +673,5 @@ def test_each_printer_file_download_is_in_the_audit_log(world: World) -> None:
     entries = container(w.app).audit.entries(Scope("all"), target=f"order:{number}")
     downloads = [e for e in entries if e["action"] == "order.printer_file"]
     assert [(e["actor_kind"], e["actor_name"], e["after"]) for e in downloads] == [
-        ("token", "body A", {"lines": 1, "codes": 3})
+        ("token", "body A", {"lines": 1, "labels": 3})
     ]

@@ -401,11 +401,12 @@ def test_a_secret_no_key_opens_is_a_failed_try_and_an_old_key_reads_it(world: Wo
         new_key = AlertService(
             SqlAlertStore(engine, SecretBox("another-key")), HttpSender(allow_private=True), clock=clock
         )
-        assert new_key.deliver_due() == 0 and hook.received == []
+        for _ in range(12):  # more than the ten tries an alert has: none is spent
+            assert new_key.deliver_due() == 0 and hook.received == []
+            clock.now += timedelta(hours=1)
         log = world.http.get(f"/api/v1/admin/webhooks/{made['id']}/deliveries", headers=world.x).get_json()
         (entry,) = log["items"]
-        assert entry["status"] != "delivered" and UNREADABLE_SEAL in json.dumps(entry, ensure_ascii=False)
-        clock.now += timedelta(hours=2)
+        assert entry["status"] == "pending" and UNREADABLE_SEAL in json.dumps(entry, ensure_ascii=False)
         old_key = container(world.app).settings.secret_key
         rotated = AlertService(
             SqlAlertStore(engine, SecretBox("another-key", [old_key])),

@@ -129,3 +129,15 @@ def test_stored_codes_are_parsed_strictly() -> None:
     assert parse_stored_code(CODE).kind is CodeKind.ORGANIC
     with pytest.raises(BadInput):
         parse_stored_code("0123 2400 0123 4567 89")
+
+
+def test_an_identity_on_file_is_folded_as_a_typed_one_before_it_is_compared() -> None:
+    from domain.scans import LabelFacts
+
+    def mismatch(stored: str | None) -> bool:
+        return LabelFacts(identity_code=stored, identity_given="100000002").mismatch
+
+    assert not mismatch("100000002") and not mismatch("100-000-002") and not mismatch("１０００００００２")
+    assert mismatch("100000003") and mismatch(" 100 000 003")
+    # Another numbering (not nine digits) cannot be compared; nothing on file, nothing to compare.
+    assert not mismatch("2026100000000002") and not mismatch(None)

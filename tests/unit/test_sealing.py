@@ -37,3 +37,14 @@ def test_the_embedded_default_keeps_its_key_beside_its_database(tmp_path: Path) 
     assert Settings.from_env({"DATABASE_URL": url, "SECRET_KEY": "given"}).secret_key == "given"
     rotated = Settings.from_env({"DATABASE_URL": url, "SECRET_KEY": "new", "SECRET_KEY_PREVIOUS": "a, b"})
     assert rotated.previous_secret_keys == ("a", "b")
+
+
+def test_reseal_moves_an_old_keys_seal_and_a_clear_value_under_the_new_key() -> None:
+    old = SecretBox("k1").seal("s3cret")
+    box = SecretBox("k2", ["k1"])
+    moved = box.reseal(old)
+    assert moved is not None and SecretBox("k2").open(moved) == "s3cret"
+    assert box.reseal(moved) is None  # already under the new key
+    clear = box.reseal("plain")
+    assert clear is not None and SecretBox("k2").open(clear) == "plain"
+    assert SecretBox("k3").reseal(old) is None  # no key opens it: left as it is
