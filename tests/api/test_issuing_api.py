@@ -517,6 +517,7 @@ def test_a_generation_that_fails_midway_keeps_what_landed_verifiable_and_complet
 
     w = world
     monkeypatch.setattr(issuing_module, "GENERATE_CHUNK", 2)
+    monkeypatch.setattr(issuing_module, "ANNOUNCE_CODES", 2)  # a batch told to the filter per chunk
     issuing = container(w.app).issuing
     target = issuing.registry if fails == "insert_new_codes" else issuing.codes
     real = getattr(target, fails)
