@@ -85,7 +85,10 @@ def main() -> None:
     finally:
         if raised:
             with admin_conn.cursor() as cur:
-                cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {old_pool}")
+                # Put back unless someone else has set it meanwhile (another bench's run).
+                cur.execute("SELECT @@innodb_buffer_pool_size")
+                if cur.fetchone()[0] == args.buffer_pool_mb * 1024 * 1024:
+                    cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {old_pool}")
 
 
 def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:

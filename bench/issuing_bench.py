@@ -29,16 +29,37 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=1_000_000)
     parser.add_argument("--db", default="ovt_issuing_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--buffer-pool-mb", type=int, default=1024)
     args = parser.parse_args()
     if not args.db.isidentifier():
         parser.error("--db must be a plain database name")
 
+    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+    with conn.cursor() as cur:
+        # Debian's 128 MB default buffer pool makes a million random-key inserts disk-bound
+        # (and a pool shrinking under a load fails it with error 1206): raised, never shrunk.
+        cur.execute("SELECT @@innodb_buffer_pool_size")
+        (old_pool,) = cur.fetchone()
+        raised = args.buffer_pool_mb * 2**20 > old_pool
+        if raised:
+            cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool_mb * 2**20}")
+    try:
+        run(args, conn)
+    finally:
+        if raised:
+            with conn.cursor() as cur:
+                # Put back unless someone else has set it meanwhile (another bench's run).
+                cur.execute("SELECT @@innodb_buffer_pool_size")
+                if cur.fetchone()[0] == args.buffer_pool_mb * 2**20:
+                    cur.execute(f"SET GLOBAL innodb_buffer_pool_size = {old_pool}")
+
+
+def run(args: argparse.Namespace, conn: pymysql.Connection) -> None:
     from bench.cpu_account import CpuAccount, report
     from domain.bulk import Scope
     from webapp import container, create_app
     from webapp.settings import Settings
 
-    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {args.db}")
         cur.execute(f"CREATE DATABASE {args.db} CHARACTER SET utf8mb4")

@@ -641,8 +641,14 @@ class AdminService:
                     landed += written(*pending.pop(0), result)  # bounded memory
                     if unwritten:
                         raise unwritten[0]  # the chunk landed; the projection could not hear of it
-                rows_of = dict(zip((row[0] for row in out), zip(where, codes, strict=True), strict=True))
-                pending.append((pool.submit(write, out, codes), len(out), rows_of if guard else None))
+                # Where each code came from, for a guarded write only (built per row: not for
+                # the CLI's million-row files, which are never guarded).
+                rows_of = (
+                    dict(zip((row[0] for row in out), zip(where, codes, strict=True), strict=True))
+                    if guard
+                    else None
+                )
+                pending.append((pool.submit(write, out, codes), len(out), rows_of))
                 offset += len(block)
                 if progress is not None:
                     progress(offset, landed + sum(p[1] for p in pending))
