@@ -506,6 +506,40 @@ def test_a_drawn_code_already_issued_is_drawn_again(world: World, monkeypatch: p
     assert verify(w.http, taken)["verdict"] == "genuine"
 
 
+def test_a_taken_code_in_a_chunk_of_thousands_is_drawn_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The taken keys are found by reading the chunk's keys back 5,000 at a time; the chunk
+    # and its progress roll back and go again with that code drawn anew (a progress put back
+    # to the last page's offset once had the redrawn chunk refused as another generation's).
+    import services.issuing as issuing_module
+
+    w = world
+    year = china_today(datetime.now(UTC)).year % 100
+    taken = f"0123{year:02d}000000000001"
+    row = {"code": taken, "certificate": A_NO, "product": "绿豆", "order": "OLD-1"}
+    assert w.http.post("/api/v1/admin/codes", json=[row], headers=w.a).get_json()["accepted"] == 1
+    real = issuing_module._random12
+    scripted_once = [True]
+
+    def scripted(n: int) -> list[int]:
+        drawn = real(n)
+        if scripted_once.pop() if scripted_once else False:
+            drawn[0] = 1  # the first draw's first code is the one already issued
+        return drawn
+
+    monkeypatch.setattr(issuing_module, "_random12", scripted)
+    number = order(w, [{"spec_id": w.beans, "quantity": 5002, "unit_price": 1}])["number"]
+    w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
+    w.http.post(f"/api/v1/admin/orders/{number}/review", json={"decision": "approve"}, headers=w.a)
+    got = w.http.post(f"/api/v1/admin/orders/{number}/allocate", headers=w.a)
+    assert got.status_code == 200, got.get_data(as_text=True)
+    resp = w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.a)
+    codes = [r["code"] for r in csv.DictReader(io.StringIO(resp.data.decode("utf-8-sig")))]
+    assert len(codes) == len(set(codes)) == 5002 and taken not in codes
+    assert verify(w.http, taken)["verdict"] == "genuine"
+
+
 @pytest.mark.parametrize("fails", ["insert_new_codes", "before_saving"])
 def test_a_generation_that_fails_midway_keeps_what_landed_verifiable_and_completes_on_retry(
     world: World, monkeypatch: pytest.MonkeyPatch, fails: str
