@@ -58,6 +58,10 @@ _MIN_LEAN = 5.0  # degrees: text leaning less is detected as well as level text
 _PRINT_EDGE_SHARE = 0.42  # share of a proposed patch's pixels that are edges: print, not an outline
 
 _PREFIX = re.compile(r"有\s*[机機]\s*[码碼]")
+# Two of the prefix's three characters at the start of a line: the prefix read with one
+# character lost ("有码：" on blurred inkjet print). Only ever used to tell that a line is
+# the prefix and digits, never to find a code.
+_PREFIX_REMNANT = re.compile(r"^(?:有[机機]|有[码碼]|[机機][码碼])")
 # Characters OCR confuses with digits on this typeface family. Only the unambiguous
 # ones: O/o for 0 and I/l/| for 1. Others (S/5, B/8, Z/2) would invent digits.
 _CONFUSABLE = str.maketrans({"O": "0", "o": "0", "〇": "0", "I": "1", "l": "1", "|": "1"})
@@ -479,7 +483,8 @@ class DigitReader:
         code by every other look), and a second model can merge them the same way. Then
         either
         * the second recognizer (another model) reads exactly this code, when the looks
-          only dispute single digits (every rival as long); on blurred print it agreed
+          only dispute single digits (every rival as long, or one that read a doubled
+          digit once: `_collapsed`); on blurred print it agreed
           with a dissenting look as often as with the others, so it decides nothing
           alone; or
         * fresh looks of the same kinds as the first (`more`) all read it, bar one that
@@ -489,7 +494,7 @@ class DigitReader:
         rivals = [d for d in votes if d != best]
         if agree < 3 or any(len(d) > len(best) or len(votes[d]) >= agree for d in rivals):
             return False
-        if lines and all(len(d) == len(best) for d in rivals):
+        if lines and all(len(d) == len(best) or _collapsed(d, best) for d in rivals):
             second = self.second.read(lines)
             if second and best in second:
                 return True
@@ -676,6 +681,9 @@ def _stacked_lines(
         joined = "".join(texts[i][0] for i in sorted(members, key=lambda i: spans[i][0]) if i in texts)
         folded = unicodedata.normalize("NFKC", joined)
         rest = _SEPARATORS.sub("", _PREFIX.sub("", folded).translate(_CONFUSABLE))
+        remnant = _PREFIX_REMNANT.match(rest)
+        if remnant:
+            rest = rest[remnant.end() :]
         count = _digit_count(folded)
         if not 4 <= count <= 14 or not rest.isdigit():
             continue  # not a line of digits (another script, letters, a lone word)
@@ -683,18 +691,23 @@ def _stacked_lines(
         box = _group_box(frame, [quads[i] for i in members], lo, hi)
         box_frame = _Frame.of(box)
         if box_frame is not None:
-            lines.append((box, box_frame, count, bool(_PREFIX.search(folded))))
+            lines.append((box, box_frame, count, bool(_PREFIX.search(folded) or remnant)))
     pairs: list[tuple[int, int]] = []
-    for a, (_, fa, na, _) in enumerate(lines):
+    for a, (_, fa, na, a_prefixed) in enumerate(lines):
+        # A line led by 有机码 is boxed as tall as the CJK characters, which reach further
+        # above and below than the digits: the line of digits under it is shorter.
+        least = 0.6 if a_prefixed else 0.75
         for b, (_, fb, nb, b_prefixed) in enumerate(lines):
             if a == b or b_prefixed or not 16 <= na + nb <= 19:
                 continue
-            if not 0.75 * fa.height < fb.height < 1.33 * fa.height or fa.ux * fb.ux + fa.uy * fb.uy < 0.97:
+            if not least * fa.height < fb.height < 1.33 * fa.height or fa.ux * fb.ux + fa.uy * fb.uy < 0.97:
                 continue
             lo, hi, across = fa.span(fb)
             drop = across - fa.height / 2  # from the middle of a to the middle of b
             overlap = min(hi, fa.length) - max(lo, 0.0)
-            if 0.75 * fa.height <= drop <= 2.6 * fa.height and overlap >= 0.3 * min(fa.length, hi - lo):
+            # Boxes of print blurred or bent on a bag are taller than its ink, so lines set
+            # close lie as little as 0.55 box heights apart (less would be one line boxed twice).
+            if 0.55 * fa.height <= drop <= 2.6 * fa.height and overlap >= 0.3 * min(fa.length, hi - lo):
                 pairs.append((a, b))
     out = []
     for a, b in pairs:
@@ -841,6 +854,16 @@ def _widen(quad: np.ndarray, factor: float) -> np.ndarray:
     x0, y0 = q.min(axis=0) - factor * short
     x1, y1 = q.max(axis=0) + factor * short
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def _collapsed(rival: str, best: str) -> bool:
+    """Whether `rival` is `best` with one digit of a doubled pair read once: the
+    recognizer's decoder merges repeated characters that no gap parts ("66" -> "6"), so a
+    look reading one digit fewer where two alike stand together lost a digit, and does
+    not dispute which digits were printed."""
+    return len(rival) == len(best) - 1 and any(
+        best[i] == best[i + 1] and rival == best[:i] + best[i + 1 :] for i in range(len(best) - 1)
+    )
 
 
 def _digit_count(text: str) -> int:

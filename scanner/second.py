@@ -86,6 +86,7 @@ class SecondReader:
 
 def prepared(line: np.ndarray) -> np.ndarray:
     """Dark print on a light ground, about `_LINE_HEIGHT` px tall, with a margin."""
+    line = own_band(line)
     h = line.shape[0]
     scale = _LINE_HEIGHT / h
     img = cv2.resize(
@@ -96,3 +97,39 @@ def prepared(line: np.ndarray) -> np.ndarray:
         img = 255 - img  # light print on a dark ground
     pad = _LINE_HEIGHT // 4
     return cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+
+
+def own_band(line: np.ndarray) -> np.ndarray:
+    """`line` with everything above and below its own row of print painted over with its
+    ground: the band of rows holding ink, from the middle of the line out to the first
+    nearly empty row on either side.
+
+    A line is cut with a margin, and on a small label the margin holds the edges of the
+    lines above and below and the arc of an oval label's outline. RapidOCR reads past
+    them; Tesseract read them as digits or lost digits to them (an oval label's outline
+    turned the leading 9 of a code into 2 and dropped its last digit), and replicating the
+    border to pad the line drew them out into stripes."""
+    h = line.shape[0]
+    if h < 8:
+        return line
+    _, mask = cv2.threshold(line, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = mask == 0
+    if ink.mean() > 0.5:
+        ink = ~ink  # light print on a dark ground
+    rows = ink.mean(axis=1)
+    lo, hi = int(0.3 * h), max(int(0.3 * h) + 1, int(0.7 * h))
+    peak = float(rows[lo:hi].max())
+    if peak <= 0:
+        return line
+    gap = 0.08 * peak  # a row this empty lies between lines
+    top = bottom = lo + int(rows[lo:hi].argmax())
+    while top > 0 and rows[top - 1] > gap:
+        top -= 1
+    while bottom < h - 1 and rows[bottom + 1] > gap:
+        bottom += 1
+    if bottom - top + 1 < 0.35 * h:
+        return line  # no clear band: a line of broken print is left as it was
+    out = np.full_like(line, int(np.median(line[~ink])))
+    keep = slice(max(0, top - 2), bottom + 3)
+    out[keep] = line[keep]
+    return out

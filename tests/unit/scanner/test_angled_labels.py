@@ -200,3 +200,27 @@ def test_a_whole_label_taken_for_one_box_is_looked_at_as_it_is() -> None:
     left, top, right, bottom = places[0]
     assert left <= 2000 and right >= 2700 and top <= 1300 and bottom >= 2000
     assert max(right - left, bottom - top) <= 1400
+
+
+def test_a_code_under_its_prefixed_first_line_pairs_with_it() -> None:
+    # "有机码" is boxed taller than the digits: the line under it is 0.65 of its height.
+    upper, lower = _box(0, 220, 0, 37), _box(0, 90, 30, 54)
+    deadline = time.perf_counter() + 5
+    texts = {0: ("有机码057023-154553", 0.9), 1: ("359139", 0.9)}
+    assert len(_stacked_lines(texts, [upper, lower], deadline)) == 1
+    # The prefix read with a character lost still says what the line is.
+    texts = {0: ("有码：057023-154553", 0.9), 1: ("359139", 0.9)}
+    assert len(_stacked_lines(texts, [upper, lower], deadline)) == 1
+    # Without a prefix, a line that much shorter is other print.
+    texts = {0: ("057023-154553", 0.9), 1: ("359139", 0.9)}
+    assert _stacked_lines(texts, [upper, lower], deadline) == []
+
+
+def test_lines_boxed_taller_than_their_spacing_pair_and_one_line_boxed_twice_does_not() -> None:
+    # Blurred print bent on a bag: boxes 70 px tall, 44 px apart.
+    upper, lower = _box(0, 220, 0, 70), _box(0, 180, 44, 104)
+    texts = {0: ("0570258906", 0.9), 1: ("89482928", 0.9)}
+    deadline = time.perf_counter() + 5
+    assert len(_stacked_lines(texts, [upper, lower], deadline)) == 1
+    again = _box(0, 220, 20, 90)
+    assert _stacked_lines({0: ("057025890", 0.9), 1: ("057025890", 0.9)}, [upper, again], deadline) == []

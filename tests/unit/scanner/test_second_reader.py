@@ -94,3 +94,52 @@ def test_one_dissenting_look_is_outvoted_only_when_fresh_looks_all_agree() -> No
 def test_a_look_that_found_an_extra_digit_is_never_outvoted() -> None:
     looks = [CODE, CODE, CODE, CODE, "1" + CODE]
     assert isinstance(_decide_more(looks, [CODE] * 6), Uncertain)
+
+
+def _crowded(px: int = 30) -> np.ndarray:
+    """The code's line cut from a label set close, as a line's box widened by its margin
+    is cut: the bottoms of the digits above and the tops of those below come with it."""
+    assert FONT is not None
+    font = ImageFont.truetype(FONT, round(px / 0.73))
+    lines = [
+        "8765 4321 0987 6543 21",
+        f"{CODE[:4]} {CODE[4:6]} {CODE[6:10]} {CODE[10:14]} {CODE[14:]}",
+        "5566 7788 9900 1122 33",
+    ]
+    width = int(max(font.getlength(t) for t in lines)) + px
+    img = Image.new("L", (width, px * 5), 240)
+    draw = ImageDraw.Draw(img)
+    for k, text in enumerate(lines):
+        draw.text((px // 2, round(px * (1.2 + 1.5 * k))), text, font=font, fill=25, anchor="ls")
+    baseline = round(px * 2.7)
+    return np.asarray(img)[baseline - round(1.75 * px) : baseline + round(0.75 * px)]
+
+
+def test_print_of_the_lines_above_and_below_is_not_read_with_the_line() -> None:
+    # Padded by replicating its border, the cut strips of the other lines became stripes
+    # and Tesseract read nothing at all.
+    line = _crowded()
+    band = second.own_band(line)
+    assert (band[:5] == band[0, 0]).all() and (band[-5:] == band[-1, -1]).all()
+    assert second.SecondReader().read([line]) == CODE
+
+
+def test_a_line_with_nothing_around_it_is_left_as_it_is() -> None:
+    line = _line(CODE)
+    assert np.array_equal(second.own_band(line), line)
+
+
+DOUBLED = "012325123456789066"  # ends in a doubled 6
+
+
+def test_a_look_that_read_a_doubled_digit_once_is_settled_by_the_print() -> None:
+    # The decoder merges two alike digits no gap parts: that look lost a digit, it does
+    # not dispute one, and the second recognizer may settle the code.
+    looks = [DOUBLED, DOUBLED, DOUBLED, DOUBLED, DOUBLED[:-1]]
+    reading = _decide(looks, [_line(DOUBLED)])
+    assert isinstance(reading, DigitReading) and reading.code == DOUBLED
+    # A digit lost where no two alike stand together is still never overruled.
+    lost = DOUBLED[:5] + DOUBLED[6:]
+    assert isinstance(_decide([DOUBLED, DOUBLED, DOUBLED, DOUBLED, lost], [_line(DOUBLED)]), Uncertain)
+    # Nor is a look that read one digit twice.
+    assert isinstance(_decide([DOUBLED, DOUBLED, DOUBLED, DOUBLED + "6"], [_line(DOUBLED)]), Uncertain)
