@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from scanner import Scanner
-from scanner.digits import DigitReader, DigitReading, Plausibility, Uncertain, _code_lines
+from scanner.digits import DigitReader, DigitReading, Plausibility, Uncertain, _code_lines, _line_groups
 from tests.images import encode
 
 CODE = "012325123456789012"
@@ -71,3 +71,20 @@ def test_grouping_gives_up_at_the_deadline() -> None:
 def test_a_sliver_of_an_image_is_no_crash() -> None:
     result = Scanner(ocr="always").scan(encode(Image.new("L", (1700, 1), 255), "PNG"))
     assert [f for f in result.found if f.symbology == "digits"] == []
+
+
+def test_boxes_that_share_the_digit_where_the_detector_split_the_line_join() -> None:
+    # "有机码：015723  643682  816405" detected as "…643682 8" and "816405": the 8 is in
+    # both boxes. Joined, the line is cut again whole and read once.
+    quads = [_box(0, 300, 0, 20), _box(285, 380, 2, 18)]
+    texts = {0: ("有机码：015723 643682 8", 0.9), 1: ("816405", 0.9)}
+    lines = _code_lines(texts, quads, time.perf_counter() + 5)
+    assert len(lines) == 1
+    box, look, doubt = lines[0]
+    assert look is None and doubt is None
+    assert box[:, 0].min() <= 0.5 and box[:, 0].max() >= 379.5
+    # A box reaching back further than a digit is not the same line's continuation.
+    _, groups = _line_groups([_box(0, 300, 0, 20), _box(250, 380, 2, 18)], time.perf_counter() + 5)
+    assert groups is not None and sorted(map(sorted, groups)) == [[0], [1]]
+    _, groups = _line_groups(quads, time.perf_counter() + 5)
+    assert groups is not None and sorted(map(sorted, groups)) == [[0, 1]]
