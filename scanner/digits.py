@@ -324,6 +324,7 @@ class DigitReader:
                 offset=(left, top),
                 inner=(left > 0, top > 0, right < w, bottom < h),
                 lean=_lean(inside),
+                photo=gray,
             )
             uncertain += unsure
             if more:
@@ -339,12 +340,14 @@ class DigitReader:
         offset: tuple[int, int] = (0, 0),
         inner: tuple[bool, bool, bool, bool] = (False, False, False, False),
         lean: float = 0.0,
+        photo: np.ndarray | None = None,
     ) -> tuple[list[DigitReading], list[Uncertain], list[np.ndarray], list[np.ndarray]]:
         """Readings, uncertain readings, every text box found and the boxes whose text is
         digit-rich (full-image coordinates). `scale`: the size the detector sees `gray`
         at; `inner`: which of the left, top, right and bottom edges of `gray` lie inside
         the photo (a closer look's region); `lean`: degrees the text leans (clockwise), to
-        be turned level for the detector."""
+        be turned level for the detector; `photo`: the whole photo when `gray` is a closer
+        look's region (at `offset` in it)."""
         if min(gray.shape) * scale < 8:
             return [], [], [], []  # nothing a detector could see (a sliver of an image)
         if scale == 1:
@@ -382,11 +385,22 @@ class DigitReader:
         readings: list[DigitReading] = []
         uncertain: list[Uncertain] = []
         ch, cw = gray.shape
-        for line_quad, look, line_doubt in _code_lines(texts, quads, deadline):
-            quad, doubt = line_quad, line_doubt
+        for line_quad, first_look, line_doubt in _code_lines(texts, quads, deadline):
+            quad, look, doubt = line_quad, first_look, line_doubt
             if time.perf_counter() > deadline:
                 break
-            line = _straighten(_cut_line(gray, quad, 0.15))
+            # A line read a few digits short of a code may have been boxed short: it is
+            # followed along the whole photo (past a closer look's region too) to where its
+            # print ends, and read again.
+            source, shift, ends = gray, np.zeros(2, np.float32), (False, False)
+            if look is not None and _short_of_a_code(look[0]):
+                whole = photo if photo is not None else gray
+                at = np.asarray(offset, np.float32) if photo is not None else shift
+                longer = _extended_to_ink(whole, quad + at)
+                if longer is not None:
+                    quad, look, ends = longer[0] - at, None, longer[1:]
+                    source, shift = whole, at
+            line = _straighten(_cut_line(source, quad + shift, 0.15))
             if not line.size:
                 continue
             if look is None:
@@ -397,6 +411,7 @@ class DigitReader:
                 if _turned(turn):
                     quad = np.roll(quad, 2, axis=0)
                     line = cv2.rotate(line, cv2.ROTATE_180)
+                    ends = (ends[1], ends[0])
                 looks, _ = engine.text_rec([_bgr(v) for v in _variants(line)])
             else:
                 more, _ = engine.text_rec([_bgr(v) for v in _variants(line)[1:]])
@@ -410,7 +425,11 @@ class DigitReader:
                 functools.partial(_more_looks, engine, line),
             )
             height = float(np.linalg.norm(quad[3] - quad[0]))
-            if doubt is None and _at_inner_edge(quad, (cw, ch), inner, height):
+            # A line followed to where its print ends on the whole photo is not cut short by
+            # a region's edge; nor is its start when it starts with 有机码.
+            prefixed = isinstance(reading, DigitReading) and reading.prefixed
+            ended = ends[1] and (ends[0] or prefixed)
+            if doubt is None and not ended and _at_inner_edge(quad, (cw, ch), inner, height):
                 # A closer look's region ends here while the photo goes on: the line may
                 # run past it, and every look would agree on the digits cut short.
                 doubt = "region_edge"
@@ -858,6 +877,83 @@ def _widen(quad: np.ndarray, factor: float) -> np.ndarray:
     x0, y0 = q.min(axis=0) - factor * short
     x1, y1 = q.max(axis=0) + factor * short
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def _short_of_a_code(text: str) -> bool:
+    """A line read as 13-16 digits: too few for a code as read, so a box that ended before
+    the print did loses nothing by being looked at longer."""
+    return any(13 <= len(d) <= 16 for d, _ in candidates(text)) and not any(
+        len(d) >= 17 for d, _ in candidates(text)
+    )
+
+
+def _extended_to_ink(gray: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, bool, bool] | None:
+    """`quad` (corners in reading order) lengthened along its line over print that goes on
+    past either end, and whether the print's start and its end were found (a gap wider
+    than a digit's height, within the photo); None when no print goes on.
+
+    On blurred inkjet print the detector's box can end a few digits before the line does
+    ("801124-818841068" of "8011-24-818841068204"). Past each end, columns of the line's
+    middle band that hold ink, with gaps narrower than a digit's height between them,
+    still belong to the line; a column inked through the margins above and below as well
+    is the label's edge or a dark ground, not print, and ends it. At most four text heights
+    each way."""
+    q = quad.astype(np.float32)
+    u = q[1] - q[0]
+    length = float(np.linalg.norm(u))
+    height = float(np.linalg.norm(q[3] - q[0]))
+    if length < 1 or height < 4:
+        return None
+    u /= length
+    reach = 4 * height
+    wide = np.array([q[0] - reach * u, q[1] + reach * u, q[2] + reach * u, q[3] - reach * u], np.float32)
+    # Cut with half a text height above and below: a digit's stroke inks the text's own
+    # rows through, an edge or a dark ground the margins as well.
+    strip = _cut_line(gray, wide, 0.5)
+    if strip.size == 0:
+        return None
+    scale = strip.shape[1] / (length + 2 * reach + height)  # strip px per photo px
+    _, mask = cv2.threshold(strip, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = mask == 0
+    if ink.mean() > 0.5:
+        ink = ~ink
+    rows = ink.shape[0]
+    band = ink[int(0.3 * rows) : max(int(0.3 * rows) + 1, int(0.7 * rows))]
+    share = band.mean(axis=0)
+    inked, solid = share > 0.08, ink.mean(axis=0) > 0.9
+    gap = height * scale  # the widest gap that still parts two digits of one line
+    start, end = int((reach + height / 2) * scale), int((reach + height / 2 + length) * scale)
+
+    def walk(at: int, step: int) -> tuple[int, bool]:
+        last, k, ink_at = at, at, [at]
+        while abs(k + step - last) <= gap:
+            if not 0 <= k + step < len(share):
+                return last, False  # print up to the end of what could be looked at
+            k += step
+            if solid[k]:
+                # An edge (the label's) or a dark ground, its blurred rim inked too: the
+                # print ended before it when blank paper lies between them.
+                printed = next((i for i in reversed(ink_at) if abs(k - i) > 0.15 * gap), at)
+                return printed, abs(k - printed) >= gap / 2
+            if inked[k]:
+                last = k
+                ink_at.append(k)
+        return last, True
+
+    (new_start, found_start), (new_end, found_end) = walk(start, -1), walk(end, 1)
+
+    margin = 0.15 * height * scale
+    before = max(0.0, (start - new_start - margin) / scale) if new_start < start else 0.0
+    after = max(0.0, (new_end - end + margin) / scale) if new_end > end else 0.0
+    if before < 0.3 * height and after < 0.3 * height:
+        return None
+    longer = np.array([q[0] - before * u, q[1] + after * u, q[2] + after * u, q[3] - before * u], np.float32)
+    # Past the photo's edge the strip repeats its border, which tells nothing: the gap that
+    # ends the print at either end must lie inside the photo.
+    seen = longer + height * np.stack([-u, u, u, -u])
+    h, w = gray.shape
+    inside = bool((seen >= 0).all() and (seen[:, 0] < w).all() and (seen[:, 1] < h).all())
+    return longer, found_start and inside, found_end and inside
 
 
 def _collapsed(rival: str, best: str) -> bool:

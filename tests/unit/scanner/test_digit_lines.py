@@ -88,3 +88,53 @@ def test_boxes_that_share_the_digit_where_the_detector_split_the_line_join() -> 
     assert groups is not None and sorted(map(sorted, groups)) == [[0], [1]]
     _, groups = _line_groups(quads, time.perf_counter() + 5)
     assert groups is not None and sorted(map(sorted, groups)) == [[0, 1]]
+
+
+def _printed(text: str, px: int = 24, edge: int | None = None) -> tuple[np.ndarray, float, float]:
+    """`text` printed on light paper (a dark edge `edge` px after its end, if given), and
+    where the print starts and ends along x; the text's rows are 100 to 100 + px."""
+    from PIL import ImageDraw, ImageFont
+
+    from tests.images import FONT
+
+    assert FONT is not None
+    font = ImageFont.truetype(FONT, round(px / 0.73))
+    img = Image.new("L", (1200, 260), 235)
+    draw = ImageDraw.Draw(img)
+    draw.text((200, 100 + px), text, font=font, fill=30, anchor="ls")
+    left, _, right, _ = draw.textbbox((200, 100 + px), text, font=font, anchor="ls")
+    if edge is not None:
+        draw.rectangle((right + edge, 0, 1199, 259), fill=60)
+    return np.asarray(img), float(left), float(right)
+
+
+@pytest.mark.parametrize("edge", [None, 30])
+def test_a_line_boxed_short_is_followed_to_where_its_print_ends(edge: int | None) -> None:
+    from scanner.digits import _extended_to_ink
+
+    gray, left, right = _printed("8011-24-818841068204", edge=edge)
+    short = _box(left - 3, right - 3 * 24, 97, 127)  # the detector's box, three digits short
+    found = _extended_to_ink(gray, short)
+    assert found is not None
+    longer, start_found, end_found = found
+    assert start_found and end_found
+    assert abs(longer[:, 0].max() - right) < 12 and abs(longer[:, 0].min() - (left - 3)) < 12
+
+
+def test_print_running_into_an_edge_or_off_the_photo_has_no_end_found() -> None:
+    from scanner.digits import _extended_to_ink
+
+    gray, left, right = _printed("8011-24-818841068204", edge=2)
+    found = _extended_to_ink(gray, _box(left - 3, right - 3 * 24, 97, 127))
+    assert found is not None and not found[2]
+    gray, left, right = _printed("8011-24-818841068204")
+    cut = np.ascontiguousarray(gray[:, : int(right) - 20])  # the photo ends inside the print
+    found = _extended_to_ink(cut, _box(left - 3, right - 3 * 24, 97, 127))
+    assert found is not None and not found[2]
+
+
+def test_a_box_that_covers_its_print_is_not_lengthened() -> None:
+    from scanner.digits import _extended_to_ink
+
+    gray, left, right = _printed("8011-24-818841068204")
+    assert _extended_to_ink(gray, _box(left - 4, right + 4, 97, 127)) is None
