@@ -749,7 +749,9 @@ def order_sheet(number: str) -> Response:
 def order_printer_file(number: str) -> Response:
     scope, actor = _who()
     try:
-        chunks = issuing_files.printer_codes_csv(services().issuing, number, scope, actor)
+        chunks = issuing_files.printer_codes_csv(
+            services().issuing, number, scope, actor, handed_out=request.method != "HEAD"
+        )
     except NotFound:
         abort(404)
     except DomainError:

@@ -1128,11 +1128,12 @@ class IssuingService:
         return self.order(number, scope)
 
     def printer_codes(
-        self, number: str, scope: Scope, actor: Actor | None = None
+        self, number: str, scope: Scope, actor: Actor | None = None, *, handed_out: bool = True
     ) -> Iterator[tuple[str, str, str]]:
         """(label number, identity code, organic code) of every code of the order, for the
         printer; the certifying body's only. Each hand-out is in the audit log: the file is
-        every scratch-off code of the order, what a copier would want most."""
+        every scratch-off code of the order, what a copier would want most (`handed_out`:
+        False for a HEAD, which sends no code)."""
         order = self._readable_order(number, scope)
         if not access.may_certify(scope, order["owner"]):
             raise Forbidden("the printer's code file is the certifying body's")
@@ -1141,7 +1142,8 @@ class IssuingService:
         # stays 0: its codes came in the printer's file).
         labels = sum(line["identity_end"] - line["identity_start"] + 1 for line in lines)
         after = {"lines": len(lines), "labels": labels}
-        self._audit(scope, actor, "order.printer_file", f"order:{number}", None, after, order["owner"])
+        if handed_out:
+            self._audit(scope, actor, "order.printer_file", f"order:{number}", None, after, order["owner"])
 
         def rows() -> Iterator[tuple[str, str, str]]:
             for line in lines:

@@ -136,11 +136,11 @@ def filing(issuing: IssuingService, number: str, scope: Scope, kind: str) -> byt
 
 
 def printer_codes_csv(
-    issuing: IssuingService, number: str, scope: Scope, actor: Actor | None = None
+    issuing: IssuingService, number: str, scope: Scope, actor: Actor | None = None, *, handed_out: bool = True
 ) -> Iterator[bytes]:
     """The printer's code file (label, identity, code), in chunks; the access is checked
     (and the hand-out audited) before the first chunk is asked for."""
-    rows = issuing.printer_codes(number, scope, actor)
+    rows = issuing.printer_codes(number, scope, actor, handed_out=handed_out)
 
     def chunks() -> Iterator[bytes]:
         yield "\ufefflabel_number,identity_code,code\r\n".encode()

@@ -139,9 +139,10 @@ def printer_codes_import(number: str) -> Response:
 
 @bp.get("/orders/<number>/printer-codes.csv")
 def printer_codes_export(number: str) -> Response:
-    resp = Response(
-        issuing_files.printer_codes_csv(services().issuing, number, _scope()), mimetype="text/csv"
+    chunks = issuing_files.printer_codes_csv(
+        services().issuing, number, _scope(), handed_out=request.method != "HEAD"
     )
+    resp = Response(chunks, mimetype="text/csv")
     resp.headers["Content-Disposition"] = f'attachment; filename="{number}-codes.csv"'
     return resp
 

@@ -697,7 +697,7 @@ def test_certificates_with_their_quantities_are_listed_per_scope(world: World) -
 
 def test_each_printer_file_download_is_in_the_audit_log(world: World) -> None:
     """The printer's file is every scratch-off code of an order: who took it, and when, is
-    kept; a refused request leaves no entry."""
+    kept; a refused request, or a HEAD (no code sent), leaves no entry."""
     w = world
     number = order(w, [{"spec_id": w.beans, "quantity": 3, "unit_price": 1}])["number"]
     w.http.post(f"/api/v1/admin/orders/{number}/submit", headers=w.x)
@@ -705,6 +705,7 @@ def test_each_printer_file_download_is_in_the_audit_log(world: World) -> None:
     assert w.http.post(f"/api/v1/admin/orders/{number}/allocate", headers=w.a).status_code == 200
     assert w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.a).status_code == 200
     assert w.http.get(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.x).status_code == 403
+    assert w.http.head(f"/api/v1/admin/orders/{number}/printer-codes.csv", headers=w.a).status_code == 200
     entries = container(w.app).audit.entries(Scope("all"), target=f"order:{number}")
     downloads = [e for e in entries if e["action"] == "order.printer_file"]
     assert [(e["actor_kind"], e["actor_name"], e["after"]) for e in downloads] == [
