@@ -138,27 +138,18 @@ def make_redis(
                 max_connections=max_connections,
             )
         )
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_ms / 1000,
+        "socket_connect_timeout": max(timeout_ms, 100) / 1000,
+        "retry_on_timeout": False,
+        "retry": retry,
+        "health_check_interval": 0,
+        "max_connections": max_connections,
+    }
     if pool_wait_s is not None:
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            socket_timeout=timeout_ms / 1000,
-            socket_connect_timeout=max(timeout_ms, 100) / 1000,
-            retry_on_timeout=False,
-            retry=retry,
-            health_check_interval=0,
-            max_connections=max_connections,
-            timeout=pool_wait_s,
-        )
+        pool = redis.BlockingConnectionPool.from_url(url, timeout=pool_wait_s, **options)
         return redis.Redis(connection_pool=pool)
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout_ms / 1000,
-        socket_connect_timeout=max(timeout_ms, 100) / 1000,
-        retry_on_timeout=False,
-        retry=retry,
-        health_check_interval=0,
-        max_connections=max_connections,
-    )
+    return redis.Redis.from_url(url, **options)
 
 
 class Breaker:

@@ -34,10 +34,15 @@ CERT = {
 ALL = Scope("all", name="test")
 
 
-def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app: Flask) -> None:
+def _certified(service_app: Flask) -> None:
+    """The body and its certificate (CERT), through the admin API."""
     http = service_app.test_client()
     http.post("/api/v1/admin/bodies", json=[{"code": "0123", "name": "甲认证中心"}], headers=ADMIN)
     assert http.post("/api/v1/admin/certificates", json=[CERT], headers=ADMIN).get_json()["accepted"] == 1
+
+
+def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app: Flask) -> None:
+    _certified(service_app)
     issuing = container(service_app).issuing
     spec = {
         "certificate": CERT["number"],
@@ -99,9 +104,7 @@ def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app:
 def _allocated_without_codes(service_app: Flask, quantity: int) -> str:
     """An order allocated for generated codes whose generation has not run: segments and a
     label group, no codes yet (the state a stopped generation leaves)."""
-    http = service_app.test_client()
-    http.post("/api/v1/admin/bodies", json=[{"code": "0123", "name": "甲认证中心"}], headers=ADMIN)
-    assert http.post("/api/v1/admin/certificates", json=[CERT], headers=ADMIN).get_json()["accepted"] == 1
+    _certified(service_app)
     issuing = container(service_app).issuing
     spec = {
         "certificate": CERT["number"],
