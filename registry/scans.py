@@ -561,15 +561,16 @@ class SqlScanArchive:
         reads the codes' owners (no scope, no certificate or product; the caller's columns
         are the flag's own), so the flags are read alone."""
         f = t.flags
-        own = _flag_filters(
-            f,
-            rule=filters.rule,
-            severity=filters.severity,
-            status=filters.status,
-            since=filters.since,
-            until=filters.until,
-            after=after,
-        )
+        # One set of conditions for both plans' flag reads.
+        conditions: dict[str, Any] = {
+            "rule": filters.rule,
+            "severity": filters.severity,
+            "status": filters.status,
+            "since": filters.since,
+            "until": filters.until,
+            "after": after,
+        }
+        own = _flag_filters(f, **conditions)
         chosen = plan or self._plan(conn, owned_by)
         # MariaDB's planner sorts the whole joined table for a first page (no cursor) rather
         # than walk this index and stop at the page: 70 ms at 200 k flags, not 1. A rule and
@@ -579,15 +580,7 @@ class SqlScanArchive:
         # then 0.2-0.3 s.
         index = "ix_flags_rule_status_raised_at" if filters.rule and filters.status else "ix_flags_raised_at"
         if chosen == "owner" and owned_by is not None:
-            candidates = _owned_flag_ids(
-                owned_by,
-                rule=filters.rule,
-                severity=filters.severity,
-                status=filters.status,
-                since=filters.since,
-                until=filters.until,
-                after=after,
-            )
+            candidates = _owned_flag_ids(owned_by, **conditions)
             query = sa.select(*columns).select_from(
                 _owned_flags(candidates.join(f, f.c.id == candidates.c.id))
             )
