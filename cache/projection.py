@@ -4,8 +4,9 @@ asking the database and a code absent from a complete projection is "never issue
 
 Layout (Redis; `RedisProjection`):
 
-    v:p:{<bucket>}   hash   field: the code's place in its bucket → value: its record
-    v:p:meta         string the bucket count, written when the projection is complete
+    v:p:{<bucket>}   hash   field: the code's place in its bucket → value: its record;
+                            field `#` → the bucket count, once a rebuild has filled it
+    v:p:meta         string `2:<bucket count>`, written when the projection is complete
     v:p:dirty        zset   writers in flight → their deadline (ms): while one is live a
                             miss is asked of the database; a lapsed one turns it off
     v:p:building     string one process rebuilds at a time
@@ -28,10 +29,14 @@ or the first start on an empty registry) has written every code; every import,
 allocation and void then writes its codes after saving them, inside a `dirty` mark it sets
 before the first save and clears only when every write landed. So "complete" (meta
 matches, nothing dirty) means every saved code is in the projection; otherwise callers fall
-back to the database for misses. A writer that dies leaves its mark: misses go to the
-database until the next rebuild (safe, slower; counted at /metrics). A writer that only
-stalled past its mark's life and finds it swept by a rebuild marks itself again before
-its next save (`renew`).
+back to the database for misses. A worker reads that state at most every refresh, so a miss
+also needs the bucket's own `#` marker, read in the same HMGET: a Redis that restarted empty,
+or evicted the bucket, has lost the marker with the codes, and the miss is asked of the
+database instead of answered "never issued" in the moments before the worker sees the meta
+gone (a shopper's genuine code was answered not_found so, in a test that restarts Redis).
+A writer that dies leaves its mark: misses go to the database until the next rebuild
+(safe, slower; counted at /metrics). A writer that only stalled past its mark's life and
+finds it swept by a rebuild marks itself again before its next save (`renew`).
 
 `MemoryProjection` is the embedded default's twin: a dict, built from the registry at start.
 """
@@ -70,12 +75,20 @@ _DAY0 = date(2000, 1, 1).toordinal()
 
 # A record as written: (code, kind, group id, issued on, identity code, BQ role).
 Row = tuple[str, CodeKind, int, date | None, str | None, str | None]
+MARKER = "#"  # a bucket's own field that says a rebuild filled it (no code's field is "#")
+LAYOUT = 2  # meta's prefix: buckets carry MARKER (a meta of layout 1 is OFF: rebuilt)
 MISSING: Any = object()  # the projection cannot answer (incomplete, or the store failed)
 MARK_S = 60.0  # a writer's mark lives this long unless renewed
 COMPLETE, WRITING, OFF = "complete", "writing", "off"
 _WRITE_ARGS = 3 * 5_000  # records per write call: a few ms of Redis each, not a stall of verifies
 # Many records into their buckets in one call (bucket keys built here from their numbers:
 # one server only, see RedisProjection._hset).
+_MARK_LUA = """
+for b = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  redis.call('HSET', 'v:p:{' .. b .. '}', '#', ARGV[3])
+end
+return 1
+"""
 _HSET_LUA = """
 for i = 1, #ARGV, 3 do
   redis.call('HSET', 'v:p:{' .. ARGV[i] .. '}', ARGV[i + 1], ARGV[i + 2])
@@ -101,6 +114,10 @@ def place(code: str, kind: CodeKind, buckets: int) -> tuple[int, str]:
 
 def bucket_key(bucket: int) -> str:
     return f"{PREFIX}{{{bucket}}}"
+
+
+def meta_value(buckets: int) -> bytes:
+    return f"{LAYOUT}:{buckets}".encode()
 
 
 def encode(
@@ -139,6 +156,9 @@ class RedisProjection:
         # renew() and end() of this process's threads: an ended mark is never put back.
         self._marks = threading.Lock()
         self._script: Any = None
+        self._mark_script: Any = None
+        self._meta = meta_value(buckets)
+        self._marker = str(buckets).encode()
 
     def state(self) -> str | None:
         """COMPLETE, WRITING (writers in flight: trust hits, ask the database on a miss),
@@ -154,19 +174,25 @@ class RedisProjection:
         except Exception:
             metrics.incr("projection_errors")
             return None
-        if meta is None or int(meta) != self.buckets or lapsed:
+        if meta != self._meta or lapsed:
             return OFF
         return WRITING if dirty else COMPLETE
 
     def get(self, code: str, kind: CodeKind) -> CodeRecord | None:
-        """The code's record, None when the projection lacks it; MISSING on an error."""
+        """The code's record; None when the projection lacks it and its bucket was filled
+        by a rebuild (its marker); MISSING on an error or when the bucket is not filled."""
         bucket, fld = place(code, kind, self.buckets)
         try:
-            value = self.client.hget(bucket_key(bucket), fld)
+            value, marker = self.client.hmget(bucket_key(bucket), (fld, MARKER))
         except Exception:
             metrics.incr("projection_errors")
             return MISSING  # type: ignore[no-any-return]
-        return None if value is None else decode(code, kind, value)
+        if value is not None:
+            return decode(code, kind, value)
+        if marker != self._marker:
+            metrics.incr("projection_unfilled_buckets")
+            return MISSING  # type: ignore[no-any-return]
+        return None
 
     def write(self, rows: Iterable[Row]) -> int:
         """HSET each record; the number written."""
@@ -285,11 +311,13 @@ class RedisProjection:
     def mark_complete_if_empty(self, has_codes: Callable[[], bool]) -> bool:
         """A registry with no codes: the empty projection is complete (first start)."""
         try:
-            if self.client.get(META) is not None:
-                return True
+            meta = self.client.get(META)
+            if meta is not None:
+                return meta == self._meta
             if has_codes():
                 return False
-            self.client.set(META, self.buckets)
+            self._mark_buckets()
+            self.client.set(META, self._meta)
             return True
         except Exception:
             log.warning("could not read or mark the code projection", exc_info=True)
@@ -313,9 +341,10 @@ class RedisProjection:
         token = self.begin(lock_s)
         try:
             meta = self.client.get(META)
-            if meta is not None and int(meta) != self.buckets:
+            if meta is not None and meta != self._meta:
                 self.client.delete(META)
-                self._drop_buckets()
+                if meta.rpartition(b":")[2] != str(self.buckets).encode():
+                    self._drop_buckets()  # another bucket count: every field is elsewhere
             for _pass in range(REBUILD_PASSES):
                 # Read before the registry's snapshot is taken: a writer that counts after
                 # this saved before it wrote, so either the snapshot holds its rows or the
@@ -346,7 +375,10 @@ class RedisProjection:
                 )
                 self.end(token)
                 return n
-            self.client.set(META, self.buckets)
+            # Every bucket now holds its codes: each says so (a miss in it is "never
+            # issued") and loses the marker with its codes if Redis does (see `get`).
+            self._mark_buckets()
+            self.client.set(META, self._meta)
             # Writers whose marks lapsed before this rebuild began are covered by it (it
             # read the registry after their saves): their marks go. Live ones stay.
             self.client.zremrangebyscore(DIRTY, "-inf", started_ms)
@@ -354,6 +386,19 @@ class RedisProjection:
             return n
         finally:
             self.client.delete(BUILDING)
+
+    def _mark_buckets(self, per_call: int = 5_000) -> None:
+        for start in range(0, self.buckets, per_call):
+            end = min(start + per_call, self.buckets) - 1
+            if isinstance(self.client, LazyCluster):
+                pipe = self.client.pipeline(transaction=False)
+                for b in range(start, end + 1):
+                    pipe.hset(bucket_key(b), MARKER, self._marker)
+                pipe.execute()
+                continue
+            if self._mark_script is None:
+                self._mark_script = self.client.register_script(_MARK_LUA)
+            self._mark_script(keys=[], args=[start, end, self._marker])
 
     def _drop_buckets(self) -> None:
         for key in self.client.scan_iter(match=PREFIX + "{*", count=10_000):

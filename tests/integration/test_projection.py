@@ -16,6 +16,7 @@ from cache.projection import (
     COMPLETE,
     DIRTY,
     META,
+    MISSING,
     OFF,
     WRITING,
     MemoryProjection,
@@ -241,6 +242,40 @@ def test_a_projection_of_another_size_is_not_used(service_app: Flask, redis_url:
     assert _state(service_app) == OFF
 
 
+def test_a_projection_of_the_layout_before_bucket_markers_is_rebuilt(
+    service_app: Flask, redis_url: str
+) -> None:
+    codes = _world(service_app, 5)
+    client = redis_lib.Redis.from_url(redis_url)
+    store = container(service_app).projection
+    assert isinstance(store, RedisProjection)
+    client.set(META, store.buckets)  # layout 1: the bucket count alone, no markers
+    assert _state(service_app) == OFF
+    assert rebuild_projection(container(service_app).settings) == 5
+    assert _state(service_app) == COMPLETE
+    assert client.get(META) == f"2:{store.buckets}".encode()
+    assert _verdict(service_app, codes[0]) == "genuine"
+
+
+def test_a_worker_that_saw_the_projection_complete_asks_the_database_after_redis_lost_it(
+    service_app: Flask, redis_url: str
+) -> None:
+    """Redis restarted empty: until the worker's next refresh it still believes the
+    projection complete, and a genuine code missing from its emptied bucket must not be
+    answered "never issued" (the bucket's marker went with it)."""
+    codes = _world(service_app, 20)
+    c = container(service_app)
+    assert _state(service_app) == COMPLETE
+    c.resolver.refresh(force=True)
+    c.resolver.refresh_s = 3600.0  # no refresh during the test: the worker keeps "complete"
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    c.resolver.records.clear()
+    before = metrics.snapshot().get("projection_unfilled_buckets", 0)
+    for code in codes[:5]:
+        assert _verdict(service_app, code) == "genuine"
+    assert metrics.snapshot().get("projection_unfilled_buckets", 0) >= before + 5
+
+
 def test_redis_away_answers_from_the_database(service_app: Flask) -> None:
     codes = _world(service_app, 20)
     c = container(service_app)
@@ -276,7 +311,11 @@ def test_an_import_chunk_and_a_rebuild_write_the_same_places(redis_url: str) -> 
     store.write([(code, CodeKind.ORGANIC, 4, None, "x", None) for code in codes])
     assert {store.get(code, CodeKind.ORGANIC).identity_code for code in codes} == {"x"}
     assert client.hlen("v:p:{0}") == sum(place(c, CodeKind.ORGANIC, 1024)[0] == 0 for c in codes)
+    # Written by writers only, no bucket is known to hold all its codes: a miss cannot tell.
+    assert store.get(_code(1), CodeKind.ORGANIC) is MISSING
+    assert store.rebuild(lambda: iter(())) == 0  # a registry of no codes: every bucket is filled
     assert store.get(_code(1), CodeKind.ORGANIC) is None
+    assert store.get(codes[0], CodeKind.ORGANIC).identity_code == "x"
 
 
 def test_a_web_worker_that_starts_with_the_projection_off_rebuilds_it(
