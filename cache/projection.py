@@ -313,7 +313,7 @@ class RedisProjection:
         try:
             meta = self.client.get(META)
             if meta is not None:
-                return meta == self._meta
+                return bool(meta == self._meta)
             if has_codes():
                 return False
             self._mark_buckets()
