@@ -166,13 +166,16 @@ def build_scan_ledger(
     event_sink: Callable[[list[ScanEvent]], None] | None = None,
     ip_db: str | None = None,
     key_prefix: str = "s:",
+    register_script: Callable[[str], Any] | None = None,
 ) -> ScanLedgerAdapter:
     """The scan ledger for a deployment: on Redis when a client is given, else in process.
     `ip_db`: an ip2region `.xdb` file to use instead of the one the `ip-region` package
     ships; `key_prefix`: where the Redis keys and streams live."""
     config = RuleConfig.from_mapping(rules)
     if redis_client is not None:
-        store: ScanStateStore = RedisScanStore(redis_client, config, key_prefix, flag_sink=flag_sink)
+        store: ScanStateStore = RedisScanStore(
+            redis_client, config, key_prefix, flag_sink=flag_sink, register_script=register_script
+        )
     else:
         store = MemoryScanStore(config, flag_sink=flag_sink, event_sink=event_sink)
     return ScanLedgerAdapter(secret, store, ip_db=ip_db)

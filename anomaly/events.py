@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,15 @@ def _hmac(secret: bytes, text: str) -> str:
 def network(ip: str) -> str:
     """The network an address belongs to for counting distinct networks: its /24 (IPv4,
     also IPv4-mapped IPv6) or /48 (IPv6). Something that is not an address is its own."""
+    # Most verifies come from a plain dotted IPv4 address, each from its own address (the
+    # hash memo rarely hits): read by inet_pton and written back, ~1 µs instead of the
+    # ipaddress module's ~8; anything not in that exact form goes the general way.
+    try:
+        b = socket.inet_pton(socket.AF_INET, ip)
+    except (OSError, ValueError):
+        b = None
+    if b is not None and f"{b[0]}.{b[1]}.{b[2]}.{b[3]}" == ip:
+        return f"{b[0]}.{b[1]}.{b[2]}.0/24"
     try:
         addr = ipaddress.ip_address(ip.strip())
     except ValueError:

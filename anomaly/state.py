@@ -274,7 +274,11 @@ class RedisScanStore:
         *,
         flag_sink: FlagSink | None = None,
         stream_maxlen: int = 1_000_000,
+        register_script: Callable[[str], Any] | None = None,
     ) -> None:
+        """`register_script`: how the scan script is called (redis-py's by default; the
+        root passes cache.redis_cache.DirectCalls.script on one server, ~30 µs of CPU
+        less per verify)."""
         self.client = client
         self.config = config
         self.prefix = key_prefix
@@ -282,7 +286,7 @@ class RedisScanStore:
         self.flag_stream = key_prefix + "flags"
         self.flag_sink = flag_sink
         self.stream_maxlen = stream_maxlen
-        self.script = client.register_script(scan_script())
+        self.script = (register_script or client.register_script)(scan_script())
         self.flag_script = client.register_script(flag_script())
 
     def keys(

@@ -82,6 +82,18 @@ def main() -> None:
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--floor", type=Path, default=FLOOR, help="the floor app (default: the repo's own)")
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="rate limits on, as deployed: behind one proxy, each request its own IP",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the stages: cProfile N whole verify requests, print the top functions",
+    )
     args = parser.parse_args()
     floor_path = args.floor.resolve()
     if not floor_path.exists():
@@ -96,7 +108,8 @@ def main() -> None:
         REDIS_URL=args.redis,
         DATABASE_URL=db_url,
         SECRET_KEY="bench",
-        RATE_LIMITS="off",
+        RATE_LIMITS="on" if args.limits else "off",
+        PROXY_COUNT="1" if args.limits else "0",
         EXPECTED_CODES=str(max(args.codes * 2, 100_000)),
         LOG_LEVEL="warning",
     )
@@ -139,7 +152,10 @@ def main() -> None:
     def post_verify() -> bytes:
         code, client = next_request()
         body = b'{"input":"%s","channel":"qr","client":"%s"}' % (code.encode(), client.encode())
-        return call(app, environ("POST", "/api/v1/verify", body, "application/json"))
+        env = environ("POST", "/api/v1/verify", body, "application/json")
+        if args.limits:
+            env["HTTP_X_FORWARDED_FOR"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+        return call(app, env)
 
     def service_call() -> Answer:
         code, client = next_request()
@@ -171,6 +187,19 @@ def main() -> None:
     # reply: a shopper new to a code that three others checked (its rules run).
     for _ in range(3 * len(hot)):
         post_verify()
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis
+        profiler.enable()
+        for _ in range(args.profile):
+            post_verify()
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(45)
+        stats.sort_stats("cumulative").print_stats(60)
+        return
     recorder.script = capture  # type: ignore[assignment]
     c.scans.record(scan_input)
     recorder.script = original_script

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from cache.bloom import _mix, _mix_np, key64
-from cache.redis_cache import LazyCluster
+from cache.redis_cache import DirectCalls, LazyCluster
 from domain import metrics
 from domain.codes import CodeKind
 from domain.records import CodeRecord
@@ -149,8 +149,13 @@ class RedisProjection:
     client's timeout, failing open (MISSING, counted); writes are the writers': their
     errors surface, so the caller can keep its dirty mark."""
 
-    def __init__(self, client: Any, buckets: int) -> None:
+    def __init__(self, client: Any, buckets: int, *, direct: bool = False) -> None:
+        """`direct`: reads skip redis-py's command path (DirectCalls; one server only)."""
         self.client = client
+        # Not `client.execute_command` bound now: a cluster client connects on first use.
+        self._read: Callable[..., Any] = (
+            DirectCalls(client).execute if direct and not isinstance(client, LazyCluster) else self._command
+        )
         self.buckets = buckets
         self._mine: set[str] = set()  # marks begun by this process (renewed together)
         # renew() and end() of this process's threads: an ended mark is never put back.
@@ -159,6 +164,9 @@ class RedisProjection:
         self._mark_script: Any = None
         self._meta = meta_value(buckets)
         self._marker = str(buckets).encode()
+
+    def _command(self, *args: Any) -> Any:
+        return self.client.execute_command(*args)
 
     def state(self) -> str | None:
         """COMPLETE, WRITING (writers in flight: trust hits, ask the database on a miss),
@@ -183,7 +191,7 @@ class RedisProjection:
         by a rebuild (its marker); MISSING on an error or when the bucket is not filled."""
         bucket, fld = place(code, kind, self.buckets)
         try:
-            value, marker = self.client.hmget(bucket_key(bucket), (fld, MARKER))
+            value, marker = self._read("HMGET", bucket_key(bucket), fld, MARKER)
         except Exception:
             metrics.incr("projection_errors")
             return MISSING  # type: ignore[no-any-return]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from cache import keys
-from cache.projection import COMPLETE, MISSING, WRITING
+from cache.projection import COMPLETE, MISSING, OFF, WRITING
 from domain import metrics
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind, ParsedCode
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _MISSING = object()
 _ABSENT = b""  # a cached "does not exist"
+OFF_RETRY_S = 30.0  # how often a process that finds the projection off asks for a rebuild
 
 
 class _Tier:
@@ -175,6 +176,12 @@ class RecordResolver:
         self._filter: MembershipFilter | None = None
         self._bodies: frozenset[str] | None = None
         self._lock = threading.Lock()
+        # Called (at most every `OFF_RETRY_S`) while the projection is off: a serving
+        # process sets it to start a rebuild (webapp: Container.warm), so a Redis that came
+        # back empty, or a writer's lapsed mark, does not leave every miss on the database
+        # until the next worker starts.
+        self.on_projection_off: Callable[[], object] | None = None
+        self._off_called_at = -OFF_RETRY_S
 
     # -- generations ------------------------------------------------------------------------
 
@@ -189,6 +196,16 @@ class RecordResolver:
             self._checked_at = now
             if self.projection is not None:
                 self._projection_state = self.projection.state()
+                if (
+                    self._projection_state == OFF
+                    and self.on_projection_off is not None
+                    and now - self._off_called_at >= OFF_RETRY_S
+                ):
+                    self._off_called_at = now
+                    try:
+                        self.on_projection_off()
+                    except Exception:  # a rebuild is an optimization: the database answers
+                        log.exception("could not start the code projection's rebuild")
             gens = self.generations.current()
             if gens is None:
                 # Cannot see other workers' changes: short local lifetimes, and the filter's

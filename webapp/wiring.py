@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
 from flask import Flask
@@ -26,6 +27,8 @@ from cache.projection import MemoryProjection, RedisProjection, buckets_for
 from cache.recent_visits import build_recent_visits
 from cache.records import RecordResolver
 from cache.redis_cache import (
+    DirectCalls,
+    LazyCluster,
     MemoryFilterStore,
     NullSharedCache,
     RedisFilterStore,
@@ -204,7 +207,7 @@ class Container:
             memory = MemoryProjection(self.registry.iter_records)
             memory.rebuild(self.registry.iter_records)
             return memory
-        store = RedisProjection(self.redis, buckets_for(self.settings.expected_codes))
+        store = RedisProjection(self.redis, buckets_for(self.settings.expected_codes), direct=True)
         url = self.settings.redis_url
         assert url is not None
         probe = make_redis(url, timeout_ms=1000)
@@ -264,6 +267,13 @@ class Container:
             return self.redis
         return make_redis(url, timeout_ms=self.settings.redis_timeout_ms)
 
+    @staticmethod
+    def _direct(client: Any) -> Callable[[str], Any] | None:
+        """The verify path's scripts on one server skip redis-py's command path."""
+        if client is None or isinstance(client, LazyCluster):
+            return None
+        return DirectCalls(client).script
+
     @lazy
     def scans(self) -> ScanLedgerAdapter:
         scans = build_scan_ledger(
@@ -272,6 +282,7 @@ class Container:
             dict(self.settings.rules),
             flag_sink=self.scan_sql.upsert_flag,
             event_sink=self.scan_sql.store_events,
+            register_script=self._direct(self.scan_redis),
         )
         if self.scan_redis is None:
             # Embedded default: scan history lives in this process; rebuild it from the database.
@@ -433,6 +444,8 @@ class Container:
         for name in ("verify", "admin", "issuing", "grain", "scan_admin", "shoppers", "photos"):
             getattr(self, name)
         self.ensure_projection()
+        if self.redis is not None:
+            self.resolver.on_projection_off = self.ensure_projection
 
     def ensure_projection(self) -> threading.Thread | None:
         """A projection that is off (never built, Redis lost it, a writer's mark lapsed) is

@@ -276,6 +276,27 @@ def test_a_worker_that_saw_the_projection_complete_asks_the_database_after_redis
     assert metrics.snapshot().get("projection_unfilled_buckets", 0) >= before + 5
 
 
+def test_a_serving_worker_rebuilds_a_projection_redis_lost_without_a_restart(
+    service_app: Flask, redis_url: str
+) -> None:
+    codes = _world(service_app, 30)
+    c = container(service_app)
+    c.warm()  # what gunicorn's post_worker_init does: this process serves
+    assert _state(service_app) == COMPLETE
+    redis_lib.Redis.from_url(redis_url).flushdb()  # Redis came back empty
+    c.resolver.refresh(force=True)  # the worker's next look: off, so it starts a rebuild
+    deadline = time.monotonic() + 30
+    while _state(service_app) != COMPLETE and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(service_app) == COMPLETE
+    c.resolver.refresh(force=True)
+    c.resolver.records.clear()
+    reads = metrics.snapshot().get("projection_reads", 0)
+    assert [_verdict(service_app, code) for code in codes[:3]] == ["genuine"] * 3
+    assert _verdict(service_app, _code(99_999)) == "not_found"
+    assert metrics.snapshot().get("projection_reads", 0) == reads + 4
+
+
 def test_redis_away_answers_from_the_database(service_app: Flask) -> None:
     codes = _world(service_app, 20)
     c = container(service_app)

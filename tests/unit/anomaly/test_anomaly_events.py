@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from anomaly.events import ScanEvent, hash_client, new_event_id
+from anomaly.events import ScanEvent, hash_client, network, new_event_id
 from tests.unit.anomaly.helpers import HANGZHOU, NOW, event
 
 
@@ -19,6 +22,33 @@ def test_client_hashes_are_keyed_stable_and_short() -> None:
 
 def test_an_ip_never_hashes_to_the_same_scanner_as_a_client_id() -> None:
     assert hash_client(b"k", "1.2.3.4", kind="i") != hash_client(b"k", "1.2.3.4")
+
+
+def _network_by_ipaddress(ip: str) -> str:
+    """The network as the ipaddress module alone would name it (what hashes were made of)."""
+    try:
+        addr = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 48}", strict=False))
+
+
+@given(
+    st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.ip_addresses(v=6).map(str),
+        st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),
+        st.sampled_from(
+            ["010.1.2.3", "1.2.3", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4.5", "256.1.1.1", "", "x", "1.2.3.04"]
+        ),
+        st.text(max_size=20),
+    )
+)
+def test_an_addresses_network_is_named_as_the_ipaddress_module_names_it(ip: str) -> None:
+    # Stored hashes were made of these names: the fast path for dotted IPv4 must not move one.
+    assert network(ip) == _network_by_ipaddress(ip)
 
 
 def test_no_id_hashes_to_none() -> None:
