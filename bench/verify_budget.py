@@ -200,7 +200,7 @@ def main() -> None:
         stats.sort_stats("tottime").print_stats(45)
         stats.sort_stats("cumulative").print_stats(60)
         return
-    recorder.script = capture  # type: ignore[assignment]
+    recorder.script = capture
     c.scans.record(scan_input)
     recorder.script = original_script
     event = c.scans.event(scan_input)
