@@ -23,7 +23,8 @@ if A_WINDOWS ~= '' then
     local reply = {}
     reply[R_SCANS] = 0; reply[R_FIRST_MS] = 0; reply[R_FIRST_CITY] = ''; reply[R_DISTINCT] = 0
     reply[R_YOU] = ''; reply[R_THROTTLED] = 0; reply[R_DUPLICATE] = 0; reply[R_RECENT] = {}
-    reply[R_FLAGS] = {}; reply[R_PRODUCT_CODES] = {}; reply[R_IDENTITIES] = 0; reply[R_LIMITED] = over
+    reply[R_FLAGS] = {}; reply[R_PRODUCT_CODES] = {}; reply[R_IDENTITIES] = 0; reply[R_FIRST_GENUINE] = 0
+    reply[R_LIMITED] = over
     return reply
   end
 end
@@ -34,6 +35,7 @@ local found = A_VERDICT ~= 'not_found'
 local throttled = 0
 local duplicate = 0
 local quiet_repeat = false
+local first_genuine = 0
 local product_codes = {}
 local gps = A_LAT ~= '' and A_HAS_COORDINATES == '1'
 local function pv_count(pv)
@@ -48,29 +50,35 @@ if record and A_DEDUPE == '1' then
 end
 -- Enumeration: distinct never-issued codes per client and per IP in a one-hour window.
 -- A set stops growing at the limit + 1, so a guesser costs a bounded few hundred bytes.
+-- On a cluster the sets lie in other slots: the gate counted them (A_GATE is its verdict).
 local lookup = A_LOOKUP == '1'
 local counting = (record or lookup) and not found
-local has_ip = A_IP_HASH ~= ''
-local by_ip = has_ip and K_IP_GUESSES == K_CLIENT_GUESSES  -- no client id: the scanner is the IP
 local client_over = false
 local ip_over = false
-local function count_in(key, limit)
-  local c = redis.call('SCARD', key)
-  if counting and c <= limit then
-    if redis.call('SADD', key, A_CODE) == 1 then
-      c = c + 1
-      if c == 1 then redis.call('PEXPIRE', key, 3600000) end
+if A_GATE ~= '' then
+  client_over = string.sub(A_GATE, 1, 1) == '1'
+  ip_over = string.sub(A_GATE, 2, 2) == '1'
+else
+  local has_ip = A_IP_HASH ~= ''
+  local by_ip = has_ip and K_IP_GUESSES == K_CLIENT_GUESSES  -- no client id: the scanner is the IP
+  local function count_in(key, limit)
+    local c = redis.call('SCARD', key)
+    if counting and c <= limit then
+      if redis.call('SADD', key, A_CODE) == 1 then
+        c = c + 1
+        if c == 1 then redis.call('PEXPIRE', key, 3600000) end
+      end
     end
+    return c > limit
   end
-  return c > limit
-end
-if scanner ~= '' and not by_ip then client_over = count_in(K_CLIENT_GUESSES, tonumber(A_ENUMERATION_PER_HOUR)) end
-if has_ip then
-  if client_over then
-    -- A refused client's guesses do not spend its neighbours' budget.
-    ip_over = redis.call('SCARD', K_IP_GUESSES) > tonumber(A_ENUMERATION_IP_PER_HOUR)
-  else
-    ip_over = count_in(K_IP_GUESSES, tonumber(A_ENUMERATION_IP_PER_HOUR))
+  if scanner ~= '' and not by_ip then client_over = count_in(K_CLIENT_GUESSES, tonumber(A_ENUMERATION_PER_HOUR)) end
+  if has_ip then
+    if client_over then
+      -- A refused client's guesses do not spend its neighbours' budget.
+      ip_over = redis.call('SCARD', K_IP_GUESSES) > tonumber(A_ENUMERATION_IP_PER_HOUR)
+    else
+      ip_over = count_in(K_IP_GUESSES, tonumber(A_ENUMERATION_IP_PER_HOUR))
+    end
   end
 end
 -- Refused (429): a guessing client, or a never-issued code from a guessing network.
@@ -104,6 +112,7 @@ if record then
     elseif now < latest then redis.call('HSET', K_STATE, 'oo', '1') end
     -- The product's codes seen on shelves, per package weight (a hash per certificate
     -- product), counted exactly once per code: at its first genuine scan.
+    if first_ok and f == 0 then first_genuine = 1 end
     if first_ok and f == 0 and A_PACKAGE_KG ~= '' then
       redis.call('HINCRBY', K_PRODUCT_CODES, A_PACKAGE_KG, 1)
       redis.call('PEXPIRE', K_PRODUCT_CODES, A_TTL_MS)
@@ -223,5 +232,6 @@ reply[R_RECENT] = recent
 reply[R_FLAGS] = flags
 reply[R_PRODUCT_CODES] = product_codes
 reply[R_IDENTITIES] = idents
+reply[R_FIRST_GENUINE] = first_genuine
 reply[R_LIMITED] = 0
 return reply

@@ -29,11 +29,11 @@ class ScanKeys(NamedTuple):
     recent: str  # s:{C}:r
     flags: str  # s:{C}:fl
     event_ids: str  # s:{C}:ev
-    client_guesses: str  # s:e:{S}
-    stream: str  # s:stream
+    client_guesses: str  # s:e:{S} (on a cluster: the state key again, not touched)
+    stream: str  # s:stream (on a cluster: s:{g<G>}:stream, the code's slot group's)
     scanner_last: str  # s:{C}:z
-    ip_guesses: str  # s:e:{I} (the scanner's when there is no IP)
-    product_codes: str  # s:q:{P}
+    ip_guesses: str  # s:e:{I} (the scanner's when there is no IP; on a cluster as above)
+    product_codes: str  # s:q:{P} (on a cluster as above)
     identities: str  # s:{C}:n
 
 
@@ -72,6 +72,10 @@ class ScanArgs(NamedTuple):
     lookup: str  # "1": a read-only lookup that counts toward enumeration
     trust: str  # the history entry's trust field
     wechat_place: str  # "1": the place came from a verified session
+    # "": the script counts the enumeration sets itself (one server). On a cluster they lie
+    # in other slots: the gate (anomaly/gate.lua) counted them first, and this is its
+    # verdict, "<client over><ip over>" as "0"/"1" each.
+    gate: str
     # The request's rate-limit windows, counted first: "key expiry_s limit" lines ("" for
     # none; webapp.limits.RateLimits builds them with the `limits` library's key names).
     windows: str
@@ -91,6 +95,9 @@ class ScanReply(NamedTuple):
     flags: list[Any]  # rule, "severity|raised_ms|status", … (HGETALL)
     product_codes: list[Any]  # package kg, codes, … (only at a code's first genuine scan)
     identities: int  # distinct identities in the window
+    # 1: this was the code's first genuine scan (the product's tally counts it; on a
+    # cluster the tally lies in another slot and the caller counts it there).
+    first_genuine: int
     limited: int  # seconds until the longest exceeded window resets; 0: within every window
 
 
@@ -142,6 +149,11 @@ def source(name: str) -> str:
 
 def scan_script() -> str:
     return prologue(ScanKeys, ScanArgs, ScanReply) + source("scan.lua")
+
+
+def gate_script() -> str:
+    """The enumeration gate of a scan on a cluster (one set, its own slot): gate.lua."""
+    return source("gate.lua")
 
 
 def flag_script() -> str:

@@ -32,7 +32,22 @@ never-issued codes (channel `peek`) count toward both budgets and record nothing
 The public "first queried on … in …" comes from the first scan; its city only when that
 scan's place is not a client's claim (an IP's city, or a verified session's GPS):
 coordinates sent in a public request never name the code's first place.
-The script touches keys of several slots: it assumes one Redis primary, not a cluster.
+On one server the script touches all of these in its one call. On a Redis Cluster a
+script may touch one slot only, so the keys are placed by slot (cache.projection's slot
+groups) and a scan takes a round trip per slot it needs, each to the node holding it:
+
+    s:{g<G>}:<C>:h, …  the code's keys, tagged by its slot group G (64 groups)
+    s:{g<G>}:stream    the group's events; s:{g<G>}:flags its flags (the worker reads
+                       every group's streams, per node)
+    s:e:{S}, s:e:{I}   the client's and the IP's sets, each in its own slot
+    s:q:{P}            the product's tally, in its own slot
+
+First the gate (anomaly/gate.lua on the client's set, then on the IP's: their slots
+differ, and the IP's count depends on the client's verdict; one pipelined round trip of
+two SCARDs when nothing is counted, i.e. for issued codes), then scan.lua on the code's
+slot with the gate's verdict, then, only at a code's first genuine scan of a counted
+product, the tally (one round trip). The request's rate-limit windows are not counted
+by the script there (webapp.limits counts them beside it).
 
 Flags are evaluated in Python on the returned state. Only when one is new or escalates is
 there a second, rare call (an atomic upsert that never downgrades a flag and keeps a
@@ -74,8 +89,11 @@ from anomaly.scripts import (
     ScanKeys,
     ScanReply,
     flag_script,
+    gate_script,
     scan_script,
 )
+from cache.projection import SLOT_GROUPS, group_tag, slot_group
+from cache.redis_cache import REDIS_ERRORS, LazyCluster
 from domain.scans import (
     ACTIVE_STATUSES,
     LOOKUP_CHANNEL,
@@ -129,6 +147,15 @@ class ScanStoreUnavailable(Exception):
 
 FlagSink = Callable[[str, Flag], None]
 StoredFlags = dict[str, tuple[str, int, str]]  # rule -> (severity, raised ms, status)
+
+
+def stream_names(prefix: str = DEFAULT_PREFIX, *, cluster: bool = False) -> tuple[list[str], list[str]]:
+    """(event streams, flag streams) of a scan store: one of each on one server, one per
+    slot group on a cluster."""
+    if not cluster:
+        return [prefix + "stream"], [prefix + "flags"]
+    tags = [group_tag(g) for g in range(SLOT_GROUPS)]
+    return [f"{prefix}{t}:stream" for t in tags], [f"{prefix}{t}:flags" for t in tags]
 
 
 def _ms_dt(ms: int | None) -> datetime | None:
@@ -288,11 +315,49 @@ class RedisScanStore:
         self.stream_maxlen = stream_maxlen
         self.script = (register_script or client.register_script)(scan_script())
         self.flag_script = client.register_script(flag_script())
+        # On a cluster the keys are placed by slot and a scan spans several (module docstring).
+        self.cluster = isinstance(client, LazyCluster)
+        self.gate_script = client.register_script(gate_script()) if self.cluster else None
+
+    def _code_base(self, code: str) -> str:
+        """The prefix of a code's keys: `s:{C}` on one server, `s:{g<G>}:C` on a cluster."""
+        if self.cluster:
+            return f"{self.prefix}{group_tag(slot_group(code))}:{code}"
+        return f"{self.prefix}{{{code}}}"
+
+    def guess_keys(self, scanner: str | None, ip_hash: str | None) -> tuple[str, str]:
+        """The client's and the IP's sets of never-issued codes (the same set when the
+        scanner is the IP); each its own slot on a cluster."""
+        p = self.prefix
+        if self.cluster:
+            return f"{p}e:{{{scanner or '-'}}}", f"{p}e:{{{ip_hash or scanner or '-'}}}"
+        return f"{p}e:{scanner or '-'}", f"{p}e:{ip_hash or scanner or '-'}"
+
+    def product_key(self, product: str | None) -> str:
+        return f"{self.prefix}q:{{{product or '-'}}}" if self.cluster else f"{self.prefix}q:{product or '-'}"
 
     def keys(
         self, code: str, scanner: str | None, ip_hash: str | None = None, product: str | None = None
     ) -> ScanKeys:
-        p, tag = self.prefix, "{" + code + "}"
+        p, base = self.prefix, self._code_base(code)
+        if self.cluster:
+            # One slot per call: the sets and the tally are counted by their own calls, and
+            # the state key stands in for them (the script does not touch them here).
+            state = base + ":h"
+            return ScanKeys(
+                state=state,
+                scanners=base + ":u",
+                recent=base + ":r",
+                flags=base + ":fl",
+                event_ids=base + ":ev",
+                client_guesses=state,
+                stream=f"{p}{group_tag(slot_group(code))}:stream",
+                scanner_last=base + ":z",
+                ip_guesses=state,
+                product_codes=state,
+                identities=base + ":n",
+            )
+        tag = base[len(p) :]
         return ScanKeys(
             state=f"{p}{tag}:h",
             scanners=f"{p}{tag}:u",
@@ -308,7 +373,53 @@ class RedisScanStore:
         )
 
     def flags_key(self, code: str) -> str:
-        return f"{self.prefix}{{{code}}}:fl"
+        return self._code_base(code) + ":fl"
+
+    def flag_stream_of(self, code: str) -> str:
+        if self.cluster:
+            return f"{self.prefix}{group_tag(slot_group(code))}:flags"
+        return self.flag_stream
+
+    def _gate(self, event: ScanEvent, counting: bool) -> str:
+        """The enumeration sets counted in their own slots (a cluster): scan.lua's A_GATE."""
+        cfg = self.config
+        scanner, ip = event.client or "", event.ip_hash or ""
+        client_key, ip_key = self.guess_keys(event.client, event.ip_hash)
+        by_ip = bool(ip) and client_key == ip_key  # no client id: the scanner is the IP
+        ask_client = bool(scanner) and not by_ip
+        if not counting:
+            # Nothing is added: two reads, one pipelined round trip to their nodes.
+            pipe = self.client.pipeline(transaction=False)
+            if ask_client:
+                pipe.scard(client_key)
+            if ip:
+                pipe.scard(ip_key)
+            cards = pipe.execute() if ask_client or ip else []
+            client_over = ask_client and int(cards[0]) > cfg.enumeration_per_hour
+            ip_over = bool(ip) and int(cards[-1]) > cfg.enumeration_ip_per_hour
+        else:
+            assert self.gate_script is not None
+            client_over = ask_client and bool(
+                self.gate_script(keys=[client_key], args=["1", cfg.enumeration_per_hour, event.code])
+            )
+            # A refused client's guesses do not spend its neighbours' budget.
+            ip_over = bool(ip) and bool(
+                self.gate_script(
+                    keys=[ip_key],
+                    args=["0" if client_over else "1", cfg.enumeration_ip_per_hour, event.code],
+                )
+            )
+        return f"{int(client_over)}{int(ip_over)}"
+
+    def _count_product(self, product: ProductContext, reply: ScanReply) -> ScanReply:
+        """The product's tally in its own slot (a cluster), after the code's first genuine scan."""
+        key = self.product_key(product.key)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(key, _kg(product), 1)
+        pipe.pexpire(key, self.config.retention_days * DAY_MS)
+        pipe.hgetall(key)
+        seen = pipe.execute()[2]
+        return reply._replace(product_codes=[x for kv in seen.items() for x in kv])
 
     def record(
         self,
@@ -333,6 +444,7 @@ class RedisScanStore:
             record_scan = False
         source = event.place_source
         ttl = NOT_FOUND_TTL_MS if event.verdict == "not_found" else cfg.retention_days * DAY_MS
+        genuine = event.verdict == "genuine"
         args = ScanArgs(
             now=event.at_ms,
             scanner=event.client or "",
@@ -359,18 +471,34 @@ class RedisScanStore:
             distinct_warn=cfg.distinct_warn,
             distinct_suspicious=cfg.distinct_suspicious,
             velocity_min=min(cfg.velocity_hour, cfg.velocity_day),
-            package_kg=_kg(product) if record_scan and event.verdict == "genuine" else "",
+            # On a cluster the tally lies in its own slot: counted after the script (`_count_product`).
+            package_kg=_kg(product) if record_scan and genuine and not self.cluster else "",
             identity=event.identity or "",
             place_shown="0" if source == PlaceSource.GPS else "1",  # a place the first scan may show
             lookup="1" if lookup else "0",
             trust=_trust(event),
             wechat_place="1" if source == PlaceSource.WECHAT else "0",
+            gate="",
             windows=windows,
         )
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
+            if self.cluster:
+                if windows:
+                    raise ValueError("on a cluster the scan script counts no rate-limit windows")
+                counting = (record_scan or lookup) and event.verdict == "not_found"
+                args = args._replace(gate=self._gate(event, counting))
             reply = ScanReply._make(self.script(keys=keys, args=args))
-        except (redis.RedisError, OSError) as exc:
+            if (
+                self.cluster
+                and reply.first_genuine
+                and record_scan
+                and genuine
+                and product is not None
+                and product.counts_codes
+            ):
+                reply = self._count_product(product, reply)
+        except REDIS_ERRORS as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
         if reply.limited:
             return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited))
@@ -446,9 +574,9 @@ class RedisScanStore:
         for flag in flags:
             args += [flag.rule, flag.severity, _ms(flag.raised_at), flag_payload(code, flag)]
         try:
-            keys = FlagKeys(flags=self.flags_key(code), flag_stream=self.flag_stream)
+            keys = FlagKeys(flags=self.flags_key(code), flag_stream=self.flag_stream_of(code))
             reply = FlagReply._make(self.flag_script(keys=keys, args=args))
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
         if sync and self.flag_sink is not None:
             for rule in reply.written:
@@ -465,7 +593,7 @@ class RedisScanStore:
             current = self.client.hget(key, rule)
             severity, raised = _text(current).split("|")[:2] if current else (Severity.WARN, "0")
             self.client.hset(key, rule, f"{severity}|{raised}|{status}")
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
 
 

@@ -8,6 +8,15 @@ first re-reads what it had pending; entries a dead consumer left pending are cla
 `claim_idle_ms` (XAUTOCLAIM). An entry that cannot be parsed is copied to a dead-letter
 stream and acknowledged, so it cannot block the ones behind it. Answers never wait for any
 of this.
+
+On a Redis Cluster there is an event and a flag stream per slot group (anomaly.state), 128
+in all. A read may not span slots, and redis-py's cluster client asks a node where
+XREADGROUP's keys are before each one (COMMAND GETKEYS), so the worker reads each
+primary's streams itself: one pipeline of non-blocking XREADGROUPs per primary, then a
+short wait (`POLL_S`) when none had anything. Acknowledging, reclaiming (XAUTOCLAIM on
+every stream, so a dead consumer's entries are taken on every shard) and trimming go
+through the cluster client, one stream at a time. A failover or a moved slot shows as
+MOVED or a lost connection: the slot map is read again and the read retried.
 """
 
 from __future__ import annotations
@@ -25,15 +34,20 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
 from anomaly.events import ScanEvent
-from anomaly.state import DEFAULT_PREFIX
+from anomaly.state import DEFAULT_PREFIX, stream_names
+from cache.redis_cache import LazyCluster
 from domain.scans import SEVERITY_RANK, Flag
 
 log = logging.getLogger(__name__)
 GROUP = "persist"
 DEAD_CONSUMER_IDLE_MS = 86_400_000  # a consumer silent this long, with nothing pending, is gone
 TRIM_EVERY_S = 5.0
+# What a node answers for a slot it no longer serves (failover, resharding).
+_RESHARDED = (MovedError, AskError, ClusterDownError, TryAgainError)
+POLL_S = 0.2  # a cluster's reads do not block: this long between reads that found nothing
 
 
 def _text(value: Any) -> str:
@@ -138,8 +152,11 @@ class StreamWorker:
         else:
             self.sink = sink
         self.client = client
-        self.stream = key_prefix + "stream"
-        self.flag_stream = key_prefix + "flags"
+        self.cluster = isinstance(client, LazyCluster)
+        self.event_streams, self.flag_streams = stream_names(key_prefix, cluster=self.cluster)
+        self.streams = self.event_streams + self.flag_streams
+        self._flag_set = frozenset(self.flag_streams)
+        self._touched: set[str] = set()  # streams read from since the last trim
         self.dead_stream = key_prefix + "dead"
         # hostname + pid: a container restarted with the same pid re-reads its own pending.
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -155,8 +172,8 @@ class StreamWorker:
             log.warning("redis unavailable at start (%s); the consumer group is created later", exc)
 
     def ensure_groups(self) -> None:
-        """Create the consumer group on both streams where it is missing."""
-        for stream in (self.stream, self.flag_stream):
+        """Create the consumer group on every stream where it is missing."""
+        for stream in self.streams:
             try:
                 self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -185,7 +202,7 @@ class StreamWorker:
         flags: list[tuple[str, Flag]] = []
         for entry_id, fields in entries:
             try:
-                if stream == self.stream:
+                if stream not in self._flag_set:
                     events.append(ScanEvent.from_json(fields[b"e"]))
                 else:
                     flags.append(_flag_from_fields(fields))
@@ -196,16 +213,19 @@ class StreamWorker:
         if flags:
             self.sink.write_flags(flags)
         self.client.xack(stream, GROUP, *[entry_id for entry_id, _ in entries])
+        self._touched.add(stream)
         self.stats.events += len(events)
         self.stats.flags += len(flags)
         self.stats.batches += 1
         return len(entries)
 
     def _read(self, start: str, block_ms: int | None) -> int:
+        if self.cluster:
+            return self._read_cluster(start, block_ms)
         replies: Any = self.client.xreadgroup(
             GROUP,
             self.consumer,
-            {self.stream: start, self.flag_stream: start},
+            dict.fromkeys(self.streams, start),
             count=self.batch,
             block=block_ms,
         )
@@ -214,8 +234,37 @@ class StreamWorker:
             n += self._handle(_text(stream), entries)
         return n
 
+    def _read_cluster(self, start: str, block_ms: int | None) -> int:
+        """Every stream read once, one pipeline per primary (see the module docstring)."""
+        cluster: Any = self.client
+        by_node: dict[str, tuple[Any, list[str]]] = {}
+        try:
+            for stream in self.streams:
+                node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(stream))
+                by_node.setdefault(node.name, (cluster.get_redis_connection(node), []))[1].append(stream)
+            replies: list[Any] = []
+            for conn, streams in by_node.values():
+                pipe = conn.pipeline(transaction=False)
+                for stream in streams:
+                    pipe.xreadgroup(GROUP, self.consumer, {stream: start}, count=self.batch)
+                replies += pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, *_RESHARDED) as exc:
+            # A primary failed over or a slot moved: read the slot map again, then retry.
+            try:
+                cluster.nodes_manager.initialize()
+            except Exception:
+                log.warning("the cluster's slot map could not be read again", exc_info=True)
+            raise redis.ConnectionError(f"cluster read failed: {exc}") from exc
+        n = 0
+        for reply in replies:
+            for stream, entries in reply or []:
+                n += self._handle(_text(stream), entries)
+        if not n and block_ms:
+            self._stop.wait(min(block_ms / 1000, POLL_S))
+        return n
+
     def run_once(self, *, block: bool = True) -> int:
-        """One read of new entries from both streams; returns how many were handled."""
+        """One read of new entries from every stream; returns how many were handled."""
         return self._read(">", self.block_ms if block else None)
 
     def own_pending(self) -> int:
@@ -230,7 +279,7 @@ class StreamWorker:
         """Take over entries another consumer read but never acknowledged (it died), then
         forget consumers long gone with nothing pending."""
         total = 0
-        for stream in (self.stream, self.flag_stream):
+        for stream in self.streams:
             start: Any = "0-0"
             while True:
                 reply: Any = self.client.xautoclaim(
@@ -254,7 +303,10 @@ class StreamWorker:
         for a worker that is down; without this, acknowledged events (~300 bytes each)
         would fill Redis up to it. Keeps everything pending or not yet delivered."""
         removed = 0
-        for stream in (self.stream, self.flag_stream):
+        # On a cluster only the streams read from since the last trim (128 otherwise).
+        streams = [s for s in self.streams if s in self._touched] if self.cluster else self.streams
+        self._touched = set()
+        for stream in streams:
             # The last delivered id first, the pending list second: an entry another worker
             # is handed in between has a later id and is kept; one handed out before is
             # acknowledged or in the pending list. (In the other order, entries read between
@@ -285,7 +337,7 @@ class StreamWorker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        log.info("worker %s: draining %s and %s", self.consumer, self.stream, self.flag_stream)
+        log.info("worker %s: draining %d streams", self.consumer, len(self.streams))
         last_claim = last_log = last_trim = time.monotonic()
         retry_own = regroup = True
         logged = WorkerStats()

@@ -112,6 +112,26 @@ def place(code: str, kind: CodeKind, buckets: int) -> tuple[int, str]:
     return bucket, str(h >> (buckets.bit_length() - 1))
 
 
+# Slot groups: on a Redis Cluster a code's scan keys and the stream its events go to share
+# one hash tag, that of its slot group (the low bits of its mixed key, so every projection
+# bucket lies in exactly one group: bucket & (SLOT_GROUPS - 1)). A group per bucket would
+# scatter the events over ~32 k streams, which no worker can read (a read spans one slot);
+# 64 groups spread a cluster's scan state over 64 slots, enough to balance up to a few
+# dozen primaries, and keep the worker's reads to 64 streams per kind. Part of the key
+# layout: changing it moves every code's scan keys.
+SLOT_GROUPS = 64
+
+
+def slot_group(code: str) -> int:
+    """The slot group of a code (its projection bucket's low bits, whatever the bucket count)."""
+    return _mix(key64(code)) & (SLOT_GROUPS - 1)
+
+
+def group_tag(group: int) -> str:
+    """The hash tag of a slot group's keys."""
+    return f"{{g{group}}}"
+
+
 def bucket_key(bucket: int) -> str:
     return f"{PREFIX}{{{bucket}}}"
 

@@ -34,7 +34,6 @@ from cache.redis_cache import (
     RedisFilterStore,
     RedisGenerations,
     RedisSharedCache,
-    is_cluster,
     make_redis,
     reachable,
 )
@@ -68,19 +67,10 @@ from services.verify import VerifyService
 from webapp.evidence_pdf import EvidencePdf
 from webapp.lazy import lazy
 from webapp.scanning import ScannerAdapter, engines
-from webapp.settings import Settings, SettingsError
+from webapp.settings import Settings
 from webapp.webhooks import Deliverer, HttpSender
 
 log = logging.getLogger(__name__)
-
-
-def check(settings: Settings) -> None:
-    """Fail at start on settings that cannot work together (no I/O)."""
-    if is_cluster(settings.scan_store_url):
-        raise SettingsError(
-            "the scan store needs one Redis server, not a cluster: set SCAN_REDIS_URL to a "
-            "redis:// URL when REDIS_URL is a redis+cluster:// one"
-        )
 
 
 def rebuild_projection(settings: Settings, progress: Any = None) -> int | None:
@@ -133,7 +123,6 @@ class Container:
     `Services` is the part the blueprints see)."""
 
     def __init__(self, settings: Settings) -> None:
-        check(settings)
         self.settings = settings
         self._lock = threading.RLock()  # builders call each other: verify -> resolver -> filters
 

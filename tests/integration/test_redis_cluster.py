@@ -1,134 +1,43 @@
 """The cache tiers and the rate limits on a real Redis Cluster (three primaries started
-here from the machine's redis-server), with the scan store on its own single server."""
+here from the machine's redis-server), with the scan store on its own single server
+(tests/integration/test_scan_store_cluster.py puts the scan store on a cluster)."""
 
 from __future__ import annotations
 
-import random
-import shutil
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
-from tests.conftest import ADMIN, REQUIRED, make_app, settings_for
+from tests.conftest import ADMIN, make_app, settings_for
+from tests.redis_server import ClusterChild
 from verify_api import limits
 from webapp import container
 from webapp.demo import seed
-from webapp.settings import SettingsError
-
-
-def _free_ports(n: int) -> list[int]:
-    """n distinct ports whose cluster bus ports (+10000) are free too, all below 55536."""
-    rng = random.Random()
-    ports: list[int] = []
-    while len(ports) < n:
-        port = rng.randrange(20_000, 45_000)
-        taken = {q for p in ports for q in (p, p + 10_000)}
-        if {port, port + 10_000} & taken:
-            continue
-        try:
-            for p in (port, port + 10_000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        ports.append(port)
-    return ports
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[subprocess.Popen]]]:
-    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-    if not server or not cli:
-        if REQUIRED:
-            pytest.fail("redis-server/redis-cli are needed for the cluster tests and REQUIRE_SERVICES=1")
-        pytest.skip("redis-server is not installed")
-    root: Path = tmp_path_factory.mktemp("cluster")
-    ports = _free_ports(3)
-    nodes: list[subprocess.Popen] = []
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterChild]:
+    nodes = ClusterChild(tmp_path_factory.mktemp("cluster"), primaries=3)
     try:
-        for port in ports:
-            node = root / str(port)
-            node.mkdir()
-            # In the foreground, as children: a failed bind shows, and nothing outlives the test.
-            nodes.append(
-                subprocess.Popen(
-                    [
-                        server,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        str(node / "nodes.conf"),
-                        "--dir",
-                        str(node),
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--cluster-node-timeout",
-                        "2000",
-                        "--logfile",
-                        str(node / "log"),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        for port, proc in zip(ports, nodes, strict=True):
-            _wait(lambda p=port: redis_lib.Redis(port=p, socket_timeout=1).ping(), proc)
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0",
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        for port, proc in zip(ports, nodes, strict=True):
-            _wait(
-                lambda p=port: (
-                    redis_lib.Redis(port=p).execute_command("CLUSTER INFO")["cluster_state"] == "ok"
-                ),
-                proc,
-            )
-        yield ",".join(f"127.0.0.1:{p}" for p in ports), nodes
+        nodes.start()
+        yield nodes
     finally:
-        for proc in nodes:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _wait(ready, proc: subprocess.Popen, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + seconds
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"a cluster node exited with {proc.returncode}")
-        try:
-            if ready():
-                return
-        except redis_lib.RedisError:
-            pass
-        if time.monotonic() > end:
-            raise TimeoutError("the Redis Cluster did not come up")
-        time.sleep(0.1)
+        nodes.stop()
 
 
 def test_the_cache_tiers_and_limits_run_on_a_cluster(
-    cluster: tuple[str, list[subprocess.Popen]],
+    cluster: ClusterChild,
     mysql_db: str,
     redis_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(limits, "CLIENT_LIMIT", "30/minute")
-    nodes_url = f"redis+cluster://{cluster[0]}"  # every node named: any one may be down at start
+    nodes_url = cluster.url  # every node named: any one may be down at start
     settings = settings_for(mysql_db, nodes_url, rate_limits=True).with_(scan_redis_url=redis_url)
     app = make_app(settings)
     demo = seed(container(app).admin, date.today())
@@ -143,7 +52,7 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
     assert verdict(demo["not_found"]) == "not_found"
     assert verdict(demo["genuine"]) == "genuine"
 
-    nodes = RedisCluster.from_url("redis://" + cluster[0].split(",")[0])
+    nodes = RedisCluster.from_url("redis://" + cluster.nodes.split(",")[0])
     assert nodes.exists("v:bloom") and nodes.exists("v:bloom:meta")  # built at start
     # Every code is in the cluster's projection (bucket keys over every node's slots),
     # complete: codes are resolved from it, not from the record cache.
@@ -192,16 +101,12 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
 
 
 def test_a_cluster_that_is_away_costs_the_cache_not_the_answer(
-    cluster: tuple[str, list[subprocess.Popen]], mysql_db: str, redis_url: str
+    cluster: ClusterChild, mysql_db: str, redis_url: str
 ) -> None:
     # Rate limits on: their counters live on the cluster as well, and must fail open too.
-    settings = settings_for(mysql_db, f"redis+cluster://{cluster[0]}", rate_limits=True).with_(
-        scan_redis_url=redis_url
-    )
+    settings = settings_for(mysql_db, cluster.url, rate_limits=True).with_(scan_redis_url=redis_url)
     demo = seed(container(make_app(settings)).admin, date.today())
-    nodes = cluster[1]
-    for proc in nodes:
-        proc.send_signal(signal.SIGSTOP)  # hung, not refusing: the worst case for timeouts
+    cluster.signal_all(signal.SIGSTOP)  # hung, not refusing: the worst case for timeouts
     try:
         started = time.monotonic()
         app = make_app(settings)  # a new worker starts without the cache …
@@ -213,10 +118,4 @@ def test_a_cluster_that_is_away_costs_the_cache_not_the_answer(
         ready = http.get("/readyz")
         assert ready.status_code == 200 and ready.get_json()["cache"] == "down"
     finally:
-        for proc in nodes:
-            proc.send_signal(signal.SIGCONT)
-
-
-def test_the_scan_store_is_never_put_on_a_cluster(cluster: tuple[str, list], mysql_db: str) -> None:
-    with pytest.raises(SettingsError, match="SCAN_REDIS_URL"):
-        make_app(settings_for(mysql_db, f"redis+cluster://{cluster[0]}"))
+        cluster.signal_all(signal.SIGCONT)

@@ -70,11 +70,11 @@ def test_the_flag_script_ranks_severities_as_the_domain_does() -> None:
 
 
 def test_a_scan_reply_decodes_into_the_named_tuple_with_every_field() -> None:
-    raw = [3, 1_700_000_000_000, b"Harbin", 2, b"1700000000000,1", 0, 0, [], [], [], 2, 0]
+    raw = [3, 1_700_000_000_000, b"Harbin", 2, b"1700000000000,1", 0, 0, [], [], [], 2, 1, 0]
     reply = ScanReply._make(raw)
-    assert len(ScanReply._fields) == 12
+    assert len(ScanReply._fields) == 13
     assert (reply.scans, reply.first_city, reply.distinct, reply.identities) == (3, b"Harbin", 2, 2)
-    assert reply.limited == 0
+    assert reply.first_genuine == 1 and reply.limited == 0
 
 
 def test_a_reply_of_the_wrong_length_is_refused_rather_than_misread() -> None:
@@ -87,3 +87,4 @@ def test_a_reply_of_the_wrong_length_is_refused_rather_than_misread() -> None:
 def test_the_scripts_are_found_as_package_data() -> None:
     assert "redis.call" in scripts.scan_script()
     assert "redis.call" in scripts.flag_script()
+    assert "redis.call" in scripts.gate_script()
