@@ -70,11 +70,11 @@ def _stored(app: Flask) -> dict[str, int]:
     return {str(h): int(n) for h, n in rows}
 
 
-def _pending(client: RedisCluster, consumer: str | None = None) -> int:
-    """Entries pending on the group (on one consumer), over every stream; a stream the
-    worker has not yet made its group on counts none."""
+def _pending(client: RedisCluster, consumer: str | None = None, streams: list[str] | None = None) -> int:
+    """Entries pending on the group (on one consumer), over every stream (or `streams`); a
+    stream the worker has not yet made its group on counts none."""
     n = 0
-    for s in EVENTS + FLAGS:
+    for s in streams or EVENTS + FLAGS:
         try:
             if consumer is None:
                 n += int(client.xpending(s, GROUP)["pending"])
@@ -213,18 +213,23 @@ def test_a_worker_killed_mid_batch_on_a_cluster_loses_and_duplicates_nothing(
     codes = _recorded_codes(app)
     env = chaos._worker_env(mysql_db, cluster.url)
     env["SECRET_KEY"] = container(app).settings.secret_key
+    streams = sorted({f"s:{group_tag(slot_group(code))}:stream" for code in codes})
     first = chaos.Worker("k1", env, tmp_path, batch=10, claim_idle_ms=1000)
     second = None
     try:
         with Sender(app, codes, rate=150) as sender:
-            deadline = time.monotonic() + 30
+            # At work first (started, in the group, something stored), then frozen until
+            # it holds entries it has not acknowledged, and killed there.
+            deadline = time.monotonic() + 60
+            while not (sum(_stored(app).values()) and first.alive) and time.monotonic() < deadline:
+                time.sleep(0.1)
             held = 0
             while not held and time.monotonic() < deadline:
-                time.sleep(0.01)
                 first.freeze()
-                held = _pending(fresh, "k1")
+                held = _pending(fresh, "k1", streams)
                 if not held:
                     first.thaw()
+                    time.sleep(0.002 + 0.02 * (time.monotonic() % 1))
             first.kill()
             assert held, first.log_tail()
             second = chaos.Worker("k2", env, tmp_path, batch=10, claim_idle_ms=1000)
