@@ -43,6 +43,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -395,6 +396,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--floor", type=Path, default=FLOOR, help="the floor app (default: the repo's own)")
     args = parser.parse_args()
+    if shutil.which("wrk") is None:  # before a minute of loading codes, not after
+        raise SystemExit("wrk is not installed: `bash scripts/system-packages.sh bench` (or `make bench`)")
     realistic = args.plan == "realistic"
     n_codes = args.codes or (1_000_000 if realistic else 200_000)
     floor_path = args.floor.resolve()
