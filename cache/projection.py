@@ -17,8 +17,14 @@ field for an organic code (so the field is an integer, stored in 8 bytes by a li
 the token itself for a BQ code (a digest could collide; tokens are few). Buckets hold
 ~`PER_BUCKET` codes on average at the expected size, well under Redis's
 `hash-max-listpack-entries` (128): each stays a listpack, ~10-20 bytes per entry instead
-of a hash table's ~70. Every bucket key carries its bucket as a hash tag, so the same
-layout works on a Redis Cluster (a verify's code and its scan state can share a slot).
+of a hash table's ~70. Every bucket key carries a hash tag: its bucket on one server
+(`v:p:{<bucket>}`), its slot group on a Redis Cluster (`v:p:{g<G>}:<bucket>`, G the
+bucket's low 6 bits), the slot where the scan store keeps the group's codes' scan keys
+and event stream, so one script there can resolve a code and record its scan. A tag per
+bucket would put a bucket in one slot and its codes' events in another: a stream per
+bucket is ~32 k streams for a worker to read, one per slot group 64. The meta names the
+layout ("2g:<buckets>" on a cluster): a projection written under the other names is OFF
+and rebuilt under these (its old keys dropped), never read under the wrong ones.
 
 The value: `<group id>[,<issue day>[,<identity code>]]` for an organic code (the day
 counted from 2000-01-01), `<batch id>,<role>` for a BQ code. Measured bytes per code are
@@ -43,6 +49,7 @@ finds it swept by a rebuild marks itself again before its next save (`renew`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -132,12 +139,21 @@ def group_tag(group: int) -> str:
     return f"{{g{group}}}"
 
 
-def bucket_key(bucket: int) -> str:
+def bucket_key(bucket: int, *, grouped: bool = False) -> str:
+    """A bucket's key: `v:p:{<bucket>}` on one server; on a cluster (`grouped`)
+    `v:p:{g<G>}:<bucket>`, in its slot group's slot, where the scan store keeps its codes'
+    scan keys and the stream their events go to (anomaly.state): a script can then resolve
+    a code and record its scan in one call there."""
+    if grouped:
+        return f"{PREFIX}{group_tag(bucket & (SLOT_GROUPS - 1))}:{bucket}"
     return f"{PREFIX}{{{bucket}}}"
 
 
-def meta_value(buckets: int) -> bytes:
-    return f"{LAYOUT}:{buckets}".encode()
+def meta_value(buckets: int, *, grouped: bool = False) -> bytes:
+    """The meta of a complete projection: its layout ("g": bucket keys named by slot
+    group, a cluster's) and bucket count. A projection written under other names is OFF
+    (rebuilt under these), never read under the wrong ones."""
+    return f"{LAYOUT}{'g' if grouped else ''}:{buckets}".encode()
 
 
 def encode(
@@ -177,12 +193,14 @@ class RedisProjection:
             DirectCalls(client).execute if direct and not isinstance(client, LazyCluster) else self._command
         )
         self.buckets = buckets
+        self.grouped = isinstance(client, LazyCluster)  # bucket keys by slot group
+        self._key = functools.partial(bucket_key, grouped=self.grouped)
         self._mine: set[str] = set()  # marks begun by this process (renewed together)
         # renew() and end() of this process's threads: an ended mark is never put back.
         self._marks = threading.Lock()
         self._script: Any = None
         self._mark_script: Any = None
-        self._meta = meta_value(buckets)
+        self._meta = meta_value(buckets, grouped=self.grouped)
         self._marker = str(buckets).encode()
 
     def _command(self, *args: Any) -> Any:
@@ -211,7 +229,7 @@ class RedisProjection:
         by a rebuild (its marker); MISSING on an error or when the bucket is not filled."""
         bucket, fld = place(code, kind, self.buckets)
         try:
-            value, marker = self._read("HMGET", bucket_key(bucket), fld, MARKER)
+            value, marker = self._read("HMGET", self._key(bucket), fld, MARKER)
         except Exception:
             metrics.incr("projection_errors")
             return MISSING  # type: ignore[no-any-return]
@@ -277,7 +295,7 @@ class RedisProjection:
         if isinstance(self.client, LazyCluster):
             pipe = self.client.pipeline(transaction=False)
             for i in range(0, len(flat), 3):
-                pipe.hset(bucket_key(flat[i]), flat[i + 1], flat[i + 2])
+                pipe.hset(self._key(flat[i]), flat[i + 1], flat[i + 2])
             pipe.execute()
             return
         if self._script is None:
@@ -289,7 +307,7 @@ class RedisProjection:
         pipe = self.client.pipeline(transaction=False)
         for code, kind in codes:
             bucket, fld = place(code, kind, self.buckets)
-            pipe.hdel(bucket_key(bucket), fld)
+            pipe.hdel(self._key(bucket), fld)
         pipe.execute()
 
     # -- completeness ----------------------------------------------------------------------
@@ -371,8 +389,10 @@ class RedisProjection:
             meta = self.client.get(META)
             if meta is not None and meta != self._meta:
                 self.client.delete(META)
-                if meta.rpartition(b":")[2] != str(self.buckets).encode():
-                    self._drop_buckets()  # another bucket count: every field is elsewhere
+                layout, _, buckets = meta.rpartition(b":")
+                if buckets != str(self.buckets).encode() or layout.endswith(b"g") != self.grouped:
+                    # Another bucket count or other key names: every field is elsewhere.
+                    self._drop_buckets()
             for _pass in range(REBUILD_PASSES):
                 # Read before the registry's snapshot is taken: a writer that counts after
                 # this saved before it wrote, so either the snapshot holds its rows or the
@@ -421,7 +441,7 @@ class RedisProjection:
             if isinstance(self.client, LazyCluster):
                 pipe = self.client.pipeline(transaction=False)
                 for b in range(start, end + 1):
-                    pipe.hset(bucket_key(b), MARKER, self._marker)
+                    pipe.hset(self._key(b), MARKER, self._marker)
                 pipe.execute()
                 continue
             if self._mark_script is None:

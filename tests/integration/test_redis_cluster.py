@@ -13,6 +13,17 @@ import pytest
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
+from cache.projection import (
+    RedisProjection,
+    bucket_key,
+    buckets_for,
+    group_tag,
+    meta_value,
+    place,
+    slot_group,
+)
+from cache.redis_cache import make_redis
+from domain.codes import CodeKind
 from tests.conftest import ADMIN, make_app, settings_for
 from tests.redis_server import ClusterChild
 from verify_api import limits
@@ -57,8 +68,21 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
     # Every code is in the cluster's projection (bucket keys over every node's slots),
     # complete: codes are resolved from it, not from the record cache.
     every = nodes.keys(target_nodes=RedisCluster.ALL_NODES)
-    assert nodes.exists("v:p:meta") and sum(k.startswith(b"v:p:{") for k in every) > 5
+    assert nodes.exists("v:p:meta") and sum(k.startswith(b"v:p:{g") for k in every) > 5
     assert not any(k.startswith(b"v:c:") for k in every)
+    # Bucket keys are named by slot group: a code's bucket lies in the slot of its scan
+    # keys and of the stream its events go to, should the scan store share this cluster.
+    assert nodes.get("v:p:meta") == meta_value(buckets_for(100_000), grouped=True)
+    code = demo["genuine"]
+    bucket = place(code, CodeKind.ORGANIC, buckets_for(100_000))[0]
+    assert nodes.hexists(
+        bucket_key(bucket, grouped=True), place(code, CodeKind.ORGANIC, buckets_for(100_000))[1]
+    )
+    tag = group_tag(slot_group(code))
+    slots = {
+        nodes.keyslot(k) for k in (bucket_key(bucket, grouped=True), f"s:{tag}:{code}:h", f"s:{tag}:stream")
+    }
+    assert len(slots) == 1
     # Scan state went to the scan store's own server, not the cluster.
     assert redis_lib.Redis.from_url(redis_url).exists("s:stream")
 
@@ -119,3 +143,23 @@ def test_a_cluster_that_is_away_costs_the_cache_not_the_answer(
         assert ready.status_code == 200 and ready.get_json()["cache"] == "down"
     finally:
         cluster.signal_all(signal.SIGCONT)
+
+
+def test_a_projection_written_under_one_server_names_is_rebuilt_under_the_clusters(
+    cluster: ClusterChild,
+) -> None:
+    nodes = RedisCluster.from_url("redis://" + cluster.nodes.split(",")[0])
+    nodes.flushall(target_nodes=RedisCluster.PRIMARIES)
+    # As the release before wrote it on a cluster: a bucket per slot, its meta complete.
+    nodes.hset("v:p:{5}", "123", "7")
+    nodes.set("v:p:meta", meta_value(1024))
+    store = RedisProjection(make_redis(cluster.url, timeout_ms=5000), 1024)
+    assert store.state() == "off"  # never read under the old names
+    code = "012326000000000042"
+    bucket, fld = place(code, CodeKind.ORGANIC, 1024)
+    assert store.rebuild(lambda: iter([(code, CodeKind.ORGANIC, 9, None, None, None)])) == 1
+    assert store.state() == "complete"
+    assert not nodes.exists("v:p:{5}")  # the old names are dropped
+    assert nodes.hget(bucket_key(bucket, grouped=True), fld) == b"9"
+    assert store.get(code, CodeKind.ORGANIC) is not None
+    assert store.get("012326000000000043", CodeKind.ORGANIC) is None  # a filled bucket's miss
