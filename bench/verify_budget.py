@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=5000)
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--db", default="ov_budget", help="the scratch database (dropped and made again)")
     parser.add_argument("--floor", type=Path, default=FLOOR, help="the floor app (default: the repo's own)")
     parser.add_argument(
         "--limits",
@@ -102,7 +103,7 @@ def main() -> None:
 
     from bench.verify_bench import fresh_stores, load_codes
 
-    db_url, _ = fresh_stores(args.mysql, args.redis, "ov_budget")
+    db_url, _ = fresh_stores(args.mysql, args.redis, args.db)
     os.environ.update(
         BENCH_REDIS_URL=args.redis,
         REDIS_URL=args.redis,
