@@ -46,8 +46,11 @@ First the gate (anomaly/gate.lua on the client's set, then on the IP's: their sl
 differ, and the IP's count depends on the client's verdict; one pipelined round trip of
 two SCARDs when nothing is counted, i.e. for issued codes), then scan.lua on the code's
 slot with the gate's verdict, then, only at a code's first genuine scan of a counted
-product, the tally (one round trip). The request's rate-limit windows are not counted
-by the script there (webapp.limits counts them beside it).
+product, the tally (one round trip). The request's rate-limit windows, when the limits
+live on the same cluster, are counted in the gate's round trip (INCR and EXPIRE NX each,
+pipelined to their nodes); over any, nothing else is counted or recorded, as on one
+server. For a never-issued code the gate's scripts then follow in their own round trips,
+so that a refused request spends no enumeration budget either.
 
 Flags are evaluated in Python on the returned state. Only when one is new or escalates is
 there a second, rare call (an atomic upsert that never downgrades a flag and keeps a
@@ -380,21 +383,33 @@ class RedisScanStore:
             return f"{self.prefix}{group_tag(slot_group(code))}:flags"
         return self.flag_stream
 
-    def _gate(self, event: ScanEvent, counting: bool) -> str:
-        """The enumeration sets counted in their own slots (a cluster): scan.lua's A_GATE."""
+    def _gate(self, event: ScanEvent, counting: bool, windows: str) -> str | int:
+        """The rate-limit windows and the enumeration sets counted in their own slots (a
+        cluster): scan.lua's A_GATE, or the seconds to wait when a window is exceeded."""
         cfg = self.config
         scanner, ip = event.client or "", event.ip_hash or ""
         client_key, ip_key = self.guess_keys(event.client, event.ip_hash)
         by_ip = bool(ip) and client_key == ip_key  # no client id: the scanner is the IP
         ask_client = bool(scanner) and not by_ip
-        if not counting:
-            # Nothing is added: two reads, one pipelined round trip to their nodes.
-            pipe = self.client.pipeline(transaction=False)
-            if ask_client:
-                pipe.scard(client_key)
-            if ip:
-                pipe.scard(ip_key)
-            cards = pipe.execute() if ask_client or ip else []
+        # The limits library's fixed windows, as scan.lua counts them on one server.
+        lines = [line.rsplit(" ", 2) for line in windows.split("\n")] if windows else []
+        pipe = self.client.pipeline(transaction=False)
+        for key, expiry, _limit in lines:
+            pipe.incrby(key, 1)
+            pipe.expire(key, int(expiry), nx=True)
+        reads = not counting  # nothing is added: the sets are read in the same round trip
+        if reads and ask_client:
+            pipe.scard(client_key)
+        if reads and ip:
+            pipe.scard(ip_key)
+        replies = pipe.execute() if lines or (reads and (ask_client or ip)) else []
+        over = [key for (key, _e, limit), n in zip(lines, replies[0::2], strict=False) if int(n) > int(limit)]
+        if over:
+            # Refused: the longest exceeded window's reset (a rare second round trip).
+            ttls = [int(self.client.ttl(key)) for key in over]
+            return max(1, *ttls)
+        cards = replies[2 * len(lines) :]
+        if reads:
             client_over = ask_client and int(cards[0]) > cfg.enumeration_per_hour
             ip_over = bool(ip) and int(cards[-1]) > cfg.enumeration_ip_per_hour
         else:
@@ -484,10 +499,11 @@ class RedisScanStore:
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
             if self.cluster:
-                if windows:
-                    raise ValueError("on a cluster the scan script counts no rate-limit windows")
                 counting = (record_scan or lookup) and event.verdict == "not_found"
-                args = args._replace(gate=self._gate(event, counting))
+                gate = self._gate(event, counting, windows)
+                if isinstance(gate, int):
+                    return ScanOutcome(0, None, None, 0, None, None, (), limited_s=gate)
+                args = args._replace(gate=gate, windows="")
             reply = ScanReply._make(self.script(keys=keys, args=args))
             if (
                 self.cluster

@@ -1,8 +1,10 @@
 """What the scan store costs per verify on a Redis Cluster against one server, in one run:
 round trips (writes to a socket: a pipeline is one per node) and the app's CPU µs per
 scan (this process's CPU time), for first scans of distinct issued codes, repeat scans
-and never-issued guesses, each from its own client id and IP. Both stores are started
-here from the machine's redis-server (one server; three primaries), interleaved rounds.
+and never-issued guesses, each from its own client id and IP, its four rate-limit
+windows counted by the scan store (in the script on one server, in the gate on a
+cluster). Both stores are started here from the machine's redis-server (one server;
+three primaries), interleaved rounds.
 
     python bench/scan_store_cluster.py [--scans 3000] [--rounds 3]
 """
@@ -55,9 +57,16 @@ def run(store: RedisScanStore, kind: str, n: int, tag: str, base: int) -> tuple[
         events.append(
             ScanEvent(f"{tag}{kind}{i}", code, at, "api", verdict, client, f"ip{i}", None, None, None, None)
         )
+
+    def windows(event: ScanEvent) -> str:
+        # The verify's four fixed windows (webapp.limits' names), per client and per IP.
+        keys = [f"LIMITS:LIMITER/rl/verify/{who}/{n}/1/{unit}" for who in (event.client, event.ip_hash)
+                for n, unit in ((60, "minute"), (1000, "hour"))]  # fmt: skip
+        return "\n".join(f"{k} {3600 if k.endswith('hour') else 60} 100000" for k in keys)
+
     sends, cpu = SENDS[0], time.process_time()
     for event in events:
-        store.record(event, product=product if event.verdict == "genuine" else None)
+        store.record(event, product=product if event.verdict == "genuine" else None, windows=windows(event))
     return (SENDS[0] - sends) / n, (time.process_time() - cpu) / n * 1e6
 
 

@@ -40,9 +40,10 @@ class RateLimits:
     def __init__(self, redis_url: str | None, *, in_scan_store: bool = False) -> None:
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
         self.url = redis_url
-        # The scan store is this Redis (one server): a verify's windows are counted by its
-        # scan script, in the verify's own round trip (see `windows`).
-        self.in_scan_store = in_scan_store and not is_cluster(redis_url)
+        # The scan store is this Redis: a verify's windows are counted by its scan script, in
+        # the verify's own round trip (one server), or in the round trip of its gate (a
+        # cluster: anomaly.state), not on their own (see `windows`).
+        self.in_scan_store = in_scan_store
         self.options: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.1}
         if is_cluster(self.url):
             # The cluster client's default is ten retries with backoff: ~0.6 s per hit on a

@@ -32,6 +32,7 @@ from tests import chaos
 from tests.conftest import ADMIN, make_app, settings_for
 from tests.integration.test_scan_abuse import _never_issued
 from tests.redis_server import ClusterChild
+from verify_api import limits
 from webapp import container
 from webapp.demo import seed
 
@@ -297,3 +298,26 @@ def test_a_primary_killed_mid_run_fails_over_with_no_5xx_and_nothing_lost(
     ).drain()
     lost, duplicates, unknown = _lost_and_duplicated(app, sender.results)
     assert (lost, duplicates, unknown) == (0, 0, 0)
+
+
+def test_the_rate_limit_windows_are_counted_in_the_gates_round_trip_on_one_cluster(
+    cluster: ClusterChild, fresh: RedisCluster, mysql_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "30/minute")
+    settings = settings_for(mysql_db, cluster.url, rate_limits=True)  # the scan store too
+    app = make_app(settings)
+    demo = seed(container(app).admin, date.today())
+    http = app.test_client()
+    answers = [
+        http.post("/api/v1/verify", json={"input": demo["genuine"], "client": "busy"}) for _ in range(31)
+    ]
+    assert [a.status_code for a in answers] == [200] * 30 + [429]
+    assert 0 < int(answers[30].headers["Retry-After"]) <= 60
+    assert answers[29].get_json()["scans"]["count"] == 30
+    # Counted once each, by the scan store's gate: not again on their own.
+    windows = [k for k in fresh.keys(target_nodes=RedisCluster.PRIMARIES) if b"LIMITER" in k]
+    counts = sorted(int(fresh.get(k)) for k in windows)
+    assert counts and counts[-1] == 31, counts
+    # The refused request recorded nothing.
+    tag = group_tag(slot_group(demo["genuine"]))
+    assert int(fresh.hget(f"s:{tag}:{demo['genuine']}:h", "n")) == 30
