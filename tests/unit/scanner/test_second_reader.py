@@ -3,16 +3,19 @@ and only those (issue 18: a stronger check rather than refusing readable photos)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from scanner import second
-from scanner.digits import DigitReader, DigitReading, Plausibility, Uncertain
+from scanner.digits import DigitReader, DigitReading, Plausibility, Uncertain, _agrees_where_disputed
 from tests.images import FONT
 
 CODE = "012325123456789012"
 BODIES = frozenset({"0123"})
+DATA = Path(__file__).parent / "data"
 
 
 def _line(text: str, px: int = 30) -> np.ndarray:
@@ -143,3 +146,47 @@ def test_a_look_that_read_a_doubled_digit_once_is_settled_by_the_print() -> None
     assert isinstance(_decide([DOUBLED, DOUBLED, DOUBLED, DOUBLED, lost], [_line(DOUBLED)]), Uncertain)
     # Nor is a look that read one digit twice.
     assert isinstance(_decide([DOUBLED, DOUBLED, DOUBLED, DOUBLED + "6"], [_line(DOUBLED)]), Uncertain)
+
+
+def test_a_line_the_digit_restricted_model_reads_nothing_of_is_read_unrestricted() -> None:
+    # Half a code over two lines, cut from a blurred condensed label (the unseen
+    # generator's development seed 7, photo 11): Tesseract 5 restricted to digits returns
+    # nothing for it, unrestricted it reads it whole.
+    line = np.asarray(Image.open(DATA / "blurred_code_line.png").convert("L"))
+    assert second.SecondReader().read([line]) == "9032195764"
+
+
+def test_digits_read_past_the_end_of_the_code_settle_nothing() -> None:
+    # "best in second" let a reading through when the print held the code and more: the
+    # line may be a longer number that most looks read short.
+    other = CODE[:-1] + "9"
+    looks = [CODE, CODE, CODE, other, ""]
+    assert isinstance(_decide(looks, [_line(CODE + "7")]), Uncertain)
+
+
+@pytest.mark.parametrize(
+    ("second_reading", "prefixed", "settles"),
+    [
+        (CODE, False, True),  # read whole
+        (CODE[:5] + CODE[6:], False, True),  # a digit lost far from the disputed one
+        (CODE[:9], False, False),  # the disputed digit not read
+        (CODE[:-3] + "6" + CODE[-2:], False, False),  # the disputed digit read otherwise
+        (CODE[:-3] + "5" + CODE[-2:], False, False),  # as the rival reads it
+        (CODE[:-1] + "9", False, True),  # a digit no look disputes read otherwise
+        (CODE[-6:], False, False),  # the disputed digit, but too little of the code
+        (CODE + "4", False, False),  # digits past the code's end
+        ("7" + CODE, False, False),  # digits before it
+        ("7" + CODE, True, True),  # ... where Tesseract read 有机码 as digits
+    ],
+)
+def test_the_second_reader_is_asked_about_the_disputed_digits(
+    second_reading: str, prefixed: bool, settles: bool
+) -> None:
+    rival = CODE[:-3] + "5" + CODE[-2:]  # disputes the third digit from the end
+    assert CODE[-3] != "5"
+    assert _agrees_where_disputed(CODE, [rival], second_reading, prefixed) is settles
+
+
+def test_a_look_that_lost_a_doubled_digit_is_settled_only_by_the_whole_code() -> None:
+    assert _agrees_where_disputed(DOUBLED, [DOUBLED[:-1]], DOUBLED, False)
+    assert not _agrees_where_disputed(DOUBLED, [DOUBLED[:-1]], DOUBLED[1:], False)
