@@ -368,7 +368,7 @@ class DigitReader:
         quads = [_along(np.asarray(b, np.float32) / scale) for b in boxes]
         found_boxes = [q + np.asarray(offset, np.float32) for q in quads]
         lines = [_straighten(_cut_line(gray, q, 0.15)) for q in quads]
-        keep = [i for i, line in enumerate(lines) if line.size and line.shape[1] >= line.shape[0] * 2]
+        keep = [i for i, line in enumerate(lines) if line.size and line.shape[1] >= line.shape[0] * 1.4]
         if not keep or time.perf_counter() > deadline:
             return [], [], found_boxes, []
         # A label photographed upside down (or turned past 90°) gives lines cut upside
@@ -710,7 +710,7 @@ def _stacked_lines(
         if remnant:
             rest = rest[remnant.end() :]
         count = _digit_count(folded)
-        if not 4 <= count <= 14 or not rest.isdigit():
+        if not 3 <= count <= 15 or not rest.isdigit():
             continue  # not a line of digits (another script, letters, a lone word)
         lo, hi = min(v[0] for v in spans.values()), max(v[1] for v in spans.values())
         box = _group_box(frame, [quads[i] for i in members], lo, hi)

@@ -92,6 +92,17 @@ def test_a_code_printed_over_two_lines_is_read_as_one(scanner: Scanner) -> None:
     assert _digits(scanner.scan(encode(photo, quality=90))) == {CODE}
 
 
+LEGACY = "01223123456789012"  # 17 digits: body 012, issued in 2022
+
+
+def test_a_legacy_code_with_its_body_code_on_a_line_of_its_own_is_read() -> None:
+    # "012" over "23123456789012": the three digits' box is not twice as long as it is
+    # tall, and such boxes were neither read nor paired.
+    reader = Scanner(known_body_codes=frozenset({"012"}), ocr="always", time_budget_ms=30_000)
+    photo = _photo(_oval_label([LEGACY[:3], LEGACY[3:]], 26, -15), (1600, 1200), (0.35, 0.2))
+    assert _digits(reader.scan(encode(photo, quality=90))) == {LEGACY}
+
+
 @pytest.mark.parametrize(("bend", "wave"), [(-1.2, 0.0), (0.3, 0.3)])
 def test_a_line_bent_on_a_bag_is_read(scanner: Scanner, bend: float, wave: float) -> None:
     photo = _bent_line(f"有机码：{CODE}", 16, bend, wave)
