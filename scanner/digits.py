@@ -967,9 +967,10 @@ def _agrees_where_disputed(best: str, rivals: list[str], second: str, prefixed: 
     are allowed).
 
     Tesseract reads blurred or small print partly (a digit lost or misread away from the
-    disputed one, a line of two read half), and required to read the whole line exactly it
-    settled 5 of the 13 disputed readings on the unseen generator's development seeds that
-    were right; agreeing where the dispute is settled 7, and none of the 4 that were wrong.
+    disputed one, a line of two read half). Of 27 disputed readings `_settled` asks it about
+    (the unseen generator's development seeds 7 and 11 and the development set), 20 right
+    and 7 wrong, the whole code read exactly settled 5, this 6, none of the wrong ones; "the
+    code appears in what it read" also passed a reading one digit short of Tesseract's.
     A look that lost a doubled digit (`_collapsed`) disputes no single digit: then the
     whole code must be read exactly."""
     if second == best:
