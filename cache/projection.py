@@ -6,7 +6,9 @@ Layout (Redis; `RedisProjection`):
 
     v:p:{<bucket>}   hash   field: the code's place in its bucket → value: its record;
                             field `#` → the bucket count, once a rebuild has filled it
-    v:p:meta         string `2:<bucket count>`, written when the projection is complete
+    v:p:meta2        string `2:<bucket count>` (`2g:` on a cluster), written when the
+                            projection is complete (`v:p:meta` is the release before's)
+    v:p:epoch        string the rebuild in progress (one per slot group on a cluster)
     v:p:dirty        zset   writers in flight → their deadline (ms): while one is live a
                             miss is asked of the database; a lapsed one turns it off
     v:p:building     string one process rebuilds at a time
@@ -69,7 +71,15 @@ from domain.records import CodeRecord
 log = logging.getLogger(__name__)
 
 PREFIX = "v:p:"
-META = PREFIX + "meta"
+# The meta of this layout (buckets carry MARKER). Not the name the release before markers
+# used (`v:p:meta`, an integer it parses): beside it in a rolling upgrade, or after a
+# rollback, that release finds its own meta or none, never this one's value.
+META = PREFIX + "meta2"
+LEGACY_META = PREFIX + "meta"
+# The rebuild in progress, by its token (one key on a server, one per slot group on a
+# cluster): Redis losing its data while a rebuild runs loses this too, and the rebuild
+# then marks no bucket and sets no meta (its earlier writes may be gone with it).
+EPOCH = PREFIX + "epoch"
 DIRTY = PREFIX + "dirty"
 BUILDING = PREFIX + "building"
 # Counted by every writer before it writes: a rebuild that saw it move wrote, from its
@@ -91,9 +101,16 @@ _WRITE_ARGS = 3 * 5_000  # records per write call: a few ms of Redis each, not a
 # Many records into their buckets in one call (bucket keys built here from their numbers:
 # one server only, see RedisProjection._hset).
 _MARK_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[4] then return 0 end
 for b = tonumber(ARGV[1]), tonumber(ARGV[2]) do
   redis.call('HSET', 'v:p:{' .. b .. '}', '#', ARGV[3])
 end
+return 1
+"""
+# The meta, only while the rebuild's epoch is still there (one server).
+_META_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
 _HSET_LUA = """
@@ -200,6 +217,7 @@ class RedisProjection:
         self._marks = threading.Lock()
         self._script: Any = None
         self._mark_script: Any = None
+        self._meta_script: Any = None
         self._meta = meta_value(buckets, grouped=self.grouped)
         self._marker = str(buckets).encode()
 
@@ -223,6 +241,20 @@ class RedisProjection:
         if meta != self._meta or lapsed:
             return OFF
         return WRITING if dirty else COMPLETE
+
+    def lost(self) -> bool:
+        """Off because Redis lost it (no meta) or a writer's mark lapsed, with no writer in
+        flight: worth a rebuild by a serving process now. Not when the meta names another
+        layout or bucket count (a release beside this one with other settings: rebuilding
+        would drop the other's buckets, and it would drop these, every time) nor while
+        writers are saving (their writes would keep a rebuild from completing)."""
+        now_ms = int(time.time() * 1000)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(META)
+        pipe.zcount(DIRTY, "-inf", now_ms)
+        pipe.zcount(DIRTY, f"({now_ms}", "+inf")
+        meta, lapsed, live = pipe.execute()
+        return bool((meta is None or (meta == self._meta and lapsed > 0)) and live == 0)
 
     def get(self, code: str, kind: CodeKind) -> CodeRecord | None:
         """The code's record; None when the projection lacks it and its bucket was filled
@@ -362,9 +394,9 @@ class RedisProjection:
                 return bool(meta == self._meta)
             if has_codes():
                 return False
-            self._mark_buckets()
-            self.client.set(META, self._meta)
-            return True
+            epoch = secrets.token_hex(8)
+            self._set_epoch(epoch)
+            return self._mark_buckets(epoch) and self._set_meta(epoch)
         except Exception:
             log.warning("could not read or mark the code projection", exc_info=True)
             return False
@@ -391,8 +423,13 @@ class RedisProjection:
                 self.client.delete(META)
                 layout, _, buckets = meta.rpartition(b":")
                 if buckets != str(self.buckets).encode() or layout.endswith(b"g") != self.grouped:
-                    # Another bucket count or other key names: every field is elsewhere.
+                    # Another bucket count or other key names: every field is elsewhere
+                    # (and the release before markers, if one still runs, must not trust
+                    # its meta over buckets that are gone).
+                    self.client.delete(LEGACY_META)
                     self._drop_buckets()
+            # After any drop: on a cluster the epoch keys share the buckets' key pattern.
+            self._set_epoch(token)
             for _pass in range(REBUILD_PASSES):
                 # Read before the registry's snapshot is taken: a writer that counts after
                 # this saved before it wrote, so either the snapshot holds its rows or the
@@ -405,7 +442,12 @@ class RedisProjection:
                     if len(batch) >= 50_000:
                         n += self._write(batch)
                         batch = []
-                        self.client.set(BUILDING, b"1", ex=lock_s, xx=True)
+                        if not self.client.set(BUILDING, b"1", ex=lock_s, xx=True):
+                            # The lock is gone (it lapsed, or Redis lost its data): another
+                            # process may be rebuilding, or what this one wrote is gone.
+                            log.warning("code projection rebuild lost its lock: not complete")
+                            self.end(token)
+                            return n
                         self.renew(lock_s)
                         if progress is not None:
                             progress(n, time.monotonic() - start)
@@ -424,9 +466,12 @@ class RedisProjection:
                 self.end(token)
                 return n
             # Every bucket now holds its codes: each says so (a miss in it is "never
-            # issued") and loses the marker with its codes if Redis does (see `get`).
-            self._mark_buckets()
-            self.client.set(META, self._meta)
+            # issued") and loses the marker with its codes if Redis does (see `get`). Not
+            # if Redis lost its data while this ran (the epoch went with it).
+            if not self._mark_buckets(token) or not self._set_meta(token):
+                log.warning("Redis lost data during the code projection's rebuild: not complete")
+                self.end(token)
+                return n
             # Writers whose marks lapsed before this rebuild began are covered by it (it
             # read the registry after their saves): their marks go. Live ones stay.
             self.client.zremrangebyscore(DIRTY, "-inf", started_ms)
@@ -435,10 +480,34 @@ class RedisProjection:
         finally:
             self.client.delete(BUILDING)
 
-    def _mark_buckets(self, per_call: int = 5_000) -> None:
+    def _epoch_keys(self) -> list[str]:
+        if self.grouped:
+            return [f"{PREFIX}{group_tag(g)}:epoch" for g in range(SLOT_GROUPS)]
+        return [EPOCH]
+
+    def _set_epoch(self, epoch: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key in self._epoch_keys():
+            pipe.set(key, epoch, ex=86_400)
+        pipe.execute()
+
+    def _epoch_holds(self, epoch: str) -> bool:
+        pipe = self.client.pipeline(transaction=False)
+        for key in self._epoch_keys():
+            pipe.get(key)
+        return all(value == epoch.encode() for value in pipe.execute())
+
+    def _mark_buckets(self, epoch: str, per_call: int = 5_000) -> bool:
+        """Every bucket's marker, while `epoch` holds; False (marking stopped) when it does
+        not. One server: each call checks it atomically. A cluster: checked before each
+        call's pipeline and after the last, per slot group; a node that restarted between
+        a check and its marks leaves marked empty buckets for the next rebuild, which the
+        missing meta keeps from being trusted meanwhile."""
         for start in range(0, self.buckets, per_call):
             end = min(start + per_call, self.buckets) - 1
             if isinstance(self.client, LazyCluster):
+                if not self._epoch_holds(epoch):
+                    return False
                 pipe = self.client.pipeline(transaction=False)
                 for b in range(start, end + 1):
                     pipe.hset(self._key(b), MARKER, self._marker)
@@ -446,7 +515,20 @@ class RedisProjection:
                 continue
             if self._mark_script is None:
                 self._mark_script = self.client.register_script(_MARK_LUA)
-            self._mark_script(keys=[], args=[start, end, self._marker])
+            if not self._mark_script(keys=[EPOCH], args=[start, end, self._marker, epoch]):
+                return False
+        return True
+
+    def _set_meta(self, epoch: str) -> bool:
+        """The meta, while `epoch` holds (atomically on one server)."""
+        if isinstance(self.client, LazyCluster):
+            if not self._epoch_holds(epoch):
+                return False
+            self.client.set(META, self._meta)
+            return True
+        if self._meta_script is None:
+            self._meta_script = self.client.register_script(_META_LUA)
+        return bool(self._meta_script(keys=[EPOCH, META], args=[epoch, self._meta]))
 
     def _drop_buckets(self) -> None:
         for key in self.client.scan_iter(match=PREFIX + "{*", count=10_000):

@@ -434,17 +434,24 @@ class Container:
             getattr(self, name)
         self.ensure_projection()
         if self.redis is not None:
-            self.resolver.on_projection_off = self.ensure_projection
+            self.resolver.on_projection_off = functools.partial(self.ensure_projection, only_lost=True)
 
-    def ensure_projection(self) -> threading.Thread | None:
+    def ensure_projection(self, *, only_lost: bool = False) -> threading.Thread | None:
         """A projection that is off (never built, Redis lost it, a writer's mark lapsed) is
         rebuilt from the registry in a background thread of this web worker, by one process
         at a time (a lock), while it serves: misses are asked of the database meanwhile.
-        Only serving processes do it: a CLI command would end before the rebuild does."""
+        Only serving processes do it: a CLI command would end before the rebuild does.
+        `only_lost`: the check a serving worker makes while it serves (every 30 s while off):
+        only a projection Redis lost or a dead writer left, with no writer saving now
+        (`RedisProjection.lost`); at start, any projection that is off."""
         if self.redis is None:
             return None
         try:
-            if self.projection.state() == "off":
+            projection = self.projection
+            if only_lost:  # a serving worker's look while it serves (RecordResolver)
+                if isinstance(projection, RedisProjection) and projection.lost():
+                    return start_rebuild(self.settings)
+            elif projection.state() == "off":
                 return start_rebuild(self.settings)
         except Exception:
             log.exception("could not check the code projection")

@@ -15,9 +15,11 @@ from flask import Flask
 from cache.projection import (
     COMPLETE,
     DIRTY,
+    LEGACY_META,
     META,
     MISSING,
     OFF,
+    WRITES,
     WRITING,
     MemoryProjection,
     RedisProjection,
@@ -249,12 +251,63 @@ def test_a_projection_of_the_layout_before_bucket_markers_is_rebuilt(
     client = redis_lib.Redis.from_url(redis_url)
     store = container(service_app).projection
     assert isinstance(store, RedisProjection)
-    client.set(META, store.buckets)  # layout 1: the bucket count alone, no markers
+    # The release before markers: its meta (the bucket count alone) under its own name.
+    client.delete(META)
+    client.set(LEGACY_META, store.buckets)
     assert _state(service_app) == OFF
+    assert store.lost()  # a serving worker rebuilds it
     assert rebuild_projection(container(service_app).settings) == 5
     assert _state(service_app) == COMPLETE
     assert client.get(META) == f"2:{store.buckets}".encode()
+    # That release, still running beside this one (or rolled back to), reads its own meta
+    # as an integer and never this layout's value.
+    assert int(client.get(LEGACY_META)) == store.buckets
     assert _verdict(service_app, codes[0]) == "genuine"
+
+
+def test_a_rebuild_during_which_redis_loses_its_data_is_not_called_complete(
+    service_app: Flask, redis_url: str
+) -> None:
+    codes = _world(service_app, 40)
+    client = redis_lib.Redis.from_url(redis_url)
+    store = RedisProjection(client, container(service_app).projection.buckets)
+    # As right after an earlier restart: no writer has counted (WRITES is absent before and
+    # after the pass, so the writers' count cannot tell the rebuild its writes were lost).
+    client.delete(META, WRITES)
+    lost = []
+
+    def restart_after_the_writes(n: int, _s: float) -> None:
+        if not lost:
+            lost.append(n)
+            client.flushdb()  # Redis restarted empty after the rebuild wrote its codes
+
+    rows = container(service_app).registry.iter_records
+    assert store.rebuild(rows, restart_after_the_writes) == 40
+    assert lost and store.state() == OFF
+    # No bucket claims to hold its codes: a miss is never "never issued".
+    assert {store.get(code, CodeKind.ORGANIC) is MISSING for code in codes} == {True}
+    assert store.rebuild(rows) == 40 and store.state() == COMPLETE
+    assert {store.get(code, CodeKind.ORGANIC).group_id > 0 for code in codes} == {True}
+
+
+def test_a_serving_worker_rebuilds_only_a_projection_that_was_lost(
+    service_app: Flask, redis_url: str
+) -> None:
+    _world(service_app, 5)
+    client = redis_lib.Redis.from_url(redis_url)
+    store = container(service_app).projection
+    assert isinstance(store, RedisProjection)
+    assert not store.lost()  # complete
+    client.set(META, f"2:{store.buckets * 2}")  # a release beside this one sized otherwise
+    assert store.state() == OFF and not store.lost()  # not this worker's to drop and rebuild
+    client.delete(META)  # Redis lost it
+    assert store.lost()
+    live = store.begin(ttl_s=30)  # but a writer is saving: a rebuild could not complete
+    assert not store.lost()
+    store.end(live)
+    client.zadd(DIRTY, {"dead-writer": 1})
+    client.set(META, f"2:{store.buckets}")
+    assert store.state() == OFF and store.lost()  # a writer died after saving
 
 
 def test_a_worker_that_saw_the_projection_complete_asks_the_database_after_redis_lost_it(

@@ -14,7 +14,7 @@ from flask import Flask
 
 from cache.bloom import BloomFilter
 from cache.records import RecordResolver
-from cache.redis_cache import RedisFilterStore, RedisGenerations, RedisSharedCache, make_redis
+from cache.redis_cache import DirectCalls, RedisFilterStore, RedisGenerations, RedisSharedCache, make_redis
 from domain import metrics
 from domain.codes import normalize
 from registry.engine import make_engine
@@ -171,3 +171,18 @@ def test_a_writer_pool_waits_for_a_connection_the_verify_pool_does_not(redis_url
             verify.ping()
     finally:
         verify.connection_pool.release(held)
+
+
+def test_the_verify_paths_kept_connection_survives_the_server_closing_it(redis_url: str) -> None:
+    """DirectCalls keeps a connection per thread: one the server closed (a restart, CLIENT
+    KILL, its idle timeout) is opened again on the next call, as redis-py's pool does at
+    checkout, rather than failing a verify's scan (and opening the scan store's breaker)."""
+    client = redis_lib.Redis.from_url(redis_url)
+    direct = DirectCalls(client)
+    script = direct.script("return redis.call('INCR', KEYS[1])")
+    assert script(keys=["direct:n"]) == 1
+    client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert script(keys=["direct:n"]) == 2
+    client.script_flush()  # a Redis that forgot its scripts: loaded again
+    assert script(keys=["direct:n"]) == 3
+    assert direct.execute("GET", "direct:n") == b"3"

@@ -14,6 +14,7 @@ import redis as redis_lib
 from redis.cluster import RedisCluster
 
 from cache.projection import (
+    META,
     RedisProjection,
     bucket_key,
     buckets_for,
@@ -68,11 +69,11 @@ def test_the_cache_tiers_and_limits_run_on_a_cluster(
     # Every code is in the cluster's projection (bucket keys over every node's slots),
     # complete: codes are resolved from it, not from the record cache.
     every = nodes.keys(target_nodes=RedisCluster.ALL_NODES)
-    assert nodes.exists("v:p:meta") and sum(k.startswith(b"v:p:{g") for k in every) > 5
+    assert nodes.exists(META) and sum(k.startswith(b"v:p:{g") for k in every) > 5
     assert not any(k.startswith(b"v:c:") for k in every)
     # Bucket keys are named by slot group: a code's bucket lies in the slot of its scan
     # keys and of the stream its events go to, should the scan store share this cluster.
-    assert nodes.get("v:p:meta") == meta_value(buckets_for(100_000), grouped=True)
+    assert nodes.get(META) == meta_value(buckets_for(100_000), grouped=True)
     code = demo["genuine"]
     bucket = place(code, CodeKind.ORGANIC, buckets_for(100_000))[0]
     assert nodes.hexists(
@@ -152,7 +153,7 @@ def test_a_projection_written_under_one_server_names_is_rebuilt_under_the_cluste
     nodes.flushall(target_nodes=RedisCluster.PRIMARIES)
     # As the release before wrote it on a cluster: a bucket per slot, its meta complete.
     nodes.hset("v:p:{5}", "123", "7")
-    nodes.set("v:p:meta", meta_value(1024))
+    nodes.set(META, meta_value(1024))
     store = RedisProjection(make_redis(cluster.url, timeout_ms=5000), 1024)
     assert store.state() == "off"  # never read under the old names
     code = "012326000000000042"
