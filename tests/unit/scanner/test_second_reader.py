@@ -77,26 +77,18 @@ def test_an_even_split_is_never_settled() -> None:
     assert isinstance(_decide([CODE, CODE, other, other], [_line(CODE)]), Uncertain)
 
 
-def _decide_more(looks: list[str], fresh: list[str]) -> DigitReading | Uncertain | None:
-    reader = DigitReader(Plausibility(BODIES))
-    return reader._decide(looks, [0.9] * len(looks), _box(), (0, 0), None, lambda: fresh)
-
-
-def test_one_dissenting_look_is_outvoted_only_when_fresh_looks_all_agree() -> None:
+def test_one_dissenting_look_is_outvoted_only_by_the_second_reader() -> None:
     other = CODE[:-1] + "9"
     looks = [CODE, CODE, CODE, other, CODE]
-    assert isinstance(_decide_more(looks, [CODE] * 6), DigitReading)
-    assert isinstance(_decide_more(looks, [CODE] * 5 + [""]), DigitReading)  # one abstains
-    # The dissent comes back in a fresh look: the digit is really in doubt.
-    assert isinstance(_decide_more(looks, [CODE] * 5 + [other]), Uncertain)
-    assert isinstance(_decide_more(looks, [CODE] * 4 + ["", ""]), Uncertain)
-    # Too few first looks agreed to ask.
-    assert isinstance(_decide_more([CODE, CODE, other, "", ""], [CODE] * 6), Uncertain)
+    assert isinstance(_decide(looks, [_line(CODE)]), DigitReading)
+    # Without print to read, four looks of one model against one settle nothing: looks of
+    # one model misread alike (issue 18, unseen-dev seed 11 photo 57).
+    assert isinstance(_decide(looks, []), Uncertain)
 
 
 def test_a_look_that_found_an_extra_digit_is_never_outvoted() -> None:
     looks = [CODE, CODE, CODE, CODE, "1" + CODE]
-    assert isinstance(_decide_more(looks, [CODE] * 6), Uncertain)
+    assert isinstance(_decide(looks, [_line(CODE)]), Uncertain)
 
 
 def _crowded(px: int = 30) -> np.ndarray:
