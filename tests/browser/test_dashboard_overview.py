@@ -43,7 +43,10 @@ def busy(dashboard: Dashboard) -> Dashboard:
     for i in range(240):
         code, verdict = codes[(i * 7) % len(codes)]
         city, province = PLACES[(i * 5 + i // 9) % len(PLACES)]
-        at = now - timedelta(hours=3 * i)
+        # Twenty days at most: every scan inside the default 30-day window whatever the
+        # hour. Three hours apart reached 29.9 days back, and the window starts at a China
+        # calendar day, so just after midnight in China the oldest two fell out of it.
+        at = now - timedelta(hours=2 * i)
         events.append(
             ScanEvent(f"busy-{i}", code, at, "qr", verdict, f"c{i % 40}", None, None, None, city, province)
         )
