@@ -45,6 +45,11 @@ def network(ip: str) -> str:
         b = None
     if b is not None and f"{b[0]}.{b[1]}.{b[2]}.{b[3]}" == ip:
         return f"{b[0]}.{b[1]}.{b[2]}.0/24"
+    return _network_by_ipaddress(ip)
+
+
+def _network_by_ipaddress(ip: str) -> str:
+    """`network` for any form, by the ipaddress module (the names stored hashes were made of)."""
     try:
         addr = ipaddress.ip_address(ip.strip())
     except ValueError:

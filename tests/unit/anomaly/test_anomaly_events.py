@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anomaly.events import ScanEvent, hash_client, network, new_event_id
+from anomaly.events import ScanEvent, _network_by_ipaddress, hash_client, network, new_event_id
 from tests.unit.anomaly.helpers import HANGZHOU, NOW, event
 
 
@@ -22,17 +21,6 @@ def test_client_hashes_are_keyed_stable_and_short() -> None:
 
 def test_an_ip_never_hashes_to_the_same_scanner_as_a_client_id() -> None:
     assert hash_client(b"k", "1.2.3.4", kind="i") != hash_client(b"k", "1.2.3.4")
-
-
-def _network_by_ipaddress(ip: str) -> str:
-    """The network as the ipaddress module alone would name it (what hashes were made of)."""
-    try:
-        addr = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return str(ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 48}", strict=False))
 
 
 @given(
