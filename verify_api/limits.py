@@ -34,9 +34,10 @@ to come back: `Retry-After` of the longest window it exceeded, read only on refu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from flask import Blueprint, Flask, Response, request
 from limits import RateLimitItem, parse_many
@@ -106,6 +107,53 @@ class WindowCounter(Protocol):
 IN_SCAN = frozenset({"public.verify", "public.get_code"})
 
 
+# The limits parsed once per spelling (read at call time: tests tighten them).
+_parsed = functools.lru_cache(maxsize=16)(parse_many)
+
+
+def checks_for(endpoint: str, ip: str, key: str, upload_endpoint: str) -> list[Check]:
+    """The windows a request to `endpoint` (its shared name, SHARED_WINDOWS) counts in: per
+    IP, and per client `key` when it has one (`key` is `ip:<ip>` without); an upload per IP
+    with the upload limit."""
+    ip_key = "ip:" + ip
+    if endpoint == upload_endpoint:
+        return [(item, endpoint, ip_key) for item in _parsed(UPLOAD_LIMIT)]
+    checks = [(item, endpoint, ip_key) for item in _parsed(IP_LIMIT)]
+    if key != ip_key:  # without a client id, the IP's windows alone
+        client_scope = endpoint + ":client"
+        checks += [(item, client_scope, key) for item in _parsed(CLIENT_LIMIT)]
+    return checks
+
+
+class Refusal(NamedTuple):
+    """A request over one of its windows: the 429's detail and Retry-After."""
+
+    detail: str
+    retry_after: int
+
+
+def admit(limits: WindowCounter, checks: Sequence[Check], *, in_scan: bool) -> Any:
+    """The request's windows handed on to the verify's scan script (`in_scan`, and the
+    store takes them: domain.ports.RateWindows), else counted now: a Refusal when one is
+    exceeded, else None."""
+    if in_scan:
+        windows = limits.windows(checks)
+        if windows is not None:
+            return windows
+    exceeded, limiter = limits.hit(checks)
+    if not exceeded:
+        return None
+    detail = f"too many requests: {'; '.join(str(c[0]) for c in exceeded)}"
+    return Refusal(detail, limits.retry_after(exceeded, limiter))
+
+
+def count_unused(limits: WindowCounter, windows: Any) -> None:
+    """Windows handed on to a verify that never reached its scan script (a bad body, the
+    database away): counted now; the answer stands."""
+    if windows is not None and not windows.used:
+        limits.hit(windows.checks)
+
+
 def init_limits(
     app: Flask,
     limits: WindowCounter,
@@ -114,7 +162,6 @@ def init_limits(
     """Limit each blueprint per IP and per the key its function gives; its upload endpoint
     (the third item) per IP with the upload limit instead."""
     app.extensions["verify_limits"] = limits
-    ip_items, client_items, upload_items = (parse_many(x) for x in (IP_LIMIT, CLIENT_LIMIT, UPLOAD_LIMIT))
 
     def limited(
         scope: str, client_of: Callable[[], str], upload_endpoint: str, *, only_shared: bool = False
@@ -126,38 +173,22 @@ def init_limits(
             if only_shared and endpoint not in SHARED_WINDOWS:
                 return None
             endpoint = SHARED_WINDOWS.get(endpoint, endpoint)
-            ip = "ip:" + _ip()
-            if endpoint == upload_endpoint:
-                checks = [(item, endpoint, ip) for item in upload_items]
-            else:
-                key = client_of()
-                checks = [(item, endpoint, ip) for item in ip_items]
-                if key != ip:  # without a client id, the IP's windows alone
-                    checks += [(item, endpoint + ":client", key) for item in client_items]
-            if request.endpoint in IN_SCAN:
-                windows = limits.windows(checks)
-                if windows is not None:
-                    request.environ[WINDOWS] = windows
-                    return None
-            exceeded, limiter = limits.hit(checks)
-            if not exceeded:
-                return None
-            return problem(
-                429,
-                "rate_limited",
-                f"too many requests: {'; '.join(str(c[0]) for c in exceeded)}",
-                headers={"Retry-After": str(limits.retry_after(exceeded, limiter))},
+            ip = _ip()
+            key = "" if endpoint == upload_endpoint else client_of()
+            got = admit(
+                limits, checks_for(endpoint, ip, key, upload_endpoint), in_scan=request.endpoint in IN_SCAN
             )
+            if isinstance(got, Refusal):
+                return problem(429, "rate_limited", got.detail, headers={"Retry-After": str(got.retry_after)})
+            if got is not None:
+                request.environ[WINDOWS] = got
+            return None
 
         return check
 
     @app.after_request
     def _count_unused(response: Response) -> Response:
-        # Windows handed on to a verify that never reached its scan script (a bad body, the
-        # database away): counted now; the answer stands.
-        windows = request.environ.get(WINDOWS)
-        if windows is not None and not windows.used:
-            limits.hit(windows.checks)
+        count_unused(limits, request.environ.get(WINDOWS))
         return response
 
     for bp, client_of, upload_endpoint in blueprints:

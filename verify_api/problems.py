@@ -31,36 +31,54 @@ _TITLES = {
 }
 
 
-def problem(
-    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem_json(status: int, code: str, detail: str, instance: str, **extra: Any) -> bytes:
+    """The problem document itself (the Flask answer below and verify_api.lane send it)."""
     body = {
         "type": f"https://organic-verify.example/problems/{code}",
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "code": code,
         "detail": detail,
-        "instance": request.path,
+        "instance": instance,
         **extra,
     }
-    resp = Response(orjson.dumps(body), status=status, mimetype="application/problem+json")
+    return orjson.dumps(body)
+
+
+def problem(
+    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    resp = Response(
+        problem_json(status, code, detail, request.path, **extra), status=status, mimetype=PROBLEM_TYPE
+    )
     for name, value in (headers or {}).items():
         resp.headers[name] = value
     return resp
 
 
+_STANDARD = frozenset({"type", "title", "status", "code", "detail", "instance", "headers"})
+
+
+def domain_problem(exc: DomainError) -> tuple[dict[str, str], dict[str, Any]]:
+    """A domain error's problem: its headers (Retry-After, WWW-Authenticate) and the
+    members it adds to the document."""
+    headers = {}
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return headers, {k: v for k, v in exc.members.items() if k not in _STANDARD}
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
-        headers = {}
-        if isinstance(exc, Unavailable):
-            headers["Retry-After"] = str(exc.retry_after_s)
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        if isinstance(exc, TooManyRequests):
-            headers["Retry-After"] = str(exc.retry_after_s)
-        standard = {"type", "title", "status", "code", "detail", "instance", "headers"}
-        extra = {k: v for k, v in exc.members.items() if k not in standard}
+        headers, extra = domain_problem(exc)
         return problem(exc.status, exc.code, exc.detail, headers=headers, **extra)
 
     @app.errorhandler(HTTPException)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -10,12 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.codes import MAX_INPUT_CHARS
 from domain.errors import BadInput, PayloadTooLarge
+from services.answers import Answer
 from services.inputs import Location
+from services.verify import VerifyRequest
 from verify_api.context import services
 from verify_api.presenter import answer_json, photo_json
-from verify_api.request_input import json_body, photo_upload, request_lang, validated, verify_request
+from verify_api.request_input import (
+    WINDOWS,
+    json_body,
+    photo_upload,
+    request_lang,
+    validated,
+    verify_request,
+)
 
 bp = Blueprint("public", __name__, url_prefix="/api/v1")
+VerifyCall = Callable[..., Answer]  # the verify service's `verify`
 
 # A public JSON body holds one code (2,048 characters, 12 KB even written as \uXXXX
 # escapes), a location and a client id: 16 KB is room to spare. The app-wide limit is the
@@ -63,26 +74,47 @@ def parse_verify(body: Any) -> VerifyIn:
     return validated(VerifyIn, body, codes=_INPUT_CODES)
 
 
+# An answer's headers beyond its type (verify_api.lane sends the same).
+ANSWER_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept-Language"}
+
+
 def respond(answer: dict[str, Any], status: int = 200, *, max_age: int = 0) -> Response:
-    headers = {
-        "Cache-Control": f"public, max-age={max_age}" if max_age else "no-store",
-        "Vary": "Accept-Language",
-    }
+    headers = {**ANSWER_HEADERS, "Cache-Control": f"public, max-age={max_age}"} if max_age else ANSWER_HEADERS
     return Response(orjson.dumps(answer), status=status, headers=headers, mimetype="application/json")
+
+
+def verify_body(body: Any, verify: VerifyCall, ip: str | None, windows: Any) -> Answer:
+    """POST /api/v1/verify's work, whichever lane serves it: the body validated, the verify
+    made (a 400 problem for a bad body)."""
+    data = parse_verify(body)
+    location = data.location
+    return verify(
+        VerifyRequest(
+            input=data.input,
+            channel=data.channel,
+            lat=location.lat if location else None,
+            lng=location.lng if location else None,
+            client=data.client,
+            ip=ip,
+            identity_code=data.identity_code,
+            windows=windows,
+        )
+    )
+
+
+def code_lookup(code: str, verify: VerifyCall, ip: str | None, windows: Any) -> Answer:
+    """GET /api/v1/codes/{code}'s work, whichever lane serves it."""
+    if len(code) > MAX_INPUT_CHARS:
+        raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
+    return verify(VerifyRequest(input=code, channel="web", ip=ip, windows=windows), record=False)
 
 
 @bp.post("/verify")
 def verify() -> Response:
-    data = parse_verify(json_body())
-    answer = services().verify.verify(
-        verify_request(
-            data.input,
-            data.channel,
-            client=data.client,
-            lat=data.location.lat if data.location else None,
-            lng=data.location.lng if data.location else None,
-            identity_code=data.identity_code,
-        )
+    # The verify lane (verify_api.lane) serves most of these; this view serves the rest
+    # (chunked bodies, a JSON media type other than application/json, a BOM).
+    answer = verify_body(
+        json_body(), services().verify.verify, request.remote_addr, request.environ.get(WINDOWS)
     )
     return respond(answer_json(answer, request_lang()))
 
@@ -96,9 +128,7 @@ def get_code(code: str) -> Response:
     never-issued code spends the asker's enumeration budget as a verify does (a guesser
     gets 429 `enumeration_throttled`).
     """
-    if len(code) > MAX_INPUT_CHARS:
-        raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
-    answer = services().verify.verify(verify_request(code, "web"), record=False)
+    answer = code_lookup(code, services().verify.verify, request.remote_addr, request.environ.get(WINDOWS))
     return respond(answer_json(answer, request_lang()))
 
 

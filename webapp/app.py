@@ -28,6 +28,7 @@ from werkzeug.routing import IntegerConverter
 from domain import metrics
 from services.catalog import EXTENSION, Services
 from verify_api import problems
+from verify_api.lane import VerifyLane
 from webapp import logs
 from webapp.schema import migrate as migrate_schema
 from webapp.settings import Settings
@@ -75,9 +76,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     # Before any blueprint: every <int:…> in our routes is a row id.
     app.url_map.converters["int"] = RowIdConverter
-    app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
-    if settings.proxy_count:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
     # Typed here so mypy checks the container against what the blueprints are promised.
     promised: Services = container
     app.extensions[EXTENSION] = promised
@@ -110,34 +108,58 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
     # Cookie sessions for the dashboard's pages only: elsewhere Flask builds no signing
     # serializer per request and nothing sets or reads a session cookie.
     app.session_interface = _DashboardSessions()
-    ids = itertools.count()
-    prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:6]}-"
-    access = logs.request_logger()
+    stamp = _Stamp()
 
     @app.after_request
     def _stamp(resp: Response) -> Response:
         # Stamped here rather than in a before_request hook: one hook less on every request.
-        given = request.headers.get("X-Request-Id")
-        rid = given if given and _REQUEST_ID.fullmatch(given) else f"{prefix}{next(ids):x}"
-        resp.headers["X-Request-Id"] = rid
+        rule = request.url_rule
+        resp.headers["X-Request-Id"] = stamp(
+            request.environ, request.method, rule.rule if rule is not None else None, resp.status_code
+        )
         resp.headers.update(SECURITY_HEADERS)
-        status = resp.status_code
+        return resp
+
+    # The verify path's own WSGI lane (verify_api.lane) in front of Flask, inside the
+    # request timer and the proxy fix, so it sees the shopper's address and is timed alike.
+    app.wsgi_app = VerifyLane(  # type: ignore[method-assign]
+        app.wsgi_app,
+        container,
+        app.extensions.get("verify_limits"),
+        finish=stamp,
+        headers=list(SECURITY_HEADERS.items()),
+    )
+    app.wsgi_app = _Timed(app.wsgi_app)  # type: ignore[method-assign]
+    if settings.proxy_count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)  # type: ignore[method-assign]
+    return app
+
+
+class _Stamp:
+    """What every answer gets, whichever lane made it: its request id (the client's when
+    it looks like one), its access log line and the 5xx count. Returns the request id."""
+
+    def __init__(self) -> None:
+        self.ids = itertools.count()
+        self.prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:6]}-"
+        self.access = logs.request_logger()
+
+    def __call__(self, environ: dict[str, Any], method: str, route: str | None, status: int) -> str:
+        given = environ.get("HTTP_X_REQUEST_ID")
+        rid = given if given and _REQUEST_ID.fullmatch(given) else f"{self.prefix}{next(self.ids):x}"
         if status >= 500:
             metrics.incr("responses_5xx")
-        start = request.environ.get(_START)
-        rule = request.url_rule
+        start = environ.get(_START)
         # The route's template, never the path (a path carries the code); no IP, no client.
-        access.info(
+        self.access.info(
             "request",
             request_id=rid,
-            method=request.method,
-            route=rule.rule if rule is not None else None,
+            method=method,
+            route=route,
             status=status,
             duration_ms=round((time.perf_counter() - start) * 1000, 2) if start is not None else None,
         )
-        return resp
-
-    return app
+        return rid
 
 
 class _App(Flask):
