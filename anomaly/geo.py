@@ -26,6 +26,7 @@ import ipaddress
 import math
 import mmap
 import os
+import socket
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -188,13 +189,9 @@ class IpPlaces:
 
     def region(self, ip: str) -> str | None:
         """The raw region text, "中国|0|浙江省|杭州市|电信"; None for IPv6 and unknown text."""
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return None
-        if addr.version != 4:
+        n = _ipv4_int(ip)
+        if n is None:
             return None  # the v2 format covers IPv4 only
-        n = int(addr)
         start, end = _POINTERS.unpack_from(self._buf, _HEADER + ((n >> 24) * 256 + ((n >> 16) & 0xFF)) * 8)
         lo, hi = 0, (end - start) // _SEGMENT.size
         while lo <= hi:
@@ -228,6 +225,23 @@ class IpPlaces:
 
     def close(self) -> None:
         self._buf.close()
+
+
+def _ipv4_int(ip: str) -> int | None:
+    """An IPv4 address as its number; None for anything else (IPv6, not an address).
+    A plain dotted address by inet_pton (~1 µs, the lookup runs for every new shopper's
+    address), anything else by the ipaddress module (~8 µs), which decides what counts."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, ip)
+    except (OSError, ValueError):
+        packed = None
+    if packed is not None and f"{packed[0]}.{packed[1]}.{packed[2]}.{packed[3]}" == ip:
+        return int.from_bytes(packed, "big")
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return int(addr) if addr.version == 4 else None
 
 
 def shipped_xdb() -> Path | None:

@@ -9,6 +9,7 @@ then tries Redis again, so an outage neither refuses verifies nor lifts every li
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from redis.backoff import NoBackoff
@@ -29,6 +30,7 @@ from verify_api.limits import KEY_PREFIX, Check
 
 log = logging.getLogger(__name__)
 
+_SLOT = "\x00"  # stands for the request's key when a window's name is laid out (_layout)
 _DOWN_FOR_S = 5.0  # after a Redis error, count in memory this long before trying again
 
 
@@ -99,11 +101,21 @@ class RateLimits:
         storage = found[0]
         lines = []
         for item, scope, key in checks:
-            name = storage.prefixed_key(item.key_for(KEY_PREFIX, scope, key))
-            if "\n" in name:  # the script reads one window per line
+            if "\n" in key:  # the script reads one window per line
                 return None
-            lines.append(f"{name} {item.get_expiry()} {item.amount}")
+            head, tail = self._layout(storage, item, scope)
+            lines.append(f"{head}{key}{tail}")
         return Windows("\n".join(lines), self, checks)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def _layout(storage: RedisStorage, item: RateLimitItem, scope: str) -> tuple[str, str]:
+        """A window's line for the scan script around its key: the storage's key name
+        (the library's own `key_for` and prefix, asked once per window and scope) before it;
+        after it, the rest of the name, the window's expiry and its amount."""
+        name = storage.prefixed_key(item.key_for(KEY_PREFIX, scope, _SLOT))
+        head, _, rest = name.partition(_SLOT)
+        return head, f"{rest} {item.get_expiry()} {item.amount}"
 
     def count_now(self, checks: Sequence[Check]) -> None:
         """Count the checks on their own; TooManyRequests when one is exceeded."""

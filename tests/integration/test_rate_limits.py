@@ -7,6 +7,8 @@ import io
 
 import pytest
 from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.conftest import make_app, settings_for
 from verify_api import limits
@@ -177,3 +179,24 @@ def test_a_verify_counts_its_windows_in_its_scan_round_trip_and_a_refusal_record
         )
         >= 6
     )
+
+
+@given(
+    st.text(max_size=40).filter(lambda k: "\n" not in k), st.sampled_from(["public.verify", "wechat.verify"])
+)
+def test_the_windows_handed_to_the_scan_script_are_named_as_the_library_names_them(
+    key: str, scope: str
+) -> None:
+    # The scan script counts these names and `hit`/`retry_after` read them through the
+    # library: a name laid out otherwise would be a second, uncounted window.
+    from webapp.limits import RateLimits
+
+    rate_limits = RateLimits("redis://127.0.0.1:6379/0", in_scan_store=True)  # never connects
+    checks = limits.checks_for(scope, "10.0.0.1", "c:" + key, "public.scan_photo")
+    windows = rate_limits.windows(checks)
+    assert windows is not None
+    storage = rate_limits._redis()[0]  # type: ignore[index]
+    assert windows.payload.split("\n") == [
+        f"{storage.prefixed_key(item.key_for(limits.KEY_PREFIX, s, k))} {item.get_expiry()} {item.amount}"
+        for item, s, k in checks
+    ]

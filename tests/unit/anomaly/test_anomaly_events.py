@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime
 
 import pytest
@@ -37,6 +39,20 @@ def test_an_ip_never_hashes_to_the_same_scanner_as_a_client_id() -> None:
 def test_an_addresses_network_is_named_as_the_ipaddress_module_names_it(ip: str) -> None:
     # Stored hashes were made of these names: the fast path for dotted IPv4 must not move one.
     assert network(ip) == _network_by_ipaddress(ip)
+
+
+@given(st.binary(min_size=1, max_size=64), st.text(max_size=40), st.sampled_from(["c", "i"]))
+def test_a_hash_is_the_hmac_sha256_it_always_was(secret: bytes, raw: str, kind: str) -> None:
+    # Stored hashes were made by hmac.new(...).hexdigest(): the one-shot digest must give
+    # the same text, or every shopper would count as new after an upgrade.
+    def old(text: str) -> str:
+        return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+    if kind == "i":
+        expected = f"i{old(f'n:{network(raw)}')[:12]}{old(f'i:{raw}')[:11]}" if raw else None
+    else:
+        expected = f"c{old(f'c:{raw}')[:23]}" if raw else None
+    assert hash_client(secret, raw, kind=kind) == expected
 
 
 def test_no_id_hashes_to_none() -> None:

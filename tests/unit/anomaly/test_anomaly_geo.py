@@ -126,3 +126,25 @@ def test_a_configured_xdb_path_is_used_and_a_bad_file_refused(tmp_path: Path) ->
     bad.write_bytes(b"\x00" * 1024)
     with pytest.raises(ValueError, match="not an ip2region"):
         IpPlaces(bad)
+
+
+@given(
+    st.one_of(
+        st.ip_addresses(v=4).map(str),
+        st.ip_addresses(v=6).map(str),
+        st.sampled_from(["010.1.2.3", "1.2.3", "1.2.3.4 ", "1.2.3.4.5", "256.1.1.1", "", "1.2.3.04"]),
+        st.text(max_size=20),
+    )
+)
+def test_an_ipv4_address_is_read_as_the_ipaddress_module_reads_it(ip: str) -> None:
+    # The fast path for dotted addresses must find the same row as the general one.
+    import ipaddress
+
+    from anomaly.geo import _ipv4_int
+
+    try:
+        addr = ipaddress.ip_address(ip)
+        expected = int(addr) if addr.version == 4 else None
+    except ValueError:
+        expected = None
+    assert _ipv4_int(ip) == expected
