@@ -31,9 +31,20 @@ from werkzeug.http import HTTP_STATUS_CODES
 from domain.errors import DomainError, TooManyRequests
 from domain.verdicts import pick_language
 from services.catalog import Services
-from verify_api.limits import IN_SCAN, Refusal, WindowCounter, admit, checks_for, count_unused
+from verify_api.limits import (
+    IN_SCAN,
+    PUBLIC_UPLOAD,
+    SHARED_WINDOWS,
+    Refusal,
+    WindowCounter,
+    admit,
+    checks_for,
+    count_unused,
+    ip_of,
+    key_of,
+)
 from verify_api.presenter import answer_json
-from verify_api.problems import PROBLEM_TYPE, domain_problem, problem_json
+from verify_api.problems import PROBLEM_TYPE, UNEXPECTED, UNEXPECTED_LOG, domain_problem, problem_json
 from verify_api.public import ANSWER_HEADERS, MAX_PUBLIC_BODY_BYTES, code_lookup, verify_body
 from verify_api.request_input import MAX_DEPTH
 
@@ -79,11 +90,11 @@ class VerifyLane:
             body = self._json(environ)
             if body is not _FLASK:
                 return self._serve(environ, start_response, VERIFY_ROUTE, "public.verify", body, path)
-        elif method == "GET" and path.startswith(CODES_PREFIX):
-            # WSGI gives the path as latin-1 characters of its bytes; Flask decodes it as
-            # UTF-8 (werkzeug's decoding dance): so does the lane.
-            code = path[len(CODES_PREFIX) :].encode("latin-1").decode("utf-8", "replace")
-            if code and "/" not in code:
+        elif method == "GET" and path.startswith(CODES_PREFIX) and not _has_body(environ):
+            # A GET with a body is Flask's: its size bound, and the client id it may carry
+            # for the rate limits. A newline matches no route of Flask's: a 404 there.
+            code = _decoded(path)[len(CODES_PREFIX) :]
+            if code and "/" not in code and "\n" not in code:
                 return self._serve(environ, start_response, CODES_ROUTE, "public.get_code", code, path)
         return self.app(environ, start_response)
 
@@ -92,7 +103,7 @@ class VerifyLane:
         """The request's JSON body, or _FLASK: let Flask serve it (and say what is wrong)."""
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         length = environ.get("CONTENT_LENGTH", "")
-        if mimetype != "application/json" or not length.isdigit():
+        if mimetype != "application/json" or not (length.isascii() and length.isdigit()):
             return _FLASK
         size = int(length)
         if size > MAX_PUBLIC_BODY_BYTES:
@@ -132,14 +143,11 @@ class VerifyLane:
             out = orjson.dumps(answer_json(answer, pick_language(environ.get("HTTP_ACCEPT_LANGUAGE"))))
         except DomainError as exc:
             extra_headers, extra = domain_problem(exc)
-            status, out = exc.status, problem_json(exc.status, exc.code, exc.detail, _instance(path), **extra)
+            status, out = exc.status, problem_json(exc.status, exc.code, exc.detail, _decoded(path), **extra)
             headers = [("Content-Type", PROBLEM_TYPE), *extra_headers.items()]
         except Exception:
-            log.exception("unhandled error")
-            status = 500
-            out = problem_json(
-                500, "internal_error", "an unexpected error occurred; it has been logged", _instance(path)
-            )
+            log.exception(UNEXPECTED_LOG)
+            status, out = 500, problem_json(500, *UNEXPECTED, _decoded(path))
             headers = [("Content-Type", PROBLEM_TYPE)]
         if self.limits is not None:
             try:
@@ -157,14 +165,12 @@ class VerifyLane:
         """The rate limits' hook for the lane (verify_api.limits.init_limits does the same
         for Flask's routes): windows handed to the verify, or a 429 problem raised."""
         client = given.get("client") if isinstance(given, dict) else None
-        ip_text = ip or "-"
-        key = f"c:{client[:128]}" if isinstance(client, str) and client else f"ip:{ip_text}"
+        ip_text = ip_of(ip)
         assert self.limits is not None
-        got = admit(
-            self.limits,
-            checks_for("public.verify", ip_text, key, "public.scan_photo"),
-            in_scan=endpoint in IN_SCAN,
+        checks = checks_for(
+            SHARED_WINDOWS.get(endpoint, endpoint), ip_text, key_of(client, ip_text), PUBLIC_UPLOAD
         )
+        got = admit(self.limits, checks, in_scan=endpoint in IN_SCAN)
         if isinstance(got, Refusal):
             raise TooManyRequests(got.detail, code="rate_limited", retry_after_s=got.retry_after)
         return got
@@ -173,6 +179,11 @@ class VerifyLane:
 _FLASK = object()
 
 
-def _instance(path: str) -> str:
-    # Flask's `request.path` for the problem's `instance`: the path decoded as UTF-8.
+def _decoded(path: str) -> str:
+    # WSGI gives the path as latin-1 characters of its bytes; Flask decodes it as UTF-8
+    # (werkzeug's decoding dance), for routing and for a problem's `instance`: as here.
     return path.encode("latin-1").decode("utf-8", "replace")
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
+    return environ.get("CONTENT_LENGTH", "") not in ("", "0") or "HTTP_TRANSFER_ENCODING" in environ

@@ -61,7 +61,11 @@ SHARED_WINDOWS = {
 
 
 def _ip() -> str:
-    return request.remote_addr or "-"
+    return ip_of(request.remote_addr)
+
+
+def ip_of(remote_addr: str | None) -> str:
+    return remote_addr or "-"
 
 
 def client_key() -> str:
@@ -74,10 +78,13 @@ def client_key() -> str:
         # Never multipart: parsing a photo upload here would happen before the upload's
         # own size limit is set (the view sets it); uploads are limited per IP.
         client = request.form.get("client") or ""
-    if not isinstance(client, str):
-        client = ""
+    return key_of(client, _ip())
+
+
+def key_of(client: Any, ip: str) -> str:
+    """A request's rate-limit key: its client id, else (none, or not a string) its IP."""
     # Without a client id the request is limited by its IP alone.
-    return f"c:{client[:128]}" if client else f"ip:{_ip()}"
+    return f"c:{client[:128]}" if isinstance(client, str) and client else f"ip:{ip}"
 
 
 def bearer_key() -> str:
@@ -102,6 +109,8 @@ class WindowCounter(Protocol):
     def windows(self, checks: Sequence[Check]) -> Any: ...
 
 
+# The public API's photo upload: limited per IP with the upload limit (webapp.app).
+PUBLIC_UPLOAD = "public.scan_photo"
 # Endpoints whose windows the verify's scan script counts, in the verify's own round trip
 # (when the scan store is the limits' Redis): the request hands them on (WINDOWS).
 IN_SCAN = frozenset({"public.verify", "public.get_code"})

@@ -32,6 +32,9 @@ _TITLES = {
 
 
 PROBLEM_TYPE = "application/problem+json"
+# What an unexpected error answers (its code and detail), and logs with its traceback.
+UNEXPECTED = ("internal_error", "an unexpected error occurred; it has been logged")
+UNEXPECTED_LOG = "unhandled error"
 
 
 def problem_json(status: int, code: str, detail: str, instance: str, **extra: Any) -> bytes:
@@ -95,5 +98,5 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
+        log.exception(UNEXPECTED_LOG)
+        return problem(500, *UNEXPECTED)

@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
     problems.register(app)
 
     from verify_api import admin, docs, health, issuing, public, web
-    from verify_api.limits import bearer_key, client_key, init_limits
+    from verify_api.limits import PUBLIC_UPLOAD, bearer_key, client_key, init_limits
     from webapp import cli
 
     for module in (public, admin, issuing, health, docs, web):
@@ -97,9 +97,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Fl
 
         # The public API per IP and per client id; the mini-program's shoppers the same, per
         # IP and per session token. Photo uploads per IP, with their own tighter limit.
-        limited: list[tuple[Blueprint, Callable[[], str], str]] = [
-            (public.bp, client_key, "public.scan_photo")
-        ]
+        limited: list[tuple[Blueprint, Callable[[], str], str]] = [(public.bp, client_key, PUBLIC_UPLOAD)]
         if wechat is not None:
             limited.append((wechat, bearer_key, "wechat.scan"))
         in_scan = settings.scan_store_url == settings.redis_url

@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import Client
 
+from tests.conftest import make_app, settings_for
 from verify_api.lane import VerifyLane
 from webapp import container
 from webapp.demo import seed
@@ -55,12 +56,17 @@ REQUESTS: list[tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = [
     ("too large", lambda d: {"json": {"input": d["genuine"], "pad": "x" * 20_000}}),
     ("nested deep", lambda d: {"json": {"input": d["genuine"], "x": json.loads("[" * 40 + "]" * 40)}}),
 ]
-GETS: list[tuple[str, Callable[[dict[str, str]], str]]] = [
-    ("genuine", lambda d: d["genuine"]),
-    ("never issued", lambda d: d["not_found"]),
-    ("revoked certificate", lambda d: d["certificate_revoked"]),
-    ("too long", lambda d: "1" * 3000),
-    ("not a code", lambda d: "有机码"),
+GETS: list[tuple[str, Callable[[dict[str, str]], str], dict[str, Any]]] = [
+    ("genuine", lambda d: d["genuine"], {}),
+    ("never issued", lambda d: d["not_found"], {}),
+    ("revoked certificate", lambda d: d["certificate_revoked"], {}),
+    ("too long", lambda d: "1" * 3000, {}),
+    ("not a code", lambda d: "有机码", {}),
+    ("percent-encoded", lambda d: "%E6%9C%89%E6%9C%BA%E7%A0%81" + d["genuine"], {}),
+    # No route of Flask's matches a newline: a 404 there, not the code without it.
+    ("a newline in it", lambda d: d["genuine"] + "%0A", {}),
+    # A GET's body is bounded as a POST's is (a 413).
+    ("with a large body", lambda d: d["genuine"], {"data": b"x" * 20_000, "content_type": "text/plain"}),
 ]
 
 
@@ -80,14 +86,46 @@ def test_a_post_is_answered_as_flasks_own_route_answers_it(
     assert lane_answer.headers["X-Request-Id"]
 
 
-@pytest.mark.parametrize("name", [n for n, _ in GETS])
+@pytest.mark.parametrize("name", [n for n, _, _ in GETS])
 def test_a_get_is_answered_as_flasks_own_route_answers_it(
     any_app: Flask, demo: dict[str, str], name: str
 ) -> None:
-    path = "/api/v1/codes/" + dict(GETS)[name](demo)
-    flask_answer = Client(_lane(any_app).app).get(path)
-    lane_answer = any_app.test_client().get(path)
+    code_of, extra = next((c, e) for n, c, e in GETS if n == name)
+    path = "/api/v1/codes/" + code_of(demo)
+    flask_answer = Client(_lane(any_app).app).get(path, **extra)
+    lane_answer = any_app.test_client().get(path, **extra)
     assert _answer(lane_answer) == _answer(flask_answer)
+
+
+def test_a_content_length_that_is_no_number_is_flasks_400(embedded_app: Flask) -> None:
+    # str.isdigit() holds for "²"; int() does not take it.
+    given: dict[str, Any] = {
+        "data": b"{}",
+        "content_type": "application/json",
+        "environ_overrides": {"CONTENT_LENGTH": "²"},
+    }
+    flask_answer = Client(_lane(embedded_app).app).post("/api/v1/verify", **given)
+    lane_answer = embedded_app.test_client().post("/api/v1/verify", **given)
+    assert _answer(lane_answer) == _answer(flask_answer)
+    assert lane_answer.status_code == 400
+
+
+def test_a_lookup_counts_in_the_same_windows_as_flasks_route(sqlite_url: str) -> None:
+    # Rate limits on, no Redis: each worker counts in its own memory (webapp.limits).
+    app = make_app(settings_for(sqlite_url, rate_limits=True))
+    demo = seed(container(app).admin, date.today())
+    counted = app.extensions["verify_limits"].fallback.storage
+    windows = []
+    for http in (app.test_client(), Client(_lane(app).app)):
+        counted.reset()
+        for extra in ({}, {"json": {"client": "zz"}}):  # a body's client id has windows of its own
+            http.get("/api/v1/codes/" + demo["genuine"], environ_base={"REMOTE_ADDR": "10.7.1.1"}, **extra)
+            http.post(
+                "/api/v1/verify", json={"input": demo["genuine"]}, environ_base={"REMOTE_ADDR": "10.7.1.2"}
+            )
+        windows.append(sorted(counted.storage))
+    assert windows[0] == windows[1]
+    assert any("public.verify:client/c:zz" in w for w in windows[0])
 
 
 def test_the_lane_serves_the_verify_requests_and_flask_the_rest(
