@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import operator
 import secrets
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, NotRequired, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -238,10 +239,28 @@ def _validated(rows: Iterable[Any], model: Any, key: str, result: BulkResult) ->
     return list(zip(candidates, valid, strict=True))
 
 
-def _valid_in_place(block: list[Any]) -> bool:
-    """Whether a chunk of code rows is valid as `_validated` would find it, checked column by
-    column, each row then holding its validated values (the dicts are changed in place: the
-    reader's own, as a CSV's are); False, with nothing changed, when this fast path is not
+class _Columns(NamedTuple):
+    """A chunk's columns as CodeIn validates them: the code and identity columns whole, the
+    others as their distinct values; `changes` maps a column's cell to its validated value
+    where they differ (a day's text to its date)."""
+
+    per_row: dict[str, list[Any]]
+    distinct: dict[str, list[Any]]
+    changes: list[tuple[str, dict[Any, Any]]]
+
+    def apply(self, block: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows holding their validated values (changed in place: the reader's own dicts)."""
+        for name, changed in self.changes:  # e.g. issued_on: once per distinct day
+            for row in block:
+                value = changed.get(row[name], _SAME)
+                if value is not _SAME:
+                    row[name] = value
+        return block
+
+
+def _checked_columns(block: list[Any]) -> _Columns | None:
+    """A chunk of code rows checked column by column: its columns when each row is valid as
+    `_validated` would find it; None, with nothing changed, when this fast path is not
     sure, and `_validated` then validates the chunk row by row and reports every bad row.
 
     Sure means: every row a plain dict with the same known columns (a CSV's rows without
@@ -254,35 +273,32 @@ def _valid_in_place(block: list[Any]) -> bool:
     with the same values: tests/unit/test_code_columns.py checks that on generated rows.
     Any doubt sends the whole chunk to `_validated`: messages and order come from one place."""
     if not block or type(block[0]) is not dict:
-        return False
+        return None
     names = list(block[0])
     if not set(names) <= _CODE_FIELDS.keys() or not set(names) >= _CODE_REQUIRED:
-        return False
+        return None
     # The same length and every one of the first row's keys: the same key set (a row with
     # a blank cell lacks its key; a row of another shape is not a CSV's).
     if set(map(type, block)) != {dict} or set(map(len, block)) != {len(names)}:
-        return False
-    changes: list[tuple[str, dict[Any, Any]]] = []
+        return None
+    columns = _Columns({}, {}, [])
     try:
         for name in names:
             column = list(map(operator.itemgetter(name), block))  # KeyError: another key set
             if name in _PER_ROW:
                 if _code_field(name).validate_python(column) != column:
-                    return False  # a value the model would change (spaces): not the fast path's
+                    return None  # a value the model would change (spaces): not the fast path's
+                columns.per_row[name] = column
                 continue
             distinct = list(dict.fromkeys(column))  # TypeError: an unhashable cell
             valid = _code_field(name).validate_python(distinct)
+            columns.distinct[name] = valid
             changed = {k: v for k, v in zip(distinct, valid, strict=True) if type(v) is not type(k) or v != k}
             if changed:
-                changes.append((name, changed))
+                columns.changes.append((name, changed))
     except (KeyError, TypeError, ValidationError):
-        return False
-    for name, changed in changes:  # e.g. issued_on: its text -> a date, once per distinct day
-        for row in block:
-            value = changed.get(row[name], _SAME)
-            if value is not _SAME:
-                row[name] = value
-    return True
+        return None
+    return columns
 
 
 _SAME = object()
@@ -295,7 +311,9 @@ def _field_type(hint: Any) -> Any:
 
 _CODE_HINTS = get_type_hints(CodeIn, include_extras=True)
 _CODE_FIELDS = {name: _field_type(hint) for name, hint in _CODE_HINTS.items()}
-_CODE_REQUIRED = frozenset(CodeIn.__required_keys__)
+# From the hints, not __required_keys__: under `from __future__ import annotations` the
+# TypedDict cannot see NotRequired in its string annotations and calls every key required.
+_CODE_REQUIRED = frozenset(name for name, hint in _CODE_HINTS.items() if _field_type(hint) is hint)
 
 
 @functools.cache
@@ -653,14 +671,19 @@ class AdminService:
             for block in chunked(rows, chunk):
                 self._still_importing(token)
                 sub = BulkResult()
-                good: Iterable[tuple[int, Any]] = (
-                    enumerate(block) if _valid_in_place(block) else _validated(block, CodeIn, "code", sub)
-                )
+                columns = _checked_columns(block)
+                whole = None
+                if columns is not None and guard is None:
+                    whole = self._whole_chunk(columns, offset, groups, prefixes, certs, numbering)
+                good: Iterable[tuple[int, Any]]
+                if whole is not None:
+                    good, (out, codes, where) = (), whole
+                elif columns is not None:
+                    good, out, codes, where = enumerate(columns.apply(block)), [], [], []
+                else:
+                    good, out, codes, where = _validated(block, CodeIn, "code", sub), [], [], []
                 for err in sub.rejected:
                     result.reject(offset + err.row, err.key, err.code, err.detail)
-                out: list[tuple[int, int, date | None, str | None]] = []
-                codes: list[str] = []
-                where: list[int] = []
                 ungrouped: dict[int, tuple[Any, ...]] = {}  # row of `out` -> its group to make
                 for local_i, m in good:
                     code = m["code"]
@@ -747,6 +770,58 @@ class AdminService:
         if untold is not None:
             raise ImportStopped(result, offset, untold)
         return result
+
+    @staticmethod
+    def _whole_chunk(
+        columns: _Columns,
+        offset: int,
+        groups: dict[tuple[Any, ...], int],
+        prefixes: dict[str, tuple[str, str | None]],
+        certs: dict[str, tuple[int, int, int]],
+        numbering: Mapping[int, tuple[str, str | None]],
+    ) -> tuple[list[tuple[int, int, date | None, str | None]], list[str], list[int]] | None:
+        """The rows to write of a chunk every row of which lands, or None: what the per-row
+        loop of `import_codes` makes of it, made column-wise. That is, one label group
+        already made for the whole chunk (every group column a single value), and every code
+        of one length carrying its body's prefix; anything else goes row by row."""
+        distinct = columns.distinct
+        if any(len(values) != 1 for values in distinct.values()):
+            return None
+        one = {name: values[0] for name, values in distinct.items()}
+        gkey = (
+            one["certificate"],
+            one["product"],
+            one.get("order"),
+            one.get("package", ""),
+            one.get("label_spec", ""),
+        )
+        group_id = groups.get(gkey, 0)
+        if not group_id:
+            return None  # its checks and its making: the per-row loop's
+        prefix = prefixes.get(gkey[0])
+        if prefix is None:
+            prefix = prefixes[gkey[0]] = numbering.get(certs[gkey[0]][1], ("", None))
+        codes: list[str] = columns.per_row["code"]
+        lengths = set(map(len, codes))
+        want = prefix[0] if lengths == {18} else prefix[1] if lengths == {17} else None
+        if not want or len(want) != (4 if lengths == {18} else 3):
+            return None
+        # Every code's first characters at once: the codes are all one width, so the i-th
+        # character of each is every width-th character of them joined.
+        joined, width = "".join(codes), len(codes[0])
+        if any(joined[i::width] != want[i] * len(codes) for i in range(len(want))):
+            return None
+        identities = columns.per_row.get("identity_code")
+        out = list(
+            zip(
+                map(organic_key, codes),
+                itertools.repeat(group_id),
+                itertools.repeat(one.get("issued_on")),
+                identities if identities is not None else itertools.repeat(None),
+                strict=False,
+            )
+        )
+        return out, codes, list(range(offset, offset + len(codes)))
 
     def _group_refusal(
         self,
