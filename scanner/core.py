@@ -112,7 +112,7 @@ class Scanner:
             reader = (
                 self._digits
                 if known_body_codes is None
-                else DigitReader(Plausibility(known_body_codes), self._digits.second)
+                else DigitReader(Plausibility(known_body_codes), self._digits.second, self._digits.third)
             )
             ocr_start = time.perf_counter()
             hints = [np.asarray(f.corners, np.float32) for f in found if f.symbology in MATRIX]
