@@ -239,6 +239,18 @@ def _validated(rows: Iterable[Any], model: Any, key: str, result: BulkResult) ->
     return list(zip(candidates, valid, strict=True))
 
 
+def _group_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A code row's label group, as `import_codes` keys its groups: certificate, product,
+    order, package, label."""
+    return (
+        row["certificate"],
+        row["product"],
+        row.get("order"),
+        row.get("package", ""),
+        row.get("label_spec", ""),
+    )
+
+
 class _Columns(NamedTuple):
     """A chunk's columns as CodeIn validates them: the code and identity columns whole, the
     others as their distinct values; `changes` maps a column's cell to its validated value
@@ -688,13 +700,7 @@ class AdminService:
                 for local_i, m in good:
                     code = m["code"]
                     # One dict lookup per row in the common case: the row's label group.
-                    gkey = (
-                        m["certificate"],
-                        m["product"],
-                        m.get("order"),
-                        m.get("package", ""),
-                        m.get("label_spec", ""),
-                    )
+                    gkey = _group_key(m)
                     group_id = groups.get(gkey, 0)
                     if not group_id:
                         if gkey not in checked:
@@ -788,13 +794,7 @@ class AdminService:
         if any(len(values) != 1 for values in distinct.values()):
             return None
         one = {name: values[0] for name, values in distinct.items()}
-        gkey = (
-            one["certificate"],
-            one["product"],
-            one.get("order"),
-            one.get("package", ""),
-            one.get("label_spec", ""),
-        )
+        gkey = _group_key(one)
         group_id = groups.get(gkey, 0)
         if not group_id:
             return None  # its checks and its making: the per-row loop's
