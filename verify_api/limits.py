@@ -23,7 +23,9 @@ first in the verify's own round trip (same keys, same INCRBY-then-EXPIRE, every 
 counted, refusals too); over a window, the script records nothing and the verify answers
 429 `rate_limited` with the longest exceeded window's TTL as `Retry-After`. A verify that
 never reaches the script (an invalid code, the scan store away) counts them on its own
-first (`count_now`); a request that never reaches the verify (a bad body) after its answer.
+first (`count_now`); a request refused before its verify takes them (a bad body, a code too
+long, the database away) counts them before its answer (`counted_if_refused`), so one over
+its windows is answered 429 whatever its body, as where the windows are counted first.
 
 Redis failing or slow (50 ms): this worker counts in its own memory for a few seconds and
 then tries Redis again, so an outage neither refuses verifies nor lifts every limit (the
@@ -36,12 +38,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
 
 from flask import Blueprint, Flask, Response, request
 from limits import RateLimitItem, parse_many
+from werkzeug.exceptions import HTTPException
 
+from domain.errors import DomainError
 from verify_api.problems import problem
 from verify_api.request_input import WINDOWS, bearer_token, json_body_or_none
 
@@ -156,9 +161,24 @@ def admit(limits: WindowCounter, checks: Sequence[Check], *, in_scan: bool) -> A
     return Refusal(detail, limits.retry_after(exceeded, limiter))
 
 
+@contextmanager
+def counted_if_refused(windows: Any) -> Iterator[None]:
+    """Around a verify's work, whichever lane serves it: a refusal (a problem answer) raised
+    before the verify took the windows handed on to it counts them now, before the answer
+    is made, and becomes 429 `rate_limited` when one is exceeded. Otherwise a client over
+    its windows would be told 400 for ever: `count_unused` counts after the answer and
+    never refuses. Counted once: `count_now` marks them used."""
+    try:
+        yield
+    except (DomainError, HTTPException):
+        if windows is not None and not windows.used:
+            windows.count_now()  # raises TooManyRequests over a window
+        raise
+
+
 def count_unused(limits: WindowCounter, windows: Any) -> None:
-    """Windows handed on to a verify that never reached its scan script (a bad body, the
-    database away): counted now; the answer stands."""
+    """Windows handed on to a verify that never took them nor was refused with a problem
+    (an unexpected error: its 500 stands, logged): counted now; the answer stands."""
     if windows is not None and not windows.used:
         limits.hit(windows.checks)
 

@@ -15,6 +15,7 @@ from services.answers import Answer
 from services.inputs import Location
 from services.verify import VerifyRequest
 from verify_api.context import services
+from verify_api.limits import counted_if_refused
 from verify_api.presenter import answer_json, photo_json
 from verify_api.request_input import (
     WINDOWS,
@@ -85,37 +86,40 @@ def respond(answer: dict[str, Any], status: int = 200, *, max_age: int = 0) -> R
 
 def verify_body(body: Any, verify: VerifyCall, ip: str | None, windows: Any) -> Answer:
     """POST /api/v1/verify's work, whichever lane serves it: the body validated, the verify
-    made (a 400 problem for a bad body)."""
-    data = parse_verify(body)
-    location = data.location
-    return verify(
-        VerifyRequest(
-            input=data.input,
-            channel=data.channel,
-            lat=location.lat if location else None,
-            lng=location.lng if location else None,
-            client=data.client,
-            ip=ip,
-            identity_code=data.identity_code,
-            windows=windows,
+    made (a 400 problem for a bad body; 429 instead when the client is over its windows)."""
+    with counted_if_refused(windows):
+        data = parse_verify(body)
+        location = data.location
+        return verify(
+            VerifyRequest(
+                input=data.input,
+                channel=data.channel,
+                lat=location.lat if location else None,
+                lng=location.lng if location else None,
+                client=data.client,
+                ip=ip,
+                identity_code=data.identity_code,
+                windows=windows,
+            )
         )
-    )
 
 
 def code_lookup(code: str, verify: VerifyCall, ip: str | None, windows: Any) -> Answer:
     """GET /api/v1/codes/{code}'s work, whichever lane serves it."""
-    if len(code) > MAX_INPUT_CHARS:
-        raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
-    return verify(VerifyRequest(input=code, channel="web", ip=ip, windows=windows), record=False)
+    with counted_if_refused(windows):
+        if len(code) > MAX_INPUT_CHARS:
+            raise BadInput(f"code is longer than {MAX_INPUT_CHARS} characters", code="input_too_long")
+        return verify(VerifyRequest(input=code, channel="web", ip=ip, windows=windows), record=False)
 
 
 @bp.post("/verify")
 def verify() -> Response:
     # The verify lane (verify_api.lane) serves most of these; this view serves the rest
     # (chunked bodies, a JSON media type other than application/json, a BOM).
-    answer = verify_body(
-        json_body(), services().verify.verify, request.remote_addr, request.environ.get(WINDOWS)
-    )
+    windows = request.environ.get(WINDOWS)
+    with counted_if_refused(windows):  # a body that is not JSON is refused before verify_body
+        body = json_body()
+    answer = verify_body(body, services().verify.verify, request.remote_addr, windows)
     return respond(answer_json(answer, request_lang()))
 
 

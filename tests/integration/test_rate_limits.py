@@ -4,13 +4,18 @@ which pins redis<8), failing open when Redis is down, and off with RATE_LIMITS=o
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
+from werkzeug.test import Client
 
+from tests.api.test_verify_lane import _lane
 from tests.conftest import make_app, settings_for
+from tests.fakes.wechat_server import FakeWeChat
 from verify_api import limits
 
 
@@ -200,3 +205,128 @@ def test_the_windows_handed_to_the_scan_script_are_named_as_the_library_names_th
         f"{storage.prefixed_key(item.key_for(limits.KEY_PREFIX, s, k))} {item.get_expiry()} {item.amount}"
         for item, s, k in checks
     ]
+
+
+# -- a refused request over its windows (issue: bad bodies never saw 429) ---------------------
+
+
+@pytest.fixture(params=["embedded", "services"])
+def limited_app(request: pytest.FixtureRequest, sqlite_url: str) -> Flask:
+    """Rate limits on, on both deployments: in this process (no Redis), and on MariaDB +
+    Redis with the scan store on the limits' Redis (a verify's windows left to its script)."""
+    if request.param == "embedded":
+        return make_app(settings_for(sqlite_url, rate_limits=True))
+    mysql_db, redis_url = request.getfixturevalue("mysql_db"), request.getfixturevalue("redis_url")
+    settings = settings_for(mysql_db, redis_url, rate_limits=True)
+    assert settings.scan_store_url == settings.redis_url  # the deployment the gap was on
+    return make_app(settings)
+
+
+@pytest.fixture(params=["lane", "flask"])
+def http_of(request: pytest.FixtureRequest) -> Callable[[Flask], Any]:
+    """A client through the verify lane (the app as served), or straight to Flask's routes."""
+    if request.param == "lane":
+        return lambda app: app.test_client()
+    return lambda app: Client(_lane(app).app)
+
+
+# Refused before the verify reaches the scan store: each one's own 400 problem.
+BAD_BODIES: list[tuple[dict[str, Any], str]] = [
+    ({"channel": "qr", "client": "bad"}, "input_required"),
+    ({"input": 5, "client": "bad"}, "invalid_body"),
+    ({"input": "012326000000000001", "channel": "fax", "client": "bad"}, "invalid_body"),
+    ({"input": "1" * 3000, "client": "bad"}, "input_too_long"),
+    ({"input": ["012326000000000001"], "client": "bad"}, "invalid_body"),
+]
+
+
+def _refused(resp: Any) -> bool:
+    return (
+        resp.status_code == 429
+        and resp.mimetype == "application/problem+json"
+        and resp.get_json()["code"] == "rate_limited"
+        and 1 <= int(resp.headers["Retry-After"]) <= 60
+    )
+
+
+def test_a_client_over_its_windows_is_refused_whatever_its_body(
+    monkeypatch: pytest.MonkeyPatch, limited_app: Flask, http_of: Callable[[Flask], Any]
+) -> None:
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/minute")
+    http = http_of(limited_app)
+    answers = [http.post("/api/v1/verify", json=body) for body, _ in BAD_BODIES]
+    assert [a.status_code for a in answers] == [400, 400, 429, 429, 429]
+    # Under the limit a bad body is told what is wrong with it; over it, when to come back.
+    assert [a.get_json()["code"] for a in answers[:2]] == [code for _, code in BAD_BODIES[:2]]
+    assert all(_refused(a) for a in answers[2:])
+
+
+def test_what_is_refused_before_its_body_is_read_counts_in_the_ips_windows(
+    monkeypatch: pytest.MonkeyPatch, limited_app: Flask, http_of: Callable[[Flask], Any]
+) -> None:
+    # No client id to read: a body that is not JSON, a code too long to look up.
+    monkeypatch.setattr(limits, "IP_LIMIT", "2/minute")
+    http = http_of(limited_app)
+    posts = [
+        http.post(
+            "/api/v1/verify",
+            data=b"{input",
+            content_type="application/json",
+            environ_base={"REMOTE_ADDR": "10.9.0.1"},
+        )
+        for _ in range(5)
+    ]
+    gets = [
+        http.get("/api/v1/codes/" + "1" * 3000, environ_base={"REMOTE_ADDR": "10.9.0.2"}) for _ in range(5)
+    ]
+    for answers, code in ((posts, "invalid_json"), (gets, "input_too_long")):
+        assert [a.status_code for a in answers] == [400, 400, 429, 429, 429]
+        assert answers[0].get_json()["code"] == code and all(_refused(a) for a in answers[2:])
+
+
+def test_each_request_counts_once_in_its_windows_refused_or_not(
+    monkeypatch: pytest.MonkeyPatch, limited_app: Flask, http_of: Callable[[Flask], Any]
+) -> None:
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "10/minute")
+    http = http_of(limited_app)
+    statuses = [http.post("/api/v1/verify", json=body).status_code for body, _ in BAD_BODIES[:2]]
+    good = {"input": "012326000000000001", "client": "bad"}
+    statuses.append(http.post("/api/v1/verify", json=good).status_code)
+    assert statuses == [400, 400, 200]
+    counter = limited_app.extensions["verify_limits"]
+    found = counter._redis()
+    limiter = found[1] if found is not None else counter.fallback
+    (minute,) = limits._parsed("10/minute")
+    stats = limiter.get_window_stats(minute, limits.KEY_PREFIX, "public.verify:client", "c:bad")
+    assert stats.remaining == 10 - 3  # two bad bodies and a good one, each once
+
+
+def test_the_mini_program_and_the_result_page_refuse_bad_requests_over_their_windows(
+    monkeypatch: pytest.MonkeyPatch, fake_wechat: FakeWeChat, request: pytest.FixtureRequest, sqlite_url: str
+) -> None:
+    # Not IN_SCAN: their windows are counted first, before the request is looked at.
+    monkeypatch.setattr(limits, "CLIENT_LIMIT", "2/minute")
+    monkeypatch.setattr(limits, "IP_LIMIT", "2/minute")
+    wechat = {"wechat_appid": "wx-app", "wechat_secret": "wx-secret", "wechat_api_base": fake_wechat.base}
+    for settings in (
+        settings_for(sqlite_url, rate_limits=True),
+        settings_for(
+            request.getfixturevalue("mysql_db"), request.getfixturevalue("redis_url"), rate_limits=True
+        ),
+    ):
+        http = make_app(settings.with_(**wechat)).test_client()
+        token = http.post(
+            "/wx/v1/login", json={"js_code": "shopper"}, environ_base={"REMOTE_ADDR": "10.9.1.1"}
+        ).get_json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        wx = [
+            http.post(
+                "/wx/v1/verify", json={"q": 5}, headers=auth, environ_base={"REMOTE_ADDR": f"10.9.2.{i}"}
+            )
+            for i in range(5)
+        ]
+        assert [a.status_code for a in wx] == [400, 400, 429, 429, 429]
+        assert wx[2].get_json()["code"] == "rate_limited" and "Retry-After" in wx[2].headers
+        pages = [http.get("/c/" + "1" * 3000, environ_base={"REMOTE_ADDR": "10.9.3.1"}) for _ in range(5)]
+        assert [p.status_code for p in pages] == [400, 400, 429, 429, 429]
+        assert 'data-code="rate_limited"' in pages[2].get_data(as_text=True)
