@@ -22,6 +22,7 @@ large the photo) and recognition on crops cut from the full-resolution image, so
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import math
@@ -57,6 +58,10 @@ _PROPOSAL_SIDE = 1000  # long side of the copy where print too small to detect i
 _EDGE_CONTRAST = 28  # grey levels across a 3 px neighbourhood that make a pixel an edge
 _MIN_LEAN = 5.0  # degrees: text leaning less is detected as well as level text
 _PRINT_EDGE_SHARE = 0.42  # share of a proposed patch's pixels that are edges: print, not an outline
+
+# The recognizer's own padding (rec_img_shape 3×48×320): a batch of lines shorter than
+# this many heights is padded to it.
+_PADDED = 320 / 48
 
 _PREFIX = re.compile(r"有\s*[机機]\s*[码碼]")
 # Two of the prefix's three characters at the start of a line: the prefix read with one
@@ -142,6 +147,7 @@ class _Engine:
 
     _lock = threading.Lock()
     _instance: Any = None
+    _first_look: Any = None
 
     @classmethod
     def get(cls) -> Any:
@@ -153,8 +159,26 @@ class _Engine:
                     # "max": the detector takes the image at the size it is given (it
                     # would otherwise enlarge anything under 736 px a side): the reader
                     # chooses each pass's scale itself.
-                    cls._instance = RapidOCR(det_limit_type="max")
+                    engine = RapidOCR(det_limit_type="max")
+                    # The recognizer pads every batch to its widest line and to at least
+                    # 320 px (6.7 line heights). Most boxes a pass finds are shorter (a
+                    # word, a digit group: 1.4-5 heights), so a batch of them costs two to
+                    # four times their own width. The first look at every box only finds
+                    # the lines worth reading: it is padded to its widest line alone (the
+                    # same session, so no second model in memory). The looks that vote on
+                    # a code keep the engine's padding: padded narrower, all five looks at
+                    # a 10 px DotGothic16 code over two lines read its 7 as 1 (unseen-dev
+                    # seed 11, photo 57), where padded to 320 px one of them dissents.
+                    first_look = copy.copy(engine.text_rec)
+                    first_look.rec_image_shape = [3, 48, 48]
+                    cls._first_look = first_look
+                    cls._instance = engine
         return cls._instance
+
+    @classmethod
+    def first_look(cls) -> Any:
+        """The engine's recognizer padding each batch only to its widest line (`get` first)."""
+        return cls._first_look
 
 
 def _order(quad: np.ndarray) -> np.ndarray:
@@ -371,7 +395,7 @@ class DigitReader:
                 quads[i] = np.roll(quads[i], 2, axis=0)
                 lines[i] = cv2.rotate(lines[i], cv2.ROTATE_180)
         # First look: every line once; only lines that may hold a code get a second look.
-        first, _ = engine.text_rec([_bgr(lines[i]) for i in keep])
+        first, _ = _Engine.first_look()([_bgr(lines[i]) for i in keep])
         texts = {i: (str(t), float(sc)) for i, (t, sc) in zip(keep, first, strict=True)}
         rich = [found_boxes[i] for i, (t, _) in texts.items() if _digit_count(t) >= 6 or _PREFIX.search(t)]
         readings: list[DigitReading] = []
@@ -404,6 +428,10 @@ class DigitReader:
                     quad = np.roll(quad, 2, axis=0)
                     line = cv2.rotate(line, cv2.ROTATE_180)
                     ends = (ends[1], ends[0])
+                looks, _ = engine.text_rec([_bgr(v) for v in _variants(line)])
+            elif line.shape[1] < _PADDED * line.shape[0]:
+                # A line shorter than the engine's padding was first looked at padded to
+                # its own width (`_Engine`): that look does not vote; five new ones do.
                 looks, _ = engine.text_rec([_bgr(v) for v in _variants(line)])
             else:
                 more, _ = engine.text_rec([_bgr(v) for v in _variants(line)[1:]])

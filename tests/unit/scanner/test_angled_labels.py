@@ -248,3 +248,52 @@ def test_a_digit_misread_alike_by_looks_of_one_model_is_not_reported() -> None:
     assert sample.truth_digits == "90215874345492284"
     result = Scanner(known_body_codes=ALL_BODY_CODES, ocr="always", time_budget_ms=30_000).scan(sample.image)
     assert _digits(result) <= {sample.truth_digits}
+
+
+def _printed_line(text: str, digits_px: int) -> np.ndarray:
+    """`text` printed on light paper and cut as the reader cuts a detected line."""
+    from scanner.digits import _cut_line
+
+    assert FONT is not None
+    font = ImageFont.truetype(FONT, round(digits_px / 0.73))
+    img = Image.new("L", (int(font.getlength(text)) + 8 * digits_px, 4 * digits_px), 235)
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = draw.textbbox((4 * digits_px, 2.6 * digits_px), text, font=font, anchor="ls")
+    draw.text((4 * digits_px, 2.6 * digits_px), text, font=font, fill=30, anchor="ls")
+    quad = np.array(
+        [[left - 2, top - 2], [right + 2, top - 2], [right + 2, bottom + 2], [left - 2, bottom + 2]]
+    )
+    return _cut_line(np.asarray(img), quad.astype(np.float32), 0.15)
+
+
+@pytest.mark.parametrize("digits_px", [10, 24])
+@pytest.mark.parametrize("text", ["012", "012325", CODE[:9], CODE[9:]])
+def test_the_first_look_reads_short_lines_whole_at_their_own_width(text: str, digits_px: int) -> None:
+    # The first look at every box is padded only to its batch's widest line, no longer to
+    # 320 px (6.7 line heights): a short line (a legacy code's body code, half of a code
+    # over two lines) is seen at its own width when its batch holds only short lines, and
+    # padded beside a long one. Either way it must be read whole: a first look that lost a
+    # digit would leave a two-line code unpaired, unread.
+    from scanner.digits import _bgr, _Engine
+
+    _Engine.get()
+    first_look = _Engine.first_look()
+    _, height, least = first_look.rec_image_shape
+    assert least <= 1.4 * height  # no box the reader keeps is padded past its batch's widest
+    line = _bgr(_printed_line(text, digits_px))
+    alone, _ = first_look([line, line])
+    beside, _ = first_look([line, _bgr(_printed_line("有机码：" + CODE, digits_px))])
+    assert [str(t).replace(" ", "") for t, _ in alone] == [text, text]
+    assert str(beside[0][0]).replace(" ", "") == text
+
+
+def test_the_looks_that_vote_keep_the_engines_padding() -> None:
+    # Padded to their own width, all five looks at unseen-dev seed 11 photo 57's code read
+    # its 7 as 1 and the wrong code was reported (test above): only the first look is
+    # padded narrower.
+    from scanner.digits import _PADDED, _Engine
+
+    engine = _Engine.get()
+    _, height, least = engine.text_rec.rec_image_shape
+    assert least / height == _PADDED
+    assert _Engine.first_look().session is engine.text_rec.session  # one model in memory
