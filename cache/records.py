@@ -310,14 +310,17 @@ class RecordResolver:
         cached: CodeRecord | None = self.records.get(code, self._max_age)
         if cached is not _MISSING:
             return cached
+        # The filter first: a never-issued code (a guess, a typo) is told in this process,
+        # ~3 µs, where the projection costs a round trip. Its negatives are believed on the
+        # same terms as a projection miss (see _never_issued). Not kept in the local tier:
+        # guessed codes rarely repeat, and they would push out the records that do.
+        if self._never_issued(code):
+            metrics.incr("filter_negatives")
+            return None
         projected = self._projected(code, kind)
         if projected is not MISSING:
             self.records.put(code, projected)
             return projected
-        if self._never_issued(code):
-            metrics.incr("filter_negatives")
-            self.records.put(code, None)
-            return None
         found: CodeRecord | None = self._through(
             self.records,
             code,

@@ -104,12 +104,21 @@ def test_imported_codes_are_resolved_from_the_projection_without_the_database(se
     assert _state(service_app) == COMPLETE
     assert _verdict(service_app, codes[0]) == "genuine"  # the group's status is read once
     reads, projected = metrics.value("db_reads"), metrics.value("projection_reads")
+    negatives = metrics.value("filter_negatives")
     for code in codes[1:50]:
         assert _verdict(service_app, code) == "genuine"
-    for n in range(5000, 5020):  # never issued: answered from the complete projection
+    for n in range(5000, 5020):  # never issued: told by the worker's filter, no round trip
+        assert _verdict(service_app, _code(n)) == "not_found"
+    assert metrics.value("db_reads") == reads
+    assert metrics.value("projection_reads") - projected == 49
+    assert metrics.value("filter_negatives") - negatives == 20
+    # Without a filter (not built yet, another size): from the complete projection alone.
+    container(service_app).resolver._filter = None
+    for n in range(5020, 5040):
         assert _verdict(service_app, _code(n)) == "not_found"
     assert metrics.value("db_reads") == reads
     assert metrics.value("projection_reads") - projected == 69
+    assert metrics.value("filter_negatives") - negatives == 20
     record = container(service_app).resolver.resolve(normalize(codes[7])).record
     assert record is not None and record.identity_code == "id,7"
 
