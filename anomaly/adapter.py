@@ -20,12 +20,19 @@ from typing import Any, TypeVar
 from anomaly.events import ScanEvent, hash_client, new_event_id
 from anomaly.geo import locate, locate_ip
 from anomaly.rules import ProductContext, RuleConfig
-from anomaly.state import MemoryScanStore, RedisScanStore, ScanOutcome, ScanStateStore, ScanStoreUnavailable
+from anomaly.state import (
+    InStore,
+    MemoryScanStore,
+    RedisScanStore,
+    ScanOutcome,
+    ScanStateStore,
+    ScanStoreUnavailable,
+)
 from cache.redis_cache import Breaker
 from domain import metrics
 from domain.errors import Unavailable
 from domain.records import LabelGroup, parse_package_kg
-from domain.scans import Flag, OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.scans import Flag, LabelFacts, OpenFlag, ScanInput, ScanResult, ScanSummary
 
 T = TypeVar("T")
 BACKOFF_S = 1.0  # as the shared cache's: an outage costs a worker one timeout a second
@@ -104,6 +111,15 @@ class ScanLedgerAdapter:
     def record(self, scan: ScanInput) -> ScanResult:
         # Imported events carry their own ids; their flags must be listed when the call returns.
         imported = scan.event_id is not None
+        resolve = None
+        if scan.place is not None and scan.resolve_with is not None:
+            given = scan.resolve_with
+
+            def facts(value: str) -> tuple[str, ProductContext | None, LabelFacts | None]:
+                verdict, group, label = given(value)
+                return verdict, self._product(group), label
+
+            resolve = InStore(scan.place, facts)
         outcome = self._call(
             lambda: self.store.record(
                 self.event(scan),
@@ -112,6 +128,7 @@ class ScanLedgerAdapter:
                 product=self._product(scan.group),
                 label=scan.label,
                 windows=scan.windows,
+                resolve=resolve,
             ),
             must_try=imported,
         )
@@ -146,7 +163,7 @@ class ScanLedgerAdapter:
             you_first,
         )
         flags = tuple(OpenFlag(f.rule, f.severity, f.raised_at) for f in outcome.flags)
-        return ScanResult(summary, flags, outcome.throttled, outcome.limited_s)
+        return ScanResult(summary, flags, outcome.throttled, outcome.limited_s, outcome.resolved)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
         if isinstance(self.store, MemoryScanStore):

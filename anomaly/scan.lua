@@ -5,6 +5,34 @@
 -- prepends `local K_<NAME> = KEYS[i]`, `local A_<NAME> = ARGV[i]` and `local R_<NAME> = i`
 -- generated from ScanKeys, ScanArgs and ScanReply, so a field is added in one place.
 -- Every value in ARGV is a string; numbers go through tonumber().
+-- Resolving the code in this same call (one server; A_FIELD given): its record from the
+-- code projection (cache/projection.py) and its group's verdict facts
+-- ("verdict|package kg|product", written by the callers under the status generation and
+-- China's day, cache.keys.facts), before anything is counted. A miss, or a group with no
+-- facts under this key yet, returns at once with nothing done: the caller resolves the
+-- code itself, or writes the facts, and calls again.
+local verdict = A_VERDICT
+local package_kg = A_PACKAGE_KG
+local product_codes_key = K_PRODUCT_CODES
+local resolved = ''
+local function early(need, limited)
+  local reply = {}
+  reply[R_SCANS] = 0; reply[R_FIRST_MS] = 0; reply[R_FIRST_CITY] = ''; reply[R_DISTINCT] = 0
+  reply[R_YOU] = ''; reply[R_THROTTLED] = 0; reply[R_DUPLICATE] = 0; reply[R_RECENT] = {}
+  reply[R_FLAGS] = {}; reply[R_PRODUCT_CODES] = {}; reply[R_IDENTITIES] = 0; reply[R_FIRST_GENUINE] = 0
+  reply[R_LIMITED] = limited; reply[R_RESOLVED] = resolved; reply[R_VERDICT] = ''; reply[R_NEED] = need
+  return reply
+end
+if A_FIELD ~= '' then
+  local value = redis.call('HGET', K_BUCKET, A_FIELD)
+  if not value then return early('miss', 0) end
+  resolved = value
+  local facts = redis.call('HGET', K_FACTS, A_FACTS_PREFIX .. string.match(value, '^[^,]*'))
+  if not facts then return early('facts', 0) end
+  local product
+  verdict, package_kg, product = string.match(facts, '^([^|]*)|([^|]*)|(.*)$')
+  product_codes_key = A_PRODUCT_PREFIX .. product
+end
 -- The request's rate-limit windows first (the `limits` library's fixed windows: INCRBY,
 -- and EXPIRE when the window opens): a request over any of them changes nothing else.
 -- Every window is counted, refusals too (hammering through a 429 spends the hour).
@@ -19,19 +47,12 @@ if A_WINDOWS ~= '' then
       if ttl < 1 and over < 1 then over = 1 end
     end
   end
-  if over > 0 then
-    local reply = {}
-    reply[R_SCANS] = 0; reply[R_FIRST_MS] = 0; reply[R_FIRST_CITY] = ''; reply[R_DISTINCT] = 0
-    reply[R_YOU] = ''; reply[R_THROTTLED] = 0; reply[R_DUPLICATE] = 0; reply[R_RECENT] = {}
-    reply[R_FLAGS] = {}; reply[R_PRODUCT_CODES] = {}; reply[R_IDENTITIES] = 0; reply[R_FIRST_GENUINE] = 0
-    reply[R_LIMITED] = over
-    return reply
-  end
+  if over > 0 then return early('', over) end
 end
 local now = tonumber(A_NOW)
 local scanner = A_SCANNER
 local record = A_RECORD == '1'
-local found = A_VERDICT ~= 'not_found'
+local found = verdict ~= 'not_found'
 local throttled = 0
 local duplicate = 0
 local quiet_repeat = false
@@ -113,10 +134,10 @@ if record then
     -- The product's codes seen on shelves, per package weight (a hash per certificate
     -- product), counted exactly once per code: at its first genuine scan.
     if first_ok and f == 0 then first_genuine = 1 end
-    if first_ok and f == 0 and A_PACKAGE_KG ~= '' then
-      redis.call('HINCRBY', K_PRODUCT_CODES, A_PACKAGE_KG, 1)
-      redis.call('PEXPIRE', K_PRODUCT_CODES, A_TTL_MS)
-      product_codes = redis.call('HGETALL', K_PRODUCT_CODES)
+    if first_ok and f == 0 and package_kg ~= '' then
+      redis.call('HINCRBY', product_codes_key, package_kg, 1)
+      redis.call('PEXPIRE', product_codes_key, A_TTL_MS)
+      product_codes = redis.call('HGETALL', product_codes_key)
     end
     if first_ok and (f == 0 or now < f) then
       -- A place the client only claimed does not name the code's first place.
@@ -188,7 +209,13 @@ if record then
     end
   end
   if refresh then redis.call('PEXPIRE', K_STATE, A_TTL_MS) end
-  redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', A_EVENT_JSON)
+  local event_json = A_EVENT_JSON
+  if A_FIELD ~= '' then
+    -- The caller's event carries an empty verdict ("v":""): the one resolved here goes in.
+    local at = string.find(event_json, '"v":""', 1, true)
+    event_json = string.sub(event_json, 1, at + 4) .. verdict .. string.sub(event_json, at + 5)
+  end
+  redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', event_json)
 end
 local h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo')
 local distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
@@ -234,4 +261,7 @@ reply[R_PRODUCT_CODES] = product_codes
 reply[R_IDENTITIES] = idents
 reply[R_FIRST_GENUINE] = first_genuine
 reply[R_LIMITED] = 0
+reply[R_RESOLVED] = resolved
+reply[R_VERDICT] = verdict
+reply[R_NEED] = ''
 return reply

@@ -35,6 +35,10 @@ class ScanKeys(NamedTuple):
     ip_guesses: str  # s:e:{I} (the scanner's when there is no IP; on a cluster as above)
     product_codes: str  # s:q:{P} (on a cluster as above)
     identities: str  # s:{C}:n
+    # Resolving the code in the same call (one server; "" otherwise, not touched): its
+    # projection bucket (cache.projection) and the per-group verdict facts (cache.keys.facts).
+    bucket: str = ""
+    facts: str = ""
 
 
 class ScanArgs(NamedTuple):
@@ -79,6 +83,12 @@ class ScanArgs(NamedTuple):
     # The request's rate-limit windows, counted first: "key expiry_s limit" lines ("" for
     # none; webapp.limits.RateLimits builds them with the `limits` library's key names).
     windows: str
+    # Resolve the code here: its field in K_BUCKET ("": the caller resolved it and gave
+    # `verdict`), and the facts' field prefix ("g" label group, "b" BQ batch) put before
+    # the projection value's first item (the group's or batch's id).
+    field: str = ""
+    facts_prefix: str = ""
+    product_prefix: str = ""  # the product tally's key without the product (s:q:)
 
 
 class ScanReply(NamedTuple):
@@ -99,6 +109,13 @@ class ScanReply(NamedTuple):
     # cluster the tally lies in another slot and the caller counts it there).
     first_genuine: int
     limited: int  # seconds until the longest exceeded window resets; 0: within every window
+    # Resolving here (A_FIELD given): the code's projection value and the verdict recorded;
+    # `need` "" when done, "miss" (not in the projection: never issued, or its bucket not
+    # filled) or "facts" (none for its group under this key yet): nothing was counted or
+    # recorded, and the caller resolves the code itself or writes the facts and calls again.
+    resolved: bytes | str = ""
+    verdict: bytes | str = ""
+    need: bytes | str = ""
 
 
 class FlagKeys(NamedTuple):

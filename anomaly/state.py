@@ -20,6 +20,11 @@ Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
 
 The scanner is the keyed hash of the client id, else of the IP (the caller decides).
 
+On one server a live scan of a code the worker does not hold comes with no verdict: the
+script reads the code's record from the projection (cache.projection's bucket) and its
+group's verdict facts (cache.keys.verdict_facts) first, and returns before doing anything
+when either is missing (`InStore`, `_write_facts`): one round trip for a first scan.
+
 Enumeration is keyed to the client first: a client id with more than
 `enumeration_per_hour` never-issued codes is refused (429) whatever it asks; its further
 guesses do not spend its IP's budget. The IP's budget (`enumeration_ip_per_hour`, sized
@@ -61,6 +66,7 @@ review's "confirmed"); every later verify sees it in its single round trip.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -107,6 +113,7 @@ from domain.scans import (
     LabelFacts,
     PlaceSource,
     Severity,
+    StorePlace,
 )
 
 log = logging.getLogger(__name__)
@@ -115,6 +122,9 @@ DEFAULT_PREFIX = "s:"
 STREAM = DEFAULT_PREFIX + "stream"
 FLAG_STREAM = DEFAULT_PREFIX + "flags"
 NOT_FOUND_TTL_MS = DAY_MS  # state of never-issued codes is not worth keeping long
+# A day's verdict facts (cache.keys.verdict_facts) are read that day only; kept past its end
+# in any time zone, then gone.
+FACTS_TTL_MS = 2 * DAY_MS
 FLAG_STREAM_MAXLEN = 100_000
 
 # The script's history gate (anomaly/scan.lua) names each rule: a new rule needs its own
@@ -142,6 +152,20 @@ class ScanOutcome:
     throttled: bool = False
     duplicate: bool = False
     limited_s: int = 0  # over a rate-limit window: nothing was recorded (seconds to wait)
+    # Resolved in the script (`InStore`): the code's projection value; "" when it could
+    # not be resolved there (nothing was counted or recorded).
+    resolved: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InStore:
+    """A scan whose code the script resolves in the same round trip (one server): where
+    its record lies, and what the verify makes of a projection value there: (verdict,
+    product, label). The script records the verdict the facts give for the code's group;
+    the caller writes the facts when its group has none yet (`_write_facts`)."""
+
+    place: StorePlace
+    facts: Callable[[str], tuple[str, ProductContext | None, LabelFacts | None]]
 
 
 class ScanStoreUnavailable(Exception):
@@ -284,6 +308,7 @@ class ScanStateStore(Protocol):
         product: ProductContext | None = ...,
         label: LabelFacts | None = ...,
         windows: str = ...,
+        resolve: InStore | None = ...,
     ) -> ScanOutcome: ...
     def peek(
         self, code: str, client: str | None, *, at: datetime | None = ..., windows: str = ...
@@ -306,9 +331,9 @@ class RedisScanStore:
         stream_maxlen: int = 1_000_000,
         register_script: Callable[[str], Any] | None = None,
     ) -> None:
-        """`register_script`: how the scan script is called (redis-py's by default; the
-        root passes cache.redis_cache.DirectCalls.script on one server, ~30 µs of CPU
-        less per verify)."""
+        """`register_script`: how the scan and flag scripts are called (redis-py's by
+        default; the root passes cache.redis_cache.DirectCalls.script on one server, ~30 µs
+        of CPU less per call)."""
         self.client = client
         self.config = config
         self.prefix = key_prefix
@@ -316,8 +341,11 @@ class RedisScanStore:
         self.flag_stream = key_prefix + "flags"
         self.flag_sink = flag_sink
         self.stream_maxlen = stream_maxlen
-        self.script = (register_script or client.register_script)(scan_script())
-        self.flag_script = client.register_script(flag_script())
+        register = register_script or client.register_script
+        self.script = register(scan_script())
+        # A copy campaign raises or escalates a flag on about one scan in four (the bench's
+        # hot set): that call takes the same short path.
+        self.flag_script = register(flag_script())
         # On a cluster the keys are placed by slot and a scan spans several (module docstring).
         self.cluster = isinstance(client, LazyCluster)
         self.gate_script = client.register_script(gate_script()) if self.cluster else None
@@ -359,6 +387,8 @@ class RedisScanStore:
                 ip_guesses=state,
                 product_codes=state,
                 identities=base + ":n",
+                bucket=state,
+                facts=state,
             )
         tag = base[len(p) :]
         return ScanKeys(
@@ -446,12 +476,16 @@ class RedisScanStore:
         product: ProductContext | None = None,
         label: LabelFacts | None = None,
         windows: str = "",
+        resolve: InStore | None = None,
     ) -> ScanOutcome:
         """Record one scan (or, with record_scan=False, only read) in one round trip and
         evaluate the rules on the result. `sync_flags`: also hand raised flags to
         `flag_sink` before returning (imports, whose callers read the flag list next); live
         scans leave that to the worker. `dedupe`: the event id came from outside and may be
-        seen again (imports)."""
+        seen again (imports). `resolve`: a live scan's code is resolved by the script
+        (event.verdict ""; `product` and `label` come from `resolve.facts`), on one server."""
+        if resolve is not None and (self.cluster or not record_scan or event.verdict):
+            raise ValueError("only a live scan with no verdict yet is resolved by the script, on one server")
         cfg = self.config
         # A read-only lookup of a never-issued code: counted toward enumeration, not recorded.
         lookup = record_scan and event.channel == LOOKUP_CHANNEL
@@ -495,9 +529,14 @@ class RedisScanStore:
             wechat_place="1" if source == PlaceSource.WECHAT else "0",
             gate="",
             windows=windows,
+            field=resolve.place.field if resolve is not None else "",
+            facts_prefix=resolve.place.facts_prefix if resolve is not None else "",
+            product_prefix=f"{self.prefix}q:",
         )
         try:
             keys = self.keys(event.code, event.client, event.ip_hash, product.key if product else None)
+            if resolve is not None:
+                keys = keys._replace(bucket=resolve.place.bucket, facts=resolve.place.facts)
             if self.cluster:
                 counting = (record_scan or lookup) and event.verdict == "not_found"
                 gate = self._gate(event, counting, windows)
@@ -505,6 +544,12 @@ class RedisScanStore:
                     return ScanOutcome(0, None, None, 0, None, None, (), limited_s=gate)
                 args = args._replace(gate=gate, windows="")
             reply = ScanReply._make(self.script(keys=keys, args=args))
+            made = None  # what the caller made of the code, when asked already
+            if resolve is not None and _text(reply.need) == "facts":
+                # The first scan of the group's codes under this generation and day: its
+                # facts are written, and the script asked again (nothing was done yet).
+                made = self._write_facts(resolve, _text(reply.resolved))
+                reply = ScanReply._make(self.script(keys=keys, args=args))
             if (
                 self.cluster
                 and reply.first_genuine
@@ -516,9 +561,36 @@ class RedisScanStore:
                 reply = self._count_product(product, reply)
         except REDIS_ERRORS as exc:
             raise ScanStoreUnavailable(str(exc)) from exc
+        if resolve is None:
+            if reply.limited:
+                return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited))
+            return self._outcome(event, reply, record_scan, sync_flags, product, label)
+        if _text(reply.need):  # not in the projection (or its facts raced away): the caller's
+            return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
+        value = _text(reply.resolved)
         if reply.limited:
-            return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited))
-        return self._outcome(event, reply, record_scan, sync_flags, product, label)
+            return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited), resolved=value)
+        _verdict, product, label = made or resolve.facts(value)
+        event = dataclasses.replace(event, verdict=_text(reply.verdict))
+        outcome = self._outcome(event, reply, record_scan, sync_flags, product, label)
+        return dataclasses.replace(outcome, resolved=value)
+
+    def _write_facts(
+        self, resolve: InStore, value: str
+    ) -> tuple[str, ProductContext | None, LabelFacts | None]:
+        """The verdict facts of the group a projection value names, as the script reads them
+        ("verdict|package kg|product"; the kg only for a genuine code, as `record` counts);
+        returns what the caller made of the value."""
+        made = resolve.facts(value)
+        verdict, product, _label = made
+        kg = _kg(product) if verdict == "genuine" else ""
+        place = resolve.place
+        pipe = self.client.pipeline(transaction=False)
+        facts = f"{verdict}|{kg}|{product.key if product else '-'}"
+        pipe.hset(place.facts, place.facts_prefix + value.split(",", 1)[0], facts)
+        pipe.pexpire(place.facts, FACTS_TTL_MS)
+        pipe.execute()
+        return made
 
     def peek(
         self, code: str, client: str | None, *, at: datetime | None = None, windows: str = ""
@@ -690,12 +762,16 @@ class MemoryScanStore:
         product: ProductContext | None = None,
         label: LabelFacts | None = None,
         windows: str = "",
+        resolve: InStore | None = None,
     ) -> ScanOutcome:
         """As `RedisScanStore.record`; flags always reach `flag_sink` before returning
         and every event id is deduplicated (`sync_flags`/`dedupe` are accepted for a
         common signature). No windows are ever handed to it: in process, rate limits are
-        counted in process before the verify (webapp.limits)."""
+        counted in process before the verify (webapp.limits). Nor does it resolve codes
+        (`resolve`: answered unresolved, nothing done; the caller resolves them)."""
         del sync_flags, dedupe
+        if resolve is not None:
+            return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
         if windows:
             raise ValueError("the in-process scan store counts no rate-limit windows")
         cfg = self.config

@@ -10,6 +10,8 @@ Layout (one server or a Redis Cluster; no call spans two keys' slots atomically)
     v:c:<code>                      a code's record, or b"" for "never issued"
     v:lk:<key>                      a refill lock (SET NX PX) beside any v:<key>
     v:s<layout>.<gen>:<kind>:<key>  a status record under the "status" generation
+    v:f<layout>.<gen>:<day>         verdict facts of the groups (hash), by status generation
+                                    and China day, for the scan script (one server)
     v:gen:status, v:gen:codes       change generations (INCR)
     v:bloom, v:bloom:meta           the filter of issued codes and the size it was built for
     v:bloom:building                one process builds a missing filter at a time
@@ -44,6 +46,19 @@ def status_record(generation: int, kind: str, key: object) -> str:
     generation (inside PREFIX): a new generation is a new set of names, so one change
     reaches every worker without deleting any key."""
     return f"s{STATUS_LAYOUT}.{generation}:{kind}:{key}"
+
+
+# Bump when the facts' value ("verdict|package kg|product", anomaly/scan.lua) changes.
+FACTS_LAYOUT = 1
+
+
+def verdict_facts(generation: int, day: int) -> str:
+    """The verdict facts of label groups and BQ batches (field "g<id>" / "b<id>") under a
+    status generation and a China calendar day (its ordinal), read by the scan script that
+    resolves a code in the verify's own round trip (inside PREFIX): what decides a verdict
+    (a certificate's status and dates, an order voided, a batch activated) changes only with
+    the generation, and expiry only with the day."""
+    return f"f{FACTS_LAYOUT}.{generation}:{day}"
 
 
 def generation(name: str, prefix: str = PREFIX) -> str:

@@ -256,6 +256,12 @@ class RedisProjection:
         meta, lapsed, live = pipe.execute()
         return bool((meta is None or (meta == self._meta and lapsed > 0)) and live == 0)
 
+    def store_place(self, code: str, kind: CodeKind) -> tuple[str, str]:
+        """The code's (bucket key, field), for a script on the same server that reads it
+        itself (anomaly/scan.lua, resolving a code in the verify's own round trip)."""
+        bucket, fld = place(code, kind, self.buckets)
+        return self._key(bucket), fld
+
     def get(self, code: str, kind: CodeKind) -> CodeRecord | None:
         """The code's record; None when the projection lacks it and its bucket was filled
         by a rebuild (its marker); MISSING on an error or when the bucket is not filled."""

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from cache import keys
-from cache.projection import COMPLETE, MISSING, OFF, WRITING
+from cache.projection import COMPLETE, MISSING, OFF, WRITING, decode
 from domain import metrics
 from domain.certificates import CertificateKind, CertificateStatus
 from domain.codes import CodeKind, ParsedCode
@@ -48,6 +48,7 @@ from domain.records import (
     LabelGroup,
     OrderState,
 )
+from domain.scans import StorePlace
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -181,6 +182,9 @@ class RecordResolver:
         # back empty, or a writer's lapsed mark, does not leave every miss on the database
         # until the next worker starts.
         self.on_projection_off: Callable[[], object] | None = None
+        # Set by the root when the scan store is the projection's own Redis server: a
+        # code's (bucket key, field) there, so the scan script resolves it (`place_of`).
+        self.in_store: Callable[[str, CodeKind], tuple[str, str]] | None = None
         self._off_called_at = -OFF_RETRY_S
 
     # -- generations ------------------------------------------------------------------------
@@ -377,11 +381,45 @@ class RecordResolver:
             lock=False,
         )
 
+    def place_of(self, parsed: ParsedCode, today: date) -> StorePlace | None:
+        """Where the scan store may read this code's record itself, in the verify's own
+        round trip; None: `resolve` it here. Only for a code this worker does not hold and
+        its filter does not call never issued, while the projection is complete and the
+        generations are read (the terms on which a projection read is believed at all)."""
+        self.refresh()
+        gens = self._gens
+        if (
+            self.in_store is None
+            or self._projection_state != COMPLETE
+            or self._importing
+            or not self._gens_ok
+            or gens is None
+            or parsed.kind is None
+        ):
+            return None
+        code = parsed.code
+        if self.records.get(code, self._max_age) is not _MISSING or self._never_issued(code):
+            return None
+        bucket, field = self.in_store(code, parsed.kind)
+        facts = keys.PREFIX + keys.verdict_facts(gens.get("status", 0), today.toordinal())
+        return StorePlace(bucket, field, facts, "b" if parsed.kind is CodeKind.BQ else "g")
+
+    def resolution_of(self, parsed: ParsedCode, value: str) -> Resolution:
+        """A code's resolution from its projection value, as the scan store read it."""
+        assert parsed.kind is not None
+        record = decode(parsed.code, parsed.kind, value)
+        metrics.incr("projection_reads")
+        self.records.put(parsed.code, record)
+        return self._resolution(record)
+
     def resolve(self, parsed: ParsedCode) -> Resolution:
         self.refresh()
         record = self.find_record(parsed)
         if record is None:
             return Resolution(None)
+        return self._resolution(record)
+
+    def _resolution(self, record: CodeRecord) -> Resolution:
         if record.kind is CodeKind.BQ:
             batch = self._status_item(
                 "batch", record.group_id, lambda: self.registry.batch_group(record.group_id), BatchGroup

@@ -27,7 +27,7 @@ from domain.records import (
     LabelGroup,
     OrderState,
 )
-from domain.scans import FlagFilters, PastCheck, ScanInput, ScanResult
+from domain.scans import FlagFilters, PastCheck, ScanInput, ScanResult, StorePlace
 
 
 class RegistryReader(Protocol):
@@ -181,6 +181,10 @@ class RecordReader(Protocol):
 
     def known_bodies(self) -> frozenset[str] | None: ...  # None: cannot tell now
     def resolve(self, parsed: ParsedCode) -> Resolution: ...
+    # Where the scan store may resolve the code in the verify's own round trip (None:
+    # `resolve` it), and the resolution of the projection value it read there.
+    def place_of(self, parsed: ParsedCode, today: date) -> StorePlace | None: ...
+    def resolution_of(self, parsed: ParsedCode, value: str) -> Resolution: ...
 
 
 class RecordCache(RecordReader, Protocol):

@@ -20,6 +20,7 @@ from Redis, SQL or JSON match them without conversion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -189,6 +190,25 @@ class ScanInput:
     # The request's rate-limit windows, counted by the scan store in the same round trip
     # (domain.ports.RateWindows.payload; "" for none).
     windows: str = ""
+    # The code still to be resolved, by the scan store in the same round trip: where its
+    # record lies (`place`, from the record reader) and, given that record's projection
+    # value, what the verify makes of it (`resolve_with`: verdict, label group, label).
+    # `verdict` is then "" until the store resolves it.
+    place: StorePlace | None = None
+    resolve_with: Callable[[str], tuple[str, LabelGroup | None, LabelFacts | None]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorePlace:
+    """Where a code's record lies in the key store, for the scan store to read in the
+    verify's own round trip (cache.projection, one server): its bucket key and field, and
+    the key of the verdict facts of the groups under the current status generation and
+    China's day, with the prefix of its group's field ("g" label group, "b" BQ batch)."""
+
+    bucket: str
+    field: str
+    facts: str
+    facts_prefix: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +253,7 @@ class ScanResult:
     # Seconds until the longest rate-limit window this request exceeded resets; 0: none
     # (nothing was recorded for a refused request).
     limited_s: int = 0
+    # A scan with a `place`: the code's projection value the store read, "" when it could
+    # not resolve the code there (nothing counted or recorded: the caller resolves it and
+    # records as usual); None for a scan without one.
+    resolved: str | None = None

@@ -10,7 +10,14 @@ from datetime import UTC, date, datetime
 
 from domain import metrics
 from domain.china_time import china_today
-from domain.codes import CodeKind, InvalidReason, check_without_lookup, normalize, normalize_identity
+from domain.codes import (
+    CodeKind,
+    InvalidReason,
+    ParsedCode,
+    check_without_lookup,
+    normalize,
+    normalize_identity,
+)
 from domain.errors import BadInput, TooManyRequests, Unavailable
 from domain.ports import RateWindows, RecordReader, Resolution, ScanLedger
 from domain.records import LabelGroup
@@ -21,6 +28,7 @@ from domain.scans import (
     OpenFlag,
     ScanInput,
     ScanResult,
+    StorePlace,
 )
 from domain.verdicts import Verdict, issued_while_valid, registry_verdict, with_flags
 from services.answers import Answer, CertificateFacts, ProductFacts, TraceFacts
@@ -32,6 +40,7 @@ CHANNELS = frozenset({"manual", "qr", "photo", "web", "wechat", "api"})
 BQ_LABEL_SPEC = "50×50毫米方形溯源防伪标签"
 # The enumeration window of the scan store: a refused guesser may come back after it.
 ENUMERATION_WINDOW_S = 3600
+_UNSCANNED = object()  # the scan is still to be made
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,21 +95,67 @@ class VerifyService:
         if parsed.invalid is not None:
             _count_windows(req)  # no scan store call to count them in
             return Answer(parsed.code, parsed.kind, Verdict.INVALID_FORMAT, reason=parsed.invalid)
-        resolution = self.resolver.resolve(parsed)
+        kind = parsed.kind.value if parsed.kind else None
+        resolution, scan = self._in_store(parsed, req, now, today, identity_given, record)
+        if resolution is None:
+            resolution = self.resolver.resolve(parsed)
         # The registry's verdict, once: the scan store records it, and the scan's flags
         # are applied to it, once, for the answer.
         base = _registry_verdict(resolution, today)
         label = _label_facts(resolution, today, identity_given)
-        scan = self._scan(
-            parsed.code,
-            parsed.kind.value if parsed.kind else None,
-            base,
-            req,
-            now,
-            record,
-            resolution.group,
-            label,
-        )
+        if scan is _UNSCANNED:
+            scan = self._scan(parsed.code, kind, base, req, now, record, resolution.group, label)
+        assert scan is None or isinstance(scan, ScanResult)
+        self._refuse(scan)
+        flags = scan.flags if scan else ()
+        verdict, reason = with_flags(base, flags), None
+        if label is not None and label.mismatch and verdict in (Verdict.GENUINE, Verdict.SUSPICIOUS):
+            # The asker holds a label made of two: told so whatever the stored flag's weight.
+            verdict, reason = Verdict.SUSPICIOUS, InvalidReason.IDENTITY_MISMATCH
+        return _answer(parsed.code, parsed.kind, verdict, flags, resolution, scan, today, reason)
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def _in_store(
+        self,
+        parsed: ParsedCode,
+        req: VerifyRequest,
+        now: datetime,
+        today: date,
+        identity_given: str | None,
+        record: bool,
+    ) -> tuple[Resolution | None, ScanResult | object | None]:
+        """A code this worker does not hold, resolved by the scan store in the scan's own
+        round trip where it can (one round trip for a first scan instead of two): its
+        resolution and the scan made. (None, _UNSCANNED): resolve and scan as usual; (None,
+        None): the scan store failed (the windows were counted), resolve here.
+
+        A live scan only: a lookup records nothing, and an imported event's verdict is its
+        own day's."""
+        if self.scans is None or not record or req.event_id is not None or req.at is not None:
+            return None, _UNSCANNED
+        place = self.resolver.place_of(parsed, today)
+        if place is None:
+            return None, _UNSCANNED
+        seen: list[Resolution] = []
+
+        def resolve_with(value: str) -> tuple[str, LabelGroup | None, LabelFacts | None]:
+            res = self.resolver.resolution_of(parsed, value)
+            seen.append(res)
+            label = _label_facts(res, today, identity_given)
+            return _registry_verdict(res, today).value, res.group, label
+
+        kind = parsed.kind.value if parsed.kind else None
+        scan = self._scan(parsed.code, kind, None, req, now, record, place=place, resolve_with=resolve_with)
+        if scan is None:
+            return None, None
+        if scan.resolved == "":
+            return None, _UNSCANNED  # not there: nothing was counted or recorded
+        self._refuse(scan)
+        assert scan.resolved is not None
+        return (seen[-1] if seen else self.resolver.resolution_of(parsed, scan.resolved)), scan
+
+    def _refuse(self, scan: ScanResult | None) -> None:
         if scan is not None and scan.limited_s:
             raise TooManyRequests(
                 "too many requests from this client or network; try again later",
@@ -114,26 +169,23 @@ class VerifyService:
                 code="enumeration_throttled",
                 retry_after_s=ENUMERATION_WINDOW_S,
             )
-        flags = scan.flags if scan else ()
-        verdict, reason = with_flags(base, flags), None
-        if label is not None and label.mismatch and verdict in (Verdict.GENUINE, Verdict.SUSPICIOUS):
-            # The asker holds a label made of two: told so whatever the stored flag's weight.
-            verdict, reason = Verdict.SUSPICIOUS, InvalidReason.IDENTITY_MISMATCH
-        return _answer(parsed.code, parsed.kind, verdict, flags, resolution, scan, today, reason)
-
-    # -- pieces -----------------------------------------------------------------------------
 
     def _scan(
         self,
         code: str,
         kind: str | None,
-        verdict: Verdict,
+        verdict: Verdict | None,
         req: VerifyRequest,
         now: datetime,
         record: bool,
         group: LabelGroup | None = None,
         label: LabelFacts | None = None,
+        *,
+        place: StorePlace | None = None,
+        resolve_with: Callable[[str], tuple[str, LabelGroup | None, LabelFacts | None]] | None = None,
     ) -> ScanResult | None:
+        """The scan recorded (or read), or None when the scan store failed (its windows
+        then counted here). `verdict` None: the store resolves the code at `place`."""
         if self.scans is None:
             _count_windows(req)
             return None
@@ -149,7 +201,7 @@ class VerifyService:
             kind=kind,
             at=now,
             channel=channel,
-            verdict=verdict.value,
+            verdict=verdict.value if verdict is not None else "",
             client=req.client,
             ip=req.ip,
             lat=req.lat,
@@ -158,6 +210,8 @@ class VerifyService:
             group=group,
             label=label,
             windows=req.windows.payload if req.windows is not None and req.event_id is None else "",
+            place=place,
+            resolve_with=resolve_with,
         )
         if req.event_id is not None:
             # An imported event must land or be reported: no silent degradation.

@@ -236,7 +236,7 @@ class Container:
 
     @lazy
     def resolver(self) -> RecordResolver:
-        return RecordResolver(
+        resolver = RecordResolver(
             self.registry,
             self.shared,
             self.generations,
@@ -244,6 +244,16 @@ class Container:
             refresh_s=self.settings.generation_refresh_s,
             projection=self.projection,
         )
+        projection = self.projection
+        if (
+            isinstance(projection, RedisProjection)
+            and not projection.grouped
+            and self.settings.scan_store_url == self.settings.redis_url
+        ):
+            # The scan store is the projection's own Redis server: its script resolves a
+            # code this worker does not hold in the scan's round trip (anomaly/scan.lua).
+            resolver.in_store = projection.store_place
+        return resolver
 
     # -- scans -------------------------------------------------------------------------------
 

@@ -56,8 +56,8 @@ def test_the_prologue_names_each_position_once_in_field_order() -> None:
     lines = scripts.prologue(ScanKeys, ScanArgs, ScanReply).splitlines()
     assert lines[0] == "local K_STATE = KEYS[1]"
     assert "local A_NOW = ARGV[1]" in lines
-    assert f"local A_WINDOWS = ARGV[{len(ScanArgs._fields)}]" in lines
-    assert f"local R_LIMITED = {len(ScanReply._fields)}" in lines
+    assert f"local A_PRODUCT_PREFIX = ARGV[{len(ScanArgs._fields)}]" in lines
+    assert f"local R_NEED = {len(ScanReply._fields)}" in lines
     assert len(lines) == len(ScanKeys._fields) + len(ScanArgs._fields) + len(ScanReply._fields)
 
 
@@ -70,11 +70,29 @@ def test_the_flag_script_ranks_severities_as_the_domain_does() -> None:
 
 
 def test_a_scan_reply_decodes_into_the_named_tuple_with_every_field() -> None:
-    raw = [3, 1_700_000_000_000, b"Harbin", 2, b"1700000000000,1", 0, 0, [], [], [], 2, 1, 0]
+    raw = [
+        3,
+        1_700_000_000_000,
+        b"Harbin",
+        2,
+        b"1700000000000,1",
+        0,
+        0,
+        [],
+        [],
+        [],
+        2,
+        1,
+        0,
+        b"7",
+        b"genuine",
+        b"",
+    ]
     reply = ScanReply._make(raw)
-    assert len(ScanReply._fields) == 13
+    assert len(ScanReply._fields) == 16
     assert (reply.scans, reply.first_city, reply.distinct, reply.identities) == (3, b"Harbin", 2, 2)
     assert reply.first_genuine == 1 and reply.limited == 0
+    assert (reply.resolved, reply.verdict, reply.need) == (b"7", b"genuine", b"")
 
 
 def test_a_reply_of_the_wrong_length_is_refused_rather_than_misread() -> None:
