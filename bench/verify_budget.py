@@ -78,7 +78,7 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=2000, help="calls per stage per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--codes", type=int, default=5000)
+    parser.add_argument("--codes", type=int, default=25_000, help="enough for the first-scan stages")
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--db", default="ov_budget", help="the scratch database (dropped and made again)")
@@ -114,7 +114,9 @@ def main() -> None:
         EXPECTED_CODES=str(max(args.codes * 2, 100_000)),
         LOG_LEVEL="warning",
     )
-    hot, _ = load_codes(db_url, args.codes, date.today().year % 100)
+    hot, cold = load_codes(db_url, args.codes, date.today().year % 100)
+    if len(cold) < 2 * args.calls * args.rounds:
+        raise SystemExit(f"--codes {args.codes} leaves too few never-scanned codes for the first-scan stages")
     floor_codes = subprocess.run(
         [sys.executable, str(floor_path), "load", "1000"],
         cwd=floor_path.parent,
@@ -151,12 +153,26 @@ def main() -> None:
         return requests[next(turn) % len(requests)]
 
     def post_verify() -> bytes:
-        code, client = next_request()
+        return post(*next_request())
+
+    def post(code: str, client: str) -> bytes:
         body = b'{"input":"%s","channel":"qr","client":"%s"}' % (code.encode(), client.encode())
         env = environ("POST", "/api/v1/verify", body, "application/json")
         if args.limits:
             env["HTTP_X_FORWARDED_FOR"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
         return call(app, env)
+
+    # First scans, each of a code no worker has seen: resolved by the scan script in its one
+    # round trip, or by this worker (the projection's HGET, then the script with a verdict).
+    unseen = iter(cold)
+    in_store = c.resolver.in_store
+
+    def first_scan(by_script: bool) -> Callable[[], bytes]:
+        def run() -> bytes:
+            c.resolver.in_store = in_store if by_script else None
+            return post(next(unseen), f"first-{rng.randrange(10**9)}")
+
+        return run
 
     def service_call() -> Answer:
         code, client = next_request()
@@ -242,6 +258,8 @@ def main() -> None:
             lambda: call(floor_app.app, floor_env("/floor/redis/")),
         ),
         ("c", "verify (c): whole request, cached code", post_verify),
+        ("first", "first scan: whole request, resolved by the script", first_scan(True)),
+        ("first_w", "first scan: whole request, resolved by the worker", first_scan(False)),
         ("flask", "our app: GET /healthz, whole request", lambda: call(app, environ("GET", "/healthz"))),
         ("ctx", "a request context of the verify POST, nothing in it", in_request(lambda: None)),
         (
@@ -308,6 +326,8 @@ def main() -> None:
     print(f"  (c) may cost for 0.9 × (b)                           {b / 0.9:8.1f}")
     print(f"  (c) costs beyond (b)                                 {cc - b:8.1f}")
     print(f"  the scan script beyond the floor's pipeline          {best['script'] - best['pipeline']:8.1f}")
+    if in_store is None:
+        print("  (the scan store is not the projection's server here: both first-scan rows are the worker's)")
     size = len(orjson.dumps(answer_json(answer, "zh")))
     print(f"  response size: floor {len(floor_app._BODY) + 16} B, verify {size} B")
 
