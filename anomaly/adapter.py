@@ -32,7 +32,15 @@ from cache.redis_cache import Breaker
 from domain import metrics
 from domain.errors import Unavailable
 from domain.records import LabelGroup, parse_package_kg
-from domain.scans import Flag, LabelFacts, OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.scans import (
+    SCAN_STORE_UNAVAILABLE,
+    Flag,
+    LabelFacts,
+    OpenFlag,
+    ScanInput,
+    ScanResult,
+    ScanSummary,
+)
 
 T = TypeVar("T")
 BACKOFF_S = 1.0  # as the shared cache's: an outage costs a worker one timeout a second
@@ -97,13 +105,13 @@ class ScanLedgerAdapter:
         breaker = self.breaker
         if breaker is not None and not breaker.allow() and not must_try:
             metrics.incr("scan_store_skipped")
-            raise Unavailable("the scan store is unavailable", code="scan_store_unavailable")
+            raise Unavailable("the scan store is unavailable", code=SCAN_STORE_UNAVAILABLE)
         try:
             result = fn()
         except ScanStoreUnavailable as exc:
             if breaker is not None:
                 breaker.failed(exc)
-            raise Unavailable("the scan store is unavailable", code="scan_store_unavailable") from exc
+            raise Unavailable("the scan store is unavailable", code=SCAN_STORE_UNAVAILABLE) from exc
         if breaker is not None:
             breaker.succeeded()
         return result

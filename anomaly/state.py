@@ -66,7 +66,6 @@ review's "confirmed"); every later verify sees it in its single round trip.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -103,6 +102,7 @@ from anomaly.scripts import (
 )
 from cache.projection import SLOT_GROUPS, group_tag, slot_group
 from cache.redis_cache import REDIS_ERRORS, LazyCluster
+from domain.errors import DomainError
 from domain.scans import (
     ACTIVE_STATUSES,
     LOOKUP_CHANNEL,
@@ -548,7 +548,13 @@ class RedisScanStore:
             if resolve is not None and _text(reply.need) == "facts":
                 # The first scan of the group's codes under this generation and day: its
                 # facts are written, and the script asked again (nothing was done yet).
-                made = self._write_facts(resolve, _text(reply.resolved))
+                try:
+                    made = self._write_facts(resolve, _text(reply.resolved))
+                except DomainError:
+                    # The group's status could not be read (the database away): nothing
+                    # was counted or recorded yet, so the caller resolves the code itself
+                    # and answers what that gives (a 503), its windows counted once.
+                    return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
                 reply = ScanReply._make(self.script(keys=keys, args=args))
             if (
                 self.cluster
@@ -571,9 +577,8 @@ class RedisScanStore:
         if reply.limited:
             return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited), resolved=value)
         _verdict, product, label = made or resolve.facts(value)
-        event = dataclasses.replace(event, verdict=_text(reply.verdict))
-        outcome = self._outcome(event, reply, record_scan, sync_flags, product, label)
-        return dataclasses.replace(outcome, resolved=value)
+        event = event.with_verdict(_text(reply.verdict))
+        return self._outcome(event, reply, record_scan, sync_flags, product, label, resolved=value)
 
     def _write_facts(
         self, resolve: InStore, value: str
@@ -606,6 +611,8 @@ class RedisScanStore:
         sync_flags: bool,
         product: ProductContext | None,
         label: LabelFacts | None = None,
+        *,
+        resolved: str | None = None,
     ) -> ScanOutcome:
         city = _text(reply.first_city) or None
         you_count = you_first = None
@@ -637,6 +644,7 @@ class RedisScanStore:
             _active(stored) if stored else (),
             bool(reply.throttled),
             bool(reply.duplicate),
+            resolved=resolved,
         )
 
     def code_rules(self, event: ScanEvent, reply: ScanReply, stored: StoredFlags) -> list[Flag]:

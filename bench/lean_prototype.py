@@ -157,6 +157,7 @@ def main() -> None:
     ]
     ratios: dict[str, list[float]] = {"first": [], "repeat": []}
     cpu: dict[str, list[float]] = {name: [] for name, *_ in runs}
+    by_process: dict[str, dict[str, list[float]]] = {name: {} for name, *_ in runs}
     try:
         for round_ in range(args.repeat):
             rps: dict[str, float] = {}
@@ -164,9 +165,10 @@ def main() -> None:
                 before = cpu_snapshot(os.getsid(proc.pid))
                 got = wrk(base, mode, str(work / codes_file), args.duration, env, offset=round_ * 20_000)
                 after = cpu_snapshot(os.getsid(proc.pid))
-                total = sum(after[k] - before[k] for k in after)
                 n = got["rps"] * args.duration
-                cpu[name].append(total / n * 1e6)
+                for k in after:
+                    by_process[name].setdefault(k, []).append((after[k] - before[k]) / n * 1e6)
+                cpu[name].append(sum(after[k] - before[k] for k in after) / n * 1e6)
                 rps[name] = got["rps"]
                 print(
                     f"round {round_ + 1} {name:7s} {got['rps']:7.0f} req/s  p50 {got['p50_ms']:6.2f} ms"
@@ -182,8 +184,10 @@ def main() -> None:
     print("\nlean prototype, ratio to (b)   median (rounds)")
     for name, values in ratios.items():
         print(f"  {name:7s} {statistics.median(values):5.2f}  ({min(values):.2f}-{max(values):.2f})")
-    medians = {k: round(statistics.median(v)) for k, v in cpu.items()}
-    print("CPU per request, µs, all processes (median):", medians)
+    print("CPU per request, µs (medians), by process:")
+    for name, processes in by_process.items():
+        parts = "  ".join(f"{k} {statistics.median(v):4.0f}" for k, v in processes.items())
+        print(f"  {name:7s} {parts}  total {statistics.median(cpu[name]):4.0f}")
 
 
 if __name__ == "__main__":

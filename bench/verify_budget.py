@@ -95,6 +95,13 @@ def main() -> None:
         metavar="N",
         help="instead of the stages: cProfile N whole verify requests, print the top functions",
     )
+    parser.add_argument(
+        "--profile-kind",
+        choices=["repeat", "first", "get"],
+        default="repeat",
+        help="with --profile: POSTs of cached codes, first scans (each of a code never "
+        "scanned), or GETs of cached codes",
+    )
     args = parser.parse_args()
     floor_path = args.floor.resolve()
     if not floor_path.exists():
@@ -162,6 +169,12 @@ def main() -> None:
             env["HTTP_X_FORWARDED_FOR"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
         return call(app, env)
 
+    def get_code() -> bytes:
+        env = environ("GET", "/api/v1/codes/" + next_request()[0])
+        if args.limits:
+            env["HTTP_X_FORWARDED_FOR"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+        return call(app, env)
+
     # First scans, each of a code no worker has seen: resolved by the scan script in its one
     # round trip, or by this worker (the projection's HGET, then the script with a verdict).
     unseen = iter(cold)
@@ -210,8 +223,9 @@ def main() -> None:
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis
         profiler.enable()
+        request = {"repeat": post_verify, "first": first_scan(True), "get": get_code}[args.profile_kind]
         for _ in range(args.profile):
-            post_verify()
+            request()
         profiler.disable()
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(45)

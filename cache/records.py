@@ -64,6 +64,8 @@ class _Tier:
         self.limit = limit
         self.data: dict[Any, Any] = {}
         self.loaded_at: dict[Any, float] = {}
+        # Moved by every clear: a value read before a clear is not put after it (`_through`).
+        self.epoch = 0
 
     def get(self, key: Any, max_age: float | None) -> Any:
         value = self.data.get(key, _MISSING)
@@ -80,6 +82,7 @@ class _Tier:
         self.loaded_at[key] = time.monotonic()
 
     def clear(self) -> None:
+        self.epoch += 1
         self.data.clear()
         self.loaded_at.clear()
 
@@ -287,6 +290,7 @@ class RecordResolver:
         value = tier.get(local_key, self._max_age)
         if value is not _MISSING:
             return value
+        epoch = tier.epoch
         if lock:
             raw, may_refill = self.shared.get_or_lock(shared_key, self.lock_ms)
         else:
@@ -305,7 +309,11 @@ class RecordResolver:
             # An absence seen while codes may be landing lives a second, like the local one.
             absent_ttl = self.absent_ttl_s if self._max_age is None else 1
             self.shared.set(shared_key, pack(value), absent_ttl if value is None else ttl_s, unlock=lock)
-        tier.put(local_key, value)
+        if tier.epoch == epoch:
+            # Not when another thread's refresh cleared the tier meanwhile (a status change):
+            # the value read may be the old one, and it would outlive the change here, and in
+            # the verdict facts this worker writes for every worker (anomaly.state).
+            tier.put(local_key, value)
         return value
 
     def find_record(self, parsed: ParsedCode) -> CodeRecord | None:

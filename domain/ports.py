@@ -110,6 +110,10 @@ class RateWindows(Protocol):
     payload: str
 
     def count_now(self) -> None: ...
+    def release(self) -> None:
+        """The payload went to a scan store call that counted nothing after all: the
+        windows are again the verify's to hand on, or the entrypoint's to count."""
+        ...
 
 
 class ScanLedger(Protocol):

@@ -92,6 +92,9 @@ class PlaceSource(StrEnum):
 # A scan from a WeChat-verified session (a costly identity) reaches the scan store with
 # its channel prefixed by this mark; the scan event strips it and keeps `verified`.
 VERIFIED_CHANNEL_PREFIX = "wx:"
+# The problem code of a scan store that failed or is skipped (anomaly.adapter): the verify
+# answers without scan history. Any other Unavailable (the database's) is the answer's.
+SCAN_STORE_UNAVAILABLE = "scan_store_unavailable"
 # A read-only lookup (GET of a code, the result page) of a never-issued code: counted
 # toward the asker's enumeration budget, never recorded as a scan.
 LOOKUP_CHANNEL = "peek"

@@ -23,6 +23,7 @@ from domain.ports import RateWindows, RecordReader, Resolution, ScanLedger
 from domain.records import LabelGroup
 from domain.scans import (
     LOOKUP_CHANNEL,
+    SCAN_STORE_UNAVAILABLE,
     VERIFIED_CHANNEL_PREFIX,
     LabelFacts,
     OpenFlag,
@@ -150,7 +151,11 @@ class VerifyService:
         if scan is None:
             return None, None
         if scan.resolved == "":
-            return None, _UNSCANNED  # not there: nothing was counted or recorded
+            # Not resolved there: nothing was counted or recorded. The windows go with the
+            # scan made next, or are counted by the entrypoint if the answer fails first.
+            if req.windows is not None:
+                req.windows.release()
+            return None, _UNSCANNED
         self._refuse(scan)
         assert scan.resolved is not None
         return (seen[-1] if seen else self.resolver.resolution_of(parsed, scan.resolved)), scan
@@ -221,7 +226,11 @@ class VerifyService:
             if not record and channel != LOOKUP_CHANNEL:
                 return self.scans.peek(code, req.client, scan.windows)
             return self.scans.record(scan)
-        except Unavailable:
+        except Unavailable as exc:
+            if exc.code != SCAN_STORE_UNAVAILABLE:
+                # The database's, while the code was resolved in the scan's call after the
+                # script had counted the windows: the answer fails, nothing counted twice.
+                raise
             # The scan store is an addition to the answer, never a reason to refuse one;
             # the windows it did not count are counted on their own.
             metrics.incr("scan_store_errors")

@@ -182,6 +182,9 @@ class Windows:
         self.used = True
         self.limits.count_now(self.checks)
 
+    def release(self) -> None:
+        self.used = False
+
 
 class SignInThrottle:
     """Failed dashboard sign-ins, counted per account and per IP in fixed windows of the

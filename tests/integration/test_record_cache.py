@@ -17,6 +17,7 @@ from cache.records import RecordResolver
 from cache.redis_cache import DirectCalls, RedisFilterStore, RedisGenerations, RedisSharedCache, make_redis
 from domain import metrics
 from domain.codes import normalize
+from domain.records import LabelGroup
 from registry.engine import make_engine
 from registry.store import SqlRegistry
 from tests.conftest import make_app, settings_for
@@ -186,3 +187,20 @@ def test_the_verify_paths_kept_connection_survives_the_server_closing_it(redis_u
     client.script_flush()  # a Redis that forgot its scripts: loaded again
     assert script(keys=["direct:n"]) == 3
     assert direct.execute("GET", "direct:n") == b"3"
+
+
+def test_a_status_read_overtaken_by_a_status_change_is_not_kept(service_app: Flask, redis_url: str) -> None:
+    """A read that began before another thread's refresh cleared the status tier (a status
+    change) answers its own request but is not kept: it may hold the old status, which
+    would then outlive the change in this worker and in the verdict facts it writes."""
+    resolver, _ = _resolver(service_app, redis_url)
+    resolver.refresh(force=True)
+
+    def overtaken() -> None:
+        resolver.status.clear()  # as a refresh that saw a new status generation does
+        return None
+
+    assert resolver._status_item("group", 424242, overtaken, LabelGroup) is None
+    assert ("group", 424242) not in resolver.status.data
+    assert resolver._status_item("group", 434343, lambda: None, LabelGroup) is None
+    assert ("group", 434343) in resolver.status.data

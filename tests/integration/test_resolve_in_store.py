@@ -13,8 +13,10 @@ import redis as redis_lib
 from flask import Flask
 
 from cache import keys
+from domain import metrics
 from domain.bulk import Scope
 from domain.china_time import china_today
+from registry.engine import make_engine
 from tests.conftest import make_app, settings_for
 from webapp import container
 from webapp.demo import seed
@@ -119,17 +121,20 @@ def test_a_first_scan_is_one_round_trip_and_reads_nothing_else(
 
 
 def test_every_verdict_is_answered_and_recorded_as_when_the_worker_resolves_it(
-    service_app: Flask, redis_url: str
+    service_app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = container(service_app)
     demo = seed(c.admin, date.today())
+    calls = _Calls(service_app, monkeypatch)
     checked = []
     for name, code in demo.items():
         expected = name.split(" ")[0]
         if expected == "suspicious" or expected.startswith("invalid_format"):
             continue
         c.resolver.records.clear()  # not held here: the script resolves it
+        calls.projection = 0
         in_store = _post(service_app, code)
+        assert calls.projection == 0, name  # resolved in the script, not read here first
         c.resolver.in_store, kept = None, c.resolver.in_store
         try:
             c.resolver.records.clear()
@@ -152,7 +157,9 @@ def test_every_verdict_is_answered_and_recorded_as_when_the_worker_resolves_it(
     assert len(checked) >= 8
 
 
-def test_a_status_change_reaches_the_next_scan_resolved_in_the_script(service_app: Flask) -> None:
+def test_a_status_change_reaches_the_next_scan_resolved_in_the_script(
+    service_app: Flask, redis_url: str
+) -> None:
     codes = _world(service_app, 10)
     c = container(service_app)
     assert _post(service_app, codes[0])["verdict"] == "genuine"
@@ -160,6 +167,9 @@ def test_a_status_change_reaches_the_next_scan_resolved_in_the_script(service_ap
     c.resolver.refresh(force=True)  # as every worker does within its refresh (0.2 s)
     assert c.resolver.place_of(_parsed(codes[1]), china_today(datetime.now(UTC))) is not None
     assert _post(service_app, codes[1])["verdict"] == "certificate_suspended"
+    # Recorded under the facts of the new generation, not the old one's "genuine" (the
+    # answer's verdict is this worker's own: the stream shows what the facts said).
+    assert _events(redis_url)[codes[1]] == ["certificate_suspended"]
 
 
 def test_a_code_the_projection_lacks_is_resolved_here_and_its_windows_counted_once(
@@ -181,6 +191,51 @@ def test_a_code_the_projection_lacks_is_resolved_here_and_its_windows_counted_on
     counted = {k: v - before.get(k, 0) for k, v in after.items()}
     assert len(counted) == 4 and set(counted.values()) == {1}, counted
     assert _events(redis_url)[never] == ["not_found"]
+
+
+def _windows(r: redis_lib.Redis) -> dict[bytes, int]:
+    return {k: int(r.get(k) or 0) for k in r.scan_iter("*public.verify*")}
+
+
+def _database_away(app: Flask, redis_url: str) -> None:
+    """The database gone, and nothing of the groups' status known here or in the shared
+    cache (a worker new to them)."""
+    c = container(app)
+    c.registry.engine = c.registry.lookup_engine = make_engine("mysql+pymysql://root@127.0.0.1:1/none")
+    c.resolver.status.clear()
+    r = redis_lib.Redis.from_url(redis_url)
+    stale = list(r.scan_iter(keys.PREFIX + keys.status_record(0, "*", "*").replace(".0:", ".*:")))
+    assert stale
+    r.delete(*stale)
+
+
+@pytest.mark.parametrize("facts_written", [False, True])
+def test_the_database_away_while_the_script_resolves_fails_once_and_counts_once(
+    mysql_db: str, redis_url: str, facts_written: bool
+) -> None:
+    """A group's status this worker cannot read while the script resolves one of its codes:
+    503 as when the worker resolves it, the windows counted once, the scan recorded at
+    most once (when another worker wrote the group's facts, the script recorded it)."""
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    codes = _world(app, 6)
+    c = container(app)
+    assert _post(app, codes[0])["verdict"] == "genuine"  # this day's facts are written
+    if not facts_written:
+        c.admin.change_certificate_status(CERT, {"status": "suspended", "reason": "抽检"}, ALL)
+        c.resolver.refresh(force=True)  # a new generation: no facts for it yet
+    _database_away(app, redis_url)
+    r = redis_lib.Redis.from_url(redis_url)
+    before, errors = _windows(r), metrics.value("scan_store_errors")
+    resp = app.test_client().post(
+        "/api/v1/verify",
+        json={"input": codes[1], "client": "shopper"},
+        environ_base={"REMOTE_ADDR": "10.7.7.7"},
+    )
+    assert resp.status_code == 503 and resp.get_json()["code"] == "database_unavailable"
+    counted = {k: v - before.get(k, 0) for k, v in _windows(r).items() if v - before.get(k, 0)}
+    assert len(counted) == 4 and set(counted.values()) == {1}, counted
+    assert _events(redis_url).get(codes[1], []) == (["genuine"] if facts_written else [])
+    assert metrics.value("scan_store_errors") == errors  # not the scan store's failure
 
 
 def _parsed(code: str) -> Any:

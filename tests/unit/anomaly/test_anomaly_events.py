@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -75,3 +76,25 @@ def test_naive_times_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         event("x", None, datetime(2026, 1, 1))
     assert event("y", None, datetime(2026, 1, 1, tzinfo=UTC)).at_ms == 1767225600000
+
+
+@pytest.mark.parametrize("channel", ["qr", "wx:verified"])
+def test_an_event_with_another_verdict_is_the_same_event_otherwise(channel: str) -> None:
+
+    original = ScanEvent(
+        event_id=new_event_id(),
+        code="012324000000000017",
+        at=NOW,
+        channel=channel,
+        verdict="",
+        client="c" * 24,
+        ip_hash="i" * 24,
+        lat=30.27,
+        lng=120.15,
+        city="杭州",
+        province="浙江",
+    )
+    moved = original.with_verdict("genuine")
+    assert moved == dataclasses.replace(original, verdict="genuine")
+    assert moved.verified == original.verified and original.verdict == ""
+    assert ScanEvent.from_json(moved.to_json()) == moved
