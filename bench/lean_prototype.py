@@ -6,8 +6,9 @@ bucketed hashes, records the scan (count, first time, distinct scanners, stream 
 and counts four rate-limit windows, and an orjson answer of ~1 KB. This is that
 prototype, nothing more (no rules, no keyed hashing of clients, no request log, no
 problem documents), under the project's gunicorn config, driven by `make bench`'s wrk
-script with the same realistic requests (POST verify behind one proxy, every request its
-own client id and IP), beside the floor app (bench/floor_app.py) in one run:
+script with the same realistic requests (first scans, a hot set re-scanned, GETs of it and
+never-issued guesses; behind one proxy, every request its own client id and IP), beside
+the floor app (bench/floor_app.py) in one run:
 
     python bench/lean_prototype.py [--codes 200000] [--duration 6] [--repeat 3]
 
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
@@ -36,14 +38,26 @@ ROOT = Path(__file__).resolve().parent.parent
 BUCKETS = 1 << 15
 PREFIX = "lp:"
 
-# Resolve from the bucketed hash, then the four windows, then the scan: one round trip.
+# The four windows, then resolve from the bucketed hash and record the scan (or, for a
+# GET, read its state; for a never-issued code, count the guess in the client's and the
+# IP's sets, as enumeration limits need): one round trip.
 SCRIPT = """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v then return {0} end
 for i = 4, 7 do
   local n = redis.call('INCR', KEYS[i])
   if n == 1 then redis.call('PEXPIRE', KEYS[i], i < 6 and 60000 or 3600000) end
   if n > 1000 then return {-1, redis.call('PTTL', KEYS[i])} end
+end
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then
+  for i = 8, 9 do
+    redis.call('SADD', KEYS[i], ARGV[4])
+    redis.call('PEXPIRE', KEYS[i], 3600000)
+  end
+  return {0}
+end
+if ARGV[5] == 'peek' then
+  local st = redis.call('HMGET', KEYS[2], 'n', 'f')
+  return {v, tonumber(st[1] or '0'), st[2] or '0', redis.call('PFCOUNT', KEYS[2] .. ':u')}
 end
 local count = redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('HSETNX', KEYS[2], 'f', ARGV[2])
@@ -80,10 +94,19 @@ def hello(code: str) -> Response:  # the runner's "is it up" probe
 @app.post("/api/v1/verify")
 def verify() -> Response:
     body = orjson.loads(request.get_data())
-    code, client = body["input"], body["client"]
+    return _answer(body["input"], body["client"], "scan")
+
+
+@app.get("/api/v1/codes/<code>")
+def get_code(code: str) -> Response:
+    return _answer(code, None, "peek")
+
+
+def _answer(code: Any, client: str | None, mode: str) -> Response:
     if not (isinstance(code, str) and code.isdigit() and len(code) == 18):
         abort(400)
     ip = request.remote_addr or "-"
+    client = client or ip
     bucket, field = place(code)
     minute, hour = int(time.time() // 60), int(time.time() // 3600)
     keys = [
@@ -94,8 +117,10 @@ def verify() -> Response:
         f"{PREFIX}w:i:{ip}:{minute}",
         f"{PREFIX}w:c:{client}:h{hour}",
         f"{PREFIX}w:i:{ip}:h{hour}",
+        f"{PREFIX}e:c:{client}",
+        f"{PREFIX}e:i:{ip}",
     ]
-    got = _script(keys=keys, args=[field, int(time.time() * 1000), client, code])
+    got = _script(keys=keys, args=[field, int(time.time() * 1000), client, code, mode])
     if got[0] == 0:
         return Response(orjson.dumps({"code": code, "verdict": "not_found"}), mimetype="application/json")
     if got[0] == -1:
@@ -154,8 +179,10 @@ def main() -> None:
         ("b", floor, floor_base, "floor_redis", "floor.txt"),
         ("first", lean, lean_base, "first", "first.txt"),
         ("repeat", lean, lean_base, "repeat", "hot.txt"),
+        ("get", lean, lean_base, "rget", "hot.txt"),
+        ("guess", lean, lean_base, "guess", "hot.txt"),
     ]
-    ratios: dict[str, list[float]] = {"first": [], "repeat": []}
+    ratios: dict[str, list[float]] = {"first": [], "repeat": [], "get": [], "guess": []}
     cpu: dict[str, list[float]] = {name: [] for name, *_ in runs}
     by_process: dict[str, dict[str, list[float]]] = {name: {} for name, *_ in runs}
     try:
