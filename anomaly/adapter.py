@@ -40,6 +40,7 @@ from domain.scans import (
     ScanInput,
     ScanResult,
     ScanSummary,
+    StorePlace,
 )
 
 T = TypeVar("T")
@@ -151,9 +152,14 @@ class ScanLedgerAdapter:
             str(group.product_id), parse_package_kg(group.package), group.certified_tonnes, group.regions()
         )
 
-    def peek(self, code: str, client: str | None, windows: str = "") -> ScanResult:
+    def peek(
+        self, code: str, client: str | None, windows: str = "", place: StorePlace | None = None
+    ) -> ScanResult:
+        resolve = InStore(place) if place is not None else None
         outcome = self._call(
-            lambda: self.store.peek(code, self._hash(client), at=datetime.now(UTC), windows=windows)
+            lambda: self.store.peek(
+                code, self._hash(client), at=datetime.now(UTC), windows=windows, resolve=resolve
+            )
         )
         return self._result(outcome, known_client=client is not None)
 

@@ -27,11 +27,14 @@ if A_FIELD ~= '' then
   local value = redis.call('HGET', K_BUCKET, A_FIELD)
   if not value then return early('miss', 0) end
   resolved = value
-  local facts = redis.call('HGET', K_FACTS, A_FACTS_PREFIX .. string.match(value, '^[^,]*'))
-  if not facts then return early('facts', 0) end
-  local product
-  verdict, package_kg, product = string.match(facts, '^([^|]*)|([^|]*)|(.*)$')
-  product_codes_key = A_PRODUCT_PREFIX .. product
+  -- A read (GET of a code) records nothing: no verdict, tally or event needs the facts.
+  if A_RECORD == '1' then
+    local facts = redis.call('HGET', K_FACTS, A_FACTS_PREFIX .. string.match(value, '^[^,]*'))
+    if not facts then return early('facts', 0) end
+    local product
+    verdict, package_kg, product = string.match(facts, '^([^|]*)|([^|]*)|(.*)$')
+    product_codes_key = A_PRODUCT_PREFIX .. product
+  end
 end
 -- The request's rate-limit windows first (the `limits` library's fixed windows: INCRBY,
 -- and EXPIRE when the window opens): a request over any of them changes nothing else.

@@ -165,7 +165,8 @@ class InStore:
     the caller writes the facts when its group has none yet (`_write_facts`)."""
 
     place: StorePlace
-    facts: Callable[[str], tuple[str, ProductContext | None, LabelFacts | None]]
+    # None for a read (a GET records nothing, so needs no verdict, product or label).
+    facts: Callable[[str], tuple[str, ProductContext | None, LabelFacts | None]] | None = None
 
 
 class ScanStoreUnavailable(Exception):
@@ -311,7 +312,13 @@ class ScanStateStore(Protocol):
         resolve: InStore | None = ...,
     ) -> ScanOutcome: ...
     def peek(
-        self, code: str, client: str | None, *, at: datetime | None = ..., windows: str = ...
+        self,
+        code: str,
+        client: str | None,
+        *,
+        at: datetime | None = ...,
+        windows: str = ...,
+        resolve: InStore | None = ...,
     ) -> ScanOutcome: ...
     def set_flag_status(self, code: str, rule: str, status: str) -> None: ...
 
@@ -483,9 +490,12 @@ class RedisScanStore:
         `flag_sink` before returning (imports, whose callers read the flag list next); live
         scans leave that to the worker. `dedupe`: the event id came from outside and may be
         seen again (imports). `resolve`: a live scan's code is resolved by the script
-        (event.verdict ""; `product` and `label` come from `resolve.facts`), on one server."""
-        if resolve is not None and (self.cluster or not record_scan or event.verdict):
-            raise ValueError("only a live scan with no verdict yet is resolved by the script, on one server")
+        (event.verdict ""; `product` and `label` come from `resolve.facts`), or a read's
+        (record_scan=False, no facts: only its projection value is read), on one server."""
+        if resolve is not None and (self.cluster or event.verdict or (record_scan and resolve.facts is None)):
+            raise ValueError(
+                "only a live scan or a read with no verdict is resolved by the script, on one server"
+            )
         cfg = self.config
         # A read-only lookup of a never-issued code: counted toward enumeration, not recorded.
         lookup = record_scan and event.channel == LOOKUP_CHANNEL
@@ -576,6 +586,9 @@ class RedisScanStore:
         value = _text(reply.resolved)
         if reply.limited:
             return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited), resolved=value)
+        if not record_scan:  # a read: the caller builds the answer from the value
+            return self._outcome(event, reply, False, sync_flags, None, None, resolved=value)
+        assert resolve.facts is not None
         _verdict, product, label = made or resolve.facts(value)
         event = event.with_verdict(_text(reply.verdict))
         return self._outcome(event, reply, record_scan, sync_flags, product, label, resolved=value)
@@ -586,6 +599,7 @@ class RedisScanStore:
         """The verdict facts of the group a projection value names, as the script reads them
         ("verdict|package kg|product"; the kg only for a genuine code, as `record` counts);
         returns what the caller made of the value."""
+        assert resolve.facts is not None
         made = resolve.facts(value)
         verdict, product, _label = made
         kg = _kg(product) if verdict == "genuine" else ""
@@ -598,10 +612,17 @@ class RedisScanStore:
         return made
 
     def peek(
-        self, code: str, client: str | None, *, at: datetime | None = None, windows: str = ""
+        self,
+        code: str,
+        client: str | None,
+        *,
+        at: datetime | None = None,
+        windows: str = "",
+        resolve: InStore | None = None,
     ) -> ScanOutcome:
-        """The same answer without recording anything (GET of a code)."""
-        return self.record(_probe(code, client, at), record_scan=False, windows=windows)
+        """The same answer without recording anything (GET of a code); `resolve`: the
+        script reads the code's projection value too (`resolved` in the outcome)."""
+        return self.record(_probe(code, client, at), record_scan=False, windows=windows, resolve=resolve)
 
     def _outcome(
         self,
@@ -883,8 +904,16 @@ class MemoryScanStore:
         return outcome
 
     def peek(
-        self, code: str, client: str | None, *, at: datetime | None = None, windows: str = ""
+        self,
+        code: str,
+        client: str | None,
+        *,
+        at: datetime | None = None,
+        windows: str = "",
+        resolve: InStore | None = None,
     ) -> ScanOutcome:
+        if resolve is not None:  # as `record`: the caller resolves the code
+            return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
         return self.record(_probe(code, client, at), record_scan=False, windows=windows)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:

@@ -131,9 +131,10 @@ class VerifyService:
         resolution and the scan made. (None, _UNSCANNED): resolve and scan as usual; (None,
         None): the scan store failed (the windows were counted), resolve here.
 
-        A live scan only: a lookup records nothing, and an imported event's verdict is its
-        own day's."""
-        if self.scans is None or not record or req.event_id is not None or req.at is not None:
+        A live scan, or a read (GET of a code; the script then reads the code's record
+        and its scan state, and needs no verdict); not an imported event (its verdict is
+        its own day's)."""
+        if self.scans is None or req.event_id is not None or req.at is not None:
             return None, _UNSCANNED
         place = self.resolver.place_of(parsed, today)
         if place is None:
@@ -147,7 +148,16 @@ class VerifyService:
             return _registry_verdict(res, today).value, res.group, label
 
         kind = parsed.kind.value if parsed.kind else None
-        scan = self._scan(parsed.code, kind, None, req, now, record, place=place, resolve_with=resolve_with)
+        scan = self._scan(
+            parsed.code,
+            kind,
+            None,
+            req,
+            now,
+            record,
+            place=place,
+            resolve_with=resolve_with if record else None,
+        )
         if scan is None:
             return None, None
         if scan.resolved == "":
@@ -224,7 +234,7 @@ class VerifyService:
             return self.scans.record(scan)
         try:
             if not record and channel != LOOKUP_CHANNEL:
-                return self.scans.peek(code, req.client, scan.windows)
+                return self.scans.peek(code, req.client, scan.windows, place)
             return self.scans.record(scan)
         except Unavailable as exc:
             if exc.code != SCAN_STORE_UNAVAILABLE:

@@ -14,7 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.errors import Unavailable
-from domain.scans import ACTIVE_STATUSES, LOOKUP_CHANNEL, OpenFlag, ScanInput, ScanResult, ScanSummary
+from domain.scans import (
+    ACTIVE_STATUSES,
+    LOOKUP_CHANNEL,
+    OpenFlag,
+    ScanInput,
+    ScanResult,
+    ScanSummary,
+    StorePlace,
+)
 
 
 class FakeScanLedger:
@@ -65,6 +73,9 @@ class FakeScanLedger:
             self.scans.setdefault(scan.code, []).append(scan)
         return ScanResult(self._summary(scan.code, scan.client), self._flags(scan.code), throttled)
 
-    def peek(self, code: str, client: str | None, windows: str = "") -> ScanResult:
+    def peek(
+        self, code: str, client: str | None, windows: str = "", place: StorePlace | None = None
+    ) -> ScanResult:
+        # No projection here (no `place` is ever given): the verify resolves every code.
         self._check()
         return ScanResult(self._summary(code, client), self._flags(code))

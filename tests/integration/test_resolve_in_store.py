@@ -193,6 +193,41 @@ def test_a_code_the_projection_lacks_is_resolved_here_and_its_windows_counted_on
     assert _events(redis_url)[never] == ["not_found"]
 
 
+def test_a_get_of_a_code_this_worker_does_not_hold_is_one_round_trip(
+    mysql_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET reads the code's record and its scan state in the script's one call, always
+    current, its windows counted once; it records nothing and needs no verdict facts."""
+    app = make_app(settings_for(mysql_db, redis_url, rate_limits=True))
+    codes = _world(app, 5)
+    c = container(app)
+    for i in range(3):
+        _post(app, codes[0], client=f"shopper-{i}")
+    c.resolver.records.clear()  # another worker's scans: this one does not hold the code
+    calls = _Calls(app, monkeypatch)
+    r = redis_lib.Redis.from_url(redis_url)
+    before, stream = _windows(r), r.xlen("s:stream")
+    resp = app.test_client().get(f"/api/v1/codes/{codes[0]}", environ_base={"REMOTE_ADDR": "10.8.8.8"})
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["verdict"] == "genuine" and body["scans"]["count"] == 3
+    assert calls.script == 1 and calls.projection == 0
+    counted = {k: v - before.get(k, 0) for k, v in _windows(r).items() if v - before.get(k, 0)}
+    assert len(counted) == 2 and set(counted.values()) == {1}, counted  # the IP's two windows
+    assert r.xlen("s:stream") == stream
+    # A code no scan has reached yet, and one the projection lacks (a filter's false
+    # positive): both answered, the second resolved here after the script found nothing.
+    calls.script = 0
+    fresh = app.test_client().get(f"/api/v1/codes/{codes[4]}").get_json()
+    assert fresh["verdict"] == "genuine" and fresh["scans"]["count"] == 0
+    assert calls.script == 1 and calls.projection == 0
+    c.resolver._filter = None
+    never = f"0123{YY}{999_998:012d}"
+    calls.script = 0
+    assert app.test_client().get(f"/api/v1/codes/{never}").get_json()["verdict"] == "not_found"
+    assert calls.script == 2  # the script's miss, then the lookup that counts the guess
+
+
 def _windows(r: redis_lib.Redis) -> dict[bytes, int]:
     return {k: int(r.get(k) or 0) for k in r.scan_iter("*public.verify*")}
 
