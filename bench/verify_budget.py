@@ -78,7 +78,7 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=2000, help="calls per stage per round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--codes", type=int, default=25_000, help="enough for the first-scan stages")
+    parser.add_argument("--codes", type=int, default=45_000, help="enough for the stages of codes not held")
     parser.add_argument("--mysql", default=os.environ.get("MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--db", default="ov_budget", help="the scratch database (dropped and made again)")
@@ -122,7 +122,7 @@ def main() -> None:
         LOG_LEVEL="warning",
     )
     hot, cold = load_codes(db_url, args.codes, date.today().year % 100)
-    if len(cold) < 2 * args.calls * args.rounds:
+    if len(cold) < 4 * args.calls * args.rounds:
         raise SystemExit(f"--codes {args.codes} leaves too few never-scanned codes for the first-scan stages")
     floor_codes = subprocess.run(
         [sys.executable, str(floor_path), "load", "1000"],
@@ -159,6 +159,9 @@ def main() -> None:
     def next_request() -> tuple[str, str]:
         return requests[next(turn) % len(requests)]
 
+    def shopper_ip() -> str:  # every request its own, behind the one proxy
+        return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+
     def post_verify() -> bytes:
         return post(*next_request())
 
@@ -166,13 +169,13 @@ def main() -> None:
         body = b'{"input":"%s","channel":"qr","client":"%s"}' % (code.encode(), client.encode())
         env = environ("POST", "/api/v1/verify", body, "application/json")
         if args.limits:
-            env["HTTP_X_FORWARDED_FOR"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+            env["HTTP_X_FORWARDED_FOR"] = shopper_ip()
         return call(app, env)
 
     def get_code() -> bytes:
         env = environ("GET", "/api/v1/codes/" + next_request()[0])
         if args.limits:
-            env["HTTP_X_FORWARDED_FOR"] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+            env["HTTP_X_FORWARDED_FOR"] = shopper_ip()
         return call(app, env)
 
     # First scans, each of a code no worker has seen: resolved by the scan script in its one
@@ -184,6 +187,16 @@ def main() -> None:
         def run() -> bytes:
             c.resolver.in_store = in_store if by_script else None
             return post(next(unseen), f"first-{rng.randrange(10**9)}")
+
+        return run
+
+    def get_unheld(by_script: bool) -> Callable[[], bytes]:
+        def run() -> bytes:
+            c.resolver.in_store = in_store if by_script else None
+            env = environ("GET", "/api/v1/codes/" + next(unseen))
+            if args.limits:
+                env["HTTP_X_FORWARDED_FOR"] = shopper_ip()
+            return call(app, env)
 
         return run
 
@@ -274,6 +287,8 @@ def main() -> None:
         ("c", "verify (c): whole request, cached code", post_verify),
         ("first", "first scan: whole request, resolved by the script", first_scan(True)),
         ("first_w", "first scan: whole request, resolved by the worker", first_scan(False)),
+        ("get_s", "GET of a code not held: resolved by the script", get_unheld(True)),
+        ("get_w", "GET of a code not held: resolved by the worker", get_unheld(False)),
         ("flask", "our app: GET /healthz, whole request", lambda: call(app, environ("GET", "/healthz"))),
         ("ctx", "a request context of the verify POST, nothing in it", in_request(lambda: None)),
         (
