@@ -102,6 +102,7 @@ from anomaly.scripts import (
 )
 from cache.projection import SLOT_GROUPS, group_tag, slot_group
 from cache.redis_cache import REDIS_ERRORS, LazyCluster
+from domain import metrics
 from domain.errors import DomainError
 from domain.scans import (
     ACTIVE_STATUSES,
@@ -582,6 +583,7 @@ class RedisScanStore:
                 return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited))
             return self._outcome(event, reply, record_scan, sync_flags, product, label)
         if _text(reply.need):  # not in the projection (or its facts raced away): the caller's
+            metrics.incr("in_store_misses")
             return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
         value = _text(reply.resolved)
         if reply.limited:
@@ -609,6 +611,7 @@ class RedisScanStore:
         pipe.hset(place.facts, place.facts_prefix + value.split(",", 1)[0], facts)
         pipe.pexpire(place.facts, FACTS_TTL_MS)
         pipe.execute()
+        metrics.incr("verdict_facts_written")
         return made
 
     def peek(

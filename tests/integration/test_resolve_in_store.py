@@ -91,10 +91,12 @@ def test_a_first_scan_is_one_round_trip_and_reads_nothing_else(
     c = container(service_app)
     assert c.resolver.in_store is not None
     calls = _Calls(service_app, monkeypatch)
+    written = metrics.value("verdict_facts_written")
     # The group's first code under this generation and day: its facts are written, then
     # the script is asked again (nothing was recorded by the first call).
     assert _post(service_app, codes[0])["verdict"] == "genuine"
     assert calls.script == 2 and calls.projection == 0
+    assert metrics.value("verdict_facts_written") == written + 1
     gen = c.resolver.generation_key()
     assert gen is not None
     # China's day, as the verify's (at 06:00 in China, UTC still says yesterday).
@@ -108,6 +110,7 @@ def test_a_first_scan_is_one_round_trip_and_reads_nothing_else(
         assert answer["scans"]["count"] == 1
         assert calls.script == 1
     assert calls.projection == 0
+    assert metrics.value("verdict_facts_written") == written + 1  # once for the group
     # Each scan recorded once, under the verdict the script resolved.
     events = _events(redis_url)
     assert all(events[code] == ["genuine"] for code in codes[:11])
@@ -183,6 +186,7 @@ def test_a_code_the_projection_lacks_is_resolved_here_and_its_windows_counted_on
     assert c.resolver.place_of(_parsed(never), china_today(datetime.now(UTC))) is not None
     r = redis_lib.Redis.from_url(redis_url)
     before = {k: int(r.get(k) or 0) for k in r.scan_iter("*public.verify*")}
+    misses = metrics.value("in_store_misses")
     resp = app.test_client().post(
         "/api/v1/verify", json={"input": never, "client": "guesser"}, environ_base={"REMOTE_ADDR": "10.9.9.9"}
     )
@@ -191,6 +195,7 @@ def test_a_code_the_projection_lacks_is_resolved_here_and_its_windows_counted_on
     counted = {k: v - before.get(k, 0) for k, v in after.items()}
     assert len(counted) == 4 and set(counted.values()) == {1}, counted
     assert _events(redis_url)[never] == ["not_found"]
+    assert metrics.value("in_store_misses") == misses + 1
 
 
 def test_a_get_of_a_code_this_worker_does_not_hold_is_one_round_trip(
