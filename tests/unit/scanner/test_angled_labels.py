@@ -297,3 +297,28 @@ def test_the_looks_that_vote_keep_the_engines_padding() -> None:
     _, height, least = engine.text_rec.rec_image_shape
     assert least / height == _PADDED
     assert _Engine.first_look().session is engine.text_rec.session  # one model in memory
+
+
+def test_the_engines_threads_wait_asleep_and_read_as_rapidocrs_own_sessions() -> None:
+    # Spinning threads took CPU from other workers on a shared host; the sessions are
+    # loaded again without it, and must compute exactly what RapidOCR's own do.
+    from rapidocr_onnxruntime import RapidOCR
+
+    from scanner.digits import _bgr, _Engine, _variants
+
+    engine = _Engine.get()
+    own = RapidOCR(det_limit_type="max")
+    for ours in (engine.text_det.infer, engine.text_cls.infer, engine.text_rec.session):
+        options = ours.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert _Engine.first_look().session is engine.text_rec.session  # still one model in memory
+    line = _printed_line("有机码：" + CODE, 20)
+    page = np.full((300, 900), 255, np.uint8)
+    page[100 : 100 + line.shape[0], 50 : 50 + line.shape[1]] = line[:, :850]
+    ours_boxes, _ = engine.text_det(_bgr(page))
+    own_boxes, _ = own.text_det(_bgr(page))
+    assert ours_boxes is not None and len(ours_boxes)
+    assert np.array_equal(ours_boxes, own_boxes)
+    looks = [_bgr(v) for v in _variants(line)]
+    assert engine.text_rec(looks)[0] == own.text_rec(looks)[0]
+    assert engine.text_cls(looks)[1] == own.text_cls(looks)[1]
