@@ -158,6 +158,10 @@ class ScanOutcome:
     resolved: str | None = None
 
 
+# A scan whose code the store could not resolve (`InStore`): nothing counted or recorded.
+_UNRESOLVED = ScanOutcome(0, None, None, 0, None, None, (), resolved="")
+
+
 @dataclass(frozen=True, slots=True)
 class InStore:
     """A scan whose code the script resolves in the same round trip (one server): where
@@ -565,7 +569,7 @@ class RedisScanStore:
                     # The group's status could not be read (the database away): nothing
                     # was counted or recorded yet, so the caller resolves the code itself
                     # and answers what that gives (a 503), its windows counted once.
-                    return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
+                    return _UNRESOLVED
                 reply = ScanReply._make(self.script(keys=keys, args=args))
             if (
                 self.cluster
@@ -584,7 +588,7 @@ class RedisScanStore:
             return self._outcome(event, reply, record_scan, sync_flags, product, label)
         if _text(reply.need):  # not in the projection (or its facts raced away): the caller's
             metrics.incr("in_store_misses")
-            return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
+            return _UNRESOLVED
         value = _text(reply.resolved)
         if reply.limited:
             return ScanOutcome(0, None, None, 0, None, None, (), limited_s=int(reply.limited), resolved=value)
@@ -803,7 +807,7 @@ class MemoryScanStore:
         (`resolve`: answered unresolved, nothing done; the caller resolves them)."""
         del sync_flags, dedupe
         if resolve is not None:
-            return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
+            return _UNRESOLVED
         if windows:
             raise ValueError("the in-process scan store counts no rate-limit windows")
         cfg = self.config
@@ -915,9 +919,7 @@ class MemoryScanStore:
         windows: str = "",
         resolve: InStore | None = None,
     ) -> ScanOutcome:
-        if resolve is not None:  # as `record`: the caller resolves the code
-            return ScanOutcome(0, None, None, 0, None, None, (), resolved="")
-        return self.record(_probe(code, client, at), record_scan=False, windows=windows)
+        return self.record(_probe(code, client, at), record_scan=False, windows=windows, resolve=resolve)
 
     def restore(self, events: Iterable[ScanEvent], flags: Iterable[tuple[str, str, str, int, str]]) -> int:
         """Rebuild the in-process state after a restart from the stored events (oldest first)

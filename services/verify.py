@@ -97,17 +97,17 @@ class VerifyService:
             _count_windows(req)  # no scan store call to count them in
             return Answer(parsed.code, parsed.kind, Verdict.INVALID_FORMAT, reason=parsed.invalid)
         kind = parsed.kind.value if parsed.kind else None
-        resolution, scan = self._in_store(parsed, req, now, today, identity_given, record)
+        resolution, scan = self._in_store(parsed, kind, req, now, today, identity_given, record)
         if resolution is None:
             resolution = self.resolver.resolve(parsed)
         # The registry's verdict, once: the scan store records it, and the scan's flags
         # are applied to it, once, for the answer.
         base = _registry_verdict(resolution, today)
         label = _label_facts(resolution, today, identity_given)
-        if scan is _UNSCANNED:
+        if scan is _UNSCANNED:  # (a scan made in the store's call was refused there)
             scan = self._scan(parsed.code, kind, base, req, now, record, resolution.group, label)
+            self._refuse(scan)
         assert scan is None or isinstance(scan, ScanResult)
-        self._refuse(scan)
         flags = scan.flags if scan else ()
         verdict, reason = with_flags(base, flags), None
         if label is not None and label.mismatch and verdict in (Verdict.GENUINE, Verdict.SUSPICIOUS):
@@ -120,6 +120,7 @@ class VerifyService:
     def _in_store(
         self,
         parsed: ParsedCode,
+        kind: str | None,
         req: VerifyRequest,
         now: datetime,
         today: date,
@@ -147,7 +148,6 @@ class VerifyService:
             label = _label_facts(res, today, identity_given)
             return _registry_verdict(res, today).value, res.group, label
 
-        kind = parsed.kind.value if parsed.kind else None
         scan = self._scan(
             parsed.code,
             kind,
