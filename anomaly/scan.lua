@@ -113,6 +113,11 @@ if client_over or (ip_over and not found) then
   record = false
 end
 local first_ok = not ip_over
+-- What the answer reads of the state (`h`, as HMGET 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap',
+-- 'oo' gives it), the scanner's own entry (`you`) and, for a state this scan made, the
+-- distinct counts: a recorded scan of an issued code knows them from what it read and
+-- wrote, so it reads nothing back (the reads below are for the other scans).
+local h, you, distinct, idents = nil, nil, nil, nil
 if record then
   local n = redis.call('HINCRBY', K_STATE, 'n', 1)
   -- Sliding retention, refreshed now and then rather than on every scan.
@@ -120,20 +125,35 @@ if record then
   -- Never-issued codes keep only a count (and their events): guessers must not fill
   -- memory.
   if found then
-    local st = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt')
-    local f = tonumber(st[1] or '0')
-    if not st[5] then
+    -- The state's fields as read, then as this scan writes them (`put`, one HSET at the
+    -- end). A state `n` has just made holds nothing else: there is nothing to read.
+    local st = {}
+    if n > 1 then
+      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo')
+      st = {f = v[1], pv = v[2], gs = v[3], gm = v[4], tv = v[5], lt = v[6], fc = v[7], lg = v[8], cap = v[9], oo = v[10]}
+    end
+    local set = {}
+    local function put(field, value)
+      set[#set + 1] = field
+      set[#set + 1] = value
+      st[field] = value
+    end
+    -- The code's scanner, identity and history keys are new too, unless they outlived an
+    -- earlier state (one question for all four): then nothing of them needs reading either.
+    local fresh = n == 1 and redis.call('EXISTS', K_SCANNERS, K_SCANNER_LAST, K_IDENTITIES, K_RECENT) == 0
+    local f = tonumber(st.f or '0')
+    if not st.tv then
       -- State from before the gate's fields were kept ('lg'): that code's history is
       -- always read, so no rule misses a scan recorded before the upgrade.
-      redis.call('HSET', K_STATE, 'tv', '1')
-      if f ~= 0 then redis.call('HSET', K_STATE, 'lg', '1') end
+      put('tv', '1')
+      if f ~= 0 then put('lg', '1') end
     end
     -- An event older than the newest one (an import out of time order): trimming the
     -- history by arrival then no longer drops the oldest scan, so pairs can appear
     -- later without GPS on the scan at hand ('oo' keeps the gate open for this code).
-    local latest = tonumber(st[6] or '0')
-    if now > latest then redis.call('HSET', K_STATE, 'lt', now)
-    elseif now < latest then redis.call('HSET', K_STATE, 'oo', '1') end
+    local latest = tonumber(st.lt or '0')
+    if now > latest then put('lt', now)
+    elseif now < latest then put('oo', '1') end
     -- The product's codes seen on shelves, per package weight (a hash per certificate
     -- product), counted exactly once per code: at its first genuine scan.
     if first_ok and f == 0 then first_genuine = 1 end
@@ -143,22 +163,29 @@ if record then
       product_codes = redis.call('HGETALL', product_codes_key)
     end
     if first_ok and (f == 0 or now < f) then
+      put('f', now)
       -- A place the client only claimed does not name the code's first place.
       if A_PLACE_SHOWN == '1' then
-        redis.call('HSET', K_STATE, 'f', now, 'fc', A_CITY, 'fp', A_PROVINCE)
+        put('fc', A_CITY); put('fp', A_PROVINCE)
       else
-        redis.call('HSET', K_STATE, 'f', now, 'fc', '', 'fp', '')
+        put('fc', ''); put('fp', '')
       end
       -- A code looked up before it was issued got the short not-found lifetime: lengthen it.
       if f == 0 then refresh = true end
     end
+    local has_identity = scanner ~= '' and A_IDENTITY ~= ''
+    local identity_seen = false
+    if has_identity and not fresh then identity_seen = redis.call('ZSCORE', K_IDENTITIES, A_IDENTITY) end
     local known_scanner = false
+    you = ''
     if scanner ~= '' then
-      local v = redis.call('HGET', K_SCANNERS, scanner)
+      local v = false
+      if not fresh then v = redis.call('HGET', K_SCANNERS, scanner) end
       known_scanner = v ~= false
       if v then
         local first, cnt = string.match(v, '(%d+),(%d+)')
-        redis.call('HSET', K_SCANNERS, scanner, math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1))
+        you = math.min(tonumber(first), now) .. ',' .. (tonumber(cnt) + 1)
+        redis.call('HSET', K_SCANNERS, scanner, you)
         local last = tonumber(redis.call('ZSCORE', K_SCANNER_LAST, scanner) or '0')
         if now > last then
           redis.call('ZADD', K_SCANNER_LAST, now, scanner)
@@ -170,45 +197,66 @@ if record then
         -- Not for an import older than the scanner's last scan: its windows reach further back.
         local recent_repeat = last >= now - 3600000 and last <= now
         if recent_repeat and A_LAT == '' and A_PROVINCE == '' then quiet_repeat = true end
-        if redis.call('ZSCORE', K_IDENTITIES, A_IDENTITY) == false then quiet_repeat = false end
-      elseif redis.call('ZCARD', K_SCANNER_LAST) < tonumber(A_SCANNERS_MAX) then
-        redis.call('HSET', K_SCANNERS, scanner, now .. ',1')
-        redis.call('ZADD', K_SCANNER_LAST, now, scanner)
+        if not identity_seen then quiet_repeat = false end
       else
-        -- Past the cap the distinct count stops growing but the history still holds
-        -- these scanners: the count no longer bounds the velocity rule.
-        redis.call('HSET', K_STATE, 'cap', '1')
+        local count = 0
+        if not fresh then count = redis.call('ZCARD', K_SCANNER_LAST) end
+        if count < tonumber(A_SCANNERS_MAX) then
+          you = now .. ',1'
+          redis.call('HSET', K_SCANNERS, scanner, you)
+          redis.call('ZADD', K_SCANNER_LAST, now, scanner)
+          -- The keys' first member: their retention starts now, not at the next refresh.
+          if count == 0 then refresh = true end
+        else
+          -- Past the cap the distinct count stops growing but the history still holds
+          -- these scanners: the count no longer bounds the velocity rule.
+          put('cap', '1')
+        end
       end
     end
     -- The scanner's identity (its network, or its verified session), taken at its first
     -- scan: a shopper re-checking from other networks on a trip is still one identity.
-    if scanner ~= '' and A_IDENTITY ~= '' then
-      local last_seen = redis.call('ZSCORE', K_IDENTITIES, A_IDENTITY)
-      if last_seen then
-        if now > tonumber(last_seen) then redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
-      elseif not known_scanner and redis.call('ZCARD', K_IDENTITIES) < tonumber(A_SCANNERS_MAX) then
-        redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY)
+    local identity_added = false
+    if has_identity then
+      if identity_seen then
+        if now > tonumber(identity_seen) then redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
+      elseif not known_scanner then
+        local count = 0
+        if not fresh then count = redis.call('ZCARD', K_IDENTITIES) end
+        if count < tonumber(A_SCANNERS_MAX) then
+          redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY)
+          identity_added = true
+          if count == 0 then refresh = true end
+        end
       end
     end
     -- What the history gate below needs without reading the history: the first few
     -- provinces seen (up to the spread threshold) and whether two scanners sent GPS.
     if A_PROVINCE ~= '' and scanner ~= '' then
-      local pv = st[2] or ''
+      local pv = st.pv or ''
       local seen = string.find('|' .. pv .. '|', '|' .. A_PROVINCE .. '|', 1, true)
       if pv_count(pv) < tonumber(A_PROVINCES) and not seen then
         if pv == '' then pv = A_PROVINCE else pv = pv .. '|' .. A_PROVINCE end
-        redis.call('HSET', K_STATE, 'pv', pv)
+        put('pv', pv)
       end
     end
     if gps and scanner ~= '' then
-      if not st[3] then redis.call('HSET', K_STATE, 'gs', scanner)
-      elseif not st[4] and st[3] ~= scanner then redis.call('HSET', K_STATE, 'gm', '1') end
+      if not st.gs then put('gs', scanner)
+      elseif not st.gm and st.gs ~= scanner then put('gm', '1') end
     end
+    if #set > 0 then redis.call('HSET', K_STATE, unpack(set)) end
     local entry = {A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}
-    redis.call('LPUSH', K_RECENT, table.concat(entry, '|'))
-    redis.call('LTRIM', K_RECENT, 0, tonumber(A_RECENT_MAX) - 1)
+    if redis.call('LPUSH', K_RECENT, table.concat(entry, '|')) > tonumber(A_RECENT_MAX) then
+      redis.call('LTRIM', K_RECENT, 0, tonumber(A_RECENT_MAX) - 1)
+    end
     if refresh then
       for _, k in ipairs({K_SCANNERS, K_RECENT, K_SCANNER_LAST, K_IDENTITIES}) do redis.call('PEXPIRE', k, A_TTL_MS) end
+    end
+    h = {n, st.f, st.fc, st.pv, st.gm, st.lg, st.cap, st.oo}
+    if fresh then
+      -- Only this scan's scanner and identity, both at `now`: inside any window.
+      if you ~= '' then distinct = 1 else distinct = 0 end
+      if identity_added then idents = distinct else idents = 0 end
     end
   end
   if refresh then redis.call('PEXPIRE', K_STATE, A_TTL_MS) end
@@ -220,11 +268,15 @@ if record then
   end
   redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', event_json)
 end
-local h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo')
-local distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
-local idents = math.min(distinct, redis.call('ZCOUNT', K_IDENTITIES, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf'))
-local you = ''
-if scanner ~= '' then you = redis.call('HGET', K_SCANNERS, scanner) or '' end
+if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo') end
+if not distinct then
+  distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
+  idents = math.min(distinct, redis.call('ZCOUNT', K_IDENTITIES, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf'))
+end
+if not you then
+  you = ''
+  if scanner ~= '' then you = redis.call('HGET', K_SCANNERS, scanner) or '' end
+end
 local flags = redis.call('HGETALL', K_FLAGS)
 -- The history is read (and the rules run) only when some rule could raise or escalate a
 -- flag on this scan; each test below is an upper bound of what its rule needs, and a rule
