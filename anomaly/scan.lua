@@ -299,7 +299,14 @@ if record and found and distinct >= 2 and not quiet_repeat then
     or (idents > tonumber(A_VELOCITY_MIN) and velocity < 2)
     or (gps and h[5] == '1' and (travel < 1 or (travel < 2 and A_WECHAT_PLACE == '1')))
     or (pv_count(h[4] or '') >= tonumber(A_PROVINCES) and (rank['province_spread'] or 0) < 2)
-    or h[6] == '1' or h[7] == '1' or h[8] == '1'
+    -- Past the scanner cap the distinct counts no longer bound the velocity rule (the
+    -- others' bounds hold: the distinct rule reads the counts, the spread its provinces).
+    or (h[7] == '1' and velocity < 2)
+    -- Out of time order, trimming by arrival can leave a new travel pair.
+    or (h[8] == '1' and travel < 2)
+    -- A state from before these fields were kept: its history may hold anything.
+    or (h[6] == '1' and not (velocity == 2 and travel == 2 and (rank['distinct_scanners'] or 0) == 2
+      and (rank['province_spread'] or 0) == 2))
   if open then recent = redis.call('LRANGE', K_RECENT, 0, -1) end
 end
 local reply = {}

@@ -594,3 +594,21 @@ def test_the_gate_when_trimming_an_out_of_order_history_makes_a_travel_pair(
         *(event(f"x{i}", None, NOW + (30 + i) * M, None) for i in range(3)),
     ]
     assert "impossible_travel:suspicious" in _replay_both(rds, prefix, events, recent_max=4)
+
+
+def test_a_state_from_before_the_gate_fields_reads_its_history(rds: redis.Redis, prefix: str) -> None:
+    """A code recorded before the gate's summaries were kept (no 'tv', 'pv', 'gs', 'gm',
+    'lt' in its state, no flags evaluated): its next scan reads the history, so a rule
+    that only the history can raise (two GPS scanners far apart) is raised then."""
+    red = recorder(rds, prefix)
+    for e in (event(1, "a", NOW, BEIJING), event(2, "b", NOW + 10 * M, SHANGHAI)):
+        red.record(e)
+    keys = red.keys(CODE, None)
+    rds.hdel(keys.state, "tv", "pv", "gs", "gm", "lt")
+    rds.delete(keys.flags)
+    # Its first scanner again, placed by its IP only: no summary would open the gate.
+    again = event(3, "a", NOW + 20 * M, HANGZHOU)
+    again = ScanEvent(
+        again.event_id, CODE, again.at, "qr", "genuine", "a", None, None, None, again.city, again.province
+    )
+    assert "impossible_travel" in {f.rule for f in red.record(again).flags}
