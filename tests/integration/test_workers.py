@@ -142,9 +142,16 @@ def test_a_get_counts_every_scan_made_before_it_on_every_worker(server: str) -> 
     assert s.post(server + "/api/v1/admin/codes", json=rows).json()["accepted"] == 1
 
     def count() -> int:
-        resp = requests.get(server + f"/api/v1/codes/{code}", timeout=5, headers={"Connection": "close"})
-        assert resp.headers["Cache-Control"] == "no-store"
-        return int(resp.json()["scans"]["count"])
+        # `scans` is null while the scan store is skipped (a Redis call over its 50 ms on a
+        # loaded host opens the breaker for a second): no count, not a wrong one; asked again.
+        for _ in range(4):
+            resp = requests.get(server + f"/api/v1/codes/{code}", timeout=5, headers={"Connection": "close"})
+            assert resp.headers["Cache-Control"] == "no-store"
+            scans = resp.json()["scans"]
+            if scans is not None:
+                return int(scans["count"])
+            time.sleep(1.1)
+        raise AssertionError("the scan store stayed unavailable")
 
     assert {count() for _ in range(6)} == {0}  # cached nowhere: the next GETs see the scans
     for made in range(1, 5):
