@@ -118,15 +118,20 @@ local first_ok = not ip_over
 -- distinct counts: a recorded scan of an issued code knows them from what it read and
 -- wrote, so it reads nothing back (the reads below are for the other scans).
 local h, you, distinct, idents = nil, nil, nil, nil
+local fresh = false
 if record then
   local n = redis.call('HINCRBY', K_STATE, 'n', 1)
   -- Sliding retention, refreshed now and then rather than on every scan.
   local refresh = n == 1 or n % 16 == 0
+  -- A state `n` has just made holds nothing else, and the code's other keys are new too
+  -- unless one outlived an earlier state (one question for all five): then nothing of
+  -- the code needs reading at all.
+  fresh = n == 1 and redis.call('EXISTS', K_SCANNERS, K_SCANNER_LAST, K_IDENTITIES, K_RECENT, K_FLAGS) == 0
   -- Never-issued codes keep only a count (and their events): guessers must not fill
   -- memory.
   if found then
     -- The state's fields as read, then as this scan writes them (`put`, one HSET at the
-    -- end). A state `n` has just made holds nothing else: there is nothing to read.
+    -- end).
     local st = {}
     if n > 1 then
       local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo')
@@ -138,9 +143,6 @@ if record then
       set[#set + 1] = value
       st[field] = value
     end
-    -- The code's scanner, identity and history keys are new too, unless they outlived an
-    -- earlier state (one question for all four): then nothing of them needs reading either.
-    local fresh = n == 1 and redis.call('EXISTS', K_SCANNERS, K_SCANNER_LAST, K_IDENTITIES, K_RECENT) == 0
     local f = tonumber(st.f or '0')
     if not st.tv then
       -- State from before the gate's fields were kept ('lg'): that code's history is
@@ -259,6 +261,10 @@ if record then
       if identity_added then idents = distinct else idents = 0 end
     end
   end
+  if fresh and not found then
+    -- A never-issued code's first lookup (a guess, mostly): its count is all there is.
+    h, distinct, idents, you = {n}, 0, 0, ''
+  end
   if refresh then redis.call('PEXPIRE', K_STATE, A_TTL_MS) end
   local event_json = A_EVENT_JSON
   if A_FIELD ~= '' then
@@ -277,7 +283,8 @@ if not you then
   you = ''
   if scanner ~= '' then you = redis.call('HGET', K_SCANNERS, scanner) or '' end
 end
-local flags = redis.call('HGETALL', K_FLAGS)
+local flags = {}
+if not fresh then flags = redis.call('HGETALL', K_FLAGS) end
 -- The history is read (and the rules run) only when some rule could raise or escalate a
 -- flag on this scan; each test below is an upper bound of what its rule needs, and a rule
 -- already at "suspicious" cannot change. Not for a quiet repeat either.

@@ -147,10 +147,31 @@ def test_a_codes_first_scan_reads_nothing_back(rds: redis.Redis, prefix: str) ->
     out, seen = _monitored(rds, prefix, lambda rec: rec.record(event(1, "alice", NOW)))
     assert (out.count, out.first_at, out.distinct_scanners, out.you_count) == (1, NOW, 1, 1)
     script = [name for kind, name in seen if kind == "lua"]
-    reads = {"HMGET", "HGET", "ZCOUNT", "ZCARD", "ZSCORE", "LRANGE"}
-    assert not reads & set(script), script
+    assert not _READS & set(script), script
     assert script.count("HSET") == 2  # the state's fields in one, the scanner's entry
     assert "LTRIM" not in script  # one entry: nothing to trim
+
+
+_READS = {"HMGET", "HGET", "HGETALL", "ZCOUNT", "ZCARD", "ZSCORE", "LRANGE"}
+
+
+def test_a_guess_reads_nothing_of_the_code(rds: redis.Redis, prefix: str) -> None:
+    """A never-issued code's first lookup: its count is all it has (the enumeration sets
+    are read, they are the guesser's)."""
+    guess = "0123269" + "5" * 11
+    out, seen = _monitored(
+        rds, prefix, lambda rec: rec.record(event(1, "alice", NOW, code=guess, verdict="not_found"))
+    )
+    assert (out.count, out.first_at, out.distinct_scanners, out.you_count, out.flags) == (1, None, 0, 0, ())
+    script = [name for kind, name in seen if kind == "lua"]
+    assert not _READS & set(script), script
+    # Once flagged (the flags outlive a count), the next lookup reads them again.
+    rec = recorder(rds, prefix)
+    rds.delete(rec.keys(guess, None).state)
+    rds.hset(rec.keys(guess, None).flags, "velocity", f"suspicious|{int(NOW.timestamp() * 1000)}|open")
+    assert [f.rule for f in rec.record(event(2, "bob", NOW, code=guess, verdict="not_found")).flags] == [
+        "velocity"
+    ]
 
 
 def test_a_scanner_new_to_a_code_scanned_anonymously_gets_the_retention(
