@@ -114,7 +114,7 @@ if client_over or (ip_over and not found) then
 end
 local first_ok = not ip_over
 -- What the answer reads of the state (`h`, as HMGET 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap',
--- 'oo' gives it), the scanner's own entry (`you`) and, for a state this scan made, the
+-- 'oo', 'dr' gives it), the scanner's own entry (`you`) and, for a state this scan made, the
 -- distinct counts: a recorded scan of an issued code knows them from what it read and
 -- wrote, so it reads nothing back (the reads below are for the other scans).
 local h, you, distinct, idents = nil, nil, nil, nil
@@ -134,8 +134,9 @@ if record then
     -- end).
     local st = {}
     if n > 1 then
-      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo')
-      st = {f = v[1], pv = v[2], gs = v[3], gm = v[4], tv = v[5], lt = v[6], fc = v[7], lg = v[8], cap = v[9], oo = v[10]}
+      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo', 'dr')
+      st = {f = v[1], pv = v[2], gs = v[3], gm = v[4], tv = v[5], lt = v[6], fc = v[7], lg = v[8], cap = v[9], oo = v[10],
+        dr = v[11]}
     end
     local set = {}
     local function put(field, value)
@@ -153,9 +154,10 @@ if record then
     -- An event older than the newest one (an import out of time order): trimming the
     -- history by arrival then no longer drops the oldest scan, so pairs can appear
     -- later without GPS on the scan at hand ('oo' keeps the gate open for this code).
+    -- Scans of one millisecond keep their arrival order among equals, so a tie does too.
     local latest = tonumber(st.lt or '0')
     if now > latest then put('lt', now)
-    elseif now < latest then put('oo', '1') end
+    elseif not st.oo then put('oo', '1') end
     -- The product's codes seen on shelves, per package weight (a hash per certificate
     -- product), counted exactly once per code: at its first genuine scan.
     if first_ok and f == 0 then first_genuine = 1 end
@@ -199,7 +201,7 @@ if record then
         -- Not for an import older than the scanner's last scan: its windows reach further back.
         local recent_repeat = last >= now - 3600000 and last <= now
         if recent_repeat and A_LAT == '' and A_PROVINCE == '' then quiet_repeat = true end
-        if not identity_seen then quiet_repeat = false end
+        if not identity_seen or st.oo then quiet_repeat = false end
       else
         local count = 0
         if not fresh then count = redis.call('ZCARD', K_SCANNER_LAST) end
@@ -222,13 +224,23 @@ if record then
     if has_identity then
       if identity_seen then
         if now > tonumber(identity_seen) then redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
-      elseif not known_scanner then
-        local count = 0
-        if not fresh then count = redis.call('ZCARD', K_IDENTITIES) end
-        if count < tonumber(A_SCANNERS_MAX) then
-          redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY)
-          identity_added = true
-          if count == 0 then refresh = true end
+      else
+        if not known_scanner then
+          local count = 0
+          if not fresh then count = redis.call('ZCARD', K_IDENTITIES) end
+          if count < tonumber(A_SCANNERS_MAX) then
+            redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY)
+            identity_added = true
+            if count == 0 then refresh = true end
+          end
+        end
+        -- A scan whose identity the set does not hold (a scanner back from another
+        -- network): the velocity rule counts each scanner's identity at its first scan in
+        -- the window, so this one may add to it. Counted ('dr') only up to the bound that
+        -- the gate needs.
+        if not identity_added then
+          local dr = tonumber(st.dr or '0')
+          if dr <= tonumber(A_VELOCITY_MIN) then put('dr', dr + 1) end
         end
       end
     end
@@ -254,7 +266,7 @@ if record then
     if refresh then
       for _, k in ipairs({K_SCANNERS, K_RECENT, K_SCANNER_LAST, K_IDENTITIES}) do redis.call('PEXPIRE', k, A_TTL_MS) end
     end
-    h = {n, st.f, st.fc, st.pv, st.gm, st.lg, st.cap, st.oo}
+    h = {n, st.f, st.fc, st.pv, st.gm, st.lg, st.cap, st.oo, st.dr}
     if fresh then
       -- Only this scan's scanner and identity, both at `now`: inside any window.
       if you ~= '' then distinct = 1 else distinct = 0 end
@@ -274,7 +286,7 @@ if record then
   end
   redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', event_json)
 end
-if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo') end
+if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo', 'dr') end
 if not distinct then
   distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
   idents = math.min(distinct, redis.call('ZCOUNT', K_IDENTITIES, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf'))
@@ -303,7 +315,8 @@ if record and found and distinct >= 2 and not quiet_repeat then
   local travel = rank['impossible_travel'] or 0
   local open = (rank['distinct_scanners'] or 0) < want
     or (distinct > tonumber(A_VELOCITY_MIN) and velocity < 1)
-    or (idents > tonumber(A_VELOCITY_MIN) and velocity < 2)
+    -- Identities the set missed ('dr') may each add one.
+    or (idents + tonumber(h[9] or '0') > tonumber(A_VELOCITY_MIN) and velocity < 2)
     or (gps and h[5] == '1' and (travel < 1 or (travel < 2 and A_WECHAT_PLACE == '1')))
     or (pv_count(h[4] or '') >= tonumber(A_PROVINCES) and (rank['province_spread'] or 0) < 2)
     -- Past the scanner cap the distinct counts no longer bound the velocity rule (the

@@ -523,7 +523,9 @@ _STEP = st.tuples(
     st.booleans(),  # from a WeChat-verified session
     st.sampled_from([None, 0, 1, 2]),  # the network (/24) it came from, if an IP is known
 )
-_CONFIGS = st.sampled_from([{}, {"scanners_max": 3, "recent_max": 5}, {"recent_max": 4, "velocity_hour": 4}])
+_CONFIGS = st.sampled_from(
+    [{}, {"scanners_max": 3, "recent_max": 5}, {"recent_max": 4, "velocity_hour": 4}, {"velocity_hour": 2}]
+)
 _codes = iter(range(10**6))
 
 
@@ -633,3 +635,54 @@ def test_a_state_from_before_the_gate_fields_reads_its_history(rds: redis.Redis,
         again.event_id, CODE, again.at, "qr", "genuine", "a", None, None, None, again.city, again.province
     )
     assert "impossible_travel" in {f.rule for f in red.record(again).flags}
+
+
+def _on(e: ScanEvent, ip_hash: str) -> ScanEvent:
+    """`e` sent from a network (an unverified scanner then weighs as that network)."""
+    return ScanEvent(
+        e.event_id, e.code, e.at, "qr", "genuine", e.client, ip_hash, e.lat, e.lng, e.city, e.province,
+        verified=False,
+    )  # fmt: skip
+
+
+def _net(n: int) -> str:
+    return hash_client(b"k", f"203.0.{113 + n}.7", kind="i")
+
+
+def test_the_gate_when_scanners_come_back_from_other_networks(rds: redis.Redis, prefix: str) -> None:
+    """A code's identities are taken at each scanner's first scan, but velocity counts the
+    networks of each scanner's first scan *in its window*: three shoppers of one shop's
+    network (velocity `warn`), back two hours later from their own networks, make the
+    hour's three scanners three networks (`suspicious`) while the code's identities stay
+    one."""
+    events = [_on(event(s, s, NOW + i * M, None), _net(0)) for i, s in enumerate("abc")]
+    later = NOW + 2 * 60 * M
+    events += [_on(event(f"{s}2", s, later + i * M, None), _net(i + 1)) for i, s in enumerate("abc")]
+    raised = _replay_both(rds, prefix, events, velocity_hour=2)
+    assert "velocity:suspicious" in raised
+
+
+def test_the_gate_when_trimming_scans_of_one_millisecond_makes_a_travel_pair(
+    rds: redis.Redis, prefix: str
+) -> None:
+    """Two scans in the same millisecond keep their arrival order among equals; trimming
+    the older arrival can then leave a new consecutive pair, as out of time order."""
+    events = [
+        event(1, "a", NOW, BEIJING),
+        event(2, "a", NOW, SHANGHAI),
+        event(3, "b", NOW + 10 * M, BEIJING),
+        event("x", None, NOW + 20 * M, None),  # trims the first arrival
+    ]
+    assert "impossible_travel:suspicious" in _replay_both(rds, prefix, events, recent_max=3)
+
+
+def test_the_gate_when_a_quiet_repeat_trims_an_out_of_order_history(rds: redis.Redis, prefix: str) -> None:
+    """A shopper checking again, without a place, is a quiet repeat; but when its push
+    trims an out-of-order history it can still leave a new travel pair."""
+    events = [
+        event(1, "a", NOW + 10 * M, SHANGHAI),
+        event(2, "a", NOW, BEIJING),  # imported, older
+        event(3, "b", NOW + 20 * M, SHANGHAI),
+        *(event(f"b{i}", "b", NOW + (30 + i) * M, None) for i in range(3)),
+    ]
+    assert "impossible_travel:suspicious" in _replay_both(rds, prefix, events, recent_max=4)
