@@ -108,9 +108,12 @@ def _monitored(rds: redis.Redis, prefix: str, run: Any) -> tuple[Any, list[tuple
 
         def listen() -> None:
             for message in monitor.listen():
-                # A script's calls carry no port of their own: taken while between ours.
+                # A script's calls carry no port of their own: taken while between ours,
+                # on this test's keys (another test run may share the server).
                 lua = message.get("client_type") == "lua"
                 if not lua and message.get("client_port") != str(port):
+                    continue
+                if lua and prefix not in message["command"]:
                     continue
                 command = message["command"]
                 if "ready?" in command:
