@@ -11,6 +11,8 @@ cost and stops at the deadline:
 3. the whole photo after contrast normalization (CLAHE) and, separately, after a
    sharpening pass against defocus/motion blur, then at a reduced scale where
    noise and JPEG blocks average out;
+   on a large photo where the first read saw no symbol at all, these passes work on
+   a ~2,000 px copy (see `_REDUCE_ABOVE`);
 4. OpenCV's QR detector locating the finder patterns, the quadrilateral
    rectified to a square (perspective) and upscaled, then decoded by zxing;
 5. optionally pyzbar, kept only where the benchmark shows it adds reads.
@@ -57,6 +59,20 @@ MATRIX = frozenset({"qr", "microqr", "rmqr", "datamatrix", "aztec", "pdf417"})
 # Linear symbologies with weak or no checksums misread noise as short codes; a
 # payload shorter than this from them is not reported.
 _MIN_LINEAR_LEN = {"code39": 4, "code93": 4, "itf": 6, "codabar": 6}
+
+# A photo longer than this (3264 and 4000 px phone photos) where zxing's first read saw no
+# symbol at all, not even one it could not decode, gets the fallback passes below on a copy
+# whose longest side is _REDUCED_SIDE: on full resolution those passes were most of the
+# symbol stage on photos with nothing to find, and of the whole photo's p95. On the
+# benchmark's photos nothing those passes read at full resolution was lost at 2,000 px
+# (bench/symbol_passes_ab.py: no photo read differently; 12 MP photos without a symbol
+# 1.4 s -> 0.9 s median), though a symbol with modules of a pixel or two that only they read
+# would be. 2,560-2,592 px photos, reduced in a trial
+# run, gained ~0.1 s median and nothing at p95: not worth a second code path. A symbol zxing
+# saw but could not decode (`failed`) keeps full resolution: the rescue crops and the passes
+# after them are what read those.
+_REDUCE_ABOVE = 2600
+_REDUCED_SIDE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +172,10 @@ def _rectify(gray: np.ndarray, quad: np.ndarray, side: int = 400) -> np.ndarray:
 class SymbolReader:
     """The barcode cascade. Stateless apart from its options; safe to share between threads."""
 
-    def __init__(self, *, use_pyzbar: bool = False) -> None:
+    def __init__(self, *, use_pyzbar: bool = False, reduce_large: bool = True) -> None:
+        # reduce_large=False: every fallback pass on full resolution (the behaviour before
+        # _REDUCE_ABOVE; the A/B benchmark and the tests compare against it).
+        self._reduce_large = reduce_large
         self._pyzbar: Callable[[np.ndarray], list[Any]] | None = None
         if use_pyzbar:
             from pyzbar import pyzbar  # optional engine: needs Debian's libzbar0
@@ -181,14 +200,27 @@ class SymbolReader:
             ran.append("rescue")
             self._rescue(gray, col, deadline)
 
+        # `work` is what the fallback passes read, `base` its scale against `gray`.
+        work, base = gray, 1.0
+        if (
+            self._reduce_large
+            and not done()
+            and not col.found
+            and not col.failed
+            and max(gray.shape) > _REDUCE_ABOVE
+        ):
+            base = _REDUCED_SIDE / max(gray.shape)
+            work = _resize(gray, base)
+            ran.append(f"reduce-{_REDUCED_SIDE}")
+
         passes: Sequence[tuple[str, Callable[[], object]]] = (
-            ("clahe", lambda: col.read(_clahe(gray), "clahe")),
-            ("sharpen", lambda: col.read(_sharpen(gray, 1.5), "sharpen")),
-            ("downscale", lambda: self._downscaled(gray, col)),
-            ("opencv-rectify", lambda: self._rectified(gray, col, deadline)),
+            ("clahe", lambda: col.read(_clahe(work), "clahe", scale=base)),
+            ("sharpen", lambda: col.read(_sharpen(work, 1.5), "sharpen", scale=base)),
+            ("downscale", lambda: self._downscaled(work, col, base)),
+            ("opencv-rectify", lambda: self._rectified(gray, work, base, col, deadline)),
             (
                 "global-binarizer",
-                lambda: col.read(gray, "global", binarizer=zxingcpp.Binarizer.GlobalHistogram),
+                lambda: col.read(work, "global", scale=base, binarizer=zxingcpp.Binarizer.GlobalHistogram),
             ),
         )
         for name, run in passes:
@@ -223,19 +255,26 @@ class SymbolReader:
             warped = _rectify(gray, quad)
             col.read(warped, "rescue-rectify", scale=1.0, dx=0, dy=0)
 
-    def _downscaled(self, gray: np.ndarray, col: _Collector) -> None:
-        longest = max(gray.shape)
+    def _downscaled(self, work: np.ndarray, col: _Collector, base: float) -> None:
+        """`work` is the photo at `base` times its size: the targets stay those of the
+        full photo, whichever copy they are made from."""
+        longest = max(work.shape) / base
         for target in (1600, 900):
             if longest > target * 1.3:
                 scale = target / longest
-                col.read(_resize(gray, scale), f"downscale-{target}", scale=scale)
+                col.read(_resize(work, scale / base), f"downscale-{target}", scale=scale)
                 if col.has_matrix():
                     return
 
-    def _rectified(self, gray: np.ndarray, col: _Collector, deadline: float) -> None:
+    def _rectified(
+        self, gray: np.ndarray, work: np.ndarray, base: float, col: _Collector, deadline: float
+    ) -> None:
+        """The QR detector looks at a ≤1,600 px copy (made from `work`, the photo at `base`
+        times its size); the quadrilaterals it finds are warped out of the full `gray`."""
         longest = max(gray.shape)
         scale = min(1.0, 1600 / longest)
-        small = _resize(gray, scale) if scale < 1 else gray
+        small = _resize(work, scale / base) if scale < base else work
+        scale = min(scale, base)
         try:
             ok, points = self._qr_detector.detectMulti(small)
         except cv2.error:
