@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,10 @@ def _first_read_empty(passes: list[str]) -> bool:
     """The full-resolution reader ran its fallback passes without a rescue: the first read
     saw no symbol (or only a linear one; those photos keep full resolution too)."""
     return "rescue" not in passes and len(passes) > 1
+
+
+def _sized_empty(out: dict[str, dict[str, Any]], side: int, m: dict[str, Any]) -> bool:
+    return max(m["width"], m["height"]) == side and _first_read_empty(out[m["file"]]["before"]["passes"])
 
 
 def _wrong(m: dict[str, Any], symbols: list[list[str]]) -> int:
@@ -147,7 +152,7 @@ def symbol_ab(meta: list[dict[str, Any]], photo_dir: Path, budget_ms: float) -> 
                 "passes": passes,
             }
 
-        out[m["file"]] = _alternating(k, {v: (lambda v=v: run(v)) for v in VARIANTS})
+        out[m["file"]] = _alternating(k, {v: partial(run, v) for v in VARIANTS})
         now = time.perf_counter()
         if now - last > 15 or k + 1 == len(meta):
             last = now
@@ -164,15 +169,16 @@ def symbol_ab(meta: list[dict[str, Any]], photo_dir: Path, budget_ms: float) -> 
         "12 MP, first read saw no symbol": lambda m: m["megapixels"] >= _BIG_MP and shortcut(m),
         "every photo that took the reduced copy": shortcut,
     }
-    # Per photo size, the photos whose first read saw nothing: where the reduced copy pays.
+    # Per photo size, the photos that ran the fallback passes without a rescue (the first read
+    # saw no symbol, or only a linear one): where a reduced copy could pay.
     for side in sorted({max(m["width"], m["height"]) for m in meta}):
-        selections[f"longest side {side}, first read saw nothing"] = lambda m, side=side: (
-            max(m["width"], m["height"]) == side and _first_read_empty(out[m["file"]]["before"]["passes"])
-        )
+        selections[f"longest side {side}, fallbacks, no rescue"] = partial(_sized_empty, out, side)
     print("Symbol stage median/p95 (the reader alone, production deadline):")
     times: dict[str, dict[str, Any]] = {}
     for label, pick in selections.items():
         ms = [m for m in meta if pick(m)]
+        if not ms:
+            continue
         row = {v: [out[m["file"]][v]["ms"] for m in ms] for v in VARIANTS}
         times[label] = {
             v: {"median": _pct(row[v], 0.5), "p95": _pct(row[v], 0.95), "n": len(ms)} for v in VARIANTS
@@ -214,7 +220,7 @@ def whole_ab(meta: list[dict[str, Any]], photo_dir: Path, budget_ms: float, ocr:
                 "passes": r.passes,
             }
 
-        out[m["file"]] = _alternating(k, {v: (lambda v=v: run(v)) for v in VARIANTS})
+        out[m["file"]] = _alternating(k, {v: partial(run, v) for v in VARIANTS})
         now = time.perf_counter()
         if now - last > 15 or k + 1 == len(meta):
             last = now

@@ -39,7 +39,7 @@ def photo(
     x, y = xy
     gray[y : y + qr.shape[0], x : x + qr.shape[1]] = qr
     if blur:
-        gray = cv2.GaussianBlur(gray, (0, 0), blur)
+        gray = np.asarray(cv2.GaussianBlur(gray, (0, 0), blur), np.uint8)
     quiet = 4 * module  # zxing's quiet zone: four modules each side
     return gray, (x + quiet, y + quiet), qr.shape[0] - 2 * quiet
 
