@@ -148,8 +148,16 @@ if record then
     if not st.tv then
       -- State from before the gate's fields were kept ('lg'): that code's history is
       -- always read, so no rule misses a scan recorded before the upgrade.
-      put('tv', '1')
+      put('tv', '2')
       if f ~= 0 then put('lg', '1') end
+    elseif st.tv == '1' then
+      -- State from before returns ('dr') and ties ('oo') were kept: as if its last day
+      -- were full of returns, and ties possible once a scanner sent GPS.
+      put('tv', '2')
+      local seed = {}
+      for i = 1, tonumber(A_VELOCITY_MIN) + 1 do seed[i] = st.lt or A_NOW end
+      put('dr', table.concat(seed, ','))
+      if st.gs and not st.oo then put('oo', '1') end
     end
     -- An event older than the newest one (an import out of time order): trimming the
     -- history by arrival then no longer drops the oldest scan, so pairs can appear
@@ -202,6 +210,10 @@ if record then
         local recent_repeat = last >= now - 3600000 and last <= now
         if recent_repeat and A_LAT == '' and A_PROVINCE == '' then quiet_repeat = true end
         if not identity_seen or st.oo then quiet_repeat = false end
+        -- Nor an identity back into the distinct window (its score moves to now).
+        if identity_seen and tonumber(identity_seen) < now - tonumber(A_DISTINCT_WINDOW_MS) then
+          quiet_repeat = false
+        end
       else
         local count = 0
         if not fresh then count = redis.call('ZCARD', K_SCANNER_LAST) end
@@ -236,11 +248,17 @@ if record then
         end
         -- A scan whose identity the set does not hold (a scanner back from another
         -- network): the velocity rule counts each scanner's identity at its first scan in
-        -- the window, so this one may add to it. Counted ('dr') only up to the bound that
-        -- the gate needs.
+        -- the window, so this one may add to it. 'dr' keeps the times of the newest
+        -- velocity_min + 1 of them, and the gate counts those within a day (the rule's
+        -- longest window): an older one dropped is outnumbered by the kept ones.
         if not identity_added then
-          local dr = tonumber(st.dr or '0')
-          if dr <= tonumber(A_VELOCITY_MIN) then put('dr', dr + 1) end
+          local times = {}
+          for t in string.gmatch(st.dr or '', '%d+') do times[#times + 1] = tonumber(t) end
+          times[#times + 1] = now
+          table.sort(times, function(a, b) return a > b end)
+          local kept = {}
+          for i = 1, math.min(#times, tonumber(A_VELOCITY_MIN) + 1) do kept[i] = string.format('%d', times[i]) end
+          put('dr', table.concat(kept, ','))
         end
       end
     end
@@ -262,6 +280,9 @@ if record then
     local entry = {A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}
     if redis.call('LPUSH', K_RECENT, table.concat(entry, '|')) > tonumber(A_RECENT_MAX) then
       redis.call('LTRIM', K_RECENT, 0, tonumber(A_RECENT_MAX) - 1)
+      -- A trim can make a scanner's later scan its first in a window (a new place, a new
+      -- network, or the scanner itself back in the hour): not quiet.
+      quiet_repeat = false
     end
     if refresh then
       for _, k in ipairs({K_SCANNERS, K_RECENT, K_SCANNER_LAST, K_IDENTITIES}) do redis.call('PEXPIRE', k, A_TTL_MS) end
@@ -312,11 +333,15 @@ if record and found and distinct >= 2 and not quiet_repeat then
   if distinct >= tonumber(A_DISTINCT_WARN) then want = 1 end
   if idents >= tonumber(A_DISTINCT_SUSPICIOUS) then want = 2 end
   local velocity = rank['velocity'] or 0
+  local returns = 0
+  for t in string.gmatch(h[9] or '', '%d+') do
+    if tonumber(t) >= now - 86400000 then returns = returns + 1 end
+  end
   local travel = rank['impossible_travel'] or 0
   local open = (rank['distinct_scanners'] or 0) < want
     or (distinct > tonumber(A_VELOCITY_MIN) and velocity < 1)
-    -- Identities the set missed ('dr') may each add one.
-    or (idents + tonumber(h[9] or '0') > tonumber(A_VELOCITY_MIN) and velocity < 2)
+    -- Identities the set missed ('dr', within the day) may each add one.
+    or (idents + returns > tonumber(A_VELOCITY_MIN) and velocity < 2)
     or (gps and h[5] == '1' and (travel < 1 or (travel < 2 and A_WECHAT_PLACE == '1')))
     or (pv_count(h[4] or '') >= tonumber(A_PROVINCES) and (rank['province_spread'] or 0) < 2)
     -- Past the scanner cap the distinct counts no longer bound the velocity rule (the

@@ -689,3 +689,101 @@ def test_the_gate_when_a_quiet_repeat_trims_an_out_of_order_history(rds: redis.R
         *(event(f"b{i}", "b", NOW + (30 + i) * M, None) for i in range(3)),
     ]
     assert "impossible_travel:suspicious" in _replay_both(rds, prefix, events, recent_max=4)
+
+
+def test_the_gate_when_a_quiet_repeat_trims_a_scanners_first_place(rds: redis.Redis, prefix: str) -> None:
+    """w's quiet re-check pushes x's first scan (Beijing) out of the history: x's next
+    scan (Shanghai) becomes its first place, three provinces among first places."""
+    events = [
+        event(1, "x", NOW, BEIJING),
+        event(2, "x", NOW + 1 * M, SHANGHAI),
+        event(3, "y", NOW + 2 * M, GUANGZHOU),
+        event(4, "w", NOW + 3 * M, BEIJING),
+        event(5, "w", NOW + 4 * M, None),  # quiet repeat; trims event 1
+    ]
+    assert "province_spread:suspicious" in _replay_both(rds, prefix, events, recent_max=4)
+
+
+def test_the_gate_when_a_quiet_repeat_brings_its_scanner_back_into_the_history(
+    rds: redis.Redis, prefix: str
+) -> None:
+    """s's scan was trimmed by anonymous scans; its quiet re-check within the hour puts it
+    back: three scanners in the hour (velocity_hour=2)."""
+    events = [event("s", "s", NOW, None)]
+    events += [event(f"anon{i}", None, NOW + (1 + i) * M, None) for i in range(3)]
+    events += [event("a", "a", NOW + 4 * M, None), event("b", "b", NOW + 5 * M, None)]
+    events.append(event("s2", "s", NOW + 6 * M, None))  # quiet repeat
+    assert "velocity:suspicious" in _replay_both(rds, prefix, events, velocity_hour=2, recent_max=3)
+
+
+def test_the_gate_when_a_quiet_repeat_brings_a_network_back_into_the_window(
+    rds: redis.Redis, prefix: str
+) -> None:
+    """net 0 was last seen 40 days ago, outside the 30-day window; s's quiet re-check from
+    it moves it back in: five identities now, distinct_scanners suspicious."""
+    events = [_on(event("x", "x", NOW, None), _net(0))]
+    t = NOW + 40 * DAY
+    for i, (who, net) in enumerate([("a", 1), ("b", 2), ("c", 3), ("d", 4), ("s", 4)]):
+        events.append(_on(event(who, who, t + i * M, None), _net(net)))
+    events.append(_on(event("s2", "s", t + 10 * M, None), _net(0)))  # quiet repeat
+    assert "distinct_scanners:suspicious" in _replay_both(rds, prefix, events)
+
+
+def test_returns_from_other_networks_keep_the_gate_open_for_a_day_only(rds: redis.Redis, prefix: str) -> None:
+    """A shopper re-checking daily from its phone's changing networks, beside one other
+    shopper: no rule can rise, and once the returns are a day old no scan reads the
+    history (a count that never decays kept it open for the code's life)."""
+    events = [_on(event("a0", "a", NOW, None), _net(0)), _on(event("b0", "b", NOW + M, None), _net(1))]
+    events += [_on(event(f"a{d}", "a", NOW + d * DAY, None), _net(1 + d)) for d in range(1, 15)]
+    late = [_on(event(f"late{d}", "ab"[d % 2], NOW + (90 + d) * DAY, None), _net(d % 2)) for d in range(6)]
+    red = recorder(rds, prefix)
+    read: list[int] = []
+    outcome = red._outcome
+
+    def spy(ev: ScanEvent, reply: Any, *rest: Any, **kw: Any) -> Any:
+        read.append(len(reply.recent))  # the history entries the script returned
+        return outcome(ev, reply, *rest, **kw)
+
+    red._outcome = spy  # type: ignore[method-assign]
+    for e in events + late:
+        red.record(e)
+    assert rds.hget(red.keys(CODE, None).state, "dr") is not None  # the returns were counted
+    assert read[-len(late) :] == [0] * len(late), read
+    assert _replay_both(rds, prefix + "twin:", events + late) == []
+
+
+def _upgraded(
+    rds: redis.Redis, prefix: str, before: list[ScanEvent], after: list[ScanEvent], **cfg: Any
+) -> list[str]:
+    """`before` recorded as the script before returns and ties were kept left its state
+    (tv 1, no 'dr', no 'oo'), then `after` by this one, against the twin."""
+    mem, red = MemoryScanStore(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
+    for e in before:
+        red.record(e, dedupe=True)
+        mem.record(e)
+    state = red.keys(before[0].code, None).state
+    rds.hset(state, "tv", "1")
+    rds.hdel(state, "dr", "oo")
+    raised: list[str] = []
+    for e in after:
+        got = [(f.rule, f.severity) for f in red.record(e, dedupe=True).flags]
+        assert got == [(f.rule, f.severity) for f in mem.record(e).flags], e
+        raised = [f"{r}:{s}" for r, s in got]
+    return raised
+
+
+def test_a_state_from_before_returns_were_counted(rds: redis.Redis, prefix: str) -> None:
+    events = [_on(event(s, s, NOW + i * M, None), _net(0)) for i, s in enumerate("abc")]
+    later = NOW + 2 * 60 * M
+    events += [_on(event(f"{s}2", s, later + i * M, None), _net(i + 1)) for i, s in enumerate("abc")]
+    assert "velocity:suspicious" in _upgraded(rds, prefix, events[:5], events[5:], velocity_hour=2)
+
+
+def test_a_state_from_before_ties_were_marked(rds: redis.Redis, prefix: str) -> None:
+    events = [
+        event(1, "a", NOW, BEIJING),
+        event(2, "a", NOW, SHANGHAI),
+        event(3, "b", NOW + 10 * M, BEIJING),
+        event("x", None, NOW + 20 * M, None),
+    ]
+    assert "impossible_travel:suspicious" in _upgraded(rds, prefix, events[:2], events[2:], recent_max=3)
