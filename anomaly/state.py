@@ -656,10 +656,12 @@ class RedisScanStore:
         genuine_scan = (
             recorded and not reply.duplicate and not reply.throttled and event.verdict != "not_found"
         )
-        if genuine_scan and product is not None:
-            raised += product_rules(product, RecentScan.of(event), _seen(reply.product_codes), event.at)
-        if genuine_scan and label is not None:
-            raised += label_rules(label, RecentScan.of(event), event.verdict == "genuine", event.at)
+        if genuine_scan and (product is not None or label is not None):
+            scan = RecentScan.of(event)  # once: its identity and place source are worked out
+            if product is not None:
+                raised += product_rules(product, scan, _seen(reply.product_codes), event.at)
+            if label is not None:
+                raised += label_rules(label, scan, event.verdict == "genuine", event.at)
         if raised and (changed := _changed_flags(raised, stored)):
             stored = self._raise(event.code, changed, sync=sync_flags)
         return ScanOutcome(

@@ -97,11 +97,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile-kind",
-        choices=["repeat", "first", "get"],
+        choices=["repeat", "first", "get", "new-shopper"],
         default="repeat",
         help="with --profile: POSTs of cached codes, first scans (each of a code never "
-        "scanned), or GETs of cached codes",
+        "scanned), GETs of cached codes, or repeat scans of cached codes each by a shopper "
+        "new to the code (`make bench`'s realistic repeat)",
     )
+    parser.add_argument("--profile-out", metavar="FILE", help="with --profile: also save the stats (pstats)")
     args = parser.parse_args()
     floor_path = args.floor.resolve()
     if not floor_path.exists():
@@ -172,6 +174,9 @@ def main() -> None:
             env["HTTP_X_FORWARDED_FOR"] = shopper_ip()
         return call(app, env)
 
+    def new_shopper() -> bytes:  # `make bench`'s realistic repeat: every scan a new client
+        return post(rng.choice(hot), f"r-{next(turn)}")
+
     def get_code() -> bytes:
         env = environ("GET", "/api/v1/codes/" + next_request()[0])
         if args.limits:
@@ -236,10 +241,17 @@ def main() -> None:
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis
         profiler.enable()
-        request = {"repeat": post_verify, "first": first_scan(True), "get": get_code}[args.profile_kind]
+        request = {
+            "repeat": post_verify,
+            "first": first_scan(True),
+            "get": get_code,
+            "new-shopper": new_shopper,
+        }[args.profile_kind]
         for _ in range(args.profile):
             request()
         profiler.disable()
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(45)
         stats.sort_stats("cumulative").print_stats(60)
