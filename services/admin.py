@@ -677,6 +677,17 @@ class AdminService:
         unwritten: list[ProjectionUnwritten] = []  # chunks that landed but were not projected
         # A landed chunk the projection did not hear of is still counted (see `_written`).
         written = functools.partial(self._written, unwritten=unwritten)
+
+        def make_group(gkey: tuple[Any, ...]) -> int:
+            # A whole chunk's one group, not made yet: checked as the per-row loop checks it,
+            # and made (0: refused, or its order taken meanwhile; the per-row loop then says
+            # why for every row).
+            if gkey not in checked:
+                checked[gkey] = self._group_refusal(gkey, certs, products, orders, scope)
+            if checked[gkey] is not None:
+                return 0
+            return self._make_group(gkey, groups, certs, products, orders)
+
         token: _Mark = (None, None)
         try:
             token = self._begin_import()
@@ -686,7 +697,7 @@ class AdminService:
                 columns = _checked_columns(block)
                 whole = None
                 if columns is not None and guard is None:
-                    whole = self._whole_chunk(columns, offset, groups, prefixes, certs, numbering)
+                    whole = self._whole_chunk(columns, offset, groups, prefixes, certs, numbering, make_group)
                 good: Iterable[tuple[int, Any]]
                 if whole is not None:
                     good, (out, codes, where) = (), whole
@@ -785,19 +796,23 @@ class AdminService:
         prefixes: dict[str, tuple[str, str | None]],
         certs: dict[str, tuple[int, int, int]],
         numbering: Mapping[int, tuple[str, str | None]],
+        make_group: Callable[[tuple[Any, ...]], int],
     ) -> tuple[list[tuple[int, int, date | None, str | None]], list[str], list[int]] | None:
         """The rows to write of a chunk every row of which lands, or None: what the per-row
-        loop of `import_codes` makes of it, made column-wise. That is, one label group
-        already made for the whole chunk (every group column a single value), and every code
-        of one length carrying its body's prefix; anything else goes row by row."""
+        loop of `import_codes` makes of it, made column-wise. That is, one label group for
+        the whole chunk (every group column a single value), and every code of one length
+        carrying its body's prefix; anything else goes row by row. A group not made yet is
+        made (`make_group`) only once every row is known to land, as the per-row loop makes
+        a group only for rows that passed every check; a chunk whose group is refused goes
+        row by row, which says why for each row."""
         distinct = columns.distinct
         if any(len(values) != 1 for values in distinct.values()):
             return None
         one = {name: values[0] for name, values in distinct.items()}
         gkey = _group_key(one)
         group_id = groups.get(gkey, 0)
-        if not group_id:
-            return None  # its checks and its making: the per-row loop's
+        if not group_id and gkey[0] not in certs:
+            return None  # an unknown certificate: the per-row loop's refusal
         prefix = prefixes.get(gkey[0])
         if prefix is None:
             prefix = prefixes[gkey[0]] = numbering.get(certs[gkey[0]][1], ("", None))
@@ -811,6 +826,10 @@ class AdminService:
         joined, width = "".join(codes), len(codes[0])
         if any(joined[i::width] != want[i] * len(codes) for i in range(len(want))):
             return None
+        if not group_id:
+            group_id = make_group(gkey)
+            if not group_id:
+                return None
         identities = columns.per_row.get("identity_code")
         out = list(
             zip(
@@ -869,17 +888,7 @@ class AdminService:
         for i, row in enumerate(out):
             gkey = ungrouped.get(i)
             if gkey is not None and gkey not in groups:
-                cert_no, product, order, package, label_spec = gkey
-                cert_id = certs[cert_no][0]
-                if not order or order not in orders or orders[order][1] == cert_id:
-                    # The order (made on first sight) and the group in one transaction.
-                    group_id, order_ref = self.registry.label_group_for(
-                        cert_id, products[(cert_id, product)], package, label_spec, order
-                    )
-                    if order_ref is not None:
-                        orders[order] = order_ref
-                    if group_id is not None:
-                        groups[gkey] = group_id
+                self._make_group(gkey, groups, certs, products, orders)
             if gkey is not None:
                 if gkey not in groups:
                     result.reject(
@@ -894,6 +903,28 @@ class AdminService:
         if len(kept) == len(out):
             return out, codes, where
         return [out[i] for i in kept], [codes[i] for i in kept], [where[i] for i in kept]
+
+    def _make_group(
+        self,
+        gkey: tuple[Any, ...],
+        groups: dict[tuple[Any, ...], int],
+        certs: dict[str, tuple[int, int, int]],
+        products: dict[tuple[int, str], int],
+        orders: dict[str, tuple[int, int]],
+    ) -> int:
+        """Make one checked label group (and its order, on first sight, in one transaction);
+        its id, or 0 when its order is another certificate's (made meanwhile)."""
+        cert_no, product, order, package, label_spec = gkey
+        cert_id = certs[cert_no][0]
+        if not order or order not in orders or orders[order][1] == cert_id:
+            group_id, order_ref = self.registry.label_group_for(
+                cert_id, products[(cert_id, product)], package, label_spec, order
+            )
+            if order_ref is not None:
+                orders[order] = order_ref
+            if group_id is not None:
+                groups[gkey] = group_id
+        return groups.get(gkey, 0)
 
     def _written(
         self,

@@ -140,6 +140,11 @@ def test_whole_chunks_land_as_the_per_row_loop_lands_them() -> None:
     rows += [code_row("45626000000000014", cert, **day), code_row(organic_code("0123", 15), cert, **day)]
     rows += [code_row(organic_code("0123", i), cert, **{**day, "order": f"O-{i}"}) for i in range(16, 20)]
     rows += [code_row(organic_code("0123", i), cert, **{**day, "package": " 5kg "}) for i in range(20, 24)]
+    # Whole chunks of one group not made yet: refused (an unknown certificate; an order of
+    # another certificate), and made (a new package), as the per-row loop refuses and makes.
+    rows += [code_row(organic_code("0123", i), cert_number("0123", 99), **day) for i in range(24, 28)]
+    rows += [code_row(organic_code("0456", i), cert_number("0456", 18), **day) for i in range(28, 32)]
+    rows += [code_row(organic_code("0123", i), cert, **{**day, "package": "10kg"}) for i in range(32, 36)]
     outcomes = []
     for as_given in (dict, MappingProxyType):
         house = stocked_house()
@@ -150,4 +155,7 @@ def test_whole_chunks_land_as_the_per_row_loop_lands_them() -> None:
     assert [r[:3] for r in outcomes[0][1]] == [
         (7, organic_code("0456", 7), "code_body_mismatch"),
         (14, "45626000000000014", "code_body_mismatch"),
+        *((i, organic_code("0123", i), "unknown_certificate") for i in range(24, 28)),
+        *((i, organic_code("0456", i), "order_certificate_mismatch") for i in range(28, 32)),
     ]
+    assert outcomes[0][0] == 36 - 2 - 8
