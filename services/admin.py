@@ -45,6 +45,7 @@ from domain.codes import organic_key
 from domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound, Unavailable
 from domain.grain import GrainBalance, kg, over_cap_detail
 from domain.ports import AdminRegistry, CodeProjection, FilterStore, Generations, RecordCache, SharedCache
+from services.sheets import CsvBlock, CsvTable
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class _Columns(NamedTuple):
         return block
 
 
-def _checked_columns(block: list[Any]) -> _Columns | None:
+def _checked_columns(block: list[Any] | CsvBlock) -> _Columns | None:
     """A chunk of code rows checked column by column: its columns when each row is valid as
     `_validated` would find it; None, with nothing changed, when this fast path is not
     sure, and `_validated` then validates the chunk row by row and reports every bad row.
@@ -284,6 +285,13 @@ def _checked_columns(block: list[Any]) -> _Columns | None:
     (no validator sees two fields), so a row is valid exactly when each of its fields is,
     with the same values: tests/unit/test_code_columns.py checks that on generated rows.
     Any doubt sends the whole chunk to `_validated`: messages and order come from one place."""
+    if isinstance(block, CsvBlock):
+        # A CSV's block gives its columns as read (the rows it would give, as dicts, hold
+        # exactly these names and cells): no dict is made.
+        named = block.columns()
+        if named is None or not _CODE_REQUIRED <= named.keys() <= _CODE_FIELDS.keys():
+            return None
+        return _valid_columns(named)
     if not block or type(block[0]) is not dict:
         return None
     names = list(block[0])
@@ -293,10 +301,22 @@ def _checked_columns(block: list[Any]) -> _Columns | None:
     # a blank cell lacks its key; a row of another shape is not a CSV's).
     if set(map(type, block)) != {dict} or set(map(len, block)) != {len(names)}:
         return None
+    try:
+        named = {name: list(map(operator.itemgetter(name), block)) for name in names}
+    except KeyError:  # another key set
+        return None
+    return _valid_columns(named)
+
+
+def _rows(block: list[Any] | CsvBlock) -> list[Any]:
+    return block.rows() if isinstance(block, CsvBlock) else block
+
+
+def _valid_columns(named: dict[str, list[Any]]) -> _Columns | None:
+    """`_checked_columns`'s checks of the columns themselves."""
     columns = _Columns({}, {}, [])
     try:
-        for name in names:
-            column = list(map(operator.itemgetter(name), block))  # KeyError: another key set
+        for name, column in named.items():
             if name in _PER_ROW:
                 if _code_field(name).validate_python(column) != column:
                     return None  # a value the model would change (spaces): not the fast path's
@@ -308,7 +328,7 @@ def _checked_columns(block: list[Any]) -> _Columns | None:
             changed = {k: v for k, v in zip(distinct, valid, strict=True) if type(v) is not type(k) or v != k}
             if changed:
                 columns.changes.append((name, changed))
-    except (KeyError, TypeError, ValidationError):
+    except (TypeError, ValidationError):
         return None
     return columns
 
@@ -691,7 +711,9 @@ class AdminService:
         token: _Mark = (None, None)
         try:
             token = self._begin_import()
-            for block in chunked(rows, chunk):
+            # A CSV read by the CLI comes in blocks that give their columns (no dict per row).
+            blocks = rows.blocks(chunk) if isinstance(rows, CsvTable) else chunked(rows, chunk)
+            for block in blocks:
                 self._still_importing(token)
                 sub = BulkResult()
                 columns = _checked_columns(block)
@@ -702,9 +724,9 @@ class AdminService:
                 if whole is not None:
                     good, (out, codes, where) = (), whole
                 elif columns is not None:
-                    good, out, codes, where = enumerate(columns.apply(block)), [], [], []
+                    good, out, codes, where = enumerate(columns.apply(_rows(block))), [], [], []
                 else:
-                    good, out, codes, where = _validated(block, CodeIn, "code", sub), [], [], []
+                    good, out, codes, where = _validated(_rows(block), CodeIn, "code", sub), [], [], []
                 for err in sub.rejected:
                     result.reject(offset + err.row, err.key, err.code, err.detail)
                 ungrouped: dict[int, tuple[Any, ...]] = {}  # row of `out` -> its group to make

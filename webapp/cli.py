@@ -26,7 +26,7 @@ from domain.spreadsheets import spreadsheet_safe
 from registry.engine import downgrade
 from services.accounts import MAX_PASSWORD, MIN_PASSWORD
 from services.admin import ImportStopped
-from services.sheets import Progress, rows_from_csv, rows_from_xlsx
+from services.sheets import CsvTable, Progress, rows_from_xlsx
 from webapp.bulk import write, writer_process
 from webapp.demo import seed, seed_demo_account
 from webapp.schema import migrate
@@ -121,7 +121,7 @@ def register(app: Flask) -> None:
                 result = c.admin.import_codes(rows_from_xlsx(path.read_bytes()), scope, **options)
             else:
                 with path.open(encoding="utf-8-sig", newline="") as fh:
-                    result = c.admin.import_codes(rows_from_csv(fh), scope, **options)
+                    result = c.admin.import_codes(CsvTable(fh), scope, **options)
         except ImportStopped as exc:
             # Part landed: say exactly what, write the rejects met so far, exit non-zero.
             stopped, result = exc, exc.result

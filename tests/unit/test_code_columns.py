@@ -6,6 +6,8 @@ not sure, it changes nothing (the chunk then goes row by row, as before)."""
 from __future__ import annotations
 
 import copy
+import csv
+import io
 from types import MappingProxyType
 from typing import Any
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from domain.bulk import BulkResult
 from services.admin import CodeIn, _checked_columns, _validated
+from services.sheets import CsvTable, rows_from_csv
 from tests.fakes.house import ALL, cert_number, code_row, organic_code, stocked_house
 
 _SPACE = st.sampled_from(["", " ", "\t", "\u3000", "\x1c"])
@@ -159,3 +162,82 @@ def test_whole_chunks_land_as_the_per_row_loop_lands_them() -> None:
         *((i, organic_code("0456", i), "order_certificate_mismatch") for i in range(28, 32)),
     ]
     assert outcomes[0][0] == 36 - 2 - 8
+
+
+@st.composite
+def _csv_texts(draw: st.DrawFn) -> str:
+    """A CSV of code rows as a file would hold it: a header of known (sometimes blank,
+    repeated or unknown) names, rows of any width with now and then a blank or odd cell,
+    and now and then a line the csv module cannot read."""
+    names = ["code", "certificate", "product", *draw(st.lists(st.sampled_from(sorted(_FIELDS)), unique=True))]
+    if draw(st.integers(0, 9)) == 0:
+        names.insert(draw(st.integers(0, len(names))), draw(st.sampled_from(["", "code", "product"])))
+    lines = []
+    for chunk in draw(st.lists(_chunks(), min_size=1, max_size=3)):
+        for row in chunk:
+            cells = [str(row.get(name, "")) for name in names]
+            if draw(st.integers(0, 9)) == 0:
+                cells = cells[: draw(st.integers(0, len(cells)))] + draw(st.lists(_text, max_size=2))
+            lines.append(cells)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(names)
+    writer.writerows(lines)
+    text = out.getvalue()
+    if draw(st.integers(0, 9)) == 0:
+        # A field past the csv module's limit: that line is a RowProblem.
+        text += '012326000000000001,"' + "x" * (csv.field_size_limit() + 1) + '"\n'
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(_csv_texts(), st.integers(1, 7))
+def test_csv_blocks_give_the_rows_and_the_columns_of_their_rows(text: str, size: int) -> None:
+    # The CLI's blocks: the same rows as rows_from_csv, and the columns the dict path finds
+    # (or None where it finds none).
+    rows = list(rows_from_csv(io.StringIO(text)))
+    blocks = list(CsvTable(io.StringIO(text)).blocks(size))
+    assert [row for block in blocks for row in block.rows()] == rows
+    for block in blocks:
+        fresh = CsvTable(io.StringIO(text))  # rows not yet made: the columns come from the lines
+        same = next(b for i, b in enumerate(fresh.blocks(size)) if i == blocks.index(block))
+        got = _checked_columns(same)
+        # Never other columns than the rows give; None where the dict path may find some is
+        # safe (a header naming a column twice: the block goes row by row).
+        if got is not None:
+            assert got == _checked_columns(copy.deepcopy(block.rows()))
+
+
+def test_a_csv_imports_through_its_columns_as_through_its_rows() -> None:
+    # The CLI's path (CsvTable: columns, no dict per row) and rows_from_csv's dicts land the
+    # same codes and refuse the same rows with the same messages.
+    cert = cert_number("0123", 17)
+    head = "code,identity_code,certificate,product,issued_on,order,package,label_spec\n"
+    line = "{code},{ident},{cert},有机大米,2026-02-01,{order},5kg,oval\n"
+    text = head + "".join(
+        line.format(code=organic_code("0123", i), ident=f"id{i}", cert=cert, order=f"O-{i // 4}")
+        for i in range(12)
+    )
+    text += line.format(code=organic_code("0456", 12), ident="x", cert=cert, order="O-3")  # wrong body
+    text += line.format(code=organic_code("0123", 13), ident="", cert=cert, order="O-3")  # blank cell
+    text += line.format(code=organic_code("0123", 14), ident="y", cert=cert, order="O-3")
+    text += line.format(code="0123", ident="z", cert=cert, order="O-3")  # too short
+    text += "".join(
+        line.format(code=organic_code("0123", i), ident="", cert=cert_number("0123", 99), order="O-4")
+        for i in range(16, 20)
+    )
+    first = next(CsvTable(io.StringIO(text)).blocks(4))
+    assert _checked_columns(first) is not None and first._rows is None  # no dict was made
+    outcomes = []
+    for rows in (CsvTable(io.StringIO(text)), rows_from_csv(io.StringIO(text))):
+        house = stocked_house()
+        result = house.admin.import_codes(rows, ALL, chunk=4)
+        refused = sorted((e.row, e.key, e.code, e.detail) for e in result.rejected)
+        outcomes.append((result.accepted, refused, dict(house.registry.codes)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == 14
+    assert [r[:3] for r in outcomes[0][1]] == [
+        (12, organic_code("0456", 12), "code_body_mismatch"),
+        (15, "0123", "invalid_code"),
+        *((i, organic_code("0123", i), "unknown_certificate") for i in range(16, 20)),
+    ]
