@@ -7,7 +7,8 @@ module); the scan store's keys live with the scan store (anomaly/).
 
 Layout (one server or a Redis Cluster; no call spans two keys' slots atomically):
 
-    v:c:<code>                      a code's record, or b"" for "never issued"
+    v:c2.<gen>:<code>               a code's record, or b"" for "never issued", under the
+                                    "codes" generation (`v:c:<code>` before it: not read)
     v:lk:<key>                      a refill lock (SET NX PX) beside any v:<key>
     v:s<layout>.<gen>:<kind>:<key>  a status record under the "status" generation
     v:f<layout>.<gen>:<day>         verdict facts of the groups (hash), by status generation
@@ -27,7 +28,11 @@ from __future__ import annotations
 # name keys inside it (the adapters add it), the constants after them are whole names.
 PREFIX = "v:"
 LOCK = "lk:"  # + the key it guards: a refill lock beside a cached value
-CODE = "c:"  # + the code: its record
+# A code's cached record names the "codes" generation: an import (at its start and at its
+# end) or any other write of codes moves it, and every code's cached record and absence is
+# retired at once. Writers deleted each written code's key instead, twice a code (before and
+# after its save): 1.2 s of the importer's CPU and 0.5 s of Redis's per million codes.
+CODE_LAYOUT = 2
 
 # Bump when a cached status record (LabelGroup, CertificateState, ...) changes its
 # fields: in the key name, so workers of two releases never unpack each other's values.
@@ -36,9 +41,9 @@ STATUS_LAYOUT = 3  # 3: LabelGroup's segments and use records (issue 17)
 GENERATION_NAMES = ("status", "codes")
 
 
-def code_record(code: str) -> str:
-    """A code's cached record (inside PREFIX)."""
-    return CODE + code
+def code_record(generation: int, code: str) -> str:
+    """A code's cached record under a codes generation (inside PREFIX)."""
+    return f"c{CODE_LAYOUT}.{generation}:{code}"
 
 
 def status_record(generation: int, kind: str, key: object) -> str:

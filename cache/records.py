@@ -333,11 +333,13 @@ class RecordResolver:
         if projected is not MISSING:
             self.records.put(code, projected)
             return projected
+        # While the generations cannot be seen or codes are landing, a record (as an absence)
+        # lives a second: what a writer saves moves the generation only when it is done.
         found: CodeRecord | None = self._through(
             self.records,
             code,
-            keys.CODE + code,
-            self.record_ttl_s,
+            keys.code_record(self._gens.get("codes", 0) if self._gens else 0, code),
+            self.record_ttl_s if self._max_age is None else 1,
             lambda: self.registry.find_code(code, kind),
             _pack_record,
             lambda raw: _unpack_record(code, kind, raw),
@@ -455,8 +457,3 @@ class RecordResolver:
                 "order", group.order_number, lambda: self.registry.order(group.order_number or ""), OrderState
             )
         return Resolution(record, group=group, certificate=cert, order=order)
-
-    def forget_codes(self, codes: list[str], via: SharedCache | None = None) -> None:
-        """After an import: drop shared entries (including cached "absent") of these codes,
-        through `via` when given (an importer's own client, whose errors it must see)."""
-        (via or self.shared).delete([keys.CODE + c for c in codes])

@@ -197,9 +197,6 @@ class RecordCache(RecordReader, Protocol):
     """The record reader as writers see it: after a change they drop what it holds."""
 
     def refresh(self, *, force: bool = False) -> None: ...
-    # Drop codes' shared entries (cached absences too), through `via` when given: a
-    # writer's own client, whose errors it must see.
-    def forget_codes(self, codes: list[str], via: SharedCache | None = None) -> None: ...
 
 
 # An organic code row as the registry saves it: (organic key, label group id, issued on,

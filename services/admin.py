@@ -44,7 +44,7 @@ from domain.china_time import china_today, iso_utc
 from domain.codes import organic_key
 from domain.errors import BadInput, Conflict, DomainError, Forbidden, NotFound, Unavailable
 from domain.grain import GrainBalance, kg, over_cap_detail
-from domain.ports import AdminRegistry, CodeProjection, FilterStore, Generations, RecordCache, SharedCache
+from domain.ports import AdminRegistry, CodeProjection, FilterStore, Generations, RecordCache
 from services.sheets import CsvBlock, CsvTable
 
 log = logging.getLogger(__name__)
@@ -449,7 +449,6 @@ class AdminService:
         filters: FilterStore | None,
         bootstrap_token: str | None,
         region_name: Callable[[str], str | None] | None = None,
-        shared: SharedCache | None = None,
         projection: CodeProjection | None = None,
     ) -> None:
         # Every issued code in the key store (cache.projection): written after each save,
@@ -457,10 +456,8 @@ class AdminService:
         self.projection = projection
         # Sales regions are checked against the place names scans get (None: not checked).
         self.region_name = region_name
-        # `generations`, `filters` and `shared` are the writers' own (an import's Redis client
-        # waits seconds and raises; the verify path's waits 50 ms and fails open): `shared`
-        # is where saved codes' cached entries are dropped (default: the resolver's cache).
-        self.shared = shared
+        # `generations` and `filters` are the writers' own (an import's Redis client waits
+        # seconds and raises; the verify path's waits 50 ms and fails open).
         self.registry = registry
         self.resolver = resolver
         self.generations = generations
@@ -555,14 +552,14 @@ class AdminService:
         try:
             if codes:
                 # Announced before the write by callers that can (imports, batches); again here
-                # for any that did not (idempotent bits), then their cached absences dropped.
+                # for any that did not (idempotent bits).
                 self._announce_codes(list(codes))
-                self.resolver.forget_codes(list(codes), via=self.shared)
         except Exception as exc:
             failure = failure or exc
         try:
-            # Whatever failed above, the generations move (every worker drops what it holds).
-            self.generations.bump(*names)
+            # Whatever failed above, the generations move (every worker drops what it holds;
+            # written codes move "codes", which retires their cached records and absences).
+            self.generations.bump(*names, *(("codes",) if codes and "codes" not in names else ()))
         except Exception as exc:
             failure = failure or exc
         self.resolver.refresh(force=True)
@@ -997,12 +994,13 @@ class AdminService:
         use_file: bool,
         body_id: int | None = None,
     ) -> list[int]:
-        """Write one validated chunk and tell the caches (filter, shared records) about its codes;
+        """Write one validated chunk and tell the caches (filter, projection) about its codes;
         the keys a guarded write (`body_id`) skipped as another body's.
 
-        The filter hears of the codes before they are saved and their cached absences are
-        dropped before and after (see `_announce_codes`): when Redis fails first, nothing of
-        the chunk is saved; when it fails after, the chunk is saved and will verify.
+        The filter hears of the codes before they are saved (see `_announce_codes`): when
+        Redis fails first, nothing of the chunk is saved; when it fails after, the chunk is
+        saved and will verify. Cached records and absences are the generations' business
+        (see `_propagate_codes`).
         """
         if not out:
             return []
@@ -1016,19 +1014,14 @@ class AdminService:
                 self.projection.write_keys([row for row in out if row[0] not in gone] if gone else out)
             except Exception as exc:
                 raise ProjectionUnwritten(f"{len(out)} saved codes not projected: {exc}", skipped) from None
-        try:
-            # Absences some worker cached between the first drop and the commit (while an
-            # import is in flight they live a second anyway): best effort.
-            self.resolver.forget_codes(codes, via=self.shared)
-        except Exception:
-            log.warning("codes saved; their cached absences could not be dropped", exc_info=True)
         return skipped
 
     def _propagate_codes(self, codes: list[str], keys: list[int] | None = None) -> None:
-        """Before a chunk is saved: its codes into the filter, their cached absences out."""
+        """Before a chunk is saved: its codes into the filter. Their cached records and
+        absences need no dropping: the import moved the codes generation at its start (see
+        `_begin_import`), and what workers cache while it runs lives a second."""
         try:
             self._announce_codes(keys if keys is not None else codes)
-            self.resolver.forget_codes(codes, via=self.shared)
         except Exception as exc:
             raise Unavailable(
                 "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
@@ -1056,9 +1049,8 @@ class AdminService:
             ) from untold
 
     def before_saving(self, codes: list[str], keys: list[int]) -> None:
-        """Codes about to be saved: into the filter, their cached absences out, the frame's
-        projection mark renewed (raises when the cache cannot be told: then they must not
-        be saved)."""
+        """Codes about to be saved: into the filter, the frame's projection mark renewed
+        (raises when the cache cannot be told: then they must not be saved)."""
         self._propagate_codes(codes, keys)
         if self.projection is not None:
             try:
@@ -1073,7 +1065,7 @@ class AdminService:
         self, codes: list[str], rows: Sequence[tuple[int, int, date | None, str | None]] | None = None
     ) -> None:
         """Codes just saved: into the projection as saved (raises when it cannot: the
-        frame's mark then lapses), absences cached meanwhile dropped (best effort). A caller
+        frame's mark then lapses). A caller
         that holds the saved organic rows (key, group, issued on, identity) passes them: they
         are projected as they are, not read back from the database (issuance's generated
         codes: reading back cost more than saving them)."""
@@ -1084,10 +1076,6 @@ class AdminService:
                 self.projection.write_keys(rows)
             except Exception as exc:
                 raise ProjectionUnwritten(f"{len(rows)} saved codes not projected: {exc}") from exc
-        try:
-            self.resolver.forget_codes(codes, via=self.shared)
-        except Exception:
-            log.warning("codes saved; their cached absences could not be dropped", exc_info=True)
 
     def changed(self, *names: str, codes: Sequence[str] = ()) -> None:
         """A change another use case saved: tell every worker (see `_changed`)."""
@@ -1141,6 +1129,9 @@ class AdminService:
                 self.filters.importing(token, IMPORT_MARK_S)
             if self.projection is not None:
                 projected = self.projection.begin(IMPORT_MARK_S)
+            # Every code's cached record and absence from before the import retired: from
+            # here until the import ends, workers keep what they read for a second.
+            self.generations.bump("codes")
         except Exception as exc:
             raise Unavailable(
                 "the cache cannot be reached, so no code was saved; retry the import",

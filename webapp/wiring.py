@@ -219,20 +219,16 @@ class Container:
         return RedisProjection(writer, buckets_for(self.settings.expected_codes))
 
     @lazy
-    def _writer_caches(self) -> tuple[Generations, FilterStore | None, SharedCache | None]:
+    def _writer_caches(self) -> tuple[Generations, FilterStore | None]:
         """Admin writes' and imports' own: they move the filter (MBs) and must see every
         failure, so seconds and a few retries, not the verify path's 50 ms."""
         if self.redis is None:
-            return self.generations, self.filters, None
+            return self.generations, self.filters
         url = self.settings.redis_url
         assert url is not None
         m_bits, k = self._filter_size
         writer = make_redis(url, timeout_ms=5000, max_connections=8, retries=3, pool_wait_s=5.0)
-        return (
-            RedisGenerations(writer),
-            RedisFilterStore(writer, m_bits, k),
-            RedisSharedCache(writer, strict=True),
-        )
+        return RedisGenerations(writer), RedisFilterStore(writer, m_bits, k)
 
     @lazy
     def resolver(self) -> RecordResolver:
@@ -299,7 +295,7 @@ class Container:
 
     @lazy
     def admin(self) -> AdminService:
-        generations, filters, shared = self._writer_caches
+        generations, filters = self._writer_caches
         return AdminService(
             self.registry,
             self.resolver,
@@ -307,7 +303,6 @@ class Container:
             filters,
             self.settings.admin_bootstrap_token,
             places().region_name,
-            shared=shared,
             projection=self._writer_projection,
         )
 

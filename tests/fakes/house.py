@@ -57,9 +57,7 @@ class House:
             self.registry, self.shared, self.generations, self.filters, refresh_s=0, wait_for_refill_s=0
         )
         self.verify = VerifyService(self.resolver, self.ledger, clock=lambda: self.now)
-        self.admin = AdminService(
-            self.registry, self.resolver, self.generations, self.filters, BOOTSTRAP, shared=self.shared
-        )
+        self.admin = AdminService(self.registry, self.resolver, self.generations, self.filters, BOOTSTRAP)
         self.photos = PhotoService(self.scanner, self.verify)
         self.scan_admin = ScanAdminService(self.verify, self.ledger, self.archive, self.registry)
         # Who a shopper is, as a keyed hash would say it; where a point is, as geo would.

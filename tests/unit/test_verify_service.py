@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from domain.codes import InvalidReason
+from cache.records import RecordResolver
+from domain.codes import InvalidReason, normalize
 from domain.errors import BadInput, Conflict, TooManyRequests
 from domain.verdicts import Verdict
 from tests.fakes.house import ALL, House, cert_number, code_row, organic_code, stocked_house
@@ -121,6 +122,36 @@ def test_a_code_saved_by_an_import_verifies_at_once_though_a_worker_cached_its_a
     assert house.answer(code).verdict is Verdict.NOT_FOUND  # the filter and the reader say so now
     house.admin.import_codes([code_row(code, cert_number("0123", 17))], ALL)
     assert house.answer(code).verdict is Verdict.GENUINE
+
+
+def test_another_workers_cached_absence_is_not_answered_once_an_import_saved_the_code() -> None:
+    # A worker that asked the database (here with no filter, as when it cannot rule a code
+    # out) keeps the code's absence in the shared cache for a minute. Nothing deletes it: an
+    # import moves the codes generation at its start (and its end), so from the moment its
+    # first chunk is saved every worker reads past it.
+    house = stocked_house()
+    other = RecordResolver(
+        house.registry, house.shared, house.generations, None, refresh_s=0, wait_for_refill_s=0
+    )
+    first, later = organic_code("0123", 5), organic_code("0123", 6)
+
+    def found(code: str) -> bool:
+        other.refresh()  # as every verify does first
+        return other.find_record(normalize(code)) is not None
+
+    assert not found(first)
+    absence = [value for value, expires in house.shared.values.values() if value == b""]
+    assert absence == [b""]  # shared, for a minute (the clock does not move here)
+    seen: list[bool] = []
+
+    def progress(read: int, _landed: int) -> None:
+        if read == 2:  # the second chunk submitted: the first is saved, the import runs on
+            seen.append(found(first))
+
+    rows = [code_row(code, cert_number("0123", 17)) for code in (first, later)]
+    house.admin.import_codes(rows, ALL, chunk=1, progress=progress)
+    assert seen == [True]
+    assert found(later)
 
 
 def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
