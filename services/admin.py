@@ -378,6 +378,30 @@ IMPORT_MARK_S = 60.0
 _Mark = tuple[str | None, str | None]  # an import's marks: the filter's, the projection's
 
 
+class OneGroup(NamedTuple):
+    """A whole chunk's rows to write (`AdminService._whole_chunk`), as their columns: one
+    label group and issue day, and each code's identity (or none). A writer process lays
+    out the rows itself: the chunk crosses to it as its codes and identities, two lists of
+    strings, not as 100,000 tuples pickled and unpickled (and the keys are computed there,
+    beside the other writer, not in the importer's one process)."""
+
+    group_id: int
+    issued_on: date | None
+    identities: list[str] | None
+
+    def rows(self, codes: list[str]) -> list[tuple[int, int, date | None, str | None]]:
+        identities = self.identities
+        return list(
+            zip(
+                map(organic_key, codes),
+                itertools.repeat(self.group_id),
+                itertools.repeat(self.issued_on),
+                identities if identities is not None else itertools.repeat(None),
+                strict=False,
+            )
+        )
+
+
 class ProjectionUnwritten(Exception):
     """Records were saved but could not be written to the code projection: the writer's
     mark must lapse (the projection goes off until rebuilt). Plain arguments (a message,
@@ -718,6 +742,7 @@ class AdminService:
                 if columns is not None and guard is None:
                     whole = self._whole_chunk(columns, offset, groups, prefixes, certs, numbering, make_group)
                 good: Iterable[tuple[int, Any]]
+                out: list[tuple[int, int, date | None, str | None]] | OneGroup
                 if whole is not None:
                     good, (out, codes, where) = (), whole
                 elif columns is not None:
@@ -778,7 +803,7 @@ class AdminService:
                     if guard
                     else None
                 )
-                pending.append((pool.submit(write, out, codes), len(out), rows_of))
+                pending.append((pool.submit(write, out, codes), len(codes), rows_of))
                 offset += len(block)
                 if progress is not None:
                     progress(offset, landed + sum(p[1] for p in pending))
@@ -816,7 +841,7 @@ class AdminService:
         certs: dict[str, tuple[int, int, int]],
         numbering: Mapping[int, tuple[str, str | None]],
         make_group: Callable[[tuple[Any, ...]], int],
-    ) -> tuple[list[tuple[int, int, date | None, str | None]], list[str], list[int]] | None:
+    ) -> tuple[OneGroup, list[str], list[int]] | None:
         """The rows to write of a chunk every row of which lands, or None: what the per-row
         loop of `import_codes` makes of it, made column-wise. That is, one label group for
         the whole chunk (every group column a single value), and every code of one length
@@ -849,16 +874,7 @@ class AdminService:
             group_id = make_group(gkey)
             if not group_id:
                 return None
-        identities = columns.per_row.get("identity_code")
-        out = list(
-            zip(
-                map(organic_key, codes),
-                itertools.repeat(group_id),
-                itertools.repeat(one.get("issued_on")),
-                identities if identities is not None else itertools.repeat(None),
-                strict=False,
-            )
-        )
+        out = OneGroup(group_id, one.get("issued_on"), columns.per_row.get("identity_code"))
         return out, codes, list(range(offset, offset + len(codes)))
 
     def _group_refusal(
@@ -989,7 +1005,7 @@ class AdminService:
 
     def write_chunk(
         self,
-        out: list[tuple[int, int, date | None, str | None]],
+        out: list[tuple[int, int, date | None, str | None]] | OneGroup,
         codes: list[str],
         use_file: bool,
         body_id: int | None = None,
@@ -1002,6 +1018,8 @@ class AdminService:
         saved and will verify. Cached records and absences are the generations' business
         (see `_propagate_codes`).
         """
+        if isinstance(out, OneGroup):
+            out = out.rows(codes)
         if not out:
             return []
         self._propagate_codes(codes, [row[0] for row in out])

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from typing import Any
 
+from services.admin import OneGroup
 from webapp.settings import Settings
 
 _admin: Any = None
@@ -24,7 +25,7 @@ def _init(settings: Settings) -> None:
     _admin = Container(settings).admin
 
 
-def write(out: list[tuple[int, int, date | None, str | None]], codes: list[str]) -> None:
+def write(out: list[tuple[int, int, date | None, str | None]] | OneGroup, codes: list[str]) -> None:
     _admin.write_chunk(out, codes, use_file=True)
 
 
