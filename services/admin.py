@@ -391,9 +391,11 @@ class OneGroup(NamedTuple):
 
     def rows(self, codes: list[str]) -> list[tuple[int, int, date | None, str | None]]:
         identities = self.identities
+        # A whole chunk's codes are all of one width: an 18-digit code's key is its number.
+        keys = map(int, codes) if codes and len(codes[0]) == 18 else map(organic_key, codes)
         return list(
             zip(
-                map(organic_key, codes),
+                keys,
                 itertools.repeat(self.group_id),
                 itertools.repeat(self.issued_on),
                 identities if identities is not None else itertools.repeat(None),
