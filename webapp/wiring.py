@@ -64,7 +64,6 @@ from services.photos import PhotoService
 from services.scans import ScanAdminService
 from services.shoppers import ShopperService
 from services.verify import VerifyService
-from webapp.evidence_pdf import EvidencePdf
 from webapp.lazy import lazy
 from webapp.scanning import ScannerAdapter, engines
 from webapp.settings import Settings
@@ -369,6 +368,10 @@ class Container:
     @lazy
     def evidence(self) -> EvidenceService:
         from dashboard.chinamap import china_geojson
+
+        # Imported here: fpdf and its fonts cost ~0.2 s of every process's start (a CLI
+        # import's, each worker's), and only the evidence pack uses them.
+        from webapp.evidence_pdf import EvidencePdf
 
         # One copy of the outline for every pack: the PDF only reads it, and a fresh deep
         # copy per pack (china_geojson's contract) cost 60-100 ms of each.
