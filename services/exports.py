@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 
 from domain.bulk import Scope
 from domain.scans import FLAG_FILE_COLUMNS
@@ -100,6 +98,10 @@ class FlagExport:
     def xlsx(self, scope: Scope, args: dict[str, str]) -> bytes:
         """One sheet; text cells are typed as text, so even an unneutralized formula
         would be shown, not run."""
+        # openpyxl is imported where a sheet is written: ~0.15 s of every process's start.
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+
         rows = self.rows(scope, args)
         book = Workbook(write_only=True)
         sheet = book.create_sheet("flags")

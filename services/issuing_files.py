@@ -13,9 +13,6 @@ import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-
 from domain.accounts import Actor
 from domain.bulk import Scope
 from domain.spreadsheets import spreadsheet_safe
@@ -49,6 +46,10 @@ def _text(sheet: Any, row: int, col: int, value: Any) -> None:
 def order_sheet_xlsx(order: Mapping[str, Any]) -> bytes:
     """The order sheet: the head (number, organization, address, postcode, contact, phone,
     total) and one row per line with its identity segment."""
+    # openpyxl is imported where a sheet is written: ~0.15 s of every process's start.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None
@@ -101,6 +102,8 @@ def order_sheet_xlsx(order: Mapping[str, Any]) -> bytes:
 
 
 def table_xlsx(title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title)
     sheet.append(list(header))
