@@ -744,9 +744,10 @@ class AdminService:
                 if columns is not None and guard is None:
                     whole = self._whole_chunk(columns, offset, groups, prefixes, certs, numbering, make_group)
                 good: Iterable[tuple[int, Any]]
-                out: list[tuple[int, int, date | None, str | None]] | OneGroup
+                out: list[tuple[int, int, date | None, str | None]]
+                one: OneGroup | None = None  # a whole chunk's rows, as its columns
                 if whole is not None:
-                    good, (out, codes, where) = (), whole
+                    good, out, (one, codes, where) = (), [], whole
                 elif columns is not None:
                     good, out, codes, where = enumerate(columns.apply(_rows(block))), [], [], []
                 else:
@@ -805,7 +806,7 @@ class AdminService:
                     if guard
                     else None
                 )
-                pending.append((pool.submit(write, out, codes), len(codes), rows_of))
+                pending.append((pool.submit(write, one or out, codes), len(codes), rows_of))
                 offset += len(block)
                 if progress is not None:
                     progress(offset, landed + sum(p[1] for p in pending))

@@ -121,7 +121,7 @@ class CsvBlock:
 def _row(names: list[str], plain: bool, values: tuple[str, ...] | RowProblem) -> dict[str, Any] | RowProblem:
     # Blank cells are absent fields; pydantic strips whitespace from the rest. Most rows have
     # no blank cell: those are built in one C call (a million-row import).
-    if type(values) is not tuple:
+    if isinstance(values, RowProblem):
         return values
     if plain and "" not in values:
         return dict(zip(names, values, strict=False))
