@@ -8,7 +8,9 @@ module); the scan store's keys live with the scan store (anomaly/).
 Layout (one server or a Redis Cluster; no call spans two keys' slots atomically):
 
     v:c2.<gen>:<code>               a code's record, or b"" for "never issued", under the
-                                    "codes" generation (`v:c:<code>` before it: not read)
+                                    "codes" generation (`v:c:<code>` before it: not read);
+                                    `x` for <gen> (and in v:s…): kept a second by a worker
+                                    that cannot read the generations
     v:lk:<key>                      a refill lock (SET NX PX) beside any v:<key>
     v:s<layout>.<gen>:<kind>:<key>  a status record under the "status" generation
     v:f<layout>.<gen>:<day>         verdict facts of the groups (hash), by status generation
@@ -41,16 +43,24 @@ STATUS_LAYOUT = 3  # 3: LabelGroup's segments and use records (issue 17)
 GENERATION_NAMES = ("status", "codes")
 
 
-def code_record(generation: int, code: str) -> str:
+def _generation(generation: int | None) -> str:
+    # None: a worker that cannot read the generations. It cannot know whether its last
+    # generation is still current, so it keeps its entries under a name of their own ("x"),
+    # for a second, and never reads what healthy workers keep for a day under a generation
+    # an import or a status change may have moved on from meanwhile.
+    return "x" if generation is None else str(generation)
+
+
+def code_record(generation: int | None, code: str) -> str:
     """A code's cached record under a codes generation (inside PREFIX)."""
-    return f"c{CODE_LAYOUT}.{generation}:{code}"
+    return f"c{CODE_LAYOUT}.{_generation(generation)}:{code}"
 
 
-def status_record(generation: int, kind: str, key: object) -> str:
+def status_record(generation: int | None, kind: str, key: object) -> str:
     """A status record (group, certificate, order, batch, batch state) under a status
     generation (inside PREFIX): a new generation is a new set of names, so one change
     reaches every worker without deleting any key."""
-    return f"s{STATUS_LAYOUT}.{generation}:{kind}:{key}"
+    return f"s{STATUS_LAYOUT}.{_generation(generation)}:{kind}:{key}"
 
 
 # Bump when the facts' value ("verdict|package kg|product", anomaly/scan.lua) changes.

@@ -273,7 +273,13 @@ class RecordResolver:
 
     def _status_key(self, kind: str, key: Any) -> str:
         # The generation and the layout version in the name (see cache.keys).
-        return keys.status_record(self._gens["status"] if self._gens else 0, kind, key)
+        return keys.status_record(self._seen("status"), kind, key)
+
+    def _seen(self, name: str) -> int | None:
+        """A generation as this worker last read it; None while it cannot read them."""
+        if not self._gens_ok or self._gens is None:
+            return None
+        return self._gens.get(name, 0)
 
     def _through(
         self,
@@ -335,10 +341,11 @@ class RecordResolver:
             return projected
         # While the generations cannot be seen or codes are landing, a record (as an absence)
         # lives a second: what a writer saves moves the generation only when it is done.
+        # While they cannot be seen, under a name of its own (see keys.code_record).
         found: CodeRecord | None = self._through(
             self.records,
             code,
-            keys.code_record(self._gens.get("codes", 0) if self._gens else 0, code),
+            keys.code_record(self._seen("codes"), code),
             self.record_ttl_s if self._max_age is None else 1,
             lambda: self.registry.find_code(code, kind),
             _pack_record,
@@ -384,7 +391,8 @@ class RecordResolver:
             self.status,
             (kind, key),
             self._status_key(kind, key),
-            self.status_ttl_s,
+            # Kept a second while the generations cannot be read (see keys.status_record).
+            self.status_ttl_s if self._gens_ok else 1,
             load,
             _pack_dataclass,
             lambda raw: _unpack_dataclass(cls, raw),

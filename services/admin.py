@@ -1148,11 +1148,14 @@ class AdminService:
             if self.filters is not None:
                 token = secrets.token_hex(8)
                 self.filters.importing(token, IMPORT_MARK_S)
+            # Every code's cached record and absence from before the import retired: from
+            # here until the import ends, workers keep what they read for a second. After
+            # the filter's mark (a worker that sees the new generation sees the import in
+            # flight), before the projection's: the projection's mark is the last step, so
+            # no failure leaves it begun and renewed by this process with nobody to end it.
+            self.generations.bump("codes")
             if self.projection is not None:
                 projected = self.projection.begin(IMPORT_MARK_S)
-            # Every code's cached record and absence from before the import retired: from
-            # here until the import ends, workers keep what they read for a second.
-            self.generations.bump("codes")
         except Exception as exc:
             raise Unavailable(
                 "the cache cannot be reached, so no code was saved; retry the import",

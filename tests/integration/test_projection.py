@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import date
 
+import pytest
 import redis as redis_lib
 from flask import Flask
 
@@ -31,6 +32,7 @@ from cache.projection import (
 from domain import metrics
 from domain.bulk import Scope
 from domain.codes import CodeKind, normalize
+from domain.errors import Unavailable
 from tests.conftest import ADMIN
 from webapp import container
 from webapp.demo import seed
@@ -244,6 +246,38 @@ def test_a_mark_left_to_lapse_is_never_renewed_by_a_later_writer_of_the_process(
     assert client.zrange(DIRTY, 0, -1) == [later.encode()]
     store.end(later)
     assert store.state() == COMPLETE
+
+
+def test_an_import_refused_at_its_start_leaves_no_projection_mark_behind(
+    service_app: Flask, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import whose start cannot move the generations saves nothing; it must not leave
+    a projection mark that its process renews for good (the projection would be WRITING,
+    every miss asked of the database, and OFF at the next lapse)."""
+    codes = _world(service_app, 3)
+    admin = container(service_app).admin
+    client = redis_lib.Redis.from_url(redis_url)
+
+    bump = admin.generations.bump
+    calls: list[tuple[str, ...]] = []
+
+    def down_at_the_start(*names: str) -> None:
+        calls.append(names)
+        if len(calls) == 1:
+            raise redis_lib.ConnectionError("generations unavailable")
+        bump(*names)
+
+    monkeypatch.setattr(admin.generations, "bump", down_at_the_start)
+    more = [{"code": _code(9), "certificate": CERT, "product": "有机大米"}]
+    with pytest.raises(Unavailable) as refused:
+        admin.import_codes(more, ALL)
+    assert refused.value.code == "cache_unavailable"
+    assert client.zcard(DIRTY) == 0 and _state(service_app) == COMPLETE
+    admin.projection.renew()  # as the process's next writer does before its first save
+    assert client.zcard(DIRTY) == 0
+    monkeypatch.undo()
+    assert _verdict(service_app, codes[1]) == "genuine"
+    assert _verdict(service_app, _code(9)) == "not_found"
 
 
 def test_a_projection_of_another_size_is_not_used(service_app: Flask, redis_url: str) -> None:

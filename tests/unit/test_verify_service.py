@@ -12,6 +12,7 @@ from cache.records import RecordResolver
 from domain.codes import InvalidReason, normalize
 from domain.errors import BadInput, Conflict, TooManyRequests
 from domain.verdicts import Verdict
+from tests.fakes.caches import FakeGenerations
 from tests.fakes.house import ALL, House, cert_number, code_row, organic_code, stocked_house
 
 
@@ -152,6 +153,49 @@ def test_another_workers_cached_absence_is_not_answered_once_an_import_saved_the
     house.admin.import_codes(rows, ALL, chunk=1, progress=progress)
     assert seen == [True]
     assert found(later)
+
+
+class _OwnGenerations:
+    """One worker's view of the shared generations, which fails for it alone (a timeout
+    to its Redis node, say) while the writers move them on."""
+
+    def __init__(self, shared: FakeGenerations) -> None:
+        self.shared = shared
+        self.fail = False
+
+    def current(self) -> dict[str, int] | None:
+        return None if self.fail else self.shared.current()
+
+    def bump(self, *names: str) -> None:
+        self.shared.bump(*names)
+
+
+def test_a_worker_that_cannot_read_the_generations_never_answers_what_others_cached_before_an_import() -> (
+    None
+):
+    # A healthy worker keeps a code's absence for a minute under the codes generation it
+    # saw. Another worker, which saw that generation too and then lost the generations,
+    # cannot know an import moved them on since: it must not read the healthy worker's
+    # entries (under its last generation they look current), nor leave its own for long.
+    house = stocked_house()
+    code = organic_code("0123", 5)
+
+    def worker(generations: object) -> RecordResolver:
+        return RecordResolver(
+            house.registry, house.shared, generations, None, refresh_s=0, wait_for_refill_s=0
+        )  # type: ignore[arg-type]
+
+    healthy, own = worker(house.generations), _OwnGenerations(house.generations)
+    blind = worker(own)
+    blind.refresh()  # it has seen the generations once, as a worker that served a while
+    healthy.refresh()
+    assert healthy.find_record(normalize(code)) is None  # cached as absent, for a minute
+    own.fail = True
+    house.admin.import_codes([code_row(code, cert_number("0123", 17))], ALL)
+    blind.refresh()
+    assert blind.find_record(normalize(code)) is not None
+    ttls = [expires for key, (_, expires) in house.shared.values.items() if ".x:" in key]
+    assert ttls and max(ttls) - house.shared.clock() <= 1  # kept a second, apart
 
 
 def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
