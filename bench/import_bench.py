@@ -46,6 +46,11 @@ def main() -> None:
     parser.add_argument("--buffer-pool-mb", type=int, default=1024)
     parser.add_argument("--db", default="ov_import_bench")
     parser.add_argument("--import-only", action="store_true")
+    parser.add_argument(
+        "--py-spy",
+        metavar="OUT",
+        help="record the import under py-spy (its subprocesses too) into OUT (py-spy installed by hand)",
+    )
     args = parser.parse_args()
     if not args.db.isidentifier():
         parser.error("--db must be a plain database name")
@@ -134,8 +139,18 @@ def run(args: argparse.Namespace, yy: int, cert: str, csv_path: Path) -> None:
 
     account = CpuAccount(pymysql.connect(host="127.0.0.1", user="root", autocommit=True), args.db, rds)
     t0 = time.perf_counter()
+    spy = ["py-spy", "record", "--subprocesses", "--format", "raw", "-o", args.py_spy, "--"]
     subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "import-codes", str(csv_path)],
+        [
+            *(spy if args.py_spy else []),
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "import-codes",
+            str(csv_path),
+        ],
         cwd=ROOT,
         env=env,
         check=True,

@@ -318,7 +318,7 @@ def _valid_columns(named: dict[str, list[Any]]) -> _Columns | None:
     try:
         for name, column in named.items():
             if name in _PER_ROW:
-                if _code_field(name).validate_python(column) != column:
+                if not _PER_ROW[name](column) and _code_field(name).validate_python(column) != column:
                     return None  # a value the model would change (spaces): not the fast path's
                 columns.per_row[name] = column
                 continue
@@ -334,7 +334,33 @@ def _valid_columns(named: dict[str, list[Any]]) -> _Columns | None:
 
 
 _SAME = object()
-_PER_ROW = frozenset({"code", "identity_code"})  # a value per row: no distinct-value pass
+
+
+def _plain_codes(column: list[Any]) -> bool:
+    # CodeIn's code, stricter (ASCII digits, nothing to strip), in C passes: ~40 ms a
+    # million where pydantic's check and the comparison with its copy cost ~220 ms.
+    try:
+        joined = "".join(column)
+    except TypeError:  # not every cell a str
+        return False
+    return set(map(len, column)) <= {17, 18} and joined.isascii() and joined.encode().isdigit()
+
+
+def _plain_identities(column: list[Any]) -> bool:
+    # CodeIn's identity code, stricter: no white space anywhere (str.split's, which holds
+    # every character pydantic strips), at most 24 characters. ~30 ms a million where
+    # pydantic's check and the comparison cost ~150 ms.
+    try:
+        joined = "".join(column)
+    except TypeError:
+        return False
+    parts = joined.split()
+    return max(map(len, column), default=0) <= 24 and len(parts) == 1 and len(parts[0]) == len(joined)
+
+
+# A value per row: no distinct-value pass; each column's quick check, which may refuse what
+# the model accepts (then pydantic checks it) but never accepts what the model would change.
+_PER_ROW: dict[str, Callable[[list[Any]], bool]] = {"code": _plain_codes, "identity_code": _plain_identities}
 
 
 def _field_type(hint: Any) -> Any:

