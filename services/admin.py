@@ -12,8 +12,10 @@ import itertools
 import logging
 import operator
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, NotRequired, get_args, get_origin
@@ -401,7 +403,16 @@ def _token_json(item: Mapping[str, Any]) -> dict[str, Any]:
 # How long an import's in-flight mark lasts unless the next chunk renews it (see
 # RedisFilterStore.importing): past it, workers reload the filter of an importer that died.
 IMPORT_MARK_S = 60.0
-_Mark = tuple[str | None, str | None]  # an import's marks: the filter's, the projection's
+
+
+@dataclass
+class _Mark:
+    """An import's in-flight marks: the filter's token, the projection's, and when the
+    filter's was last said (monotonic seconds)."""
+
+    token: str | None = None
+    projected: str | None = None
+    said_at: float = 0.0
 
 
 class OneGroup(NamedTuple):
@@ -757,7 +768,7 @@ class AdminService:
                 return 0
             return self._make_group(gkey, groups, certs, products, orders)
 
-        token: _Mark = (None, None)
+        token = _Mark()
         try:
             token = self._begin_import()
             # A CSV read by the CLI comes in blocks that give their columns (no dict per row).
@@ -1187,12 +1198,19 @@ class AdminService:
                 "the cache cannot be reached, so no code was saved; retry the import",
                 code="cache_unavailable",
             ) from exc
-        return token, projected
+        return _Mark(token, projected, time.monotonic())
 
     def _still_importing(self, mark: _Mark) -> None:
-        token, projected = mark
+        token, projected = mark.token, mark.projected
         if token is not None and self.filters is not None:
             self.filters.importing(token, IMPORT_MARK_S)
+            now, said_at = time.monotonic(), mark.said_at
+            mark.said_at = now
+            if now - said_at >= IMPORT_MARK_S:
+                # The import stalled past its mark: meanwhile workers took it for ended and
+                # kept what they read for a minute or a day, and codes it saves from here
+                # would be answered by those entries. Retired, as at the import's start.
+                self.generations.bump("codes")
         if projected is not None and self.projection is not None:
             self.projection.renew(IMPORT_MARK_S)
 
@@ -1203,7 +1221,7 @@ class AdminService:
         generations, from the shared bits while the mark lasts, and they reload the filter
         when either ends. The projection's mark ends only when every saved record was
         written (`projected`); otherwise it lapses and the projection is off until rebuilt."""
-        token, proj_token = mark
+        token, proj_token = mark.token, mark.projected
         if proj_token is not None and self.projection is not None and not projected:
             self.projection.abandon(proj_token)
         try:

@@ -198,6 +198,40 @@ def test_a_worker_that_cannot_read_the_generations_never_answers_what_others_cac
     assert ttls and max(ttls) - house.shared.clock() <= 1  # kept a second, apart
 
 
+def test_an_import_back_from_a_stall_past_its_mark_retires_what_workers_cached_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An import that stalls past its in-flight mark (a minute) is taken for ended: workers
+    # keep what they read for a minute (absences) or a day. When it goes on, the codes it
+    # saves next must not be answered by those entries.
+    import services.admin
+
+    house = stocked_house()
+    worker = RecordResolver(
+        house.registry, house.shared, house.generations, None, refresh_s=0, wait_for_refill_s=0
+    )
+    first, stalled, last = (organic_code("0123", n) for n in (5, 6, 7))
+    clock = [0.0]
+    monkeypatch.setattr(services.admin.time, "monotonic", lambda: clock[0])
+    seen: list[bool] = []
+
+    def found(code: str) -> bool:
+        worker.refresh()  # as every verify does first
+        return worker.find_record(normalize(code)) is not None
+
+    def progress(read: int, _landed: int) -> None:
+        if read == 1:  # the first chunk in; then the importer stalls past its mark
+            clock[0] += services.admin.IMPORT_MARK_S + 1
+            house.filters.in_flight.clear()  # lapsed, as Redis drops a passed deadline
+            seen.append(found(stalled))  # not yet saved: an absence, kept a minute
+        if read == 3:  # the second chunk saved, the import still running
+            seen.append(found(stalled))
+
+    rows = [code_row(code, cert_number("0123", 17)) for code in (first, stalled, last)]
+    house.admin.import_codes(rows, ALL, chunk=1, progress=progress)
+    assert seen == [False, True]
+
+
 def test_a_bq_code_of_a_batch_not_activated_verifies_as_not_activated() -> None:
     house = House()
     batch = {
