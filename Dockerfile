@@ -22,6 +22,10 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOST=0
 WORKDIR /app
 COPY --chown=app:app . /app
 USER app
+# PYTHONDONTWRITEBYTECODE keeps a running container from writing caches, so the sources are
+# compiled here, once: without it every worker and every CLI command compiled the app's
+# ~110 modules at its start (~0.2 s of CPU each, 1.19 -> 0.96 s for `flask import-codes`).
+RUN python -m compileall -q -j 0 /app
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD curl -fsS "http://127.0.0.1:${PORT}/healthz" || exit 1
