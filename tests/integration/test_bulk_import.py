@@ -71,6 +71,15 @@ def test_cli_import_lands_every_good_row_exactly(service_app: Flask, tmp_path: P
         total = conn.execute(sa.text("SELECT COUNT(*) FROM organic_codes")).scalar()
     assert total == 2006
     assert rows == {int(_code(n)): (identity or None) for n, identity in identities.items()}
+    with c.registry.engine.connect() as conn:
+        issued = dict(
+            conn.execute(
+                sa.text("SELECT code, issued_on FROM organic_codes WHERE code IN (:a, :b)"),
+                {"a": int(_code(1)), "b": int(_code(100))},
+            ).all()
+        )
+    # A date as given; none given is NULL (LOAD DATA's \N), not a zero date.
+    assert issued == {int(_code(1)): date.fromisoformat(f"20{YY}-02-01"), int(_code(100)): None}
 
     client = service_app.test_client()
     for n in (1, 4, 2099):

@@ -1,37 +1,47 @@
-"""The load file of an import chunk: formatted directly, byte for byte what csv.writer
-writes for LOAD DATA, and left to csv.writer when an identity code needs escaping."""
+"""The load file of an import chunk: the columns themselves, NULL written \\N, and an
+identity code LOAD DATA would misread escaped as csv.writer escaped it."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 
 from registry.store import code_rows_tsv
 
 
-def _csv_writer(rows: list[tuple[int, int, date | None, str | None]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n")
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def test_plain_rows_are_written_as_csv_writer_writes_them() -> None:
+def test_plain_rows_are_written_as_their_columns_with_null_as_backslash_n() -> None:
     rows: list[tuple[int, int, date | None, str | None]] = [
         (12324000000000001, 7, date(2024, 2, 1), "202400000001"),
         (12324000000000002, 7, None, "身份码-Ä 1"),  # not ASCII, a space, a dash
         (12324000000000003, 8, date(2024, 2, 1), None),
-        (12324000000000004, 8, date(2023, 12, 31), ""),
+        (12324000000000004, 8, date(2023, 12, 31), ""),  # an empty identity is none
         (100012324000000005, 9, None, None),
     ]
-    assert code_rows_tsv(rows) == _csv_writer(rows)
+    assert code_rows_tsv(rows) == (
+        "12324000000000001\t7\t2024-02-01\t202400000001\n"
+        "12324000000000002\t7\t\\N\t身份码-Ä 1\n"
+        "12324000000000003\t8\t2024-02-01\t\\N\n"
+        "12324000000000004\t8\t2023-12-31\t\\N\n"
+        "100012324000000005\t9\t\\N\t\\N\n"
+    )
 
 
-def test_an_identity_csv_writer_escapes_is_left_to_it() -> None:
-    for odd in ("a\tb", "a\nb", "a\rb", "a\\b", 'a"b', "a\x00b"):
+def test_an_identity_load_data_would_misread_is_escaped_and_the_others_kept() -> None:
+    escaped = {
+        "a\tb": "a\\\tb",
+        "a\nb": "a\\\nb",
+        "a\\b": "a\\\\b",
+        'a"b': 'a\\"b',
+        "\\N": "\\\\N",  # the text \N, not NULL
+        "a\rb": "a\rb",  # read as it is: LOAD DATA's lines end at \n alone
+        "a\x00b": "a\x00b",
+    }
+    for odd, written in escaped.items():
         rows: list[tuple[int, int, date | None, str | None]] = [
             (12324000000000001, 7, date(2024, 2, 1), "plain"),
-            (12324000000000002, 7, date(2024, 2, 1), odd),
+            (12324000000000002, 7, None, odd),
+            (12324000000000003, 7, None, None),
         ]
-        assert code_rows_tsv(rows) is None, odd
+        assert code_rows_tsv(rows) == (
+            f"12324000000000001\t7\t2024-02-01\tplain\n12324000000000002\t7\t\\N\t{written}\n"
+            "12324000000000003\t7\t\\N\t\\N\n"
+        ), odd
