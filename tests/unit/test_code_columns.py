@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import pickle
 from types import MappingProxyType
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.bulk import BulkResult
-from services.admin import _PER_ROW, CodeIn, _checked_columns, _code_field, _validated
+from services.admin import _PER_ROW, CodeIn, Lines, _checked_columns, _code_field, _validated
 from services.sheets import CsvTable, rows_from_csv
 from tests.fakes.house import ALL, cert_number, code_row, organic_code, stocked_house
 
@@ -258,3 +259,11 @@ def test_a_columns_quick_check_never_passes_what_the_model_would_change_or_refus
     for name, column in (("code", codes), ("identity_code", identities)):
         if _PER_ROW[name](column):
             assert _code_field(name).validate_python(column) == column
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(codec="utf-8"), max_size=8), max_size=6))
+def test_strings_cross_to_a_writer_process_as_they_were(strings: list[str]) -> None:
+    # Lines crosses pickled as one joined string where it can: the writer gets the same list.
+    got = pickle.loads(pickle.dumps(Lines(strings)))
+    assert got == strings and type(got) is list
