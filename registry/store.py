@@ -96,7 +96,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 # What may need escaping in a load file's field (a tab, a newline, a backslash, a quote, and
 # a CR or NUL, which LOAD DATA reads as they are but the fast path leaves to `_escaped`).
-_ESCAPED = re.compile(r'[\t\n\r\\"\x00]')
+_SPECIAL = '\t\n\r\\"\x00'
 _ESCAPE = re.compile(r'[\t\n\\"]')  # what csv.writer (QUOTE_NONE, escapechar "\\") escaped
 _NULL = "\\N"  # LOAD DATA's NULL
 
@@ -113,8 +113,13 @@ def code_rows_tsv(rows: Sequence[tuple[int, int, date | None, str | None]]) -> s
     million rows). Formatted directly (1.1 -> 0.45 s of a writer's CPU a million rows, where
     csv.writer wrote them); an identity that needs escaping is escaped field by field."""
     days = {d: _NULL if d is None else str(d) for d in {row[2] for row in rows}}
-    if _ESCAPED.search("".join([row[3] for row in rows if row[3]])):
+    identities = "".join([row[3] for row in rows if row[3]])
+    if any(c in identities for c in _SPECIAL):  # str's own search: ~20x the regex's speed
         return "".join([f"{k}\t{g}\t{days[d]}\t{_escaped(i)}\n" for k, g, d, i in rows])
+    if len(days) == 1 and len(groups := {row[1] for row in rows}) == 1:
+        # An import chunk is mostly one label group and day: their columns formatted once.
+        middle = f"\t{groups.pop()}\t{days.popitem()[1]}\t"
+        return "".join([f"{row[0]}{middle}{row[3] or _NULL}\n" for row in rows])
     return "".join([f"{k}\t{g}\t{days[d]}\t{i or _NULL}\n" for k, g, d, i in rows])
 
 

@@ -45,3 +45,17 @@ def test_an_identity_load_data_would_misread_is_escaped_and_the_others_kept() ->
             f"12324000000000001\t7\t2024-02-01\tplain\n12324000000000002\t7\t\\N\t{written}\n"
             "12324000000000003\t7\t\\N\t\\N\n"
         ), odd
+
+
+def test_a_chunk_of_one_group_and_day_is_written_as_any_other() -> None:
+    # One label group and day: those columns formatted once. Beside a row of another group
+    # (the general path), the same lines.
+    day = date(2024, 2, 1)
+    rows: list[tuple[int, int, date | None, str | None]] = [
+        (12324000000000001, 7, day, "202400000001"),
+        (12324000000000002, 7, day, None),
+        (12324000000000003, 7, day, ""),
+    ]
+    other: tuple[int, int, date | None, str | None] = (12324000000000004, 8, None, "x")
+    assert code_rows_tsv([*rows, other]) == code_rows_tsv(rows) + code_rows_tsv([other])
+    assert code_rows_tsv(rows).splitlines()[1] == "12324000000000002\t7\t2024-02-01\t\\N"
