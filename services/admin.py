@@ -324,7 +324,13 @@ def _valid_columns(named: dict[str, list[Any]]) -> _Columns | None:
                     return None  # a value the model would change (spaces): not the fast path's
                 columns.per_row[name] = column
                 continue
-            distinct = list(dict.fromkeys(column))  # TypeError: an unhashable cell
+            # A chunk's column mostly holds one value: told by comparing every cell with the
+            # first (list.count, ~0.05 s a million cells), where hashing every fresh cell cost
+            # ~0.13 s. The same equality as a dict's keys, so the same distinct values.
+            if column and column.count(column[0]) == len(column):
+                distinct = column[:1]
+            else:
+                distinct = list(dict.fromkeys(column))  # TypeError: an unhashable cell
             valid = _code_field(name).validate_python(distinct)
             columns.distinct[name] = valid
             changed = {k: v for k, v in zip(distinct, valid, strict=True) if type(v) is not type(k) or v != k}
