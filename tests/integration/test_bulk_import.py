@@ -4,6 +4,7 @@ written (escapes included), bad rows reported, good ones verifiable at once."""
 from __future__ import annotations
 
 import csv
+import gc
 from datetime import date
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def test_cli_import_lands_every_good_row_exactly(service_app: Flask, tmp_path: P
     )
     assert result.exit_code == 0, result.output
     assert "2,006 codes accepted, 2 rejected" in result.output
+    assert gc.isenabled()  # off while the import ran, on again after it
 
     with rejects.open(newline="", encoding="utf-8") as fh:
         rejected = list(csv.DictReader(fh))
