@@ -271,10 +271,6 @@ class RecordResolver:
 
     # -- tiers ------------------------------------------------------------------------------
 
-    def _status_key(self, kind: str, key: Any) -> str:
-        # The generation and the layout version in the name (see cache.keys).
-        return keys.status_record(self._seen("status"), kind, key)
-
     def _seen(self, name: str) -> int | None:
         """A generation as this worker last read it; None while it cannot read them."""
         if not self._gens_ok or self._gens is None:
@@ -287,6 +283,7 @@ class RecordResolver:
         local_key: Any,
         shared_key: str,
         ttl_s: int,
+        absent_ttl_s: int,
         load: Callable[[], Any],
         pack: Callable[[Any], bytes],
         unpack: Callable[[bytes], Any],
@@ -312,9 +309,7 @@ class RecordResolver:
         else:
             metrics.incr("db_reads")
             value = load()
-            # An absence seen while codes may be landing lives a second, like the local one.
-            absent_ttl = self.absent_ttl_s if self._max_age is None else 1
-            self.shared.set(shared_key, pack(value), absent_ttl if value is None else ttl_s, unlock=lock)
+            self.shared.set(shared_key, pack(value), absent_ttl_s if value is None else ttl_s, unlock=lock)
         if tier.epoch == epoch:
             # Not when another thread's refresh cleared the tier meanwhile (a status change):
             # the value read may be the old one, and it would outlive the change here, and in
@@ -342,11 +337,16 @@ class RecordResolver:
         # While the generations cannot be seen or codes are landing, a record (as an absence)
         # lives a second: what a writer saves moves the generation only when it is done.
         # While they cannot be seen, under a name of its own (see keys.code_record).
+        # The name and both lifetimes from one reading of the generation: another thread's
+        # refresh may change it meanwhile, and an "x" entry must never live long.
+        seen = self._seen("codes")
+        short = seen is None or self._importing
         found: CodeRecord | None = self._through(
             self.records,
             code,
-            keys.code_record(self._seen("codes"), code),
-            self.record_ttl_s if self._max_age is None else 1,
+            keys.code_record(seen, code),
+            1 if short else self.record_ttl_s,
+            1 if short else self.absent_ttl_s,
             lambda: self.registry.find_code(code, kind),
             _pack_record,
             lambda raw: _unpack_record(code, kind, raw),
@@ -387,12 +387,15 @@ class RecordResolver:
         return self.filters is not None and self.filters.might_contain(code) is False
 
     def _status_item(self, kind: str, key: Any, load: Callable[[], Any], cls: type) -> Any:
+        # Kept a second while the generations cannot be read (see keys.status_record); an
+        # absence also while codes land. Name and lifetimes from one reading (see find_record).
+        seen = self._seen("status")
         return self._through(
             self.status,
             (kind, key),
-            self._status_key(kind, key),
-            # Kept a second while the generations cannot be read (see keys.status_record).
-            self.status_ttl_s if self._gens_ok else 1,
+            keys.status_record(seen, kind, key),
+            1 if seen is None else self.status_ttl_s,
+            1 if seen is None or self._importing else self.absent_ttl_s,
             load,
             _pack_dataclass,
             lambda raw: _unpack_dataclass(cls, raw),

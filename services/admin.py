@@ -409,6 +409,7 @@ def _token_json(item: Mapping[str, Any]) -> dict[str, Any]:
 # How long an import's in-flight mark lasts unless the next chunk renews it (see
 # RedisFilterStore.importing): past it, workers reload the filter of an importer that died.
 IMPORT_MARK_S = 60.0
+_MARK_MARGIN_S = 5.0  # a renewal this near the mark's end counts as after it (clocks differ)
 
 
 @dataclass
@@ -1204,6 +1205,7 @@ class AdminService:
         the filter's mark, and the projection's (until it ends, a miss is asked of the
         database; if it lapses, the projection is off until `flask rebuild-projection`)."""
         token = projected = None
+        said_at = time.monotonic()  # before the mark is said (see `_still_importing`)
         try:
             if self.filters is not None:
                 token = secrets.token_hex(8)
@@ -1221,15 +1223,17 @@ class AdminService:
                 "the cache cannot be reached, so no code was saved; retry the import",
                 code="cache_unavailable",
             ) from exc
-        return _Mark(token, projected, time.monotonic())
+        return _Mark(token, projected, said_at)
 
     def _still_importing(self, mark: _Mark) -> None:
         token, projected = mark.token, mark.projected
         if token is not None and self.filters is not None:
-            self.filters.importing(token, IMPORT_MARK_S)
+            # Taken before the mark is said (its deadline is counted from then), and judged
+            # with a margin: workers read the deadline by their own clocks.
             now, said_at = time.monotonic(), mark.said_at
+            self.filters.importing(token, IMPORT_MARK_S)
             mark.said_at = now
-            if now - said_at >= IMPORT_MARK_S:
+            if now - said_at >= IMPORT_MARK_S - _MARK_MARGIN_S:
                 # The import stalled past its mark: meanwhile workers took it for ended and
                 # kept what they read for a minute or a day, and codes it saves from here
                 # would be answered by those entries. Retired, as at the import's start.

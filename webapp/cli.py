@@ -135,10 +135,10 @@ def register(app: Flask) -> None:
         except DomainError as exc:  # nothing landed (a file without a header, Redis away)
             raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
         finally:
-            if pool is not None:
-                pool.shutdown()
             if collecting:
                 gc.enable()
+            if pool is not None:
+                pool.shutdown()
         elapsed = max(1e-9, time.monotonic() - progress.start)
         click.echo(
             f"\n{result.accepted:,} codes accepted, {len(result.rejected):,} rejected "
