@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import os
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -63,6 +65,24 @@ def test_no_id_hashes_to_none() -> None:
 def test_event_ids_are_unique_hex() -> None:
     ids = {new_event_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_event_ids_stay_unique_when_the_global_random_is_seeded_or_the_process_forks() -> None:
+    # Tests and libraries (hypothesis) seed the global `random`; gunicorn forks workers.
+    random.seed(7)
+    first = new_event_id()
+    random.seed(7)
+    assert new_event_id() != first
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id, then out
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert len(child) == 32 and child != new_event_id()
 
 
 def test_an_event_round_trips_through_json() -> None:
