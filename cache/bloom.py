@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -44,10 +44,15 @@ def _mix_np(x: np.ndarray) -> np.ndarray:
 
 def positions(code: str | int, m_bits: int, k: int) -> list[int]:
     """The k bit positions of a code (or of an organic code's stored integer key)."""
+    return list(_positions(code, m_bits, k))
+
+
+def _positions(code: str | int, m_bits: int, k: int) -> Iterator[int]:
     key = code if isinstance(code, int) else key64(code)
     h1, h2 = _mix(key), _mix(key ^ _GOLDEN) | 1
     mask = m_bits - 1
-    return [(h1 + i * h2) & mask for i in range(k)]
+    for i in range(k):
+        yield (h1 + i * h2) & mask
 
 
 class BloomFilter:
@@ -100,5 +105,7 @@ class BloomFilter:
         np.bitwise_or.at(arr, pos >> 3, (0x80 >> (pos & 7)).astype(np.uint8))
 
     def might_contain(self, code: str) -> bool:
+        # Position by position: a never-issued code (a guess) is told by its first unset
+        # bit, mostly the first or second of k (12 at the default size).
         bits = self.bits
-        return all(bits[pos >> 3] & (0x80 >> (pos & 7)) for pos in positions(code, self.m_bits, self.k))
+        return all(bits[pos >> 3] & (0x80 >> (pos & 7)) for pos in _positions(code, self.m_bits, self.k))

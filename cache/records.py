@@ -387,6 +387,10 @@ class RecordResolver:
         return self.filters is not None and self.filters.might_contain(code) is False
 
     def _status_item(self, kind: str, key: Any, load: Callable[[], Any], cls: type) -> Any:
+        # Held here already: nothing to name (three of these a verify, all but never missed).
+        value = self.status.get((kind, key), self._max_age)
+        if value is not _MISSING:
+            return value
         # Kept a second while the generations cannot be read (see keys.status_record); an
         # absence also while codes land. Name and lifetimes from one reading (see find_record).
         seen = self._seen("status")
