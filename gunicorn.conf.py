@@ -3,6 +3,7 @@
 It reads the app's own settings (webapp.settings.Settings.from_env) for the address and
 the deployment; the knobs below that are gunicorn's own stay environment variables."""
 
+import gc
 import os
 
 from webapp.settings import Settings
@@ -54,3 +55,9 @@ def post_worker_init(worker):
     from webapp import warm
 
     warm(worker.wsgi)
+    # What the worker built to serve (modules, the app, its warmed caches: ~160,000 objects
+    # the collector tracks) lives as long as the worker. Frozen, the collector no longer
+    # walks it: its full collections (one every ~20,000 first scans, ~100 ms each, ~5 µs
+    # a verify on average, measured in process) walk only what serving made since.
+    gc.collect()
+    gc.freeze()
