@@ -12,7 +12,7 @@ Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
     s:{C}:r   list   the last recent_max scans
                      "ms|scanner|city|province|lat|lng|~<source><identity>|event_id"
     s:{C}:fl  hash   rule → "severity|raised_ms|status" (open, confirmed, dismissed)
-    s:{C}:ev  set    ids of imported events (idempotent imports; live ids are fresh uuids)
+    s:{C}:ev  set    ids of imported events (idempotent imports; live ids are 128 random bits)
     s:e:{S}   set    never-issued codes looked up by scanner S in its current hour
     s:e:{I}   set    the same per IP hash I (a guesser rotating client ids)
     s:stream  stream every event (one JSON field "e"), drained into the database by the worker
