@@ -791,13 +791,13 @@ class AdminService:
                 return 0
             return self._make_group(gkey, groups, certs, products, orders)
 
-        token = _Mark()
+        mark = _Mark()
         try:
-            token = self._begin_import()
+            mark = self._begin_import()
             # A CSV read by the CLI comes in blocks that give their columns (no dict per row).
             blocks = rows.blocks(chunk) if isinstance(rows, CsvTable) else chunked(rows, chunk)
             for block in blocks:
-                self._still_importing(token)
+                self._still_importing(mark)
                 sub = BulkResult()
                 columns = _checked_columns(block)
                 whole = None
@@ -885,7 +885,7 @@ class AdminService:
                 failure, unprojected = failure or unwritten[0], True
             if own:
                 pool.shutdown()
-            untold = self._end_import(token, projected=not unprojected)
+            untold = self._end_import(mark, projected=not unprojected)
         result.accepted = landed
         if failure is not None:
             if landed == 0 and isinstance(failure, DomainError) and untold is None:
@@ -1112,23 +1112,36 @@ class AdminService:
     # -- codes written by other use cases (issuance: generated and printer codes) -----------
 
     @contextlib.contextmanager
-    def code_writes(self) -> Iterator[None]:
+    def code_writes(self) -> Iterator[_Mark]:
         """An import's frame for codes other use cases write (services.issuing): the
         in-flight mark before the first is saved, and the generations moved after the last,
-        whatever failed in between (so what landed verifies)."""
-        token = self._begin_import()
+        whatever failed in between (so what landed verifies). The frame's mark is what it
+        yields: a caller that writes for longer than the mark lives renews it between its
+        chunks (`still_writing`), as an import does."""
+        mark = self._begin_import()
         projected = True
         try:
-            yield
+            yield mark
         except BaseException as exc:
             projected = not _unprojected(exc)
             raise
         finally:
-            untold = self._end_import(token, projected=projected)
+            untold = self._end_import(mark, projected=projected)
         if untold is not None:
             raise Unavailable(
                 "the codes are saved but the caches were not told; retry the call", code="cache_unavailable"
             ) from untold
+
+    def still_writing(self, mark: _Mark) -> None:
+        """Between a frame's chunks (see `code_writes`): its marks renewed, so workers go on
+        asking the shared bits, not their copy of the filter, about codes it announced
+        (raises when the cache cannot be told: then nothing more may be saved)."""
+        try:
+            self._still_importing(mark)
+        except Exception as exc:
+            raise Unavailable(
+                "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
+            ) from exc
 
     def before_saving(self, codes: list[str], keys: list[int]) -> None:
         """Codes about to be saved: into the filter, the frame's projection mark renewed

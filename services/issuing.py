@@ -265,6 +265,7 @@ class CodeWriter(Protocol):
     """What issuance needs of the admin service's code path (services.admin.AdminService)."""
 
     def code_writes(self) -> Any: ...
+    def still_writing(self, mark: Any) -> None: ...
     def before_saving(self, codes: list[str], keys: list[int]) -> None: ...
     def after_saving(
         self, codes: list[str], rows: Sequence[tuple[int, int, date | None, str | None]] | None = None
@@ -847,12 +848,17 @@ class IssuingService:
                 stopped.set()
                 raise
 
-        with self.codes.code_writes(), ThreadPoolExecutor(1, thread_name_prefix="codes-load") as loader:
+        with (
+            self.codes.code_writes() as mark,
+            ThreadPoolExecutor(1, thread_name_prefix="codes-load") as loader,
+        ):
             inflight: deque[Future[_Saved]] = deque()
             try:
                 for line in todo:
                     written = line["codes_written"]
                     while written < line["quantity"]:
+                        # A generation of millions outlasts the frame's minute-long mark.
+                        self.codes.still_writing(mark)
                         n = min(ANNOUNCE_CODES, line["quantity"] - written)
                         first = line["identity_start"] + written
                         identities = [identity_text(first + k) for k in range(n)]
@@ -960,8 +966,9 @@ class IssuingService:
             else:
                 out.append((key, target["group_id"], today, ident_text))
                 codes.append(code)
-        with self.codes.code_writes():
+        with self.codes.code_writes() as mark:
             for start in range(0, len(out), 5000):
+                self.codes.still_writing(mark)  # a printer's file of millions outlasts the mark
                 skipped = self.codes.write_chunk(
                     out[start : start + 5000], codes[start : start + 5000], False, access.code_guard(scope)
                 )

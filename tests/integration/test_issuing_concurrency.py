@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 
@@ -194,3 +197,38 @@ def test_two_generations_of_one_order_at_once_write_each_identity_once(service_a
     [line] = issuing.registry.order_lines(order)
     assert line["codes_written"] == quantity
     assert _codes_of(service_app, line["group_id"]) == (quantity, quantity)
+
+
+def test_a_generation_longer_than_the_mark_keeps_its_codes_in_flight_throughout(
+    service_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order's generation is an import: while it runs, workers must not believe their
+    copy of the filter's "never issued" for its codes (they are announced to the shared
+    bits before they are saved). The mark that says so lives a minute, so a generation
+    longer than that renews it as it goes, as an import renews it between its chunks.
+    Here the mark lives a second and each chunk takes ~0.3 s: before the renewal, the
+    mark had lapsed by the fourth chunk."""
+    from services import admin as admin_service
+    from services import issuing as issuing_service
+
+    monkeypatch.setattr(admin_service, "IMPORT_MARK_S", 1.0)
+    monkeypatch.setattr(admin_service, "_MARK_MARGIN_S", 0.2)
+    monkeypatch.setattr(issuing_service, "GENERATE_CHUNK", 500)
+    monkeypatch.setattr(issuing_service, "ANNOUNCE_CODES", 500)
+    order = _allocated_without_codes(service_app, 4_000)  # eight chunks, ~2.4 s
+    c = container(service_app)
+    issuing = c.issuing
+    insert = issuing.registry.insert_new_codes
+    in_flight: list[int] = []
+
+    def slow_insert(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        gens = c.resolver.generations.current()
+        in_flight.append(gens["imports"] if gens else -1)
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(issuing.registry, "insert_new_codes", slow_insert)
+    issuing.allocate(order, {"codes": "generated"}, ALL)
+    assert len(in_flight) == 8 and all(n >= 1 for n in in_flight), in_flight
+    [line] = issuing.registry.order_lines(order)
+    assert line["codes_written"] == 4_000
