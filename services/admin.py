@@ -438,6 +438,14 @@ class Lines(list[str]):
         return (list, (list(self),))
 
 
+def _untold() -> Unavailable:
+    """What a writer raises when the cache could not be told of its codes: they are not
+    saved, since the workers' filters would call them never issued."""
+    return Unavailable(
+        "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
+    )
+
+
 class OneGroup(NamedTuple):
     """A whole chunk's rows to write (`AdminService._whole_chunk`), as their columns: one
     label group and issue day, and each code's identity (or none). A writer process lays
@@ -1105,9 +1113,7 @@ class AdminService:
         try:
             self._announce_codes(keys if keys is not None else codes)
         except Exception as exc:
-            raise Unavailable(
-                "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
-            ) from exc
+            raise _untold() from exc
 
     # -- codes written by other use cases (issuance: generated and printer codes) -----------
 
@@ -1139,9 +1145,7 @@ class AdminService:
         try:
             self._still_importing(mark)
         except Exception as exc:
-            raise Unavailable(
-                "the cache could not be told of the codes, so they were not saved", code="cache_unavailable"
-            ) from exc
+            raise _untold() from exc
 
     def before_saving(self, codes: list[str], keys: list[int]) -> None:
         """Codes about to be saved: into the filter, the frame's projection mark renewed
@@ -1151,10 +1155,7 @@ class AdminService:
             try:
                 self.projection.renew()
             except Exception as exc:
-                raise Unavailable(
-                    "the cache could not be told of the codes, so they were not saved",
-                    code="cache_unavailable",
-                ) from exc
+                raise _untold() from exc
 
     def after_saving(
         self, codes: list[str], rows: Sequence[tuple[int, int, date | None, str | None]] | None = None

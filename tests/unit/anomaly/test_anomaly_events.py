@@ -69,10 +69,14 @@ def test_event_ids_are_unique_hex() -> None:
 
 def test_event_ids_stay_unique_when_the_global_random_is_seeded_or_the_process_forks() -> None:
     # Tests and libraries (hypothesis) seed the global `random`; gunicorn forks workers.
-    random.seed(7)
-    first = new_event_id()
-    random.seed(7)
-    assert new_event_id() != first
+    state = random.getstate()
+    try:
+        random.seed(7)
+        first = new_event_id()
+        random.seed(7)
+        assert new_event_id() != first
+    finally:
+        random.setstate(state)  # the other tests' random goes on as it was
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its first id, then out
