@@ -104,9 +104,10 @@ def test_concurrent_submissions_never_exceed_the_certified_quantity(service_app:
             assert "大米" in (history[-1]["reason"] or "")
 
 
-def _allocated_without_codes(service_app: Flask, quantity: int) -> str:
+def _allocated_without_codes(service_app: Flask, quantity: int, codes_from: str = "generated") -> str:
     """An order allocated for generated codes whose generation has not run: segments and a
-    label group, no codes yet (the state a stopped generation leaves)."""
+    label group, no codes yet (the state a stopped generation leaves); or allocated for a
+    printer's codes, not loaded yet."""
     _certified(service_app)
     issuing = container(service_app).issuing
     spec = {
@@ -130,7 +131,7 @@ def _allocated_without_codes(service_app: Flask, quantity: int) -> str:
     )["number"]
     assert issuing.submit(order, ALL)["status"] == "auto_approved"
     check = issuing._check(ALL, order, access.may_certify, None, "allocate")
-    issuing.registry.allocate(order, "generated", check, "test")
+    issuing.registry.allocate(order, codes_from, check, "test")
     return str(order)
 
 
@@ -232,3 +233,34 @@ def test_a_generation_longer_than_the_mark_keeps_its_codes_in_flight_throughout(
     assert len(in_flight) == 8 and all(n >= 1 for n in in_flight), in_flight
     [line] = issuing.registry.order_lines(order)
     assert line["codes_written"] == 4_000
+
+
+def test_a_printers_file_longer_than_the_mark_keeps_its_codes_in_flight_throughout(
+    service_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a printer's file of codes (5,000 rows a chunk): each chunk renews the
+    mark. Here the mark lives a second and each chunk takes ~0.4 s."""
+    from services import admin as admin_service
+
+    monkeypatch.setattr(admin_service, "IMPORT_MARK_S", 1.0)
+    monkeypatch.setattr(admin_service, "_MARK_MARGIN_S", 0.2)
+    order = _allocated_without_codes(service_app, 20_000, "printer")  # four chunks, ~1.6 s
+    c = container(service_app)
+    issuing = c.issuing
+    [line] = issuing.registry.order_lines(order)
+    start = int(line["identity_start"])
+    yy = date.today().year % 100
+    rows = [{"identity_code": f"{start + n:09d}", "code": f"0123{yy:02d}{n + 1:012d}"} for n in range(20_000)]
+    write_chunk = issuing.codes.write_chunk
+    in_flight: list[int] = []
+
+    def slow_chunk(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.4)
+        gens = c.resolver.generations.current()
+        in_flight.append(gens["imports"] if gens else -1)
+        return write_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(issuing.codes, "write_chunk", slow_chunk)
+    result = issuing.import_printer_codes(order, rows, ALL)
+    assert result.accepted == 20_000 and not result.rejected
+    assert len(in_flight) == 4 and all(n >= 1 for n in in_flight), in_flight
