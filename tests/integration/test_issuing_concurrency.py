@@ -200,6 +200,28 @@ def test_two_generations_of_one_order_at_once_write_each_identity_once(service_a
     assert _codes_of(service_app, line["group_id"]) == (quantity, quantity)
 
 
+def _slow_and_watched(
+    monkeypatch: pytest.MonkeyPatch, c: Any, owner: object, name: str, delay_s: float
+) -> list[int]:
+    """The in-flight marks' life shortened to a second, and `owner.name` (a chunk's save)
+    slowed by `delay_s`; returned: how many imports workers saw in flight at each call."""
+    from services import admin as admin_service
+
+    monkeypatch.setattr(admin_service, "IMPORT_MARK_S", 1.0)
+    monkeypatch.setattr(admin_service, "_MARK_MARGIN_S", 0.2)
+    save = getattr(owner, name)
+    in_flight: list[int] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(delay_s)
+        gens = c.resolver.generations.current()
+        in_flight.append(gens["imports"] if gens else -1)
+        return save(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, slow)
+    return in_flight
+
+
 def test_a_generation_longer_than_the_mark_keeps_its_codes_in_flight_throughout(
     service_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,26 +231,14 @@ def test_a_generation_longer_than_the_mark_keeps_its_codes_in_flight_throughout(
     longer than that renews it as it goes, as an import renews it between its chunks.
     Here the mark lives a second and each chunk takes ~0.3 s: before the renewal, the
     mark had lapsed by the fourth chunk."""
-    from services import admin as admin_service
     from services import issuing as issuing_service
 
-    monkeypatch.setattr(admin_service, "IMPORT_MARK_S", 1.0)
-    monkeypatch.setattr(admin_service, "_MARK_MARGIN_S", 0.2)
     monkeypatch.setattr(issuing_service, "GENERATE_CHUNK", 500)
     monkeypatch.setattr(issuing_service, "ANNOUNCE_CODES", 500)
     order = _allocated_without_codes(service_app, 4_000)  # eight chunks, ~2.4 s
     c = container(service_app)
     issuing = c.issuing
-    insert = issuing.registry.insert_new_codes
-    in_flight: list[int] = []
-
-    def slow_insert(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.3)
-        gens = c.resolver.generations.current()
-        in_flight.append(gens["imports"] if gens else -1)
-        return insert(*args, **kwargs)
-
-    monkeypatch.setattr(issuing.registry, "insert_new_codes", slow_insert)
+    in_flight = _slow_and_watched(monkeypatch, c, issuing.registry, "insert_new_codes", 0.3)
     issuing.allocate(order, {"codes": "generated"}, ALL)
     assert len(in_flight) == 8 and all(n >= 1 for n in in_flight), in_flight
     [line] = issuing.registry.order_lines(order)
@@ -240,10 +250,6 @@ def test_a_printers_file_longer_than_the_mark_keeps_its_codes_in_flight_througho
 ) -> None:
     """The same for a printer's file of codes (5,000 rows a chunk): each chunk renews the
     mark. Here the mark lives a second and each chunk takes ~0.4 s."""
-    from services import admin as admin_service
-
-    monkeypatch.setattr(admin_service, "IMPORT_MARK_S", 1.0)
-    monkeypatch.setattr(admin_service, "_MARK_MARGIN_S", 0.2)
     order = _allocated_without_codes(service_app, 20_000, "printer")  # four chunks, ~1.6 s
     c = container(service_app)
     issuing = c.issuing
@@ -251,16 +257,7 @@ def test_a_printers_file_longer_than_the_mark_keeps_its_codes_in_flight_througho
     start = int(line["identity_start"])
     yy = date.today().year % 100
     rows = [{"identity_code": f"{start + n:09d}", "code": f"0123{yy:02d}{n + 1:012d}"} for n in range(20_000)]
-    write_chunk = issuing.codes.write_chunk
-    in_flight: list[int] = []
-
-    def slow_chunk(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.4)
-        gens = c.resolver.generations.current()
-        in_flight.append(gens["imports"] if gens else -1)
-        return write_chunk(*args, **kwargs)
-
-    monkeypatch.setattr(issuing.codes, "write_chunk", slow_chunk)
+    in_flight = _slow_and_watched(monkeypatch, c, issuing.codes, "write_chunk", 0.4)
     result = issuing.import_printer_codes(order, rows, ALL)
     assert result.accepted == 20_000 and not result.rejected
     assert len(in_flight) == 4 and all(n >= 1 for n in in_flight), in_flight
