@@ -62,6 +62,11 @@ local quiet_repeat = false
 local first_genuine = 0
 local product_codes = {}
 local gps = A_LAT ~= '' and A_HAS_COORDINATES == '1'
+-- A first scan's entry kept in its state ('e1': "ms|scanner|…", the history's format):
+-- its time and scanner.
+local function inline_first(entry)
+  return string.match(entry, '^(%d+)|([^|]*)|')
+end
 local function pv_count(pv)
   if pv == '' then return 0 end
   local _, bars = string.gsub(pv, '|', '')
@@ -134,9 +139,23 @@ if record then
     -- end).
     local st = {}
     if n > 1 then
-      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo', 'dr')
+      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo', 'dr', 'e1', 'n1')
       st = {f = v[1], pv = v[2], gs = v[3], gm = v[4], tv = v[5], lt = v[6], fc = v[7], lg = v[8], cap = v[9], oo = v[10],
         dr = v[11]}
+      if v[12] then
+        -- The code's first scan kept its scanner, identity and history entry in the state
+        -- ('e1', 'n1'; see `fresh` below): they move to their own keys now, as that scan
+        -- would have written them, and this scan goes on as usual.
+        local t, first_scanner = inline_first(v[12])
+        if first_scanner ~= '' then
+          redis.call('HSET', K_SCANNERS, first_scanner, t .. ',1')
+          redis.call('ZADD', K_SCANNER_LAST, t, first_scanner)
+        end
+        if v[13] then redis.call('ZADD', K_IDENTITIES, t, v[13]) end
+        redis.call('LPUSH', K_RECENT, v[12])
+        redis.call('HDEL', K_STATE, 'e1', 'n1')
+        refresh = true  -- the keys' retention starts now, and the state's with them
+      end
     end
     local set = {}
     local function put(field, value)
@@ -219,8 +238,10 @@ if record then
         if not fresh then count = redis.call('ZCARD', K_SCANNER_LAST) end
         if count < tonumber(A_SCANNERS_MAX) then
           you = now .. ',1'
-          redis.call('HSET', K_SCANNERS, scanner, you)
-          redis.call('ZADD', K_SCANNER_LAST, now, scanner)
+          if not fresh then  -- a fresh state keeps its first scan in itself ('e1')
+            redis.call('HSET', K_SCANNERS, scanner, you)
+            redis.call('ZADD', K_SCANNER_LAST, now, scanner)
+          end
           -- The keys' first member: their retention starts now, not at the next refresh.
           if count == 0 then refresh = true end
         else
@@ -241,7 +262,7 @@ if record then
           local count = 0
           if not fresh then count = redis.call('ZCARD', K_IDENTITIES) end
           if count < tonumber(A_SCANNERS_MAX) then
-            redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY)
+            if fresh then put('n1', A_IDENTITY) else redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
             identity_added = true
             if count == 0 then refresh = true end
           end
@@ -276,15 +297,20 @@ if record then
       if not st.gs then put('gs', scanner)
       elseif not st.gm and st.gs ~= scanner then put('gm', '1') end
     end
+    local entry = table.concat({A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}, '|')
+    -- Most codes are scanned once: a fresh state keeps that scan's scanner, identity and
+    -- history entry in itself, one key and one expiry instead of five (four calls fewer,
+    -- and the memory of four keys, for every code scanned once); its second scan moves
+    -- them out (above).
+    if fresh then put('e1', entry) end
     if #set > 0 then redis.call('HSET', K_STATE, unpack(set)) end
-    local entry = {A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}
-    if redis.call('LPUSH', K_RECENT, table.concat(entry, '|')) > tonumber(A_RECENT_MAX) then
+    if not fresh and redis.call('LPUSH', K_RECENT, entry) > tonumber(A_RECENT_MAX) then
       redis.call('LTRIM', K_RECENT, 0, tonumber(A_RECENT_MAX) - 1)
       -- A trim can make a scanner's later scan its first in a window (a new place, a new
       -- network, or the scanner itself back in the hour): not quiet.
       quiet_repeat = false
     end
-    if refresh then
+    if refresh and not fresh then
       for _, k in ipairs({K_SCANNERS, K_RECENT, K_SCANNER_LAST, K_IDENTITIES}) do redis.call('PEXPIRE', k, A_TTL_MS) end
     end
     h = {n, st.f, st.fc, st.pv, st.gm, st.lg, st.cap, st.oo, st.dr}
@@ -307,14 +333,31 @@ if record then
   end
   redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', event_json)
 end
-if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo', 'dr') end
+if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo', 'dr', 'e1', 'n1') end
+-- A state still holding its first scan ('e1', h[10]) has no scanner keys yet.
+local first_t, first_scanner = nil, nil
+if h[10] then
+  first_t, first_scanner = inline_first(h[10])
+end
 if not distinct then
-  distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
-  idents = math.min(distinct, redis.call('ZCOUNT', K_IDENTITIES, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf'))
+  if first_t then
+    distinct, idents = 0, 0
+    if first_scanner ~= '' and tonumber(first_t) >= now - tonumber(A_DISTINCT_WINDOW_MS) then
+      distinct = 1
+      if h[11] then idents = 1 end
+    end
+  else
+    distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')
+    idents = math.min(distinct, redis.call('ZCOUNT', K_IDENTITIES, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf'))
+  end
 end
 if not you then
   you = ''
-  if scanner ~= '' then you = redis.call('HGET', K_SCANNERS, scanner) or '' end
+  if scanner ~= '' and first_t then
+    if first_scanner == scanner then you = first_t .. ',1' end
+  elseif scanner ~= '' then
+    you = redis.call('HGET', K_SCANNERS, scanner) or ''
+  end
 end
 local flags = {}
 if not fresh then flags = redis.call('HGETALL', K_FLAGS) end

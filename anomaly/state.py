@@ -5,7 +5,9 @@ in anomaly/scripts.py); `MemoryScanStore` is its in-process twin.
 
 Keys (prefix `s:` by default); the per-code ones share the hash tag `{code}`:
 
-    s:{C}:h   hash   n (count), f (first ms), fc / fp (first city / province)
+    s:{C}:h   hash   n (count), f (first ms), fc / fp (first city / province); while the
+                     code has been scanned once, that scan's history entry (e1) and
+                     identity (n1) too: the four keys below are made at its second scan
     s:{C}:u   hash   scanner → "first_ms,count" (at most scanners_max scanners)
     s:{C}:z   zset   scanner → last ms (distinct scanners in a window: one ZCOUNT)
     s:{C}:n   zset   identity (network or verified session) → last ms, likewise

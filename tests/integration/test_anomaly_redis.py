@@ -146,13 +146,59 @@ def test_a_scan_is_exactly_one_command_from_the_client(rds: redis.Redis, prefix:
 
 def test_a_codes_first_scan_reads_nothing_back(rds: redis.Redis, prefix: str) -> None:
     """A code's first scan makes its state: the script knows the answer from what it wrote
-    (one EXISTS asks whether any of the code's keys outlived an earlier state)."""
+    (one EXISTS asks whether any of the code's keys outlived an earlier state), and keeps
+    the scan's scanner, identity and history entry in that one hash: no other key of the
+    code is made."""
     out, seen = _monitored(rds, prefix, lambda rec: rec.record(event(1, "alice", NOW)))
     assert (out.count, out.first_at, out.distinct_scanners, out.you_count) == (1, NOW, 1, 1)
     script = [name for kind, name in seen if kind == "lua"]
     assert not _READS & set(script), script
-    assert script.count("HSET") == 2  # the state's fields in one, the scanner's entry
-    assert "LTRIM" not in script  # one entry: nothing to trim
+    assert script.count("HSET") == 1 and script.count("PEXPIRE") == 1, script
+    assert not {"ZADD", "LPUSH", "LTRIM"} & set(script), script
+    keys = recorder(rds, prefix).keys(CODE, "alice", None, None)
+    assert rds.exists(keys.scanners, keys.scanner_last, keys.identities, keys.recent) == 0
+    assert rds.pttl(keys.state) > 0
+
+
+def test_a_second_scan_moves_the_first_out_of_the_state_as_it_was(rds: redis.Redis, prefix: str) -> None:
+    """What the first scan kept in the state is, after the second scan, what the code's
+    keys held before first scans were kept inline: the first scanner's entry and last
+    time, its identity, its history entry under the second's, all with the retention."""
+    rec = recorder(rds, prefix)
+    first = event(1, "alice", NOW)
+    rec.record(first)
+    second = rec.record(event(2, "bob", NOW + M, BEIJING))
+    assert (second.count, second.distinct_scanners, second.you_count) == (2, 2, 1)
+    keys = rec.keys(CODE, "alice", None, None)
+    assert not rds.hexists(keys.state, "e1") and not rds.hexists(keys.state, "n1")
+    now_ms = int(NOW.timestamp() * 1000)
+    assert rds.hget(keys.scanners, first.client) == f"{now_ms},1".encode()
+    assert rds.zscore(keys.scanner_last, first.client) == now_ms
+    assert rds.zcard(keys.identities) == 2
+    history = rds.lrange(keys.recent, 0, -1)
+    assert len(history) == 2 and history[1].startswith(f"{now_ms}|{first.client}|".encode())
+    for key in (keys.state, keys.scanners, keys.scanner_last, keys.identities, keys.recent):
+        assert rds.pttl(key) > 0, key
+
+
+def test_a_read_sees_a_first_scan_kept_in_the_state(rds: redis.Redis, prefix: str) -> None:
+    """A GET of a code scanned once (its scan still inline) answers as one scanned more:
+    the count, the first scan, and the asker's own count when it made that scan."""
+    rec = recorder(rds, prefix)
+    rec.record(event(1, "alice", NOW))
+    mine = rec.peek(CODE, "alice", at=NOW + M)
+    other = rec.peek(CODE, "bob", at=NOW + M)
+    assert (mine.count, mine.first_at, mine.distinct_scanners, mine.you_count, mine.you_first_at) == (
+        1,
+        NOW,
+        1,
+        1,
+        NOW,
+    )
+    assert (other.count, other.distinct_scanners, other.you_count) == (1, 1, 0)
+    # Past the distinct window the first scanner no longer counts.
+    late = rec.peek(CODE, None, at=NOW + 31 * DAY)
+    assert (late.count, late.distinct_scanners) == (1, 0)
 
 
 _READS = {"HMGET", "HGET", "HGETALL", "ZCOUNT", "ZCARD", "ZSCORE", "LRANGE"}
@@ -518,7 +564,7 @@ def test_a_worker_started_while_redis_is_away_does_not_crash() -> None:
 
 
 _STEP = st.tuples(
-    st.sampled_from([None, "review", *(f"s{i}" for i in range(16))]),
+    st.sampled_from([None, "review", "read", "read", *(f"s{i}" for i in range(16))]),
     # Minutes after the previous scan; negative ones are imports out of time order.
     st.sampled_from([0, 1, 20, 61, 300, 24 * 60, 9 * 24 * 60, -2, -300, -40 * 24 * 60]),
     st.sampled_from([None, 0, 1, 2, 3, 4]),  # where
@@ -537,10 +583,11 @@ _codes = iter(range(10**6))
 def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, steps: list, cfg: dict) -> None:
     """The script reads the history only when a rule could change: against the in-process
     twin, which always evaluates every rule, every scan of any history — out of time order,
-    past the scanner cap, with reviews — raises the same flags."""
+    past the scanner cap, with reviews — raises the same flags, and reads between scans
+    answer alike."""
     code = f"0123269{next(_codes):011d}"
     mem, red = MemoryScanStore(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
-    at = NOW
+    at, last_scanner = NOW, None
     for i, (who, minutes, where, gps, verified, net) in enumerate(steps):
         at += minutes * M
         if who == "review":
@@ -548,6 +595,13 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
             for flag in mem.peek(code, None).flags:
                 mem.set_flag_status(code, flag.rule, "dismissed")
                 red.set_flag_status(code, flag.rule, "dismissed")
+            continue
+        if who == "read":
+            # A GET between scans, as one of the scanners: the count, first scan, distinct
+            # scanners and the asker's own count, whatever the state holds inline.
+            # (as the last scanner, or another: a code scanned once is where reads differ)
+            asker = last_scanner if gps and last_scanner else f"s{where or 0}"
+            assert _answer(red.peek(code, asker, at=at)) == _answer(mem.peek(code, asker, at=at)), (i, asker)
             continue
         lat, lng = PLACES[where] if where is not None else (None, None)
         city = province = None
@@ -563,6 +617,7 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
         # from what it wrote rather than reading them back.
         # Imports (`dedupe`) and live scans alike.
         assert _answer(red.record(e, dedupe=i % 2 == 0)) == _answer(mem.record(e)), (i, e)
+        last_scanner = who
 
 
 def _answer(out: Any) -> tuple:
