@@ -240,6 +240,10 @@ def main() -> None:
         import pstats
 
         profiler = cProfile.Profile(time.process_time)  # CPU, not the wait for Redis
+        # The Redis server's own view: which commands (those the scripts call included)
+        # the N requests cost it, from INFO commandstats (reset first; a neighbour's
+        # commands on the same server count too, so run it on a quiet one).
+        floor_app._redis.config_resetstat()
         profiler.enable()
         request = {
             "repeat": post_verify,
@@ -250,6 +254,15 @@ def main() -> None:
         for _ in range(args.profile):
             request()
         profiler.disable()
+        commands = floor_app._redis.info("commandstats")
+        total_us = sum(v["usec"] for v in commands.values())
+        print(f"Redis commands per request ({args.profile:,} requests; usec as Redis counts them)")
+        for name, v in sorted(commands.items(), key=lambda kv: -kv[1]["usec"]):
+            print(
+                f"  {name.removeprefix('cmdstat_'):22s} {v['calls'] / args.profile:6.2f} calls"
+                f" {v['usec'] / args.profile:8.2f} µs  ({v['usec_per_call']:.2f} µs a call)"
+            )
+        print(f"  {'all':22s} {'':12s} {total_us / args.profile:8.2f} µs\n")
         if args.profile_out:
             profiler.dump_stats(args.profile_out)
         stats = pstats.Stats(profiler)
