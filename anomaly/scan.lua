@@ -62,10 +62,17 @@ local quiet_repeat = false
 local first_genuine = 0
 local product_codes = {}
 local gps = A_LAT ~= '' and A_HAS_COORDINATES == '1'
--- A first scan's entry kept in its state ('e1': "ms|scanner|…", the history's format):
--- its time and scanner.
-local function inline_first(entry)
-  return string.match(entry, '^(%d+)|([^|]*)|')
+-- A code's first scan kept in its state (see `inline` below): its history entry in up to
+-- four fields of at most 64 bytes, 'e1'…'e4', and its identity in 'n1'. Redis keeps a hash
+-- whose values are all that short (hash-max-listpack-value, 64 by default) as one compact
+-- listpack; a single longer value turns it into a hash table for good, ~3 times the bytes.
+local CHUNK = 64
+local INLINE = {'e1', 'e2', 'e3', 'e4', 'n1'}
+-- The entry from HMGET's values for INLINE starting at v[i], and its time and scanner.
+local function inline_first(v, i)
+  local entry = (v[i] or '') .. (v[i + 1] or '') .. (v[i + 2] or '') .. (v[i + 3] or '')
+  local t, first_scanner = string.match(entry, '^(%d+)|([^|]*)|')
+  return entry, t, first_scanner
 end
 local function pv_count(pv)
   if pv == '' then return 0 end
@@ -123,7 +130,7 @@ local first_ok = not ip_over
 -- distinct counts: a recorded scan of an issued code knows them from what it read and
 -- wrote, so it reads nothing back (the reads below are for the other scans).
 local h, you, distinct, idents = nil, nil, nil, nil
-local fresh = false
+local fresh, inline = false, false
 if record then
   local n = redis.call('HINCRBY', K_STATE, 'n', 1)
   -- Sliding retention, refreshed now and then rather than on every scan.
@@ -132,6 +139,12 @@ if record then
   -- unless one outlived an earlier state (one question for all five): then nothing of
   -- the code needs reading at all.
   fresh = n == 1 and redis.call('EXISTS', K_SCANNERS, K_SCANNER_LAST, K_IDENTITIES, K_RECENT, K_FLAGS) == 0
+  local entry = table.concat({A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}, '|')
+  -- Most codes are scanned once: a fresh state of an issued code keeps that scan's
+  -- scanner, identity and history entry in itself (INLINE), one key and one expiry
+  -- instead of five (8 calls fewer, and four keys' memory, for every code scanned once);
+  -- its second scan moves them out to their own keys (below).
+  inline = fresh and found and #entry <= 4 * CHUNK and #A_IDENTITY <= CHUNK
   -- Never-issued codes keep only a count (and their events): guessers must not fill
   -- memory.
   if found then
@@ -139,21 +152,21 @@ if record then
     -- end).
     local st = {}
     if n > 1 then
-      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo', 'dr', 'e1', 'n1')
+      local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo', 'dr', unpack(INLINE))
       st = {f = v[1], pv = v[2], gs = v[3], gm = v[4], tv = v[5], lt = v[6], fc = v[7], lg = v[8], cap = v[9], oo = v[10],
         dr = v[11]}
       if v[12] then
-        -- The code's first scan kept its scanner, identity and history entry in the state
-        -- ('e1', 'n1'; see `fresh` below): they move to their own keys now, as that scan
-        -- would have written them, and this scan goes on as usual.
-        local t, first_scanner = inline_first(v[12])
+        -- The code's first scan kept in the state (INLINE): its scanner, identity and
+        -- history entry move to their own keys now, as that scan would have written them,
+        -- and this scan goes on as usual.
+        local first_entry, t, first_scanner = inline_first(v, 12)
         if first_scanner ~= '' then
           redis.call('HSET', K_SCANNERS, first_scanner, t .. ',1')
           redis.call('ZADD', K_SCANNER_LAST, t, first_scanner)
         end
-        if v[13] then redis.call('ZADD', K_IDENTITIES, t, v[13]) end
-        redis.call('LPUSH', K_RECENT, v[12])
-        redis.call('HDEL', K_STATE, 'e1', 'n1')
+        if v[16] then redis.call('ZADD', K_IDENTITIES, t, v[16]) end
+        redis.call('LPUSH', K_RECENT, first_entry)
+        redis.call('HDEL', K_STATE, unpack(INLINE))
         refresh = true  -- the keys' retention starts now, and the state's with them
       end
     end
@@ -238,7 +251,7 @@ if record then
         if not fresh then count = redis.call('ZCARD', K_SCANNER_LAST) end
         if count < tonumber(A_SCANNERS_MAX) then
           you = now .. ',1'
-          if not fresh then  -- a fresh state keeps its first scan in itself ('e1')
+          if not inline then
             redis.call('HSET', K_SCANNERS, scanner, you)
             redis.call('ZADD', K_SCANNER_LAST, now, scanner)
           end
@@ -262,7 +275,7 @@ if record then
           local count = 0
           if not fresh then count = redis.call('ZCARD', K_IDENTITIES) end
           if count < tonumber(A_SCANNERS_MAX) then
-            if fresh then put('n1', A_IDENTITY) else redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
+            if inline then put('n1', A_IDENTITY) else redis.call('ZADD', K_IDENTITIES, now, A_IDENTITY) end
             identity_added = true
             if count == 0 then refresh = true end
           end
@@ -297,20 +310,21 @@ if record then
       if not st.gs then put('gs', scanner)
       elseif not st.gm and st.gs ~= scanner then put('gm', '1') end
     end
-    local entry = table.concat({A_NOW, scanner, A_CITY, A_PROVINCE, A_LAT, A_LNG, A_TRUST, A_EVENT_ID}, '|')
-    -- Most codes are scanned once: a fresh state keeps that scan's scanner, identity and
-    -- history entry in itself, one key and one expiry instead of five (four calls fewer,
-    -- and the memory of four keys, for every code scanned once); its second scan moves
-    -- them out (above).
-    if fresh then put('e1', entry) end
+    if inline then
+      for i = 1, 4 do
+        local part = string.sub(entry, (i - 1) * CHUNK + 1, i * CHUNK)
+        if part == '' then break end
+        put(INLINE[i], part)
+      end
+    end
     if #set > 0 then redis.call('HSET', K_STATE, unpack(set)) end
-    if not fresh and redis.call('LPUSH', K_RECENT, entry) > tonumber(A_RECENT_MAX) then
+    if not inline and redis.call('LPUSH', K_RECENT, entry) > tonumber(A_RECENT_MAX) then
       redis.call('LTRIM', K_RECENT, 0, tonumber(A_RECENT_MAX) - 1)
       -- A trim can make a scanner's later scan its first in a window (a new place, a new
       -- network, or the scanner itself back in the hour): not quiet.
       quiet_repeat = false
     end
-    if refresh and not fresh then
+    if refresh and not inline then
       for _, k in ipairs({K_SCANNERS, K_RECENT, K_SCANNER_LAST, K_IDENTITIES}) do redis.call('PEXPIRE', k, A_TTL_MS) end
     end
     h = {n, st.f, st.fc, st.pv, st.gm, st.lg, st.cap, st.oo, st.dr}
@@ -333,18 +347,19 @@ if record then
   end
   redis.call('XADD', K_STREAM, 'MAXLEN', '~', A_STREAM_MAXLEN, '*', 'e', event_json)
 end
-if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo', 'dr', 'e1', 'n1') end
--- A state still holding its first scan ('e1', h[10]) has no scanner keys yet.
+if not h then h = redis.call('HMGET', K_STATE, 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap', 'oo', 'dr', unpack(INLINE)) end
+-- A state still holding its first scan (INLINE, from h[10]) has no scanner keys yet.
 local first_t, first_scanner = nil, nil
 if h[10] then
-  first_t, first_scanner = inline_first(h[10])
+  local _
+  _, first_t, first_scanner = inline_first(h, 10)
 end
 if not distinct then
   if first_t then
     distinct, idents = 0, 0
     if first_scanner ~= '' and tonumber(first_t) >= now - tonumber(A_DISTINCT_WINDOW_MS) then
       distinct = 1
-      if h[11] then idents = 1 end
+      if h[14] then idents = 1 end
     end
   else
     distinct = redis.call('ZCOUNT', K_SCANNER_LAST, now - tonumber(A_DISTINCT_WINDOW_MS), '+inf')

@@ -158,6 +158,8 @@ def test_a_codes_first_scan_reads_nothing_back(rds: redis.Redis, prefix: str) ->
     keys = recorder(rds, prefix).keys(CODE, "alice", None, None)
     assert rds.exists(keys.scanners, keys.scanner_last, keys.identities, keys.recent) == 0
     assert rds.pttl(keys.state) > 0
+    # Kept in fields short enough for Redis's compact encoding of small hashes.
+    assert rds.object("encoding", keys.state) == b"listpack"
 
 
 def test_a_second_scan_moves_the_first_out_of_the_state_as_it_was(rds: redis.Redis, prefix: str) -> None:
@@ -179,6 +181,24 @@ def test_a_second_scan_moves_the_first_out_of_the_state_as_it_was(rds: redis.Red
     assert len(history) == 2 and history[1].startswith(f"{now_ms}|{first.client}|".encode())
     for key in (keys.state, keys.scanners, keys.scanner_last, keys.identities, keys.recent):
         assert rds.pttl(key) > 0, key
+    assert rds.object("encoding", keys.state) == b"listpack"
+
+
+def test_a_first_scan_too_long_to_keep_in_the_state_makes_the_keys_at_once(
+    rds: redis.Redis, prefix: str
+) -> None:
+    """A history entry longer than the state's four short fields (a long place name) is
+    written to the code's keys at the first scan, as before; the answers do not change."""
+    rec, mem = recorder(rds, prefix), MemoryScanStore(RuleConfig())
+    long_city = "长" * 100  # 300 bytes
+    first = ScanEvent("1", CODE, NOW, "qr", "genuine", "alice", None, None, None, long_city, "浙江省")
+    assert _answer(rec.record(first)) == _answer(mem.record(first))
+    keys = rec.keys(CODE, "alice", None, None)
+    assert rds.exists(keys.scanners, keys.scanner_last, keys.recent) == 3
+    assert not rds.hexists(keys.state, "e1")
+    second = event(2, "bob", NOW + M, BEIJING)
+    assert _answer(rec.record(second)) == _answer(mem.record(second))
+    assert rds.llen(keys.recent) == 2 and rds.lindex(keys.recent, 1).decode().split("|")[2] == long_city
 
 
 def test_a_read_sees_a_first_scan_kept_in_the_state(rds: redis.Redis, prefix: str) -> None:
