@@ -52,6 +52,9 @@ bench-prototype: $(STAMP) ## The round-trip issue's lean prototype beside floor 
 	@bash scripts/system-packages.sh bench
 	$(PY) bench/lean_prototype.py $(BENCH_ARGS)
 
+bench-scan-state: $(STAMP) ## Redis CPU per scan script call and bytes per scanned code (BENCH_ARGS="--against REV" beside another revision; needs Redis)
+	$(PY) bench/scan_state_cost.py $(BENCH_ARGS)
+
 bench-import: $(STAMP) ## Benchmark importing 1 M codes into MariaDB and Redis bytes per cached code
 	$(PY) bench/import_bench.py $(BENCH_ARGS)
 
@@ -61,7 +64,7 @@ docker: ## Build the container image (needs a Docker engine)
 clean: ## Remove the virtualenv, caches and the embedded database
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
 
-.PHONY: help install run test lint i18n bench bench-budget bench-prototype bench-import bench-dashboard bench-scans bench-scanner loadtest docker clean
+.PHONY: help install run test lint i18n bench bench-budget bench-prototype bench-scan-state bench-import bench-dashboard bench-scans bench-scanner loadtest docker clean
 
 loadtest: ## Run the locust scenario headless for 60 s against HOST (default http://127.0.0.1:8000)
 	@test -x .venv-load/bin/locust || ($(PYTHON) -m venv .venv-load && .venv-load/bin/pip install -q -r loadtests/requirements.txt)
