@@ -71,7 +71,7 @@ local INLINE = {'e1', 'e2', 'e3', 'e4', 'n1'}
 -- The entry from HMGET's values for INLINE starting at v[i], and its time and scanner.
 local function inline_first(v, i)
   local entry = (v[i] or '') .. (v[i + 1] or '') .. (v[i + 2] or '') .. (v[i + 3] or '')
-  local t, first_scanner = string.match(entry, '^(%d+)|([^|]*)|')
+  local t, first_scanner = string.match(entry, '^(-?%d+)|([^|]*)|')
   return entry, t, first_scanner
 end
 local function pv_count(pv)
@@ -144,13 +144,14 @@ if record then
   -- scanner, identity and history entry in itself (INLINE), one key and one expiry
   -- instead of five (8 calls fewer, and four keys' memory, for every code scanned once);
   -- its second scan moves them out to their own keys (below).
-  inline = fresh and found and #entry <= 4 * CHUNK and #A_IDENTITY <= CHUNK
+  inline = fresh and found and #entry <= 4 * CHUNK and #A_IDENTITY <= CHUNK and tonumber(A_SCANNERS_MAX) >= 1
   -- Never-issued codes keep only a count (and their events): guessers must not fill
   -- memory.
   if found then
     -- The state's fields as read, then as this scan writes them (`put`, one HSET at the
     -- end).
     local st = {}
+    local moved_late = false
     if n > 1 then
       local v = redis.call('HMGET', K_STATE, 'f', 'pv', 'gs', 'gm', 'tv', 'lt', 'fc', 'lg', 'cap', 'oo', 'dr', unpack(INLINE))
       st = {f = v[1], pv = v[2], gs = v[3], gm = v[4], tv = v[5], lt = v[6], fc = v[7], lg = v[8], cap = v[9], oo = v[10],
@@ -159,13 +160,19 @@ if record then
         -- The code's first scan kept in the state (INLINE): its scanner, identity and
         -- history entry move to their own keys now, as that scan would have written them,
         -- and this scan goes on as usual.
+        -- Merged into what the keys hold, never overwriting it: an older release's script
+        -- (a rolling upgrade, a rollback) may have made them since, not seeing the state's.
         local first_entry, t, first_scanner = inline_first(v, 12)
-        if first_scanner ~= '' then
-          redis.call('HSET', K_SCANNERS, first_scanner, t .. ',1')
-          redis.call('ZADD', K_SCANNER_LAST, t, first_scanner)
+        if t and first_scanner ~= '' then
+          if redis.call('HSETNX', K_SCANNERS, first_scanner, t .. ',1') == 0 then
+            local first, cnt = string.match(redis.call('HGET', K_SCANNERS, first_scanner), '(-?%d+),(%d+)')
+            redis.call('HSET', K_SCANNERS, first_scanner, math.min(tonumber(first), tonumber(t)) .. ',' .. (tonumber(cnt) + 1))
+          end
+          redis.call('ZADD', K_SCANNER_LAST, 'GT', t, first_scanner)
         end
-        if v[16] then redis.call('ZADD', K_IDENTITIES, t, v[16]) end
-        redis.call('LPUSH', K_RECENT, first_entry)
+        if t and v[16] then redis.call('ZADD', K_IDENTITIES, 'GT', t, v[16]) end
+        -- Under later scans' entries (those writes), it is out of arrival order ('oo').
+        moved_late = redis.call('LPUSH', K_RECENT, first_entry) > 1
         redis.call('HDEL', K_STATE, unpack(INLINE))
         refresh = true  -- the keys' retention starts now, and the state's with them
       end
@@ -176,6 +183,7 @@ if record then
       set[#set + 1] = value
       st[field] = value
     end
+    if moved_late and not st.oo then put('oo', '1') end
     local f = tonumber(st.f or '0')
     if not st.tv then
       -- State from before the gate's fields were kept ('lg'): that code's history is

@@ -184,6 +184,35 @@ def test_a_second_scan_moves_the_first_out_of_the_state_as_it_was(rds: redis.Red
     assert rds.object("encoding", keys.state) == b"listpack"
 
 
+def test_moving_the_first_scan_out_merges_with_what_an_older_release_wrote(
+    rds: redis.Redis, prefix: str
+) -> None:
+    """A rolling upgrade: alice's first scan is kept in the state by this release; her
+    second is recorded by an older release's script, which does not see it and writes her
+    as new. The next scan here merges the kept scan in (her count 2, her first and last
+    times kept) rather than overwriting, and marks the history out of arrival order."""
+    rec = recorder(rds, prefix)
+    first = event(1, "alice", NOW)
+    rec.record(first)
+    keys = rec.keys(CODE, "alice", None, None)
+    t1, t2 = int(NOW.timestamp() * 1000), int((NOW + M).timestamp() * 1000)
+    identity = rds.hget(keys.state, "n1")
+    assert identity
+    # What the older script wrote for alice's second scan (one minute later).
+    rds.hincrby(keys.state, "n", 1)
+    rds.hset(keys.scanners, "alice", f"{t2},1")
+    rds.zadd(keys.scanner_last, {"alice": t2})
+    rds.zadd(keys.identities, {identity: t2})
+    rds.lpush(keys.recent, f"{t2}|alice|杭州市|浙江省|||~x|2")
+    third = rec.record(event(3, "bob", NOW + 2 * M, BEIJING))
+    assert (third.count, third.distinct_scanners) == (3, 2)
+    assert rds.hget(keys.scanners, "alice") == f"{t1},2".encode()
+    assert rds.zscore(keys.scanner_last, "alice") == t2 and rds.zscore(keys.identities, identity) == t2
+    assert rds.llen(keys.recent) == 3 and rds.hget(keys.state, "oo") == b"1"
+    assert not rds.hexists(keys.state, "e1")
+    assert rec.peek(CODE, "alice", at=NOW + 3 * M).you_count == 2
+
+
 def test_a_first_scan_too_long_to_keep_in_the_state_makes_the_keys_at_once(
     rds: redis.Redis, prefix: str
 ) -> None:
