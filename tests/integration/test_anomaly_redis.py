@@ -620,6 +620,9 @@ _STEP = st.tuples(
     st.booleans(),  # with GPS, else only the IP's city
     st.booleans(),  # from a WeChat-verified session
     st.sampled_from([None, 0, 1, 2]),  # the network (/24) it came from, if an IP is known
+    # The code's verdict at the scan: mostly issued; sometimes not (a code looked up before
+    # it was issued, or whose registry entry is gone), the state kept.
+    st.sampled_from(["genuine"] * 5 + ["not_found"]),
 )
 _CONFIGS = st.sampled_from(
     [{}, {"scanners_max": 3, "recent_max": 5}, {"recent_max": 4, "velocity_hour": 4}, {"velocity_hour": 2}]
@@ -635,9 +638,10 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
     past the scanner cap, with reviews — raises the same flags, and reads between scans
     answer alike."""
     code = f"0123269{next(_codes):011d}"
-    mem, red = MemoryScanStore(RuleConfig(**cfg)), recorder(rds, prefix, **cfg)
+    # Keys of its own for each example (the scanners' enumeration sets would carry over).
+    mem, red = MemoryScanStore(RuleConfig(**cfg)), recorder(rds, f"{prefix}{code[-6:]}:", **cfg)
     at, last_scanner = NOW, None
-    for i, (who, minutes, where, gps, verified, net) in enumerate(steps):
+    for i, (who, minutes, where, gps, verified, net, verdict) in enumerate(steps):
         at += minutes * M
         if who == "review":
             # A brand dismisses whatever is open (a false alarm): both must treat it alike.
@@ -659,7 +663,7 @@ def test_the_history_gate_never_changes_a_flag(rds: redis.Redis, prefix: str, st
             city, province = probe.city, probe.province
         ip = None if net is None else hash_client(b"k", f"203.0.{113 + net}.{i % 3}", kind="i")
         e = ScanEvent(
-            f"{code}-{i}", code, at, "qr", "genuine", who, ip,
+            f"{code}-{i}", code, at, "qr", verdict, who, ip,
             lat if gps else None, lng if gps else None, city, province, verified=verified,
         )  # fmt: skip
         # The whole answer, not only the flags: the script works out parts of its reply
