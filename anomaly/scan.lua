@@ -346,7 +346,16 @@ if record then
     -- A never-issued code's first lookup (a guess, mostly): its count is all there is.
     h, distinct, idents, you = {n}, 0, 0, ''
   end
-  if refresh then redis.call('PEXPIRE', K_STATE, A_TTL_MS) end
+  if refresh then
+    if found or n == 1 then
+      redis.call('PEXPIRE', K_STATE, A_TTL_MS)
+    else
+      -- A code no longer issued (its record gone) keeps its state's retention: a not-found
+      -- scan only lengthens it (GT), never cuts it to the not-found lifetime, since the
+      -- state may hold the code's first scan (INLINE).
+      redis.call('PEXPIRE', K_STATE, A_TTL_MS, 'GT')
+    end
+  end
   local event_json = A_EVENT_JSON
   if A_FIELD ~= '' then
     -- The caller's event carries an empty verdict ("v":""): the one resolved here goes in.

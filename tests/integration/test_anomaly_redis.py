@@ -230,6 +230,22 @@ def test_a_first_scan_too_long_to_keep_in_the_state_makes_the_keys_at_once(
     assert rds.llen(keys.recent) == 2 and rds.lindex(keys.recent, 1).decode().split("|")[2] == long_city
 
 
+def test_not_found_scans_never_cut_a_kept_first_scans_retention(rds: redis.Redis, prefix: str) -> None:
+    """A code scanned once, then no longer issued and looked up again and again: its state
+    (holding that first scan) keeps the retention, not the not-found lifetime of a day,
+    while a never-issued code's state still gets the day (and keeps getting it)."""
+    rec = recorder(rds, prefix)
+    rec.record(event(1, "alice", NOW))
+    for i in range(2, 18):  # the 16th scan refreshes the retention
+        rec.record(event(i, f"s{i}", NOW + i * M, verdict="not_found"))
+    keys = rec.keys(CODE, "alice", None, None)
+    assert rds.hexists(keys.state, "e1") and rds.pttl(keys.state) > 2 * 86_400_000
+    guess = "0123269" + "4" * 11
+    for i in range(18):
+        rec.record(event(i, f"g{i}", NOW + i * M, code=guess, verdict="not_found"))
+    assert 0 < rds.pttl(rec.keys(guess, None).state) <= 86_400_000
+
+
 def test_a_read_sees_a_first_scan_kept_in_the_state(rds: redis.Redis, prefix: str) -> None:
     """A GET of a code scanned once (its scan still inline) answers as one scanned more:
     the count, the first scan, and the asker's own count when it made that scan."""
