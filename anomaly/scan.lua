@@ -126,7 +126,7 @@ if client_over or (ip_over and not found) then
 end
 local first_ok = not ip_over
 -- What the answer reads of the state (`h`, as HMGET 'n', 'f', 'fc', 'pv', 'gm', 'lg', 'cap',
--- 'oo', 'dr' gives it), the scanner's own entry (`you`) and, for a state this scan made, the
+-- 'oo', 'dr' and INLINE give it), the scanner's own entry (`you`) and, for a state this scan made, the
 -- distinct counts: a recorded scan of an issued code knows them from what it read and
 -- wrote, so it reads nothing back (the reads below are for the other scans).
 local h, you, distinct, idents = nil, nil, nil, nil
@@ -159,9 +159,9 @@ if record then
       if v[12] then
         -- The code's first scan kept in the state (INLINE): its scanner, identity and
         -- history entry move to their own keys now, as that scan would have written them,
-        -- and this scan goes on as usual.
-        -- Merged into what the keys hold, never overwriting it: an older release's script
-        -- (a rolling upgrade, a rollback) may have made them since, not seeing the state's.
+        -- and this scan goes on as usual. Merged into what the keys hold, never
+        -- overwriting it: an older release's script (a rolling upgrade, a rollback) may
+        -- have made them since, not seeing what the state kept.
         local first_entry, t, first_scanner = inline_first(v, 12)
         if t and first_scanner ~= '' then
           if redis.call('HSETNX', K_SCANNERS, first_scanner, t .. ',1') == 0 then
