@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from anomaly.events import ScanEvent, hash_client  # noqa: E402
 from anomaly.rules import RuleConfig  # noqa: E402
-from anomaly.scripts import ScanArgs, ScanKeys, ScanReply, prologue  # noqa: E402
+from anomaly.scripts import ScanArgs, ScanKeys, ScanReply, prologue, scan_script  # noqa: E402
 from anomaly.state import RedisScanStore  # noqa: E402
 
 SECRET = b"bench"
@@ -46,8 +46,8 @@ def store_for(client: redis.Redis, lua: str | None) -> RedisScanStore:
     text = prologue(ScanKeys, ScanArgs, ScanReply) + lua
 
     def register(script: str) -> Any:
-        # The flag script is the working tree's; the scan script is the other revision's.
-        return client.register_script(text if "K_STATE" in script else script)
+        # The scan script is the other revision's; the flag script stays the working tree's.
+        return client.register_script(text if script == scan_script() else script)
 
     return RedisScanStore(client, RuleConfig(), register_script=register)
 
