@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from domain.codes import MAX_INPUT_CHARS, normalize
 from domain.errors import BadInput, DomainError, Unauthorized
@@ -77,13 +77,21 @@ class WxVerifyIn(BaseModel):
     identity_code: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
+def _not_bool(value: Any) -> Any:
+    # A report comes as JSON or as form fields (strings), so its coordinates cannot be
+    # strict floats; pydantic's lax float would still take JSON `false` as 0.0.
+    if isinstance(value, bool):
+        raise ValueError("a coordinate is a number, not true or false")
+    return value
+
+
 class ReportIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     code: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)]
     text: Annotated[str, StringConstraints(max_length=2000)] | None = None
     shop: Annotated[str, StringConstraints(max_length=200)] | None = None
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lng: Annotated[float, Field(ge=-180, le=180)] | None = None
+    lat: Annotated[float, BeforeValidator(_not_bool), Field(ge=-90, le=90)] | None = None
+    lng: Annotated[float, BeforeValidator(_not_bool), Field(ge=-180, le=180)] | None = None
 
 
 def _wx() -> WeChat:

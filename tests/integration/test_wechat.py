@@ -179,6 +179,13 @@ def test_bad_wechat_requests_are_problems(wx_app: Flask) -> None:
         data={"code": "012326100000000001", "photo": (io.BytesIO(b"%PDF-1.4"), "a.jpg")},
     )
     assert bad_photo.status_code == 415 and bad_photo.mimetype == "application/problem+json"
+    # JSON `false` is no coordinate (pydantic's lax float would read it as 0.0; schemathesis
+    # found it). A number is still taken.
+    for where in ({"lat": 0.0, "lng": False}, {"lat": True, "lng": 1}):
+        refused = http.post("/wx/v1/reports", json={"code": "012326100000000001", **where}, headers=auth)
+        assert refused.status_code == 400 and refused.mimetype == "application/problem+json", where
+    taken = {"code": "012326100000000001", "lat": 30, "lng": 120.15}
+    assert http.post("/wx/v1/reports", json=taken, headers=auth).status_code == 201
 
 
 def test_the_mini_program_is_rate_limited_per_session(
